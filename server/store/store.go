@@ -1,0 +1,126 @@
+// Package store defines the metadata storage contract of signet-server: every
+// version of every TUF role of every repository (GUN), written atomically per
+// publish, and a change feed of publishes and deletions.
+//
+// Backends live in sub-packages (postgres, sqlite, memstore) and all pass the
+// conformance suite in storetest. Nothing above this package imports a driver:
+// backends translate driver errors into the sentinels below.
+//
+// The store holds no private keys and applies no TUF rules; validation lives in
+// server/tufrepo. Implementations are safe for concurrent use.
+package store
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+)
+
+var (
+	// ErrNotFound reports that the requested GUN, role, version or checksum is
+	// not stored.
+	ErrNotFound = errors.New("store: not found")
+	// ErrVersionExists reports that an update collided with a stored
+	// (gun, role, version). Nothing of the update was stored.
+	ErrVersionExists = errors.New("store: version already exists")
+	// ErrUnavailable reports that the backing database cannot be reached.
+	ErrUnavailable = errors.New("store: database unavailable")
+)
+
+// VersionConflictError names the role whose version already existed. It
+// matches ErrVersionExists with errors.Is.
+type VersionConflictError struct {
+	GUN     string
+	Role    string
+	Version int64
+}
+
+func (e *VersionConflictError) Error() string {
+	return fmt.Sprintf("store: %s %s version %d already exists", e.GUN, e.Role, e.Version)
+}
+
+// Is makes errors.Is(err, ErrVersionExists) true.
+func (e *VersionConflictError) Is(target error) bool { return target == ErrVersionExists }
+
+// Update is one role version to store. SHA256 is the lower-case hex sha256 of
+// Data, computed by the caller; Expires is the metadata's expiry, kept so the
+// upkeep sweep can find what needs re-signing without parsing every file.
+type Update struct {
+	Role    string
+	Version int64
+	Data    []byte
+	SHA256  string
+	Expires time.Time
+}
+
+// Meta is one stored version of one role.
+type Meta struct {
+	GUN       string
+	Role      string
+	Version   int64
+	Data      []byte
+	SHA256    string
+	Expires   time.Time
+	CreatedAt time.Time
+}
+
+// Change categories of the change feed.
+const (
+	ChangeUpdate   = "update"
+	ChangeDeletion = "deletion"
+)
+
+// Change is one entry of the change feed. For an update, Version and SHA256
+// describe the timestamp stored by that update (0 and "" when the update held
+// no timestamp); for a deletion both are empty.
+type Change struct {
+	ID        int64
+	GUN       string
+	Category  string
+	Version   int64
+	SHA256    string
+	CreatedAt time.Time
+}
+
+// MaxChangesPage bounds a page of the change feed.
+const MaxChangesPage = 1000
+
+// MetaStore stores TUF metadata. All methods are safe for concurrent use,
+// also from several processes sharing one database.
+type MetaStore interface {
+	// UpdateMany stores every update for gun in one transaction and records
+	// one ChangeUpdate entry in the change feed. If any (gun, role, version)
+	// is already stored, nothing is stored and the error is a
+	// *VersionConflictError (errors.Is ErrVersionExists). Concurrent calls
+	// for one GUN serialise.
+	UpdateMany(ctx context.Context, gun string, updates []Update) error
+	// GetCurrent returns the highest stored version of role.
+	GetCurrent(ctx context.Context, gun, role string) (*Meta, error)
+	// GetVersion returns one exact version of role.
+	GetVersion(ctx context.Context, gun, role string, version int64) (*Meta, error)
+	// GetChecksum returns the version of role whose sha256 is checksum (hex).
+	GetChecksum(ctx context.Context, gun, role, checksum string) (*Meta, error)
+	// Delete removes every version of every role of gun and records a
+	// ChangeDeletion entry. It returns ErrNotFound if nothing was stored.
+	Delete(ctx context.Context, gun string) error
+	// Changes returns up to limit (at most MaxChangesPage) entries with
+	// ID > since, oldest first.
+	Changes(ctx context.Context, since int64, limit int) ([]Change, error)
+	// Expiring returns up to limit GUNs whose current version of role
+	// expires before the given time, soonest first.
+	Expiring(ctx context.Context, role string, before time.Time, limit int) ([]string, error)
+	// Ping reports whether the database answers.
+	Ping(ctx context.Context) error
+	// Close releases the store's resources.
+	Close() error
+}
+
+// Watcher is implemented by stores that several processes share. Watch
+// blocks until ctx ends, calling changed(gun) soon after any process stores
+// or deletes metadata of gun, and changed("") whenever notifications may
+// have been missed (for example after a reconnect): the caller must then
+// forget everything it cached.
+type Watcher interface {
+	Watch(ctx context.Context, changed func(gun string)) error
+}
