@@ -1,0 +1,52 @@
+// Package cli holds what the signet binaries share at their composition
+// roots: flags overridden by SIGNET_* environment variables, and loggers.
+// Only cmd/* imports it. Nothing here is safe for concurrent use.
+package cli
+
+import (
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"strings"
+)
+
+// EnvName is the environment variable that sets a flag: SIGNET_ and the
+// flag's name in upper case with dashes as underscores.
+func EnvName(flagName string) string {
+	return "SIGNET_" + strings.ToUpper(strings.ReplaceAll(flagName, "-", "_"))
+}
+
+// Parse sets every flag of fs from its SIGNET_* variable (looked up with
+// getenv) and then from args, so that flags win over the environment and
+// the environment over defaults.
+func Parse(fs *flag.FlagSet, args []string, getenv func(string) string) error {
+	var err error
+	fs.VisitAll(func(f *flag.Flag) {
+		if v := getenv(EnvName(f.Name)); v != "" && err == nil {
+			if e := fs.Set(f.Name, v); e != nil {
+				err = fmt.Errorf("%s: %w", EnvName(f.Name), e)
+			}
+		}
+	})
+	if err != nil {
+		return err
+	}
+	return fs.Parse(args)
+}
+
+// NewLogger returns a JSON or text slog logger at level.
+func NewLogger(w io.Writer, format, level string) (*slog.Logger, error) {
+	var lv slog.Level
+	if err := lv.UnmarshalText([]byte(level)); err != nil {
+		return nil, fmt.Errorf("log level %q: %w", level, err)
+	}
+	opts := &slog.HandlerOptions{Level: lv}
+	switch format {
+	case "json":
+		return slog.New(slog.NewJSONHandler(w, opts)), nil
+	case "text":
+		return slog.New(slog.NewTextHandler(w, opts)), nil
+	}
+	return nil, fmt.Errorf("log format %q: want json or text", format)
+}

@@ -1,0 +1,124 @@
+package server
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"net/http"
+
+	"github.com/signetdev/signet/server/store"
+	"github.com/signetdev/signet/server/tufrepo"
+)
+
+// Error codes the HTTP layer adds to tufrepo's.
+const (
+	codeInvalidGUN      = "INVALID_GUN"
+	codeBadRequest      = "BAD_REQUEST"
+	codeUnsupportedType = "UNSUPPORTED_MEDIA_TYPE"
+	codeTooLarge        = "TOO_LARGE"
+	codeNotFound        = "NOT_FOUND"
+	codeMethod          = "METHOD_NOT_ALLOWED"
+	codeUnauthorized    = "UNAUTHORIZED"
+	codeDenied          = "DENIED"
+	codeUnavailable     = "UNAVAILABLE"
+	codeInternal        = "INTERNAL_ERROR"
+)
+
+// httpError is a refusal decided by the HTTP layer itself.
+type httpError struct {
+	status int
+	code   string
+	msg    string
+}
+
+func (e *httpError) Error() string { return e.msg }
+
+func badRequest(code, msg string) error {
+	return &httpError{status: http.StatusBadRequest, code: code, msg: msg}
+}
+
+func notFound(msg string) error {
+	return &httpError{status: http.StatusNotFound, code: codeNotFound, msg: msg}
+}
+
+// statusOf maps tufrepo's codes to HTTP statuses.
+func statusOf(c tufrepo.Code) int {
+	switch c {
+	case tufrepo.CodeVersionConflict:
+		return http.StatusConflict
+	case tufrepo.CodeNotFound:
+		return http.StatusNotFound
+	case tufrepo.CodeSignerDown, tufrepo.CodeStoreDown:
+		return http.StatusServiceUnavailable
+	}
+	return http.StatusBadRequest
+}
+
+type errorBody struct {
+	Errors []errorItem `json:"errors"`
+}
+
+type errorItem struct {
+	Code    string `json:"code"`
+	Message string `json:"message"`
+	Detail  any    `json:"detail,omitempty"`
+}
+
+// writeError is the one place where errors become HTTP responses. Client
+// mistakes get their own status and message; anything else is a 500 with a
+// generic message, its cause logged with the request ID.
+func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) {
+	var (
+		status int
+		item   errorItem
+		te     *tufrepo.Error
+		he     *httpError
+		mbe    *http.MaxBytesError
+		ae     *AuthError
+	)
+	switch {
+	case errors.As(err, &ae):
+		code := codeDenied
+		if ae.Status == http.StatusUnauthorized {
+			code = codeUnauthorized
+			if ae.Challenge != "" {
+				w.Header().Set("WWW-Authenticate", ae.Challenge)
+			}
+		}
+		status, item = ae.Status, errorItem{Code: code, Message: ae.Msg}
+	case errors.As(err, &he):
+		status, item = he.status, errorItem{Code: he.code, Message: he.msg}
+	case errors.As(err, &te):
+		status, item = statusOf(te.Code), errorItem{Code: string(te.Code), Message: te.Error()}
+		if te.Role != "" {
+			item.Detail = map[string]string{"role": te.Role}
+		}
+	case errors.As(err, &mbe):
+		status, item = http.StatusRequestEntityTooLarge, errorItem{Code: codeTooLarge, Message: "request body is larger than the limit", Detail: map[string]int64{"limit": mbe.Limit}}
+	case errors.Is(err, store.ErrNotFound):
+		status, item = http.StatusNotFound, errorItem{Code: string(tufrepo.CodeNotFound), Message: "metadata not found"}
+	case errors.Is(err, store.ErrUnavailable):
+		status, item = http.StatusServiceUnavailable, errorItem{Code: string(tufrepo.CodeStoreDown), Message: "the database is unavailable"}
+	case errors.Is(err, context.Canceled) && r.Context().Err() != nil:
+		// The client hung up: nobody reads the answer.
+		w.WriteHeader(499)
+		return
+	default:
+		status, item = http.StatusInternalServerError, errorItem{Code: codeInternal, Message: "internal error; the server log has details under this request ID"}
+	}
+	if status >= 500 {
+		s.log.ErrorContext(r.Context(), "request failed", "request_id", requestID(r.Context()), "status", status, "err", err)
+	}
+	writeJSON(w, status, errorBody{Errors: []errorItem{item}})
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	b, err := json.Marshal(v)
+	if err != nil {
+		http.Error(w, "internal error", http.StatusInternalServerError)
+		return
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	_, _ = w.Write(append(b, '\n'))
+}

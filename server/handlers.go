@@ -1,0 +1,426 @@
+package server
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"mime"
+	"mime/multipart"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/distribution/reference"
+	"github.com/go-chi/chi/v5"
+	"github.com/theupdateframework/go-tuf/v2/metadata"
+
+	"github.com/signetdev/signet/server/store"
+	"github.com/signetdev/signet/server/tufrepo"
+)
+
+type gunKey struct{}
+
+func gunOf(r *http.Request) string { return r.Context().Value(gunKey{}).(string) }
+
+// splitGUN splits "/v2/{gun}/_trust/…" (escaped form) into the GUN and the
+// rest of the path, and validates the GUN against the OCI reference grammar
+// (lower case, at most 255 bytes, no "..").
+func splitGUN(escapedPath string) (gun, rest string, err error) {
+	p := strings.TrimPrefix(escapedPath, "/v2/")
+	i := strings.Index(p, "/_trust/")
+	if i < 0 {
+		return "", "", notFound("no such endpoint")
+	}
+	gun, rest = p[:i], p[i:]
+	if err := ValidateGUN(gun); err != nil {
+		return "", "", err
+	}
+	return gun, rest, nil
+}
+
+// ValidateGUN reports whether gun is a repository name as OCI references
+// spell it: registry.example.com/team/app, at most 255 bytes.
+func ValidateGUN(gun string) error {
+	if len(gun) > reference.RepositoryNameTotalLengthMax {
+		return badRequest(codeInvalidGUN, fmt.Sprintf("repository name is longer than %d bytes", reference.RepositoryNameTotalLengthMax))
+	}
+	named, err := reference.WithName(gun)
+	if err != nil || named.Name() != gun {
+		return badRequest(codeInvalidGUN, fmt.Sprintf("%q is not a valid repository name (lower-case OCI name such as registry.example.com/team/app)", gun))
+	}
+	return nil
+}
+
+// fileRef is a parsed metadata file name: {role}.json, {N}.{role}.json or
+// {role}.{sha256}.json.
+type fileRef struct {
+	role     string
+	version  int64  // 0: not by version
+	checksum string // "": not by checksum
+}
+
+func parseFile(escaped string) (fileRef, error) {
+	name, err := url.PathUnescape(escaped)
+	if err != nil {
+		return fileRef{}, badRequest(codeBadRequest, "bad escaping in file name")
+	}
+	base, ok := strings.CutSuffix(name, ".json")
+	if !ok {
+		return fileRef{}, notFound("metadata files end in .json")
+	}
+	var f fileRef
+	if head, tail, ok := strings.Cut(base, "."); ok && isDigits(head) {
+		v, err := strconv.ParseInt(head, 10, 64)
+		if err != nil || v < 1 {
+			return fileRef{}, badRequest(codeBadRequest, "bad version in file name")
+		}
+		f.version, base = v, tail
+	} else if i := strings.LastIndexByte(base, '.'); i > 0 && len(base)-i-1 == 64 && isHex(base[i+1:]) {
+		f.checksum, base = base[i+1:], base[:i]
+	}
+	f.role = base
+	if !isTopLevel(f.role) {
+		if err := tufrepo.ValidateRoleName(f.role); err != nil {
+			return fileRef{}, err
+		}
+	}
+	return f, nil
+}
+
+func isTopLevel(role string) bool {
+	switch role {
+	case metadata.ROOT, metadata.TARGETS, metadata.SNAPSHOT, metadata.TIMESTAMP:
+		return true
+	}
+	return false
+}
+
+func isDigits(s string) bool {
+	for _, c := range s {
+		if c < '0' || c > '9' {
+			return false
+		}
+	}
+	return s != ""
+}
+
+func isHex(s string) bool {
+	for _, c := range s {
+		if !(c >= '0' && c <= '9' || c >= 'a' && c <= 'f') {
+			return false
+		}
+	}
+	return true
+}
+
+// getFile serves metadata files and server public keys.
+func (s *Server) getFile(w http.ResponseWriter, r *http.Request) error {
+	gun, file := gunOf(r), chi.URLParam(r, "*")
+	if role, ok := strings.CutSuffix(file, ".key"); ok {
+		return s.getKey(w, r, gun, role)
+	}
+	if err := s.auth.Authorize(r.Context(), r, gun, ActionPull); err != nil {
+		return err
+	}
+	f, err := parseFile(file)
+	if err != nil {
+		return err
+	}
+	var m *store.Meta
+	switch {
+	case f.version > 0:
+		m, err = s.cache.GetVersion(r.Context(), gun, f.role, f.version)
+	case f.checksum != "":
+		m, err = s.cache.GetChecksum(r.Context(), gun, f.role, f.checksum)
+	case f.role == metadata.TIMESTAMP:
+		m, err = s.timestamp(r.Context(), gun)
+	default:
+		m, err = s.cache.GetCurrent(r.Context(), gun, f.role)
+	}
+	if errors.Is(err, store.ErrNotFound) {
+		// Exactly 404: go-tuf reads only 404 on {N}.root.json as "no newer root".
+		return &httpError{status: http.StatusNotFound, code: string(tufrepo.CodeNotFound), msg: fmt.Sprintf("%s has no %s", gun, file)}
+	}
+	if err != nil {
+		return err
+	}
+	cache := fmt.Sprintf("public, max-age=%d", latestMaxAge)
+	if f.version > 0 || f.checksum != "" {
+		cache = "public, max-age=31536000, immutable"
+	}
+	writeMeta(w, r, m, cache)
+	return nil
+}
+
+// timestamp returns the latest timestamp, re-signing it first once it has
+// reached half of its lifetime. If re-signing fails (signer down), the
+// stored timestamp is served until it expires: clients then see expiry.
+func (s *Server) timestamp(ctx context.Context, gun string) (*store.Meta, error) {
+	m, err := s.cache.GetCurrent(ctx, gun, metadata.TIMESTAMP)
+	if err != nil || !s.repo.NeedsRefresh(m.Expires) {
+		return m, err
+	}
+	_, err, _ = s.refresh.Do(gun, func() (any, error) {
+		ok, err := s.repo.Refresh(context.WithoutCancel(ctx), gun)
+		if ok {
+			s.metrics.refreshes.Inc()
+		}
+		return nil, err
+	})
+	if err != nil {
+		s.log.WarnContext(ctx, "serving timestamp without re-signing", "gun", gun, "expires", m.Expires, "err", err)
+		return m, nil
+	}
+	return s.cache.GetCurrent(ctx, gun, metadata.TIMESTAMP)
+}
+
+func writeMeta(w http.ResponseWriter, r *http.Request, m *store.Meta, cacheControl string) {
+	h := w.Header()
+	etag := `"` + m.SHA256 + `"`
+	h.Set("ETag", etag)
+	h.Set("Cache-Control", cacheControl)
+	h.Set("Content-Type", "application/json")
+	if match := r.Header.Get("If-None-Match"); match != "" && etagMatches(match, etag) {
+		w.WriteHeader(http.StatusNotModified)
+		return
+	}
+	h.Set("Content-Length", strconv.Itoa(len(m.Data)))
+	w.WriteHeader(http.StatusOK)
+	if r.Method != http.MethodHead {
+		_, _ = w.Write(m.Data)
+	}
+}
+
+func etagMatches(header, etag string) bool {
+	for t := range strings.SplitSeq(header, ",") {
+		t = strings.TrimSpace(t)
+		if t == etag || t == "*" {
+			return true
+		}
+	}
+	return false
+}
+
+// getKey returns a server-managed public key as TUF key JSON. Creating the
+// key (the first ask for a GUN) needs push rights; with pull rights only,
+// an existing key is returned.
+func (s *Server) getKey(w http.ResponseWriter, r *http.Request, gun, role string) error {
+	if role != metadata.TIMESTAMP && role != metadata.SNAPSHOT {
+		return notFound("the server holds keys only for timestamp and snapshot")
+	}
+	create := s.auth.Authorize(r.Context(), r, gun, ActionPush) == nil
+	if !create {
+		if err := s.auth.Authorize(r.Context(), r, gun, ActionPull); err != nil {
+			return err
+		}
+	}
+	k, err := s.repo.ServerKey(r.Context(), gun, role, create)
+	if err != nil {
+		return err
+	}
+	w.Header().Set("Cache-Control", "no-store")
+	writeJSON(w, http.StatusOK, k.Public)
+	return nil
+}
+
+// rotateKey makes a new server key for the role in POST …/{role}.key.
+func (s *Server) rotateKey(w http.ResponseWriter, r *http.Request) error {
+	gun := gunOf(r)
+	role, ok := strings.CutSuffix(chi.URLParam(r, "*"), ".key")
+	if !ok {
+		return &httpError{status: http.StatusMethodNotAllowed, code: codeMethod, msg: "only server keys (…/{role}.key) can be rotated with POST"}
+	}
+	if role != metadata.TIMESTAMP && role != metadata.SNAPSHOT {
+		return notFound("the server holds keys only for timestamp and snapshot")
+	}
+	if err := s.auth.Authorize(r.Context(), r, gun, ActionAdmin); err != nil {
+		return err
+	}
+	k, err := s.repo.RotateKey(r.Context(), gun, role)
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, k.Public)
+	return nil
+}
+
+// publish takes a multipart/form-data upload, one part per role, each named
+// "files" with the role name as its filename.
+func (s *Server) publish(w http.ResponseWriter, r *http.Request) error {
+	gun := gunOf(r)
+	if err := s.auth.Authorize(r.Context(), r, gun, ActionPush); err != nil {
+		return err
+	}
+	files, err := s.readUpload(w, r)
+	if err != nil {
+		return err
+	}
+	res, err := s.repo.Publish(r.Context(), gun, files)
+	if err != nil {
+		var te *tufrepo.Error
+		if errors.As(err, &te) {
+			s.metrics.publishes.WithLabelValues(string(te.Code)).Inc()
+		}
+		return err
+	}
+	s.metrics.publishes.WithLabelValues("accepted").Inc()
+	writeJSON(w, http.StatusOK, map[string]any{"gun": gun, "versions": res.Versions})
+	return nil
+}
+
+func (s *Server) readUpload(w http.ResponseWriter, r *http.Request) (map[string][]byte, error) {
+	mt, params, err := mime.ParseMediaType(r.Header.Get("Content-Type"))
+	if err != nil || mt != "multipart/form-data" || params["boundary"] == "" {
+		return nil, &httpError{status: http.StatusUnsupportedMediaType, code: codeUnsupportedType,
+			msg: "publish with multipart/form-data: one part per role, named \"files\", with the role name as its filename"}
+	}
+	mr := multipart.NewReader(http.MaxBytesReader(w, r.Body, s.limits.MaxBody), params["boundary"])
+	files := map[string][]byte{}
+	for {
+		part, err := mr.NextRawPart()
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		if err != nil {
+			return nil, uploadErr(err)
+		}
+		role, err := partRole(part)
+		if err != nil {
+			return nil, err
+		}
+		if _, dup := files[role]; dup {
+			return nil, badRequest(codeBadRequest, fmt.Sprintf("role %s is uploaded twice", role))
+		}
+		limit := s.roleLimit(role)
+		data, err := io.ReadAll(io.LimitReader(part, limit+1))
+		if err != nil {
+			return nil, uploadErr(err)
+		}
+		if int64(len(data)) > limit {
+			return nil, &httpError{status: http.StatusRequestEntityTooLarge, code: codeTooLarge, msg: fmt.Sprintf("%s is larger than its limit of %d bytes", role, limit)}
+		}
+		files[role] = data
+	}
+	if len(files) == 0 {
+		return nil, badRequest(codeBadRequest, "the upload holds no metadata")
+	}
+	return files, nil
+}
+
+func uploadErr(err error) error {
+	var mbe *http.MaxBytesError
+	if errors.As(err, &mbe) {
+		return err
+	}
+	return badRequest(codeBadRequest, "malformed multipart body: "+err.Error())
+}
+
+// partRole reads the role name from the part's Content-Disposition. It
+// does not use Part.FileName, which drops everything before the last "/"
+// (delegated role names contain "/").
+func partRole(p *multipart.Part) (string, error) {
+	disp, params, err := mime.ParseMediaType(p.Header.Get("Content-Disposition"))
+	if err != nil || disp != "form-data" || params["name"] != "files" || params["filename"] == "" {
+		return "", badRequest(codeBadRequest, `every part must be form-data named "files" with the role name as its filename`)
+	}
+	role := strings.TrimSuffix(params["filename"], ".json")
+	if !isTopLevel(role) {
+		if err := tufrepo.ValidateRoleName(role); err != nil {
+			return "", err
+		}
+	}
+	return role, nil
+}
+
+func (s *Server) roleLimit(role string) int64 {
+	switch role {
+	case metadata.ROOT:
+		return s.limits.RootMax
+	case metadata.SNAPSHOT:
+		return s.limits.SnapshotMax
+	}
+	return s.limits.TargetsMax
+}
+
+// deleteRepo removes a repository's trust data.
+func (s *Server) deleteRepo(w http.ResponseWriter, r *http.Request) error {
+	gun := gunOf(r)
+	if err := s.auth.Authorize(r.Context(), r, gun, ActionAdmin); err != nil {
+		return err
+	}
+	if err := s.repo.Delete(r.Context(), gun); err != nil {
+		return err
+	}
+	w.WriteHeader(http.StatusNoContent)
+	return nil
+}
+
+type changeJSON struct {
+	ID        int64     `json:"id"`
+	GUN       string    `json:"gun"`
+	Category  string    `json:"category"`
+	Version   int64     `json:"version,omitempty"`
+	SHA256    string    `json:"sha256,omitempty"`
+	CreatedAt time.Time `json:"created_at"`
+}
+
+// changefeed pages through publishes and deletions:
+// GET /v2/_trust/changefeed?since=ID&limit=N.
+func (s *Server) changefeed(w http.ResponseWriter, r *http.Request) error {
+	if err := s.auth.Authorize(r.Context(), r, "", ActionAdmin); err != nil {
+		return err
+	}
+	q := r.URL.Query()
+	since, err := intParam(q.Get("since"), 0)
+	if err != nil || since < 0 {
+		return badRequest(codeBadRequest, "since must be a change ID (a non-negative integer)")
+	}
+	limit, err := intParam(q.Get("limit"), 100)
+	if err != nil || limit < 1 || limit > store.MaxChangesPage {
+		return badRequest(codeBadRequest, fmt.Sprintf("limit must be between 1 and %d", store.MaxChangesPage))
+	}
+	changes, err := s.cache.Changes(r.Context(), since, int(limit))
+	if err != nil {
+		return err
+	}
+	out := make([]changeJSON, len(changes))
+	next := since
+	for i, c := range changes {
+		out[i] = changeJSON{ID: c.ID, GUN: c.GUN, Category: c.Category, Version: c.Version, SHA256: c.SHA256, CreatedAt: c.CreatedAt}
+		next = c.ID
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"count": len(out), "records": out, "next": next})
+	return nil
+}
+
+func intParam(v string, def int64) (int64, error) {
+	if v == "" {
+		return def, nil
+	}
+	return strconv.ParseInt(v, 10, 64)
+}
+
+func (s *Server) healthz(w http.ResponseWriter, _ *http.Request) {
+	writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
+}
+
+// readyz answers 200 only while the database and the signer answer.
+func (s *Server) readyz(w http.ResponseWriter, r *http.Request) {
+	ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
+	defer cancel()
+	checks := map[string]string{"database": "ok", "signer": "ok"}
+	status := http.StatusOK
+	if err := s.cache.Ping(ctx); err != nil {
+		checks["database"], status = "unavailable", http.StatusServiceUnavailable
+		s.log.WarnContext(ctx, "not ready: database", "err", err)
+	}
+	if err := s.signer.Ping(ctx); err != nil {
+		checks["signer"], status = "unavailable", http.StatusServiceUnavailable
+		s.log.WarnContext(ctx, "not ready: signer", "err", err)
+	}
+	writeJSON(w, status, checks)
+}
+

@@ -1,0 +1,286 @@
+// Package metacache keeps signet-server's hot read path off the database:
+// it caches, per repository, the latest version of each role and any exact
+// versions asked for, and forgets a repository as soon as anything of it is
+// written (by this process, or, through store.Watcher, by any replica).
+//
+// Latest entries of a store shared between processes are also trusted for at
+// most a short TTL, so a replica serves another replica's new timestamp
+// within that TTL even if a notification is lost. Memory is bounded: whole
+// repositories are evicted least recently used first.
+//
+// The Meta values returned are shared: callers must not modify them. A
+// Cache is safe for concurrent use. It imports no driver and applies no TUF
+// rules.
+package metacache
+
+import (
+	"container/list"
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"golang.org/x/sync/singleflight"
+
+	"github.com/signetdev/signet/server/store"
+)
+
+// Defaults.
+const (
+	DefaultSharedTTL = 500 * time.Millisecond
+	DefaultMaxBytes  = 256 << 20
+)
+
+// Cache is a read-through cache in front of a store.MetaStore. Its writes go
+// to the store and invalidate the repository they touch.
+type Cache struct {
+	store.MetaStore
+	ttl      time.Duration
+	maxBytes int64
+	now      func() time.Time
+
+	group singleflight.Group
+
+	mu    sync.Mutex
+	gen   uint64 // bumped on every invalidation
+	guns  map[string]*list.Element
+	lru   *list.List // of *gunEntry, most recent first
+	bytes int64
+
+	hits, misses atomic.Uint64
+}
+
+type entry struct {
+	meta    *store.Meta // nil: known not to exist
+	fetched time.Time
+}
+
+type verKey struct {
+	role    string
+	version int64
+}
+
+type gunEntry struct {
+	gun      string
+	latest   map[string]entry
+	versions map[verKey]entry
+	bytes    int64
+}
+
+// Option configures a Cache.
+type Option func(*Cache)
+
+// WithTTL sets how long a latest entry is trusted without a write in this
+// process; 0 trusts it until invalidated. New sets DefaultSharedTTL for
+// stores that implement store.Watcher and 0 for others.
+func WithTTL(d time.Duration) Option { return func(c *Cache) { c.ttl = d } }
+
+// WithMaxBytes bounds the cached metadata bytes.
+func WithMaxBytes(n int64) Option { return func(c *Cache) { c.maxBytes = n } }
+
+// WithClock sets the clock used for TTLs.
+func WithClock(now func() time.Time) Option { return func(c *Cache) { c.now = now } }
+
+// New returns a cache in front of st.
+func New(st store.MetaStore, opts ...Option) *Cache {
+	c := &Cache{MetaStore: st, maxBytes: DefaultMaxBytes, now: time.Now, guns: map[string]*list.Element{}, lru: list.New()}
+	if _, shared := st.(store.Watcher); shared {
+		c.ttl = DefaultSharedTTL
+	}
+	for _, o := range opts {
+		o(c)
+	}
+	return c
+}
+
+// Stats reports cache hits and misses since start.
+func (c *Cache) Stats() (hits, misses uint64) { return c.hits.Load(), c.misses.Load() }
+
+// Run follows the store's change notifications until ctx ends, if the store
+// is shared; otherwise it returns at once.
+func (c *Cache) Run(ctx context.Context) error {
+	w, ok := c.MetaStore.(store.Watcher)
+	if !ok {
+		return nil
+	}
+	return w.Watch(ctx, func(gun string) {
+		if gun == "" {
+			c.InvalidateAll()
+			return
+		}
+		c.Invalidate(gun)
+	})
+}
+
+// Invalidate forgets everything cached for gun.
+func (c *Cache) Invalidate(gun string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.gen++
+	if el, ok := c.guns[gun]; ok {
+		c.removeLocked(el)
+	}
+}
+
+// InvalidateAll forgets everything.
+func (c *Cache) InvalidateAll() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.gen++
+	c.guns = map[string]*list.Element{}
+	c.lru.Init()
+	c.bytes = 0
+}
+
+// GetCurrent returns the latest version of role, from memory when fresh.
+func (c *Cache) GetCurrent(ctx context.Context, gun, role string) (*store.Meta, error) {
+	return c.get(ctx, gun, verKey{role: role}, func(ctx context.Context) (*store.Meta, error) {
+		return c.MetaStore.GetCurrent(ctx, gun, role)
+	})
+}
+
+// GetVersion returns one exact version of role, from memory when cached.
+func (c *Cache) GetVersion(ctx context.Context, gun, role string, version int64) (*store.Meta, error) {
+	return c.get(ctx, gun, verKey{role: role, version: version}, func(ctx context.Context) (*store.Meta, error) {
+		return c.MetaStore.GetVersion(ctx, gun, role, version)
+	})
+}
+
+// UpdateMany writes through and invalidates gun.
+func (c *Cache) UpdateMany(ctx context.Context, gun string, updates []store.Update) error {
+	defer c.Invalidate(gun)
+	return c.MetaStore.UpdateMany(ctx, gun, updates)
+}
+
+// Delete writes through and invalidates gun.
+func (c *Cache) Delete(ctx context.Context, gun string) error {
+	defer c.Invalidate(gun)
+	return c.MetaStore.Delete(ctx, gun)
+}
+
+// Direct returns a view whose reads bypass the cache and whose writes still
+// invalidate it: for code that must decide on the latest stored state.
+func (c *Cache) Direct() store.MetaStore { return direct{c} }
+
+type direct struct{ c *Cache }
+
+func (d direct) UpdateMany(ctx context.Context, gun string, u []store.Update) error {
+	return d.c.UpdateMany(ctx, gun, u)
+}
+func (d direct) Delete(ctx context.Context, gun string) error { return d.c.Delete(ctx, gun) }
+func (d direct) GetCurrent(ctx context.Context, gun, role string) (*store.Meta, error) {
+	return d.c.MetaStore.GetCurrent(ctx, gun, role)
+}
+func (d direct) GetVersion(ctx context.Context, gun, role string, v int64) (*store.Meta, error) {
+	return d.c.MetaStore.GetVersion(ctx, gun, role, v)
+}
+func (d direct) GetChecksum(ctx context.Context, gun, role, sum string) (*store.Meta, error) {
+	return d.c.MetaStore.GetChecksum(ctx, gun, role, sum)
+}
+func (d direct) Changes(ctx context.Context, since int64, limit int) ([]store.Change, error) {
+	return d.c.MetaStore.Changes(ctx, since, limit)
+}
+func (d direct) Expiring(ctx context.Context, role string, before time.Time, limit int) ([]string, error) {
+	return d.c.MetaStore.Expiring(ctx, role, before, limit)
+}
+func (d direct) Ping(ctx context.Context) error { return d.c.MetaStore.Ping(ctx) }
+func (d direct) Close() error                   { return d.c.MetaStore.Close() }
+
+func (c *Cache) get(ctx context.Context, gun string, k verKey, fetch func(context.Context) (*store.Meta, error)) (*store.Meta, error) {
+	if e, ok := c.lookup(gun, k); ok {
+		c.hits.Add(1)
+		if e.meta == nil {
+			return nil, fmt.Errorf("metacache: %s/%s v%d: %w", gun, k.role, k.version, store.ErrNotFound)
+		}
+		return e.meta, nil
+	}
+	c.misses.Add(1)
+	sfKey := fmt.Sprintf("%s\x00%s\x00%d", gun, k.role, k.version)
+	v, err, _ := c.group.Do(sfKey, func() (any, error) {
+		c.mu.Lock()
+		gen := c.gen
+		c.mu.Unlock()
+		// Detached from one caller's cancellation: the result serves all
+		// waiters. The store applies its own timeouts.
+		m, err := fetch(context.WithoutCancel(ctx))
+		if err != nil && !errors.Is(err, store.ErrNotFound) {
+			return nil, err
+		}
+		c.insert(gun, k, m, gen)
+		return m, err
+	})
+	if err != nil {
+		return nil, err
+	}
+	return v.(*store.Meta), nil
+}
+
+func (c *Cache) lookup(gun string, k verKey) (entry, bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	el, ok := c.guns[gun]
+	if !ok {
+		return entry{}, false
+	}
+	g := el.Value.(*gunEntry)
+	var e entry
+	if k.version == 0 {
+		e, ok = g.latest[k.role]
+	} else {
+		e, ok = g.versions[k]
+		if ok && e.meta != nil {
+			c.lru.MoveToFront(el)
+			return e, true // an existing version never changes until invalidated
+		}
+	}
+	if !ok || (c.ttl > 0 && c.now().Sub(e.fetched) > c.ttl) {
+		return entry{}, false
+	}
+	c.lru.MoveToFront(el)
+	return e, true
+}
+
+func (c *Cache) insert(gun string, k verKey, m *store.Meta, gen uint64) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if gen != c.gen {
+		return // invalidated while fetching: the result may be stale
+	}
+	el, ok := c.guns[gun]
+	if !ok {
+		el = c.lru.PushFront(&gunEntry{gun: gun, latest: map[string]entry{}, versions: map[verKey]entry{}})
+		c.guns[gun] = el
+	}
+	g := el.Value.(*gunEntry)
+	e := entry{meta: m, fetched: c.now()}
+	size := int64(64)
+	if m != nil {
+		size += int64(len(m.Data))
+	}
+	if k.version == 0 {
+		if old, ok := g.latest[k.role]; ok && old.meta != nil {
+			g.bytes -= int64(len(old.meta.Data))
+			c.bytes -= int64(len(old.meta.Data))
+		}
+		g.latest[k.role] = e
+		if m != nil {
+			g.versions[verKey{role: k.role, version: m.Version}] = e // shares Data
+		}
+	} else {
+		g.versions[k] = e
+	}
+	g.bytes += size
+	c.bytes += size
+	for c.bytes > c.maxBytes && c.lru.Len() > 1 {
+		c.removeLocked(c.lru.Back())
+	}
+}
+
+func (c *Cache) removeLocked(el *list.Element) {
+	g := el.Value.(*gunEntry)
+	c.lru.Remove(el)
+	delete(c.guns, g.gun)
+	c.bytes -= g.bytes
+}

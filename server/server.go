@@ -1,0 +1,239 @@
+// Package server is signet-server's HTTP API: the chi route table, handlers,
+// middleware, error mapping and metrics. It serves and accepts standard TUF
+// 1.0 metadata under Notary-style paths (/v2/{gun}/_trust/tuf/…).
+//
+// Handlers parse and bound the request, then call tufrepo (TUF rules) or the
+// store through metacache (reads). This package holds no SQL, no TUF rules
+// and no private keys. A Server is safe for concurrent use.
+package server
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"net/http"
+	"time"
+
+	"github.com/go-chi/chi/v5"
+	"github.com/prometheus/client_golang/prometheus"
+	"golang.org/x/sync/singleflight"
+
+	"github.com/signetdev/signet/server/metacache"
+	"github.com/signetdev/signet/server/store"
+	"github.com/signetdev/signet/server/tufrepo"
+	"github.com/signetdev/signet/signer"
+)
+
+// Defaults for limits and upkeep.
+const (
+	DefaultMaxBody       = 16 << 20
+	DefaultRootMax       = 512_000 // go-tuf's updater defaults
+	DefaultSnapshotMax   = 2_000_000
+	DefaultTargetsMax    = 5_000_000
+	DefaultSweepInterval = time.Minute
+	DefaultRequestTimout = 30 * time.Second
+	latestMaxAge         = 10 // seconds clients and proxies may reuse timestamp.json and {role}.json
+)
+
+// Limits bound what a publish may upload.
+type Limits struct {
+	MaxBody     int64 // whole request body
+	RootMax     int64
+	SnapshotMax int64
+	TargetsMax  int64 // targets and each delegated role
+}
+
+// Server serves the HTTP API.
+type Server struct {
+	repo    *tufrepo.Repo
+	cache   *metacache.Cache
+	signer  signer.Service
+	auth    Authorizer
+	log     *slog.Logger
+	limits  Limits
+	metrics *metrics
+	sweep   time.Duration
+	timeout time.Duration
+	refresh singleflight.Group
+}
+
+type options struct {
+	log       *slog.Logger
+	auth      Authorizer
+	limits    Limits
+	registry  *prometheus.Registry
+	sweep     time.Duration
+	timeout   time.Duration
+	repoOpts  []tufrepo.Option
+	cacheOpts []metacache.Option
+}
+
+// Option configures a Server.
+type Option func(*options)
+
+// WithLogger sets the logger.
+func WithLogger(l *slog.Logger) Option { return func(o *options) { o.log = l } }
+
+// WithAuthorizer sets who may do what; the default allows everything.
+func WithAuthorizer(a Authorizer) Option { return func(o *options) { o.auth = a } }
+
+// WithLimits sets upload limits; zero fields keep their defaults.
+func WithLimits(l Limits) Option { return func(o *options) { o.limits = l } }
+
+// WithRegistry sets the Prometheus registry metrics are registered in.
+func WithRegistry(r *prometheus.Registry) Option { return func(o *options) { o.registry = r } }
+
+// WithSweepInterval sets how often Run looks for timestamps to re-sign
+// (0 disables the sweep; reads still re-sign lazily).
+func WithSweepInterval(d time.Duration) Option { return func(o *options) { o.sweep = d } }
+
+// WithRepoOptions passes options to the TUF layer (clock, lifetimes, …).
+func WithRepoOptions(opts ...tufrepo.Option) Option {
+	return func(o *options) { o.repoOpts = append(o.repoOpts, opts...) }
+}
+
+// WithCacheOptions passes options to the read cache.
+func WithCacheOptions(opts ...metacache.Option) Option {
+	return func(o *options) { o.cacheOpts = append(o.cacheOpts, opts...) }
+}
+
+// New returns a Server over st and sg.
+func New(st store.MetaStore, sg signer.Service, opts ...Option) *Server {
+	o := options{
+		log:     slog.New(slog.DiscardHandler),
+		auth:    AllowAll{},
+		sweep:   DefaultSweepInterval,
+		timeout: DefaultRequestTimout,
+	}
+	for _, opt := range opts {
+		opt(&o)
+	}
+	o.limits = withDefaults(o.limits)
+	if o.registry == nil {
+		o.registry = prometheus.NewRegistry()
+	}
+	log := o.log.With("component", "server")
+	cache := metacache.New(st, o.cacheOpts...)
+	repo := tufrepo.New(cache.Direct(), sg, append([]tufrepo.Option{tufrepo.WithLogger(o.log)}, o.repoOpts...)...)
+	return &Server{
+		repo:    repo,
+		cache:   cache,
+		signer:  sg,
+		auth:    o.auth,
+		log:     log,
+		limits:  o.limits,
+		metrics: newMetrics(o.registry, cache.Stats),
+		sweep:   o.sweep,
+		timeout: o.timeout,
+	}
+}
+
+func withDefaults(l Limits) Limits {
+	def := func(v *int64, d int64) {
+		if *v <= 0 {
+			*v = d
+		}
+	}
+	def(&l.MaxBody, DefaultMaxBody)
+	def(&l.RootMax, DefaultRootMax)
+	def(&l.SnapshotMax, DefaultSnapshotMax)
+	def(&l.TargetsMax, DefaultTargetsMax)
+	return l
+}
+
+// Handler returns the whole route table.
+func (s *Server) Handler() http.Handler {
+	r := chi.NewRouter()
+	r.Use(withRequestID, s.observe)
+	r.Get("/healthz", s.healthz)
+	r.Get("/readyz", s.readyz)
+	r.Method(http.MethodGet, "/metrics", s.metrics.handler())
+
+	r.Group(func(r chi.Router) {
+		r.Use(s.withTimeout)
+		r.Get("/v2/_trust/changefeed", s.handle(s.changefeed))
+		r.Handle("/v2/*", s.repoRoutes())
+	})
+	r.NotFound(s.handle(func(http.ResponseWriter, *http.Request) error { return notFound("no such endpoint") }))
+	r.MethodNotAllowed(s.handle(func(http.ResponseWriter, *http.Request) error {
+		return &httpError{status: http.StatusMethodNotAllowed, code: codeMethod, msg: "method not allowed"}
+	}))
+	return r
+}
+
+// repoRoutes serves /v2/{gun}/_trust/…: it takes the GUN (which has
+// slashes) off the path, then routes the rest.
+func (s *Server) repoRoutes() http.Handler {
+	t := chi.NewRouter()
+	t.Get("/_trust/tuf/*", s.handle(s.getFile))
+	t.Head("/_trust/tuf/*", s.handle(s.getFile))
+	t.Post("/_trust/tuf/*", s.handle(s.rotateKey))
+	t.Post("/_trust/tuf/", s.handle(s.publish))
+	t.Delete("/_trust/tuf/", s.handle(s.deleteRepo))
+	t.NotFound(s.handle(func(http.ResponseWriter, *http.Request) error { return notFound("no such endpoint") }))
+	t.MethodNotAllowed(s.handle(func(http.ResponseWriter, *http.Request) error {
+		return &httpError{status: http.StatusMethodNotAllowed, code: codeMethod, msg: "method not allowed"}
+	}))
+	return s.handle(func(w http.ResponseWriter, r *http.Request) error {
+		gun, rest, err := splitGUN(r.URL.EscapedPath())
+		if err != nil {
+			return err
+		}
+		chi.RouteContext(r.Context()).RoutePath = rest
+		t.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), gunKey{}, gun)))
+		return nil
+	})
+}
+
+func (s *Server) withTimeout(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		ctx, cancel := context.WithTimeout(r.Context(), s.timeout)
+		defer cancel()
+		next.ServeHTTP(w, r.WithContext(ctx))
+	})
+}
+
+// handle adapts a handler that returns an error.
+func (s *Server) handle(h func(http.ResponseWriter, *http.Request) error) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		if err := h(w, r); err != nil {
+			s.writeError(w, r, err)
+		}
+	}
+}
+
+// Run does the background work until ctx ends: it follows other replicas'
+// writes (shared stores) and re-signs timestamps at half-life.
+func (s *Server) Run(ctx context.Context) error {
+	errc := make(chan error, 1)
+	go func() { errc <- s.cache.Run(ctx) }()
+	if s.sweep > 0 {
+		t := time.NewTicker(s.sweep)
+		defer t.Stop()
+		for {
+			s.sweepOnce(ctx)
+			select {
+			case <-ctx.Done():
+				return waitRun(errc)
+			case <-t.C:
+			}
+		}
+	}
+	<-ctx.Done()
+	return waitRun(errc)
+}
+
+func waitRun(errc chan error) error {
+	if err := <-errc; err != nil && !errors.Is(err, context.Canceled) {
+		return err
+	}
+	return nil
+}
+
+func (s *Server) sweepOnce(ctx context.Context) {
+	n, err := s.repo.Sweep(ctx, 500)
+	s.metrics.refreshes.Add(float64(n))
+	if err != nil && ctx.Err() == nil {
+		s.log.WarnContext(ctx, "sweep incomplete", "refreshed", n, "err", err)
+	}
+}

@@ -1,0 +1,425 @@
+package tufrepo
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/theupdateframework/go-tuf/v2/metadata"
+	"github.com/theupdateframework/go-tuf/v2/metadata/trustedmetadata"
+
+	"github.com/signetdev/signet/server/store"
+)
+
+// Result describes a stored publish.
+type Result struct {
+	// Versions maps every stored role (uploaded and server-made) to its new
+	// version.
+	Versions map[string]int64
+}
+
+// Publish validates files (role name → the exact uploaded bytes) against the
+// current state of gun and, if every TUF rule holds, stores them together
+// with a new server-made snapshot (when the root names the server's snapshot
+// key) and a new timestamp, in one store transaction. A refused publish
+// stores nothing; the error is an *Error with a Code.
+//
+// Validation runs against a fresh read of the store and the write is
+// decided by the store's version guard, so publishes from any number of
+// replicas are safe: a publish that loses a race for a server-made version is
+// validated again against the new state (its own roles may still be newer),
+// and refused with CodeVersionConflict if they no longer are.
+func (r *Repo) Publish(ctx context.Context, gun string, files map[string][]byte) (*Result, error) {
+	if len(files) == 0 {
+		return nil, refuse(CodeMissingRole, "", "nothing to publish")
+	}
+	var lastErr error
+	for range maxPublishAttempts {
+		p, err := r.prepare(ctx, gun, files)
+		if err != nil {
+			return nil, err
+		}
+		err = r.store.UpdateMany(ctx, gun, p.updates)
+		if err == nil {
+			r.log.InfoContext(ctx, "published", "gun", gun, "versions", p.result.Versions)
+			return p.result, nil
+		}
+		if !errors.Is(err, store.ErrVersionExists) {
+			return nil, storeErr(fmt.Errorf("tufrepo: publish %s: %w", gun, err))
+		}
+		lastErr = err
+	}
+	return nil, &Error{Code: CodeVersionConflict, Msg: "concurrent publishes to this repository kept conflicting; fetch the latest metadata and retry", Err: lastErr}
+}
+
+type prepared struct {
+	updates []store.Update
+	result  *Result
+}
+
+// uploads are the parsed files of one publish.
+type uploads struct {
+	raw      map[string][]byte
+	root     *metadata.Metadata[metadata.RootType]
+	snapshot *metadata.Metadata[metadata.SnapshotType]
+	targets  map[string]*metadata.Metadata[metadata.TargetsType] // "targets" and delegated roles
+}
+
+func parseUploads(files map[string][]byte) (*uploads, error) {
+	u := &uploads{raw: files, targets: map[string]*metadata.Metadata[metadata.TargetsType]{}}
+	for name, data := range files {
+		var err error
+		switch name {
+		case metadata.TIMESTAMP:
+			return nil, refuse(CodeUnknownRole, name, "timestamp is made and signed by the server; do not upload it")
+		case metadata.ROOT:
+			u.root, err = metadata.Root().FromBytes(data)
+		case metadata.SNAPSHOT:
+			u.snapshot, err = metadata.Snapshot().FromBytes(data)
+		default:
+			if err := ValidateRoleName(name); err != nil {
+				return nil, err
+			}
+			u.targets[name], err = metadata.Targets().FromBytes(data)
+		}
+		if err != nil {
+			return nil, &Error{Code: CodeMalformed, Role: name, Msg: "not valid TUF " + kindOf(name) + " metadata: " + err.Error(), Err: err}
+		}
+	}
+	return u, nil
+}
+
+func kindOf(role string) string {
+	switch role {
+	case metadata.ROOT, metadata.SNAPSHOT, metadata.TIMESTAMP:
+		return role
+	}
+	return metadata.TARGETS
+}
+
+// ValidateRoleName accepts "targets" and delegated role names: 1–255 bytes
+// of [A-Za-z0-9._-] in non-empty, non-dot segments separated by "/", not
+// starting with digits and a dot ("1.x" would read as version 1 of "x").
+func ValidateRoleName(name string) error {
+	if name == metadata.TARGETS {
+		return nil
+	}
+	if name == "" || len(name) > 255 || slices.Contains(metadata.TOP_LEVEL_ROLE_NAMES[:], name) {
+		return refuse(CodeUnknownRole, name, "not a valid role name")
+	}
+	if head, _, ok := strings.Cut(name, "."); ok && strings.Trim(head, "0123456789") == "" {
+		return refuse(CodeUnknownRole, name, "a role name must not start with a number and a dot (it would read as a version)")
+	}
+	for seg := range strings.SplitSeq(name, "/") {
+		if seg == "" || seg == "." || seg == ".." {
+			return refuse(CodeUnknownRole, name, "not a valid role name")
+		}
+		for _, c := range seg {
+			if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '.' || c == '_' || c == '-') {
+				return refuse(CodeUnknownRole, name, "not a valid role name: %q is not allowed", c)
+			}
+		}
+	}
+	return nil
+}
+
+// state reads the stored side of a publish lazily, at most once per role.
+type state struct {
+	ctx     context.Context
+	st      store.MetaStore
+	gun     string
+	up      *uploads
+	stored  map[string]*store.Meta                              // nil value: not stored
+	targets map[string]*metadata.Metadata[metadata.TargetsType] // parsed stored targets-type roles
+}
+
+func (s *state) current(role string) (*store.Meta, error) {
+	if m, ok := s.stored[role]; ok {
+		return m, nil
+	}
+	m, err := s.st.GetCurrent(s.ctx, s.gun, role)
+	if errors.Is(err, store.ErrNotFound) {
+		m, err = nil, nil
+	}
+	if err != nil {
+		return nil, storeErr(fmt.Errorf("tufrepo: read %s/%s: %w", s.gun, role, err))
+	}
+	s.stored[role] = m
+	return m, nil
+}
+
+// storedTargets returns the stored, already validated version of a
+// targets-type role, or nil.
+func (s *state) storedTargets(role string) (*metadata.Metadata[metadata.TargetsType], error) {
+	if m, ok := s.targets[role]; ok {
+		return m, nil
+	}
+	cur, err := s.current(role)
+	if err != nil || cur == nil {
+		return nil, err
+	}
+	m, err := metadata.Targets().FromBytes(cur.Data)
+	if err != nil {
+		return nil, fmt.Errorf("tufrepo: stored %s/%s v%d does not parse: %w", s.gun, role, cur.Version, err)
+	}
+	s.targets[role] = m
+	return m, nil
+}
+
+// effective returns the uploaded version of a role if any, else the stored.
+func (s *state) effective(role string) (*metadata.Metadata[metadata.TargetsType], error) {
+	if m, ok := s.up.targets[role]; ok {
+		return m, nil
+	}
+	return s.storedTargets(role)
+}
+
+func (s *state) storedVersion(role string) (int64, error) {
+	cur, err := s.current(role)
+	if err != nil || cur == nil {
+		return 0, err
+	}
+	return cur.Version, nil
+}
+
+func (r *Repo) prepare(ctx context.Context, gun string, files map[string][]byte) (*prepared, error) {
+	now := r.now().UTC()
+	up, err := parseUploads(files)
+	if err != nil {
+		return nil, err
+	}
+	s := &state{ctx: ctx, st: r.store, gun: gun, up: up, stored: map[string]*store.Meta{}, targets: map[string]*metadata.Metadata[metadata.TargetsType]{}}
+
+	trusted, err := r.trustRoot(s, now)
+	if err != nil {
+		return nil, err
+	}
+	root := trusted.Root
+	keys, err := r.signer.ListKeys(ctx, gun)
+	if err != nil {
+		return nil, signerErr(fmt.Errorf("tufrepo: list server keys of %s: %w", gun, err))
+	}
+	tsKeys, ok := signingKeys(&root.Signed, keys, metadata.TIMESTAMP)
+	if !ok {
+		return nil, refuse(CodeServerKey, metadata.ROOT, "root does not name the server's timestamp key (threshold %d); fetch it with GET /v2/%s/_trust/tuf/timestamp.key and list it under roles.timestamp", root.Signed.Roles[metadata.TIMESTAMP].Threshold, gun)
+	}
+	snapKeys, serverSnapshot := signingKeys(&root.Signed, keys, metadata.SNAPSHOT)
+
+	verify, err := r.planTargets(s, root)
+	if err != nil {
+		return nil, err
+	}
+
+	res := &Result{Versions: map[string]int64{}}
+	var updates []store.Update
+	if up.root != nil {
+		updates = append(updates, update(metadata.ROOT, up.root.Signed.Version, up.root.Signed.Expires, files[metadata.ROOT]))
+	}
+	for name, m := range up.targets {
+		updates = append(updates, update(name, m.Signed.Version, m.Signed.Expires, files[name]))
+	}
+
+	oldSnap, err := s.current(metadata.SNAPSHOT)
+	if err != nil {
+		return nil, err
+	}
+	var snapBytes []byte
+	switch {
+	case serverSnapshot && up.snapshot != nil:
+		return nil, refuse(CodeInvalid, metadata.SNAPSHOT, "snapshot is managed by the server for this repository (root names the server's snapshot key); do not upload it")
+	case serverSnapshot:
+		snap, err := r.nextSnapshot(oldSnap, up, now)
+		if err != nil {
+			return nil, err
+		}
+		if snapBytes, err = sign(ctx, r.signer, gun, metadata.SNAPSHOT, snap, snapKeys); err != nil {
+			return nil, err
+		}
+		updates = append(updates, update(metadata.SNAPSHOT, snap.Signed.Version, snap.Signed.Expires, snapBytes))
+	case up.snapshot != nil:
+		if err := checkClientSnapshot(up, oldSnap); err != nil {
+			return nil, err
+		}
+		snapBytes = files[metadata.SNAPSHOT]
+		updates = append(updates, update(metadata.SNAPSHOT, up.snapshot.Signed.Version, up.snapshot.Signed.Expires, snapBytes))
+	case len(up.targets) > 0 || oldSnap == nil:
+		return nil, refuse(CodeMissingRole, metadata.SNAPSHOT, "root does not name the server's snapshot key, so the publish must include a snapshot signed by the repository's snapshot key")
+	default:
+		snapBytes = oldSnap.Data
+	}
+
+	ts, err := r.nextTimestamp(s, snapBytes, now)
+	if err != nil {
+		return nil, err
+	}
+	tsBytes, err := sign(ctx, r.signer, gun, metadata.TIMESTAMP, ts, tsKeys)
+	if err != nil {
+		return nil, err
+	}
+	updates = append(updates, update(metadata.TIMESTAMP, ts.Signed.Version, ts.Signed.Expires, tsBytes))
+
+	// Check the whole result the way a TUF client will see it.
+	if _, err := trusted.UpdateTimestamp(tsBytes); err != nil {
+		return nil, fromTUF(metadata.TIMESTAMP, err)
+	}
+	if _, err := trusted.UpdateSnapshot(snapBytes, false); err != nil {
+		return nil, fromTUF(metadata.SNAPSHOT, err)
+	}
+	if err := s.verifyTargets(trusted, verify); err != nil {
+		return nil, err
+	}
+
+	for _, u := range updates {
+		res.Versions[u.Role] = u.Version
+	}
+	return &prepared{updates: updates, result: res}, nil
+}
+
+// trustRoot loads the stored root, or the uploaded one (as the next link of
+// the chain, or as the first root of a new repository), into a go-tuf
+// trusted set.
+func (r *Repo) trustRoot(s *state, now time.Time) (*trustedmetadata.TrustedMetadata, error) {
+	old, err := s.current(metadata.ROOT)
+	if err != nil {
+		return nil, err
+	}
+	newRoot := s.up.root
+	var trusted *trustedmetadata.TrustedMetadata
+	switch {
+	case newRoot == nil && old == nil:
+		return nil, refuse(CodeMissingRole, metadata.ROOT, "%s has no trust data yet: the first publish must include root", s.gun)
+	case newRoot != nil && old != nil && newRoot.Signed.Version <= old.Version:
+		return nil, refuse(CodeVersionConflict, metadata.ROOT, "version %d is not newer than the stored version %d", newRoot.Signed.Version, old.Version)
+	case newRoot != nil && old == nil:
+		if newRoot.Signed.Version < 1 {
+			return nil, refuse(CodeBadVersion, metadata.ROOT, "version must be at least 1")
+		}
+		if trusted, err = trustedmetadata.New(s.up.raw[metadata.ROOT]); err != nil {
+			return nil, fromTUF(metadata.ROOT, err)
+		}
+	default:
+		if trusted, err = trustedmetadata.New(old.Data); err != nil {
+			return nil, fmt.Errorf("tufrepo: stored root of %s v%d does not verify: %w", s.gun, old.Version, err)
+		}
+		if newRoot != nil {
+			if _, err := trusted.UpdateRoot(s.up.raw[metadata.ROOT]); err != nil {
+				return nil, fromTUF(metadata.ROOT, err)
+			}
+		}
+	}
+	trusted.RefTime = now
+	if newRoot != nil {
+		if err := checkRoot(&trusted.Root.Signed); err != nil {
+			return nil, err
+		}
+	}
+	if trusted.Root.Signed.IsExpired(now) {
+		return nil, refuse(CodeExpired, metadata.ROOT, "expired on %s", trusted.Root.Signed.Expires.Format(time.RFC3339))
+	}
+	return trusted, nil
+}
+
+// nextSnapshot builds the server-made snapshot: the previous one's meta
+// (a role once listed stays listed, so clients never see it vanish) with the
+// uploaded roles' new versions, lengths and hashes.
+func (r *Repo) nextSnapshot(old *store.Meta, up *uploads, now time.Time) (*metadata.Metadata[metadata.SnapshotType], error) {
+	snap := metadata.Snapshot(now.Add(r.snapshotLifetime))
+	snap.Signed.Meta = map[string]*metadata.MetaFiles{}
+	if old != nil {
+		prev, err := metadata.Snapshot().FromBytes(old.Data)
+		if err != nil {
+			return nil, fmt.Errorf("tufrepo: stored snapshot v%d does not parse: %w", old.Version, err)
+		}
+		snap.Signed.Meta = prev.Signed.Meta
+		snap.Signed.Version = prev.Signed.Version + 1
+	}
+	for name, m := range up.targets {
+		data := up.raw[name]
+		snap.Signed.Meta[metaName(name)] = &metadata.MetaFiles{
+			Version: m.Signed.Version,
+			Length:  int64(len(data)),
+			Hashes:  metadata.Hashes{"sha256": sum256(data)},
+		}
+	}
+	if _, ok := snap.Signed.Meta[metaName(metadata.TARGETS)]; !ok {
+		return nil, refuse(CodeMissingRole, metadata.TARGETS, "the first publish must include targets")
+	}
+	return snap, nil
+}
+
+// checkClientSnapshot checks a developer-made snapshot against the stored
+// one and the upload: newer version, every uploaded role at its uploaded
+// version, every other role at its stored version, nothing dropped.
+func checkClientSnapshot(up *uploads, old *store.Meta) error {
+	snap := up.snapshot.Signed
+	prev := map[string]*metadata.MetaFiles{}
+	if old != nil {
+		if snap.Version <= old.Version {
+			return refuse(CodeVersionConflict, metadata.SNAPSHOT, "version %d is not newer than the stored version %d", snap.Version, old.Version)
+		}
+		p, err := metadata.Snapshot().FromBytes(old.Data)
+		if err != nil {
+			return fmt.Errorf("tufrepo: stored snapshot v%d does not parse: %w", old.Version, err)
+		}
+		prev = p.Signed.Meta
+	}
+	for name, m := range up.targets {
+		mf, ok := snap.Meta[metaName(name)]
+		if !ok {
+			return refuse(CodeSnapshot, metadata.SNAPSHOT, "does not list uploaded role %s", name)
+		}
+		if mf.Version != m.Signed.Version {
+			return refuse(CodeSnapshot, metadata.SNAPSHOT, "lists %s version %d, but version %d was uploaded", name, mf.Version, m.Signed.Version)
+		}
+	}
+	for file, mf := range snap.Meta {
+		if _, ok := up.targets[strings.TrimSuffix(file, ".json")]; ok {
+			continue
+		}
+		p, ok := prev[file]
+		if !ok {
+			return refuse(CodeSnapshot, metadata.SNAPSHOT, "lists %s, which is neither stored nor uploaded", file)
+		}
+		if mf.Version != p.Version {
+			return refuse(CodeSnapshot, metadata.SNAPSHOT, "lists %s version %d, but the stored version is %d", file, mf.Version, p.Version)
+		}
+	}
+	for file := range prev {
+		if _, ok := snap.Meta[file]; !ok {
+			return refuse(CodeSnapshot, metadata.SNAPSHOT, "drops %s, which the previous snapshot lists", file)
+		}
+	}
+	if _, ok := snap.Meta[metaName(metadata.TARGETS)]; !ok {
+		return refuse(CodeSnapshot, metadata.SNAPSHOT, "does not list targets.json")
+	}
+	return nil
+}
+
+func (r *Repo) nextTimestamp(s *state, snapBytes []byte, now time.Time) (*metadata.Metadata[metadata.TimestampType], error) {
+	snap, err := metadata.Snapshot().FromBytes(snapBytes)
+	if err != nil {
+		return nil, fmt.Errorf("tufrepo: snapshot does not parse: %w", err)
+	}
+	prev, err := s.storedVersion(metadata.TIMESTAMP)
+	if err != nil {
+		return nil, err
+	}
+	ts := metadata.Timestamp(now.Add(r.timestampLifetime))
+	ts.Signed.Version = prev + 1
+	ts.Signed.Meta = map[string]*metadata.MetaFiles{metaName(metadata.SNAPSHOT): {
+		Version: snap.Signed.Version,
+		Length:  int64(len(snapBytes)),
+		Hashes:  metadata.Hashes{"sha256": sum256(snapBytes)},
+	}}
+	return ts, nil
+}
+
+// sortByDepth orders roles so that every delegator comes before the roles
+// it delegates to.
+func sortByDepth(v []*node) {
+	sort.SliceStable(v, func(i, j int) bool { return len(v[i].chain) < len(v[j].chain) })
+}

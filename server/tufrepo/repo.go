@@ -1,0 +1,207 @@
+// Package tufrepo holds signet-server's TUF rules: it validates uploaded
+// metadata with go-tuf (root chain, thresholds by distinct keys, versions,
+// expiry, delegated paths, snapshot consistency), builds and signs the
+// server-managed snapshot and timestamp through a signer.Service, and keeps
+// timestamps and snapshots fresh.
+//
+// It must not import net/http, chi or any database driver: it talks to
+// storage only through store.MetaStore and to keys only through
+// signer.Service. A Repo is safe for concurrent use, also by several server
+// processes sharing one store: conflicting writes are decided by the store.
+package tufrepo
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/secure-systems-lab/go-securesystemslib/cjson"
+	"github.com/theupdateframework/go-tuf/v2/metadata"
+
+	"github.com/signetdev/signet/server/store"
+	"github.com/signetdev/signet/signer"
+)
+
+// Default lifetimes of server-made metadata (DESIGN.md, freshness defaults).
+const (
+	DefaultTimestampLifetime = 24 * time.Hour
+	DefaultSnapshotLifetime  = 7 * 24 * time.Hour
+)
+
+// maxPublishAttempts bounds how often a publish is re-validated after losing
+// a race for the server-made snapshot or timestamp version.
+const maxPublishAttempts = 4
+
+// Repo applies TUF rules on top of a store and a signer.
+type Repo struct {
+	store             store.MetaStore
+	signer            signer.Service
+	now               func() time.Time
+	log               *slog.Logger
+	timestampLifetime time.Duration
+	snapshotLifetime  time.Duration
+	keyAlgorithm      signer.Algorithm
+}
+
+// Option configures a Repo.
+type Option func(*Repo)
+
+// WithClock sets the clock used for expiry checks and new expiries.
+func WithClock(now func() time.Time) Option { return func(r *Repo) { r.now = now } }
+
+// WithLogger sets the logger.
+func WithLogger(l *slog.Logger) Option { return func(r *Repo) { r.log = l } }
+
+// WithLifetimes sets how long server-made timestamps and snapshots last.
+func WithLifetimes(timestamp, snapshot time.Duration) Option {
+	return func(r *Repo) { r.timestampLifetime, r.snapshotLifetime = timestamp, snapshot }
+}
+
+// WithKeyAlgorithm sets the algorithm of server keys created on first ask.
+func WithKeyAlgorithm(a signer.Algorithm) Option { return func(r *Repo) { r.keyAlgorithm = a } }
+
+// New returns a Repo over st and sg. st must not be a cache: publishes read
+// the latest state to decide versions.
+func New(st store.MetaStore, sg signer.Service, opts ...Option) *Repo {
+	r := &Repo{
+		store:             st,
+		signer:            sg,
+		now:               time.Now,
+		log:               slog.New(slog.DiscardHandler),
+		timestampLifetime: DefaultTimestampLifetime,
+		snapshotLifetime:  DefaultSnapshotLifetime,
+		keyAlgorithm:      signer.Ed25519,
+	}
+	for _, o := range opts {
+		o(r)
+	}
+	r.log = r.log.With("component", "tufrepo")
+	return r
+}
+
+// ServerKey returns the public key the server holds for role (timestamp or
+// snapshot) of gun. With create, the first call for a GUN creates the key.
+func (r *Repo) ServerKey(ctx context.Context, gun, role string, create bool) (*signer.KeyInfo, error) {
+	if err := signer.CheckRole(role); err != nil {
+		return nil, refuse(CodeUnsupported, role, "the server holds keys only for timestamp and snapshot")
+	}
+	var (
+		k   *signer.KeyInfo
+		err error
+	)
+	if create {
+		k, err = r.signer.EnsureKey(ctx, gun, role, r.keyAlgorithm)
+	} else {
+		k, err = r.signer.PublicKey(ctx, gun, role)
+	}
+	if errors.Is(err, signer.ErrKeyNotFound) {
+		return nil, refuse(CodeNotFound, role, "no %s key for %s", role, gun)
+	}
+	if err != nil {
+		return nil, signerErr(fmt.Errorf("tufrepo: %s key of %s: %w", role, gun, err))
+	}
+	return k, nil
+}
+
+// RotateKey makes a new server key for role of gun. The old key keeps
+// signing until a root no longer names it.
+func (r *Repo) RotateKey(ctx context.Context, gun, role string) (*signer.KeyInfo, error) {
+	if err := signer.CheckRole(role); err != nil {
+		return nil, refuse(CodeUnsupported, role, "the server holds keys only for timestamp and snapshot")
+	}
+	k, err := r.signer.RotateKey(ctx, gun, role, r.keyAlgorithm)
+	if err != nil {
+		return nil, signerErr(fmt.Errorf("tufrepo: rotate %s key of %s: %w", role, gun, err))
+	}
+	r.log.InfoContext(ctx, "rotated server key", "gun", gun, "role", role, "key_id", k.ID)
+	return k, nil
+}
+
+// Delete removes gun's trust data and then its server keys, so that a new
+// repository under the same name starts from fresh keys.
+func (r *Repo) Delete(ctx context.Context, gun string) error {
+	if err := r.store.Delete(ctx, gun); err != nil {
+		if errors.Is(err, store.ErrNotFound) {
+			return refuse(CodeNotFound, "", "no trust data for %s", gun)
+		}
+		return storeErr(fmt.Errorf("tufrepo: delete %s: %w", gun, err))
+	}
+	if err := r.signer.DeleteKeys(ctx, gun); err != nil {
+		// The metadata is gone; orphaned keys are harmless and retried by a
+		// later delete. Report, don't fail the request.
+		r.log.WarnContext(ctx, "trust data deleted but server keys kept", "gun", gun, "err", err)
+	}
+	return nil
+}
+
+func signerErr(err error) error {
+	if errors.Is(err, signer.ErrUnavailable) {
+		return &Error{Code: CodeSignerDown, Msg: "the signer (signet-signer) is unavailable", Err: err}
+	}
+	return err
+}
+
+func storeErr(err error) error {
+	if errors.Is(err, store.ErrUnavailable) {
+		return &Error{Code: CodeStoreDown, Msg: "the database is unavailable", Err: err}
+	}
+	return err
+}
+
+// signingKeys returns the server keys of gun that root names for role, and
+// whether they reach the role's threshold.
+func signingKeys(root *metadata.RootType, keys []signer.KeyInfo, role string) ([]signer.KeyInfo, bool) {
+	r, ok := root.Roles[role]
+	if !ok {
+		return nil, false
+	}
+	named := make(map[string]bool, len(r.KeyIDs))
+	for _, id := range r.KeyIDs {
+		named[id] = true
+	}
+	var out []signer.KeyInfo
+	for _, k := range keys {
+		if k.Role == role && named[k.ID] {
+			out = append(out, k)
+		}
+	}
+	return out, len(out) > 0 && len(out) >= r.Threshold
+}
+
+// sign signs m's canonical "signed" object with keys through the signer.
+// It does not use metadata.Sign, which drops the signer's error.
+func sign[T metadata.Roles](ctx context.Context, sg signer.Service, gun, role string, m *metadata.Metadata[T], keys []signer.KeyInfo) ([]byte, error) {
+	payload, err := cjson.EncodeCanonical(m.Signed)
+	if err != nil {
+		return nil, fmt.Errorf("tufrepo: encode %s: %w", role, err)
+	}
+	m.Signatures = m.Signatures[:0]
+	for _, k := range keys {
+		sig, err := sg.Sign(ctx, gun, role, k.ID, payload)
+		if err != nil {
+			return nil, signerErr(fmt.Errorf("tufrepo: sign %s/%s with %s: %w", gun, role, k.ID, err))
+		}
+		m.Signatures = append(m.Signatures, metadata.Signature{KeyID: k.ID, Signature: sig})
+	}
+	b, err := m.ToBytes(false)
+	if err != nil {
+		return nil, fmt.Errorf("tufrepo: encode %s: %w", role, err)
+	}
+	return b, nil
+}
+
+func sum256(b []byte) []byte {
+	s := sha256.Sum256(b)
+	return s[:]
+}
+
+func update(role string, version int64, expires time.Time, data []byte) store.Update {
+	return store.Update{Role: role, Version: version, Data: data, SHA256: hex.EncodeToString(sum256(data)), Expires: expires}
+}
+
+// metaName is the key of a role in snapshot and timestamp "meta".
+func metaName(role string) string { return role + ".json" }
