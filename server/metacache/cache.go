@@ -98,6 +98,13 @@ func New(st store.MetaStore, opts ...Option) *Cache {
 // Stats reports cache hits and misses since start.
 func (c *Cache) Stats() (hits, misses uint64) { return c.hits.Load(), c.misses.Load() }
 
+// Size reports the approximate bytes held.
+func (c *Cache) Size() int64 {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.bytes
+}
+
 // Run follows the store's change notifications until ctx ends, if the store
 // is shared; otherwise it returns at once.
 func (c *Cache) Run(ctx context.Context) error {
