@@ -1,0 +1,348 @@
+package server_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"io"
+	"mime/multipart"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/theupdateframework/go-tuf/v2/metadata"
+	"github.com/theupdateframework/go-tuf/v2/metadata/config"
+	"github.com/theupdateframework/go-tuf/v2/metadata/updater"
+	"go.uber.org/goleak"
+
+	"github.com/signetdev/signet/internal/tuftest"
+	"github.com/signetdev/signet/server"
+	"github.com/signetdev/signet/server/store"
+	"github.com/signetdev/signet/server/store/memstore"
+	"github.com/signetdev/signet/server/tufrepo"
+	"github.com/signetdev/signet/signer/localsigner"
+)
+
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+
+const gun = "registry.example.com/team/app"
+
+type env struct {
+	t     *testing.T
+	url   string
+	clock *tuftest.Clock
+	store store.MetaStore
+	dev   *tuftest.Repo
+}
+
+func newEnv(t *testing.T, opts ...server.Option) *env {
+	t.Helper()
+	clock := tuftest.NewClock()
+	st := memstore.New()
+	sg := localsigner.NewMemory(localsigner.WithClock(clock.Now))
+	srv := server.New(st, sg, append([]server.Option{server.WithSweepInterval(0), server.WithRepoOptions(tufrepo.WithClock(clock.Now))}, opts...)...)
+	hs := httptest.NewServer(srv.Handler())
+	t.Cleanup(hs.Close)
+	e := &env{t: t, url: hs.URL, clock: clock, store: st}
+	ts := e.key(gun, metadata.TIMESTAMP)
+	snap := e.key(gun, metadata.SNAPSHOT)
+	e.dev = tuftest.NewRepo(t, clock.Now, ts, snap)
+	return e
+}
+
+func (e *env) tufURL(g string) string { return e.url + "/v2/" + g + "/_trust/tuf/" }
+
+func (e *env) key(g, role string) *metadata.Key {
+	e.t.Helper()
+	resp, body := e.do(http.MethodGet, e.tufURL(g)+role+".key", nil, "")
+	if resp.StatusCode != http.StatusOK {
+		e.t.Fatalf("get %s key: %d %s", role, resp.StatusCode, body)
+	}
+	var k metadata.Key
+	if err := json.Unmarshal(body, &k); err != nil {
+		e.t.Fatal(err)
+	}
+	return &k
+}
+
+func (e *env) do(method, u string, body io.Reader, contentType string, hdr ...string) (*http.Response, []byte) {
+	e.t.Helper()
+	req, err := http.NewRequest(method, u, body)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	if contentType != "" {
+		req.Header.Set("Content-Type", contentType)
+	}
+	for i := 0; i+1 < len(hdr); i += 2 {
+		req.Header.Set(hdr[i], hdr[i+1])
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	return resp, b
+}
+
+// multipartBody encodes role files as signet's (and Notary's) publish does.
+func multipartBody(t *testing.T, files map[string][]byte) (*bytes.Buffer, string) {
+	t.Helper()
+	var buf bytes.Buffer
+	mw := multipart.NewWriter(&buf)
+	for role, data := range files {
+		w, err := mw.CreateFormFile("files", role)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := w.Write(data); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := mw.Close(); err != nil {
+		t.Fatal(err)
+	}
+	return &buf, mw.FormDataContentType()
+}
+
+func (e *env) publish(g string, files map[string][]byte) (int, []byte) {
+	e.t.Helper()
+	body, ct := multipartBody(e.t, files)
+	resp, b := e.do(http.MethodPost, e.tufURL(g), body, ct)
+	return resp.StatusCode, b
+}
+
+func (e *env) mustPublish(files map[string][]byte) {
+	e.t.Helper()
+	if code, body := e.publish(gun, files); code != http.StatusOK {
+		e.t.Fatalf("publish: %d %s", code, body)
+	}
+}
+
+// TestGoTUFUpdaterResolves publishes root, targets and a delegated role
+// whose name has a "/" (go-tuf escapes it), then lets go-tuf's own updater,
+// an independent TUF client, refresh and find both targets.
+func TestGoTUFUpdaterResolves(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	dev := tuftest.NewKey(t)
+	e.dev.Targets.Signed.Delegations = &metadata.Delegations{
+		Keys:  map[string]*metadata.Key{},
+		Roles: []metadata.DelegatedRole{{Name: "targets/releases", Threshold: 1, Paths: []string{"release-*"}}},
+	}
+	if err := e.dev.Targets.Signed.AddKey(dev.Public, "targets/releases"); err != nil {
+		t.Fatal(err)
+	}
+	e.dev.AddTag("1.0", "manifest-1.0")
+	rel := metadata.Targets(e.clock.Now().Add(24 * time.Hour))
+	rel.Signed.Targets["release-2.0"] = tuftest.Target("manifest-2.0")
+	e.mustPublish(map[string][]byte{
+		metadata.ROOT: e.dev.RootBytes(), metadata.TARGETS: e.dev.TargetsBytes(),
+		"targets/releases": tuftest.Sign(t, rel, dev),
+	})
+
+	cfg, err := config.New(e.tufURL(gun), e.dev.RootBytes())
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg.LocalMetadataDir = t.TempDir()
+	cfg.LocalTargetsDir = t.TempDir()
+	up, err := updater.New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	up.UnsafeSetRefTime(e.clock.Now())
+	if err := up.Refresh(); err != nil {
+		t.Fatalf("go-tuf refresh: %v", err)
+	}
+	for tag, content := range map[string]string{"1.0": "manifest-1.0", "release-2.0": "manifest-2.0"} {
+		ti, err := up.GetTargetInfo(tag)
+		if err != nil {
+			t.Fatalf("target %s: %v", tag, err)
+		}
+		if !ti.Equal(*tuftest.Target(content)) {
+			t.Errorf("target %s: got %+v", tag, ti)
+		}
+	}
+}
+
+func TestBadInputs(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	e.dev.AddTag("1.0", "m")
+	e.mustPublish(map[string][]byte{metadata.ROOT: e.dev.RootBytes(), metadata.TARGETS: e.dev.TargetsBytes()})
+	before := changes(t, e)
+
+	e.dev.Bump()
+	good := e.dev.TargetsBytes()
+	big := bytes.Repeat([]byte("x"), 6_000_000)
+	cases := []struct {
+		name   string
+		gun    string
+		body   func() (io.Reader, string)
+		status int
+		code   string
+	}{
+		{"not multipart", gun, func() (io.Reader, string) { return strings.NewReader(string(good)), "application/json" }, 415, "UNSUPPORTED_MEDIA_TYPE"},
+		{"malformed JSON", gun, files(t, map[string][]byte{"targets": []byte("{nope")}), 400, "MALFORMED_METADATA"},
+		{"unknown role", gun, files(t, map[string][]byte{"targets/ghost": good}), 400, "UNKNOWN_ROLE"},
+		{"odd role name", gun, files(t, map[string][]byte{"../targets": good}), 400, "UNKNOWN_ROLE"},
+		{"wrong part name", gun, func() (io.Reader, string) {
+			var buf bytes.Buffer
+			mw := multipart.NewWriter(&buf)
+			w, _ := mw.CreateFormFile("file", "targets")
+			_, _ = w.Write(good)
+			_ = mw.Close()
+			return &buf, mw.FormDataContentType()
+		}, 400, "BAD_REQUEST"},
+		{"targets over its limit", gun, files(t, map[string][]byte{"targets": big}), 413, "TOO_LARGE"},
+		{"body over the limit", gun, files(t, map[string][]byte{"targets": big, "targets/a": big, "targets/b": big}), 413, "TOO_LARGE"},
+		{"GUN with ..", "../x", files(t, map[string][]byte{"targets": good}), 400, "INVALID_GUN"},
+		{"upper-case GUN", "Registry.example.com/App", files(t, map[string][]byte{"targets": good}), 400, "INVALID_GUN"},
+		{"GUN of 300 bytes", "r.example.com/" + strings.Repeat("a", 286), files(t, map[string][]byte{"targets": good}), 400, "INVALID_GUN"},
+		{"version not increasing", gun, files(t, map[string][]byte{"targets": func() []byte { e.dev.Targets.Signed.Version = 1; return e.dev.TargetsBytes() }()}), 409, "VERSION_CONFLICT"},
+	}
+	for _, tc := range cases {
+		body, ct := tc.body()
+		resp, b := e.do(http.MethodPost, e.url+"/v2/"+tc.gun+"/_trust/tuf/", body, ct)
+		var eb struct {
+			Errors []struct{ Code, Message string }
+		}
+		if err := json.Unmarshal(b, &eb); err != nil || len(eb.Errors) != 1 {
+			t.Errorf("%s: body %q is not the error envelope", tc.name, b)
+			continue
+		}
+		if resp.StatusCode != tc.status || eb.Errors[0].Code != tc.code {
+			t.Errorf("%s: %d %s (%s), want %d %s", tc.name, resp.StatusCode, eb.Errors[0].Code, eb.Errors[0].Message, tc.status, tc.code)
+		}
+	}
+	if after := changes(t, e); after != before {
+		t.Errorf("refused publishes changed the store: %d changes → %d", before, after)
+	}
+}
+
+func files(t *testing.T, f map[string][]byte) func() (io.Reader, string) {
+	return func() (io.Reader, string) { return multipartBody(t, f) }
+}
+
+func changes(t *testing.T, e *env) int {
+	t.Helper()
+	c, err := e.store.Changes(context.Background(), 0, store.MaxChangesPage)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return len(c)
+}
+
+func TestReadsCachingAndStatus(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	e.dev.AddTag("1.0", "m")
+	e.mustPublish(map[string][]byte{metadata.ROOT: e.dev.RootBytes(), metadata.TARGETS: e.dev.TargetsBytes()})
+
+	resp, _ := e.do(http.MethodGet, e.tufURL(gun)+"2.root.json", nil, "")
+	if resp.StatusCode != http.StatusNotFound {
+		t.Fatalf("missing 2.root.json: %d, want exactly 404", resp.StatusCode)
+	}
+	for _, tc := range []struct {
+		file, cache string
+	}{
+		{"1.root.json", "public, max-age=31536000, immutable"},
+		{"1.targets.json", "public, max-age=31536000, immutable"},
+		{"timestamp.json", "public, max-age=10"},
+		{"root.json", "public, max-age=10"},
+	} {
+		resp, body := e.do(http.MethodGet, e.tufURL(gun)+tc.file, nil, "")
+		if resp.StatusCode != 200 || resp.Header.Get("Cache-Control") != tc.cache || resp.Header.Get("Content-Type") != "application/json" {
+			t.Fatalf("%s: %d %q %q", tc.file, resp.StatusCode, resp.Header.Get("Cache-Control"), resp.Header.Get("Content-Type"))
+		}
+		etag := resp.Header.Get("ETag")
+		if !strings.HasPrefix(etag, `"`) || len(body) == 0 {
+			t.Fatalf("%s: etag %q", tc.file, etag)
+		}
+		resp, body = e.do(http.MethodGet, e.tufURL(gun)+tc.file, nil, "", "If-None-Match", etag)
+		if resp.StatusCode != http.StatusNotModified || len(body) != 0 {
+			t.Fatalf("%s with If-None-Match: %d", tc.file, resp.StatusCode)
+		}
+	}
+	// Stored bytes are exactly the uploaded bytes.
+	_, body := e.do(http.MethodGet, e.tufURL(gun)+"1.targets.json", nil, "")
+	if !bytes.Equal(body, e.dev.TargetsBytes()) {
+		t.Fatal("served targets differ from the uploaded bytes")
+	}
+}
+
+func TestTimestampReSignedOnRead(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	e.mustPublish(map[string][]byte{metadata.ROOT: e.dev.RootBytes(), metadata.TARGETS: e.dev.TargetsBytes()})
+	version := func() int64 {
+		_, body := e.do(http.MethodGet, e.tufURL(gun)+"timestamp.json", nil, "")
+		ts, err := metadata.Timestamp().FromBytes(body)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return ts.Signed.Version
+	}
+	if v := version(); v != 1 {
+		t.Fatalf("timestamp v%d", v)
+	}
+	e.clock.Advance(11 * time.Hour)
+	if v := version(); v != 1 {
+		t.Fatalf("re-signed before half-life: v%d", v)
+	}
+	e.clock.Advance(2 * time.Hour)
+	if v := version(); v != 2 {
+		t.Fatalf("not re-signed after half-life: v%d", v)
+	}
+}
+
+func TestKeysAndChangefeed(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	first := e.key(gun, metadata.TIMESTAMP)
+	if again := e.key(gun, metadata.TIMESTAMP); again.Value.PublicKey != first.Value.PublicKey {
+		t.Fatal("second GET created another key")
+	}
+	resp, _ := e.do(http.MethodGet, e.tufURL(gun)+"root.key", nil, "")
+	if resp.StatusCode != http.StatusNotFound {
+		t.Fatalf("root.key: %d", resp.StatusCode)
+	}
+	resp, body := e.do(http.MethodPost, e.tufURL(gun)+"timestamp.key", nil, "")
+	if resp.StatusCode != 200 || strings.Contains(string(body), first.Value.PublicKey) {
+		t.Fatalf("rotate: %d %s", resp.StatusCode, body)
+	}
+	e.mustPublish(map[string][]byte{metadata.ROOT: e.dev.RootBytes(), metadata.TARGETS: e.dev.TargetsBytes()})
+	resp, _ = e.do(http.MethodDelete, e.tufURL(gun), nil, "")
+	if resp.StatusCode != http.StatusNoContent {
+		t.Fatalf("delete: %d", resp.StatusCode)
+	}
+	resp, body = e.do(http.MethodGet, e.url+"/v2/_trust/changefeed?since=0&limit=10", nil, "")
+	var feed struct {
+		Count   int
+		Records []struct{ ID int64; GUN, Category string }
+	}
+	if err := json.Unmarshal(body, &feed); err != nil || resp.StatusCode != 200 {
+		t.Fatalf("changefeed: %d %s", resp.StatusCode, body)
+	}
+	if feed.Count != 2 || feed.Records[0].Category != "update" || feed.Records[1].Category != "deletion" || feed.Records[1].GUN != gun {
+		t.Fatalf("changefeed: %+v", feed)
+	}
+	resp, _ = e.do(http.MethodGet, e.url+"/v2/_trust/changefeed?limit=0", nil, "")
+	if resp.StatusCode != 400 {
+		t.Fatalf("bad limit: %d", resp.StatusCode)
+	}
+	resp, _ = e.do(http.MethodGet, e.tufURL(gun)+"timestamp.json", nil, "")
+	if resp.StatusCode != 404 {
+		t.Fatalf("after delete: %d", resp.StatusCode)
+	}
+}
+
+var _ = url.PathEscape
