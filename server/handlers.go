@@ -423,4 +423,3 @@ func (s *Server) readyz(w http.ResponseWriter, r *http.Request) {
 	}
 	writeJSON(w, status, checks)
 }
-

@@ -327,7 +327,10 @@ func TestKeysAndChangefeed(t *testing.T) {
 	resp, body = e.do(http.MethodGet, e.url+"/v2/_trust/changefeed?since=0&limit=10", nil, "")
 	var feed struct {
 		Count   int
-		Records []struct{ ID int64; GUN, Category string }
+		Records []struct {
+			ID            int64
+			GUN, Category string
+		}
 	}
 	if err := json.Unmarshal(body, &feed); err != nil || resp.StatusCode != 200 {
 		t.Fatalf("changefeed: %d %s", resp.StatusCode, body)

@@ -49,7 +49,11 @@ func TestWrapUnwrap(t *testing.T) {
 	}{
 		{"wrong passphrase", ring(t, "default", map[string]string{"default": "wrong"}), func() *keywrap.Wrapped { return w }, aad, keywrap.ErrDecrypt},
 		{"swapped row", k, func() *keywrap.Wrapped { return w }, []byte("other|ed25519|gun|timestamp"), keywrap.ErrDecrypt},
-		{"tampered", k, func() *keywrap.Wrapped { c := *w; c.Ciphertext = append([]byte{c.Ciphertext[0] ^ 1}, c.Ciphertext[1:]...); return &c }, aad, keywrap.ErrDecrypt},
+		{"tampered", k, func() *keywrap.Wrapped {
+			c := *w
+			c.Ciphertext = append([]byte{c.Ciphertext[0] ^ 1}, c.Ciphertext[1:]...)
+			return &c
+		}, aad, keywrap.ErrDecrypt},
 		{"unknown alias", ring(t, "new", map[string]string{"new": "x"}), func() *keywrap.Wrapped { return w }, aad, keywrap.ErrUnknownAlias},
 	} {
 		if _, err := tc.ring.Unwrap(tc.w(), tc.aad); !errors.Is(err, tc.want) {
