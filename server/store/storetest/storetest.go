@@ -1,0 +1,295 @@
+// Package storetest is the conformance suite every store.MetaStore passes:
+// memstore, sqlite and postgres run the same tests. Only tests import it.
+package storetest
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/signetdev/signet/server/store"
+)
+
+// Run runs the suite; newStore returns an empty store for one test.
+func Run(t *testing.T, newStore func(t *testing.T) store.MetaStore) {
+	tests := []struct {
+		name string
+		fn   func(t *testing.T, s store.MetaStore)
+	}{
+		{"UpdateManyAndGet", testUpdateManyAndGet},
+		{"ConflictStoresNothing", testConflictStoresNothing},
+		{"RaceOneWinner", testRaceOneWinner},
+		{"GUNsIndependent", testGUNsIndependent},
+		{"Delete", testDelete},
+		{"ChangesPaging", testChangesPaging},
+		{"Expiring", testExpiring},
+		{"CanceledContext", testCanceledContext},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			s := newStore(t)
+			tc.fn(t, s)
+		})
+	}
+}
+
+// Upd builds an update whose data names it.
+func Upd(role string, version int64, expires time.Time) store.Update {
+	data := fmt.Appendf(nil, `{"signed":{"_type":%q,"version":%d}}`, role, version)
+	sum := sha256.Sum256(data)
+	return store.Update{Role: role, Version: version, Data: data, SHA256: hex.EncodeToString(sum[:]), Expires: expires.UTC().Truncate(time.Microsecond)}
+}
+
+var ctx = context.Background()
+
+func must(t *testing.T, err error) {
+	t.Helper()
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
+func checkMeta(t *testing.T, m *store.Meta, gun string, u store.Update) {
+	t.Helper()
+	if m.GUN != gun || m.Role != u.Role || m.Version != u.Version || m.SHA256 != u.SHA256 || !bytes.Equal(m.Data, u.Data) || !m.Expires.Equal(u.Expires) {
+		t.Fatalf("got %s/%s v%d sha %s expires %s data %q; want %s/%s v%d sha %s expires %s data %q",
+			m.GUN, m.Role, m.Version, m.SHA256, m.Expires, m.Data, gun, u.Role, u.Version, u.SHA256, u.Expires, u.Data)
+	}
+	if m.CreatedAt.IsZero() {
+		t.Fatal("CreatedAt not set")
+	}
+}
+
+func testUpdateManyAndGet(t *testing.T, s store.MetaStore) {
+	exp := time.Now().Add(time.Hour)
+	v1 := []store.Update{Upd("root", 1, exp), Upd("targets", 1, exp), Upd("snapshot", 1, exp), Upd("timestamp", 1, exp)}
+	must(t, s.UpdateMany(ctx, "example.com/a", v1))
+	v2 := []store.Update{Upd("targets", 2, exp), Upd("targets/releases", 1, exp), Upd("timestamp", 2, exp)}
+	must(t, s.UpdateMany(ctx, "example.com/a", v2))
+
+	m, err := s.GetCurrent(ctx, "example.com/a", "targets")
+	must(t, err)
+	checkMeta(t, m, "example.com/a", v2[0])
+	m, err = s.GetVersion(ctx, "example.com/a", "targets", 1)
+	must(t, err)
+	checkMeta(t, m, "example.com/a", v1[1])
+	m, err = s.GetChecksum(ctx, "example.com/a", "targets", v1[1].SHA256)
+	must(t, err)
+	checkMeta(t, m, "example.com/a", v1[1])
+	m, err = s.GetCurrent(ctx, "example.com/a", "targets/releases")
+	must(t, err)
+	checkMeta(t, m, "example.com/a", v2[1])
+
+	for name, get := range map[string]func() (*store.Meta, error){
+		"unknown gun":      func() (*store.Meta, error) { return s.GetCurrent(ctx, "example.com/none", "root") },
+		"unknown role":     func() (*store.Meta, error) { return s.GetCurrent(ctx, "example.com/a", "targets/none") },
+		"unknown version":  func() (*store.Meta, error) { return s.GetVersion(ctx, "example.com/a", "root", 2) },
+		"unknown checksum": func() (*store.Meta, error) { return s.GetChecksum(ctx, "example.com/a", "root", v1[1].SHA256) },
+	} {
+		if _, err := get(); !errors.Is(err, store.ErrNotFound) {
+			t.Errorf("%s: %v, want ErrNotFound", name, err)
+		}
+	}
+	must(t, s.Ping(ctx))
+}
+
+func testConflictStoresNothing(t *testing.T, s store.MetaStore) {
+	exp := time.Now().Add(time.Hour)
+	must(t, s.UpdateMany(ctx, "example.com/a", []store.Update{Upd("root", 1, exp), Upd("targets", 1, exp), Upd("timestamp", 1, exp)}))
+	before, err := s.Changes(ctx, 0, store.MaxChangesPage)
+	must(t, err)
+	err = s.UpdateMany(ctx, "example.com/a", []store.Update{Upd("targets/x", 1, exp), Upd("snapshot", 1, exp), Upd("targets", 1, exp), Upd("timestamp", 2, exp)})
+	var vc *store.VersionConflictError
+	if !errors.As(err, &vc) || !errors.Is(err, store.ErrVersionExists) || vc.Role != "targets" || vc.Version != 1 {
+		t.Fatalf("conflict: %v", err)
+	}
+	for _, role := range []string{"targets/x", "snapshot"} {
+		if _, err := s.GetCurrent(ctx, "example.com/a", role); !errors.Is(err, store.ErrNotFound) {
+			t.Errorf("%s stored by a refused update: %v", role, err)
+		}
+	}
+	if m, _ := s.GetCurrent(ctx, "example.com/a", "timestamp"); m.Version != 1 {
+		t.Error("timestamp stored by a refused update")
+	}
+	after, err := s.Changes(ctx, 0, store.MaxChangesPage)
+	must(t, err)
+	if len(after) != len(before) {
+		t.Error("refused update recorded a change")
+	}
+}
+
+func testRaceOneWinner(t *testing.T, s store.MetaStore) {
+	exp := time.Now().Add(time.Hour)
+	const n = 12
+	var (
+		wg   sync.WaitGroup
+		mu   sync.Mutex
+		wins int
+	)
+	for i := range n {
+		wg.Go(func() {
+			u := Upd("targets", 1, exp)
+			u.Data = fmt.Appendf(nil, "racer %d", i)
+			err := s.UpdateMany(ctx, "example.com/race", []store.Update{u, Upd("timestamp", 1, exp)})
+			mu.Lock()
+			defer mu.Unlock()
+			switch {
+			case err == nil:
+				wins++
+			case !errors.Is(err, store.ErrVersionExists):
+				t.Errorf("racer %d: %v", i, err)
+			}
+		})
+	}
+	wg.Wait()
+	if wins != 1 {
+		t.Fatalf("%d winners", wins)
+	}
+	ch, err := s.Changes(ctx, 0, store.MaxChangesPage)
+	must(t, err)
+	if len(ch) != 1 {
+		t.Fatalf("%d changes recorded", len(ch))
+	}
+}
+
+func testGUNsIndependent(t *testing.T, s store.MetaStore) {
+	exp := time.Now().Add(time.Hour)
+	must(t, s.UpdateMany(ctx, "example.com/a", []store.Update{Upd("root", 1, exp)}))
+	must(t, s.UpdateMany(ctx, "example.com/b", []store.Update{Upd("root", 1, exp)}))
+	must(t, s.UpdateMany(ctx, "example.com/b", []store.Update{Upd("root", 2, exp)}))
+	if m, _ := s.GetCurrent(ctx, "example.com/a", "root"); m.Version != 1 {
+		t.Fatal("GUNs share versions")
+	}
+}
+
+func testDelete(t *testing.T, s store.MetaStore) {
+	exp := time.Now().Add(time.Hour)
+	must(t, s.UpdateMany(ctx, "example.com/a", []store.Update{Upd("root", 1, exp), Upd("timestamp", 1, exp)}))
+	must(t, s.UpdateMany(ctx, "example.com/b", []store.Update{Upd("root", 1, exp), Upd("timestamp", 1, exp)}))
+	must(t, s.Delete(ctx, "example.com/a"))
+	if _, err := s.GetCurrent(ctx, "example.com/a", "root"); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("after delete: %v", err)
+	}
+	if _, err := s.GetCurrent(ctx, "example.com/b", "root"); err != nil {
+		t.Fatalf("other GUN after delete: %v", err)
+	}
+	if guns, _ := s.Expiring(ctx, "timestamp", exp.Add(time.Hour), 10); len(guns) != 1 || guns[0] != "example.com/b" {
+		t.Fatalf("expiring after delete: %v", guns)
+	}
+	if err := s.Delete(ctx, "example.com/a"); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("second delete: %v", err)
+	}
+	ch, err := s.Changes(ctx, 0, 10)
+	must(t, err)
+	if len(ch) != 3 || ch[2].Category != store.ChangeDeletion || ch[2].GUN != "example.com/a" {
+		t.Fatalf("changes: %+v", ch)
+	}
+	// A deleted repository can start again from version 1.
+	must(t, s.UpdateMany(ctx, "example.com/a", []store.Update{Upd("root", 1, exp)}))
+}
+
+func testChangesPaging(t *testing.T, s store.MetaStore) {
+	exp := time.Now().Add(time.Hour)
+	for v := int64(1); v <= 5; v++ {
+		must(t, s.UpdateMany(ctx, "example.com/a", []store.Update{Upd("targets", v, exp), Upd("timestamp", v, exp)}))
+	}
+	must(t, s.UpdateMany(ctx, "example.com/a", []store.Update{Upd("root", 1, exp)}))
+	all, err := s.Changes(ctx, 0, 0)
+	must(t, err)
+	if len(all) != 6 {
+		t.Fatalf("%d changes", len(all))
+	}
+	for i, c := range all {
+		if i > 0 && c.ID <= all[i-1].ID {
+			t.Fatal("changes not in ID order")
+		}
+		if c.Category != store.ChangeUpdate || c.GUN != "example.com/a" || c.CreatedAt.IsZero() {
+			t.Fatalf("change %+v", c)
+		}
+	}
+	if all[2].Version != 3 || all[2].SHA256 != Upd("timestamp", 3, exp).SHA256 || all[5].Version != 0 || all[5].SHA256 != "" {
+		t.Fatalf("change versions: %+v", all)
+	}
+	page, err := s.Changes(ctx, all[1].ID, 2)
+	must(t, err)
+	if len(page) != 2 || page[0].ID != all[2].ID || page[1].ID != all[3].ID {
+		t.Fatalf("page: %+v", page)
+	}
+	if rest, _ := s.Changes(ctx, all[5].ID, 10); len(rest) != 0 {
+		t.Fatalf("after the last: %+v", rest)
+	}
+	if big, _ := s.Changes(ctx, 0, store.MaxChangesPage+50); len(big) != 6 {
+		t.Fatal("over-large limit")
+	}
+}
+
+func testExpiring(t *testing.T, s store.MetaStore) {
+	now := time.Now().UTC()
+	must(t, s.UpdateMany(ctx, "example.com/soon", []store.Update{Upd("timestamp", 1, now.Add(time.Minute))}))
+	must(t, s.UpdateMany(ctx, "example.com/sooner", []store.Update{Upd("timestamp", 1, now.Add(time.Second))}))
+	must(t, s.UpdateMany(ctx, "example.com/later", []store.Update{Upd("timestamp", 1, now.Add(48*time.Hour))}))
+	// Superseded: the old version expired, the current one is fresh.
+	must(t, s.UpdateMany(ctx, "example.com/renewed", []store.Update{Upd("timestamp", 1, now.Add(-time.Hour))}))
+	must(t, s.UpdateMany(ctx, "example.com/renewed", []store.Update{Upd("timestamp", 2, now.Add(48*time.Hour))}))
+	must(t, s.UpdateMany(ctx, "example.com/snap", []store.Update{Upd("snapshot", 1, now)}))
+	guns, err := s.Expiring(ctx, "timestamp", now.Add(time.Hour), 10)
+	must(t, err)
+	if len(guns) != 2 || guns[0] != "example.com/sooner" || guns[1] != "example.com/soon" {
+		t.Fatalf("expiring: %v", guns)
+	}
+	if guns, _ := s.Expiring(ctx, "timestamp", now.Add(time.Hour), 1); len(guns) != 1 {
+		t.Fatalf("limit: %v", guns)
+	}
+}
+
+func testCanceledContext(t *testing.T, s store.MetaStore) {
+	c, cancel := context.WithCancel(ctx)
+	cancel()
+	if err := s.UpdateMany(c, "example.com/a", []store.Update{Upd("root", 1, time.Now())}); err == nil {
+		t.Fatal("update with a canceled context succeeded")
+	}
+	if _, err := s.GetCurrent(c, "example.com/a", "root"); err == nil {
+		t.Fatal("get with a canceled context succeeded")
+	}
+}
+
+// RunWatcher checks that b hears of writes made through a, another handle
+// on the same database: newPair returns two stores sharing one database.
+func RunWatcher(t *testing.T, newPair func(t *testing.T) (a, b store.MetaStore)) {
+	a, b := newPair(t)
+	w, ok := b.(store.Watcher)
+	if !ok {
+		t.Fatal("store is not a Watcher")
+	}
+	c, cancel := context.WithCancel(ctx)
+	heard := make(chan string, 16)
+	done := make(chan error, 1)
+	go func() { done <- w.Watch(c, func(gun string) { heard <- gun }) }()
+	t.Cleanup(func() { cancel(); <-done })
+	wait := func(want string) {
+		t.Helper()
+		deadline := time.After(5 * time.Second)
+		for {
+			select {
+			case g := <-heard:
+				if g == want {
+					return
+				}
+			case <-deadline:
+				t.Fatalf("did not hear of %q", want)
+			}
+		}
+	}
+	wait("") // connected
+	must(t, a.UpdateMany(ctx, "example.com/w", []store.Update{Upd("root", 1, time.Now())}))
+	wait("example.com/w")
+	must(t, a.Delete(ctx, "example.com/w"))
+	wait("example.com/w")
+}
