@@ -1,0 +1,332 @@
+// Package postgres is the production store.MetaStore on PostgreSQL (pgx v5,
+// pgxpool, hand-written SQL). Any number of signet-server replicas share one
+// database: a publish is one transaction holding a per-GUN advisory lock,
+// with PRIMARY KEY (gun, role, version) as the final guard, so exactly one
+// writer wins each version and nothing of a loser is stored. Writes NOTIFY
+// the other replicas (Watch), so their caches forget the GUN at once.
+//
+// Driver errors are translated here (23505 → store.ErrVersionExists,
+// connection failures → store.ErrUnavailable): nothing above imports pgx.
+// A Store is safe for concurrent use.
+package postgres
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/jackc/pgx/v5/stdlib"
+	"github.com/jackc/puddle/v2"
+
+	"github.com/signetdev/signet/migrations"
+	"github.com/signetdev/signet/server/store"
+)
+
+// channel is the NOTIFY channel; its payload is the GUN.
+const channel = "signet_meta"
+
+// Store is a MetaStore on a pgxpool.
+type Store struct {
+	pool *pgxpool.Pool
+	url  string
+}
+
+var (
+	_ store.MetaStore = (*Store)(nil)
+	_ store.Watcher   = (*Store)(nil)
+)
+
+// Option tunes the pool.
+type Option func(*pgxpool.Config)
+
+// WithMaxConns sets the pool size.
+func WithMaxConns(n int32) Option { return func(c *pgxpool.Config) { c.MaxConns = n } }
+
+// Open connects a pool to url and checks that the database answers.
+func Open(ctx context.Context, url string, opts ...Option) (*Store, error) {
+	cfg, err := pgxpool.ParseConfig(url)
+	if err != nil {
+		return nil, fmt.Errorf("postgres: parse URL: %w", err)
+	}
+	if cfg.MaxConns < 16 {
+		cfg.MaxConns = 16
+	}
+	cfg.MinConns = 2
+	cfg.MaxConnIdleTime = 5 * time.Minute
+	cfg.MaxConnLifetime = time.Hour
+	cfg.HealthCheckPeriod = 15 * time.Second
+	cfg.ConnConfig.ConnectTimeout = 5 * time.Second
+	for _, o := range opts {
+		o(cfg)
+	}
+	pool, err := pgxpool.NewWithConfig(ctx, cfg)
+	if err != nil {
+		return nil, fmt.Errorf("postgres: %w", translate(err))
+	}
+	s := &Store{pool: pool, url: url}
+	if err := s.Ping(ctx); err != nil {
+		pool.Close()
+		return nil, err
+	}
+	return s, nil
+}
+
+// Migrate applies the embedded migrations through this store's pool.
+func (s *Store) Migrate(ctx context.Context) error {
+	db := stdlib.OpenDBFromPool(s.pool)
+	defer db.Close()
+	return migrations.ServerPostgres.Up(ctx, db)
+}
+
+// MigrationStatus reports the schema version and the one this binary wants.
+func (s *Store) MigrationStatus(ctx context.Context) (current, want int64, err error) {
+	db := stdlib.OpenDBFromPool(s.pool)
+	defer db.Close()
+	return migrations.ServerPostgres.Status(ctx, db)
+}
+
+// Stats exposes the pool's statistics for metrics.
+func (s *Store) Stats() *pgxpool.Stat { return s.pool.Stat() }
+
+// translate maps driver errors to store sentinels.
+func translate(err error) error {
+	var pgErr *pgconn.PgError
+	var connErr *pgconn.ConnectError
+	var netErr net.Error
+	switch {
+	case err == nil:
+		return nil
+	case errors.As(err, &pgErr):
+		switch pgErr.Code {
+		case "23505":
+			return fmt.Errorf("%w: %s", store.ErrVersionExists, pgErr.Message)
+		case "57P01", "57P02", "57P03", "53300": // shutdown, crash, cannot connect now, too many connections
+			return fmt.Errorf("%w: %w", store.ErrUnavailable, err)
+		}
+		return err
+	case errors.Is(err, context.Canceled):
+		return err
+	case errors.As(err, &connErr), errors.As(err, &netErr), errors.Is(err, puddle.ErrClosedPool), pgconn.SafeToRetry(err):
+		return fmt.Errorf("%w: %w", store.ErrUnavailable, err)
+	}
+	return err
+}
+
+// UpdateMany implements store.MetaStore.
+func (s *Store) UpdateMany(ctx context.Context, gun string, updates []store.Update) error {
+	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+		roles := make([]string, len(updates))
+		versions := make([]int64, len(updates))
+		for i, u := range updates {
+			roles[i], versions[i] = u.Role, u.Version
+		}
+		// Serialise writers of this GUN, then look for a collision: the
+		// loser learns which role lost. The primary key stays the guard.
+		// Two statements (one round trip): under READ COMMITTED the lookup
+		// must take its snapshot after the lock is held.
+		pre := &pgx.Batch{}
+		pre.Queue(`SELECT pg_advisory_xact_lock(hashtextextended($1, 0))`, gun)
+		pre.Queue(`SELECT f.role, f.version FROM tuf_files f
+			JOIN unnest($2::text[], $3::bigint[]) AS u(role, version) ON f.role = u.role AND f.version = u.version
+			WHERE f.gun = $1 LIMIT 1`, gun, roles, versions)
+		br := tx.SendBatch(ctx, pre)
+		_, lockErr := br.Exec()
+		var role string
+		var version int64
+		scanErr := br.QueryRow().Scan(&role, &version)
+		if err := errors.Join(lockErr, br.Close()); err != nil {
+			return err
+		}
+		switch {
+		case scanErr == nil:
+			return &store.VersionConflictError{GUN: gun, Role: role, Version: version}
+		case !errors.Is(scanErr, pgx.ErrNoRows):
+			return scanErr
+		}
+		b := &pgx.Batch{}
+		var tsVersion int64
+		var tsSHA string
+		for _, u := range updates {
+			b.Queue(`INSERT INTO tuf_files (gun, role, version, sha256, data, expires) VALUES ($1, $2, $3, $4, $5, $6)`,
+				gun, u.Role, u.Version, u.SHA256, u.Data, u.Expires)
+			b.Queue(`INSERT INTO current_files (gun, role, version, expires) VALUES ($1, $2, $3, $4)
+				ON CONFLICT (gun, role) DO UPDATE SET version = EXCLUDED.version, expires = EXCLUDED.expires
+				WHERE EXCLUDED.version > current_files.version`, gun, u.Role, u.Version, u.Expires)
+			if u.Role == "timestamp" {
+				tsVersion, tsSHA = u.Version, u.SHA256
+			}
+		}
+		b.Queue(`INSERT INTO changefeed (gun, category, version, sha256) VALUES ($1, $2, $3, $4)`, gun, store.ChangeUpdate, tsVersion, tsSHA)
+		b.Queue(`SELECT pg_notify($1, $2)`, channel, gun)
+		return tx.SendBatch(ctx, b).Close()
+	})
+	var vc *store.VersionConflictError
+	if errors.As(err, &vc) {
+		return err
+	}
+	if err != nil {
+		err = translate(err)
+		if errors.Is(err, store.ErrVersionExists) {
+			return &store.VersionConflictError{GUN: gun}
+		}
+		return fmt.Errorf("postgres: update %s: %w", gun, err)
+	}
+	return nil
+}
+
+const metaColumns = `gun, role, version, sha256, data, expires, created_at`
+
+func (s *Store) getOne(ctx context.Context, what, query string, args ...any) (*store.Meta, error) {
+	var m store.Meta
+	err := s.pool.QueryRow(ctx, query, args...).Scan(&m.GUN, &m.Role, &m.Version, &m.SHA256, &m.Data, &m.Expires, &m.CreatedAt)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return nil, fmt.Errorf("postgres: get %s: %w", what, store.ErrNotFound)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("postgres: get %s: %w", what, translate(err))
+	}
+	m.Expires, m.CreatedAt = m.Expires.UTC(), m.CreatedAt.UTC()
+	return &m, nil
+}
+
+// GetCurrent implements store.MetaStore.
+func (s *Store) GetCurrent(ctx context.Context, gun, role string) (*store.Meta, error) {
+	return s.getOne(ctx, gun+"/"+role,
+		`SELECT `+metaColumns+` FROM tuf_files WHERE gun = $1 AND role = $2 ORDER BY version DESC LIMIT 1`, gun, role)
+}
+
+// GetVersion implements store.MetaStore.
+func (s *Store) GetVersion(ctx context.Context, gun, role string, version int64) (*store.Meta, error) {
+	return s.getOne(ctx, fmt.Sprintf("%s/%s v%d", gun, role, version),
+		`SELECT `+metaColumns+` FROM tuf_files WHERE gun = $1 AND role = $2 AND version = $3`, gun, role, version)
+}
+
+// GetChecksum implements store.MetaStore.
+func (s *Store) GetChecksum(ctx context.Context, gun, role, checksum string) (*store.Meta, error) {
+	return s.getOne(ctx, fmt.Sprintf("%s/%s sha256 %s", gun, role, checksum),
+		`SELECT `+metaColumns+` FROM tuf_files WHERE gun = $1 AND role = $2 AND sha256 = $3 ORDER BY version DESC LIMIT 1`, gun, role, checksum)
+}
+
+// Delete implements store.MetaStore.
+func (s *Store) Delete(ctx context.Context, gun string) error {
+	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+		if _, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock(hashtextextended($1, 0))`, gun); err != nil {
+			return err
+		}
+		tag, err := tx.Exec(ctx, `DELETE FROM tuf_files WHERE gun = $1`, gun)
+		if err != nil {
+			return err
+		}
+		if tag.RowsAffected() == 0 {
+			return store.ErrNotFound
+		}
+		b := &pgx.Batch{}
+		b.Queue(`DELETE FROM current_files WHERE gun = $1`, gun)
+		b.Queue(`INSERT INTO changefeed (gun, category) VALUES ($1, $2)`, gun, store.ChangeDeletion)
+		b.Queue(`SELECT pg_notify($1, $2)`, channel, gun)
+		return tx.SendBatch(ctx, b).Close()
+	})
+	if err != nil {
+		return fmt.Errorf("postgres: delete %s: %w", gun, translate(err))
+	}
+	return nil
+}
+
+// Changes implements store.MetaStore.
+func (s *Store) Changes(ctx context.Context, since int64, limit int) ([]store.Change, error) {
+	if limit <= 0 {
+		limit = 100
+	}
+	limit = min(limit, store.MaxChangesPage)
+	rows, err := s.pool.Query(ctx, `SELECT id, gun, category, version, sha256, created_at FROM changefeed WHERE id > $1 ORDER BY id LIMIT $2`, since, limit)
+	if err != nil {
+		return nil, fmt.Errorf("postgres: changes since %d: %w", since, translate(err))
+	}
+	out, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (store.Change, error) {
+		var c store.Change
+		err := r.Scan(&c.ID, &c.GUN, &c.Category, &c.Version, &c.SHA256, &c.CreatedAt)
+		c.CreatedAt = c.CreatedAt.UTC()
+		return c, err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("postgres: changes since %d: %w", since, translate(err))
+	}
+	return out, nil
+}
+
+// Expiring implements store.MetaStore.
+func (s *Store) Expiring(ctx context.Context, role string, before time.Time, limit int) ([]string, error) {
+	rows, err := s.pool.Query(ctx, `SELECT gun FROM current_files WHERE role = $1 AND expires < $2 ORDER BY expires, gun LIMIT $3`, role, before, limit)
+	if err != nil {
+		return nil, fmt.Errorf("postgres: expiring %s: %w", role, translate(err))
+	}
+	guns, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	if err != nil {
+		return nil, fmt.Errorf("postgres: expiring %s: %w", role, translate(err))
+	}
+	return guns, nil
+}
+
+// Ping implements store.MetaStore.
+func (s *Store) Ping(ctx context.Context) error {
+	if err := s.pool.Ping(ctx); err != nil {
+		return fmt.Errorf("postgres: ping: %w: %w", store.ErrUnavailable, err)
+	}
+	return nil
+}
+
+// Close implements store.MetaStore.
+func (s *Store) Close() error {
+	s.pool.Close()
+	return nil
+}
+
+// Watch implements store.Watcher: it LISTENs on a dedicated connection,
+// reconnecting with backoff, and calls changed("") after every (re)connect
+// since notifications may have been missed meanwhile.
+func (s *Store) Watch(ctx context.Context, changed func(gun string)) error {
+	backoff := 100 * time.Millisecond
+	for {
+		start := time.Now()
+		// An error means the connection is gone: reconnect. Meanwhile the
+		// caller's TTL bounds how stale its cache can be.
+		if s.listen(ctx, changed); ctx.Err() != nil {
+			return ctx.Err()
+		}
+		if time.Since(start) > time.Minute {
+			backoff = 100 * time.Millisecond
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(backoff):
+		}
+		backoff = min(backoff*2, 5*time.Second)
+	}
+}
+
+func (s *Store) listen(ctx context.Context, changed func(gun string)) error {
+	conn, err := s.pool.Acquire(ctx)
+	if err != nil {
+		return err
+	}
+	// The connection carries LISTEN state: never return it to the pool.
+	pc := conn.Hijack()
+	defer pc.Close(context.WithoutCancel(ctx))
+	if _, err := pc.Exec(ctx, "LISTEN "+channel); err != nil {
+		return err
+	}
+	changed("")
+	for {
+		n, err := pc.WaitForNotification(ctx)
+		if err != nil {
+			return err
+		}
+		changed(n.Payload)
+	}
+}
