@@ -1,0 +1,267 @@
+// Command signet-server serves TUF metadata for container image repositories.
+//
+//	signet-server [--addr HOST:PORT] [--db URL-or-path]   serve
+//	signet-server migrate --db postgres://…               apply migrations and exit
+//
+// Every flag can also be set with SIGNET_<FLAG> (e.g. SIGNET_DB). This is the
+// composition root: the only place that knows every concrete type.
+package main
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/signetdev/signet/internal/cli"
+	"github.com/signetdev/signet/server"
+	"github.com/signetdev/signet/server/store"
+	"github.com/signetdev/signet/server/store/postgres"
+	"github.com/signetdev/signet/server/store/sqlite"
+	"github.com/signetdev/signet/server/tufrepo"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	os.Exit(run(ctx, os.Args[1:], os.Stdout, os.Stderr, os.Getenv))
+}
+
+// config is signet-server's whole configuration.
+type config struct {
+	Addr              string
+	DB                string
+	TLSCert, TLSKey   string
+	SignerKeys        string
+	Signer            string
+	SignerCA          string
+	SignerCert        string
+	SignerKey         string
+	AutoMigrate       bool
+	MaxBody           int64
+	TimestampLifetime time.Duration
+	SnapshotLifetime  time.Duration
+	LogFormat         string
+	LogLevel          string
+	ShutdownTimeout   time.Duration
+}
+
+const defaultDB = "./signet-data/signet.db"
+
+func (c *config) flags(fs *flag.FlagSet) {
+	fs.StringVar(&c.Addr, "addr", "127.0.0.1:4443", "listen address (plain HTTP is allowed on loopback only; use --tls-cert/--tls-key elsewhere)")
+	fs.StringVar(&c.DB, "db", defaultDB, "postgres:// URL, or a file path for the embedded store")
+	fs.StringVar(&c.TLSCert, "tls-cert", "", "TLS certificate file (PEM)")
+	fs.StringVar(&c.TLSKey, "tls-key", "", "TLS private key file (PEM)")
+	fs.StringVar(&c.SignerKeys, "signer-keys", "", "file of the built-in signer's encrypted online keys (default: online-keys.json beside the embedded database, or ./signet-data/)")
+	fs.StringVar(&c.Signer, "signer", "", "URL of signet-signer (https://HOST:PORT); empty runs the built-in signer")
+	fs.StringVar(&c.SignerCA, "signer-ca", "", "CA bundle that signs signet-signer's certificate")
+	fs.StringVar(&c.SignerCert, "signer-cert", "", "this server's client certificate for signet-signer")
+	fs.StringVar(&c.SignerKey, "signer-key", "", "the client certificate's private key")
+	fs.BoolVar(&c.AutoMigrate, "auto-migrate", false, "apply Postgres migrations at start (the embedded store always does)")
+	fs.Int64Var(&c.MaxBody, "max-body", server.DefaultMaxBody, "largest accepted request body in bytes")
+	fs.DurationVar(&c.TimestampLifetime, "timestamp-lifetime", tufrepo.DefaultTimestampLifetime, "lifetime of server-signed timestamps (re-signed at half-life)")
+	fs.DurationVar(&c.SnapshotLifetime, "snapshot-lifetime", tufrepo.DefaultSnapshotLifetime, "lifetime of server-signed snapshots")
+	fs.StringVar(&c.LogFormat, "log-format", "json", "log format: json or text")
+	fs.StringVar(&c.LogLevel, "log-level", "info", "log level: debug, info, warn, error")
+	fs.DurationVar(&c.ShutdownTimeout, "shutdown-timeout", 20*time.Second, "how long to let requests finish on shutdown")
+}
+
+// Validate checks the configuration before anything starts.
+func (c *config) Validate() error {
+	var errs []error
+	if _, _, err := net.SplitHostPort(c.Addr); err != nil {
+		errs = append(errs, fmt.Errorf("--addr %q: %w", c.Addr, err))
+	}
+	if (c.TLSCert == "") != (c.TLSKey == "") {
+		errs = append(errs, errors.New("--tls-cert and --tls-key go together"))
+	}
+	if c.TLSCert == "" && !isLoopback(c.Addr) {
+		errs = append(errs, fmt.Errorf("--addr %s is not loopback: serve TLS (--tls-cert, --tls-key), or put the server behind a TLS proxy on loopback", c.Addr))
+	}
+	if c.Signer != "" && (c.SignerCA == "" || c.SignerCert == "" || c.SignerKey == "") {
+		errs = append(errs, errors.New("--signer needs --signer-ca, --signer-cert and --signer-key (mutual TLS)"))
+	}
+	if c.DB == "" {
+		errs = append(errs, errors.New("--db is empty"))
+	}
+	if c.MaxBody < 1024 {
+		errs = append(errs, errors.New("--max-body must be at least 1024"))
+	}
+	if c.TimestampLifetime < time.Minute || c.SnapshotLifetime < time.Minute {
+		errs = append(errs, errors.New("lifetimes must be at least a minute"))
+	}
+	return errors.Join(errs...)
+}
+
+func isLoopback(addr string) bool {
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		return false
+	}
+	if host == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
+}
+
+func isPostgres(db string) bool {
+	return strings.HasPrefix(db, "postgres://") || strings.HasPrefix(db, "postgresql://")
+}
+
+func run(ctx context.Context, args []string, stdout, stderr io.Writer, getenv func(string) string) int {
+	if len(args) > 0 && args[0] == "migrate" {
+		return runMigrate(ctx, args[1:], stderr, getenv)
+	}
+	var cfg config
+	fs := flag.NewFlagSet("signet-server", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	cfg.flags(fs)
+	if err := cli.Parse(fs, args, getenv); err != nil {
+		return 2
+	}
+	if err := cfg.Validate(); err != nil {
+		fmt.Fprintf(stderr, "signet-server: %v\n", err)
+		return 2
+	}
+	log, err := cli.NewLogger(stderr, cfg.LogFormat, cfg.LogLevel)
+	if err != nil {
+		fmt.Fprintf(stderr, "signet-server: %v\n", err)
+		return 2
+	}
+	if err := serve(ctx, cfg, log, getenv); err != nil {
+		log.Error("signet-server stopped", "err", err)
+		return 1
+	}
+	return 0
+}
+
+func runMigrate(ctx context.Context, args []string, stderr io.Writer, getenv func(string) string) int {
+	fs := flag.NewFlagSet("signet-server migrate", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	db := fs.String("db", "", "postgres:// URL (the embedded store migrates itself when opened)")
+	if err := cli.Parse(fs, args, getenv); err != nil {
+		return 2
+	}
+	if err := migrate(ctx, *db); err != nil {
+		fmt.Fprintf(stderr, "signet-server migrate: %v\n", err)
+		return 1
+	}
+	fmt.Fprintln(stderr, "signet-server migrate: database is up to date")
+	return 0
+}
+
+func migrate(ctx context.Context, db string) error {
+	if !isPostgres(db) {
+		st, err := sqlite.Open(ctx, db)
+		if err != nil {
+			return err
+		}
+		return st.Close()
+	}
+	st, err := postgres.Open(ctx, db)
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	return st.Migrate(ctx)
+}
+
+func openStore(ctx context.Context, cfg config) (store.MetaStore, error) {
+	if !isPostgres(cfg.DB) {
+		return sqlite.Open(ctx, cfg.DB)
+	}
+	st, err := postgres.Open(ctx, cfg.DB)
+	if err != nil {
+		return nil, err
+	}
+	if cfg.AutoMigrate {
+		if err := st.Migrate(ctx); err != nil {
+			st.Close()
+			return nil, err
+		}
+	}
+	return st, nil
+}
+
+func serve(ctx context.Context, cfg config, log *slog.Logger, getenv func(string) string) error {
+	st, err := openStore(ctx, cfg)
+	if err != nil {
+		return fmt.Errorf("open store: %w", err)
+	}
+	defer st.Close()
+	sg, err := openSigner(ctx, cfg, log, getenv)
+	if err != nil {
+		return fmt.Errorf("open signer: %w", err)
+	}
+	srv := server.New(st, sg,
+		server.WithLogger(log),
+		server.WithLimits(server.Limits{MaxBody: cfg.MaxBody}),
+		server.WithRepoOptions(tufrepo.WithLifetimes(cfg.TimestampLifetime, cfg.SnapshotLifetime)),
+	)
+	hs := &http.Server{
+		Addr:              cfg.Addr,
+		Handler:           srv.Handler(),
+		ReadHeaderTimeout: 10 * time.Second,
+		ReadTimeout:       2 * time.Minute,
+		WriteTimeout:      2 * time.Minute,
+		IdleTimeout:       2 * time.Minute,
+		MaxHeaderBytes:    64 << 10,
+		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+		TLSConfig:         &tls.Config{MinVersion: tls.VersionTLS12},
+	}
+	ln, err := net.Listen("tcp", cfg.Addr)
+	if err != nil {
+		return fmt.Errorf("listen: %w", err)
+	}
+	runCtx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	bg := make(chan error, 1)
+	go func() { bg <- srv.Run(runCtx) }()
+	served := make(chan error, 1)
+	go func() {
+		if cfg.TLSCert != "" {
+			served <- hs.ServeTLS(ln, cfg.TLSCert, cfg.TLSKey)
+		} else {
+			served <- hs.Serve(ln)
+		}
+	}()
+	log.Info("signet-server serving", "addr", ln.Addr().String(), "tls", cfg.TLSCert != "", "store", storeKind(cfg.DB))
+	select {
+	case err := <-served:
+		return fmt.Errorf("serve: %w", err)
+	case err := <-bg:
+		if err != nil {
+			return fmt.Errorf("background work: %w", err)
+		}
+	case <-ctx.Done():
+	}
+	log.Info("shutting down")
+	sctx, scancel := context.WithTimeout(context.WithoutCancel(ctx), cfg.ShutdownTimeout)
+	defer scancel()
+	err = hs.Shutdown(sctx)
+	cancel()
+	if bgErr := <-bg; bgErr != nil && err == nil {
+		err = bgErr
+	}
+	return err
+}
+
+func storeKind(db string) string {
+	if isPostgres(db) {
+		return "postgres"
+	}
+	return "embedded:" + filepath.Clean(db)
+}

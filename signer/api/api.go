@@ -1,0 +1,269 @@
+// Package api is signet-signer's HTTPS API: JSON handlers over any
+// signer.Service, served only to clients presenting a certificate from the
+// configured CA (mutual TLS, TLS 1.3), with an audit log line for every
+// signature. The role binding itself (a timestamp key signs only timestamp
+// metadata of its own GUN) is enforced by the Service implementations
+// through signer.CheckPayloadRole; the API checks it again before signing.
+//
+// It must not import server packages or any database driver. A Handler is
+// safe for concurrent use.
+package api
+
+import (
+	"context"
+	"crypto/sha256"
+	"crypto/tls"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"time"
+
+	"github.com/go-chi/chi/v5"
+
+	"github.com/signetdev/signet/signer"
+)
+
+var (
+	errMissingKey    = errors.New("api: key without public part")
+	errKeyIDMismatch = errors.New("api: key ID does not match the key")
+)
+
+// maxRequest bounds request bodies: a snapshot payload of a repository with
+// many roles stays well under it.
+const maxRequest = 4 << 20
+
+// Handler serves the API.
+type Handler struct {
+	svc   signer.Service
+	log   *slog.Logger
+	audit *slog.Logger
+}
+
+// New returns the API over svc. Audit lines go to audit (use the main
+// logger if there is no separate audit sink).
+func New(svc signer.Service, log, audit *slog.Logger) *Handler {
+	return &Handler{svc: svc, log: log.With("component", "signer-api"), audit: audit.With("component", "signer-audit")}
+}
+
+// Routes returns the route table.
+func (h *Handler) Routes() http.Handler {
+	r := chi.NewRouter()
+	r.Get(PathHealth, func(w http.ResponseWriter, _ *http.Request) {
+		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
+	})
+	r.Get(PathReady, h.ready)
+	r.Post(PathEnsureKey, h.handle(h.ensureKey))
+	r.Post(PathRotateKey, h.handle(h.rotateKey))
+	r.Post(PathPublicKey, h.handle(h.publicKey))
+	r.Post(PathListKeys, h.handle(h.listKeys))
+	r.Post(PathDeleteKeys, h.handle(h.deleteKeys))
+	r.Post(PathSign, h.handle(h.sign))
+	return r
+}
+
+func (h *Handler) handle(fn func(http.ResponseWriter, *http.Request) error) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		if err := fn(w, r); err != nil {
+			h.writeError(w, r, err)
+		}
+	}
+}
+
+type badRequest struct{ msg string }
+
+func (e *badRequest) Error() string { return e.msg }
+
+func decode(w http.ResponseWriter, r *http.Request, v any) error {
+	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, maxRequest))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		return &badRequest{"malformed request: " + err.Error()}
+	}
+	return nil
+}
+
+func (h *Handler) keyRequest(w http.ResponseWriter, r *http.Request, needRole bool) (KeyRequest, error) {
+	var req KeyRequest
+	if err := decode(w, r, &req); err != nil {
+		return req, err
+	}
+	if req.GUN == "" {
+		return req, &badRequest{"gun is required"}
+	}
+	if needRole {
+		if err := signer.CheckRole(req.Role); err != nil {
+			return req, err
+		}
+	}
+	if req.Algorithm == "" {
+		req.Algorithm = signer.Ed25519
+	}
+	if req.Algorithm != signer.Ed25519 && req.Algorithm != signer.ECDSAP256 {
+		return req, &badRequest{fmt.Sprintf("algorithm %q: want ed25519 or ecdsa-p256", req.Algorithm)}
+	}
+	return req, nil
+}
+
+func (h *Handler) ensureKey(w http.ResponseWriter, r *http.Request) error {
+	req, err := h.keyRequest(w, r, true)
+	if err != nil {
+		return err
+	}
+	k, err := h.svc.EnsureKey(r.Context(), req.GUN, req.Role, req.Algorithm)
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, ToWire(k))
+	return nil
+}
+
+func (h *Handler) rotateKey(w http.ResponseWriter, r *http.Request) error {
+	req, err := h.keyRequest(w, r, true)
+	if err != nil {
+		return err
+	}
+	k, err := h.svc.RotateKey(r.Context(), req.GUN, req.Role, req.Algorithm)
+	if err != nil {
+		return err
+	}
+	h.audit.InfoContext(r.Context(), "key rotated", "gun", req.GUN, "role", req.Role, "key_id", k.ID, "client", clientIdentity(r))
+	writeJSON(w, http.StatusOK, ToWire(k))
+	return nil
+}
+
+func (h *Handler) publicKey(w http.ResponseWriter, r *http.Request) error {
+	req, err := h.keyRequest(w, r, true)
+	if err != nil {
+		return err
+	}
+	k, err := h.svc.PublicKey(r.Context(), req.GUN, req.Role)
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, ToWire(k))
+	return nil
+}
+
+func (h *Handler) listKeys(w http.ResponseWriter, r *http.Request) error {
+	req, err := h.keyRequest(w, r, false)
+	if err != nil {
+		return err
+	}
+	keys, err := h.svc.ListKeys(r.Context(), req.GUN)
+	if err != nil {
+		return err
+	}
+	out := KeyList{Keys: make([]Key, len(keys))}
+	for i := range keys {
+		out.Keys[i] = ToWire(&keys[i])
+	}
+	writeJSON(w, http.StatusOK, out)
+	return nil
+}
+
+func (h *Handler) deleteKeys(w http.ResponseWriter, r *http.Request) error {
+	req, err := h.keyRequest(w, r, false)
+	if err != nil {
+		return err
+	}
+	if err := h.svc.DeleteKeys(r.Context(), req.GUN); err != nil {
+		return err
+	}
+	h.audit.InfoContext(r.Context(), "keys deleted", "gun", req.GUN, "client", clientIdentity(r))
+	writeJSON(w, http.StatusOK, map[string]string{})
+	return nil
+}
+
+func (h *Handler) sign(w http.ResponseWriter, r *http.Request) error {
+	var req SignRequest
+	if err := decode(w, r, &req); err != nil {
+		return err
+	}
+	if req.GUN == "" || req.KeyID == "" || len(req.Payload) == 0 {
+		return &badRequest{"gun, role, key_id and payload are required"}
+	}
+	if err := signer.CheckRole(req.Role); err != nil {
+		return err
+	}
+	sum := sha256.Sum256(req.Payload)
+	attrs := []any{"gun", req.GUN, "role", req.Role, "key_id", req.KeyID, "payload_sha256", hex.EncodeToString(sum[:]), "client", clientIdentity(r)}
+	if err := signer.CheckPayloadRole(req.Role, req.Payload); err != nil {
+		h.audit.WarnContext(r.Context(), "signature refused", append(attrs, "err", err)...)
+		return err
+	}
+	sig, err := h.svc.Sign(r.Context(), req.GUN, req.Role, req.KeyID, req.Payload)
+	if err != nil {
+		h.audit.WarnContext(r.Context(), "signature refused", append(attrs, "err", err)...)
+		return err
+	}
+	h.audit.InfoContext(r.Context(), "signed", attrs...)
+	writeJSON(w, http.StatusOK, SignResponse{Signature: sig})
+	return nil
+}
+
+func (h *Handler) ready(w http.ResponseWriter, r *http.Request) {
+	ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
+	defer cancel()
+	if err := h.svc.Ping(ctx); err != nil {
+		h.log.WarnContext(ctx, "not ready", "err", err)
+		writeJSON(w, http.StatusServiceUnavailable, map[string]string{"keys": "unavailable"})
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]string{"keys": "ok"})
+}
+
+// clientIdentity names the caller by its certificate's subject.
+func clientIdentity(r *http.Request) string {
+	if r.TLS == nil || len(r.TLS.PeerCertificates) == 0 {
+		return "anonymous"
+	}
+	return r.TLS.PeerCertificates[0].Subject.String()
+}
+
+func (h *Handler) writeError(w http.ResponseWriter, r *http.Request, err error) {
+	status, code, msg := http.StatusInternalServerError, CodeInternal, "internal error"
+	var br *badRequest
+	var mbe *http.MaxBytesError
+	switch {
+	case errors.As(err, &br):
+		status, code, msg = http.StatusBadRequest, CodeBadRequest, br.msg
+	case errors.As(err, &mbe):
+		status, code, msg = http.StatusRequestEntityTooLarge, CodeBadRequest, "request too large"
+	case errors.Is(err, signer.ErrKeyNotFound):
+		status, code, msg = http.StatusNotFound, CodeKeyNotFound, err.Error()
+	case errors.Is(err, signer.ErrRoleMismatch):
+		status, code, msg = http.StatusForbidden, CodeRoleMismatch, err.Error()
+	case errors.Is(err, signer.ErrUnsupportedRole):
+		status, code, msg = http.StatusBadRequest, CodeUnsupportedRole, err.Error()
+	default:
+		h.log.ErrorContext(r.Context(), "request failed", "path", r.URL.Path, "err", err)
+	}
+	writeJSON(w, status, ErrorBody{Errors: []ErrorItem{{Code: code, Message: msg}}})
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	b, err := json.Marshal(v)
+	if err != nil {
+		http.Error(w, "internal error", http.StatusInternalServerError)
+		return
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	_, _ = w.Write(b)
+}
+
+// RequireClientCert wraps h so that a request without a verified client
+// certificate gets nothing but a 403, as a second line behind the TLS
+// configuration (tlsutil.ServerConfig requires and verifies certificates).
+func RequireClientCert(h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.TLS == nil || len(r.TLS.VerifiedChains) == 0 || r.TLS.Version < tls.VersionTLS13 {
+			writeJSON(w, http.StatusForbidden, ErrorBody{Errors: []ErrorItem{{Code: "FORBIDDEN", Message: "a client certificate is required"}}})
+			return
+		}
+		h.ServeHTTP(w, r)
+	})
+}

@@ -1,0 +1,191 @@
+// Package signerclient is signet-server's client of signet-signer: a
+// signer.Service that calls the signer's HTTPS API over mutual TLS. Every
+// call has a deadline; transport failures (refused, reset, timed out) wrap
+// signer.ErrUnavailable so the server can answer 503 and recover by itself
+// when the signer returns.
+//
+// It must not import server packages. A Client is safe for concurrent use.
+package signerclient
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/signetdev/signet/signer"
+	"github.com/signetdev/signet/signer/api"
+)
+
+// DefaultTimeout bounds each call.
+const DefaultTimeout = 5 * time.Second
+
+// Client calls a remote signer.
+type Client struct {
+	base    string
+	http    *http.Client
+	timeout time.Duration
+}
+
+var _ signer.Service = (*Client)(nil)
+
+// Option configures a Client.
+type Option func(*Client)
+
+// WithTimeout sets the deadline of each call.
+func WithTimeout(d time.Duration) Option { return func(c *Client) { c.timeout = d } }
+
+// New returns a client of the signer at baseURL (https://host:port). hc
+// must carry the mTLS configuration (tlsutil.ClientConfig).
+func New(baseURL string, hc *http.Client, opts ...Option) *Client {
+	c := &Client{base: strings.TrimSuffix(baseURL, "/"), http: hc, timeout: DefaultTimeout}
+	for _, o := range opts {
+		o(c)
+	}
+	return c
+}
+
+// EnsureKey implements signer.Service.
+func (c *Client) EnsureKey(ctx context.Context, gun, role string, alg signer.Algorithm) (*signer.KeyInfo, error) {
+	return c.key(ctx, api.PathEnsureKey, api.KeyRequest{GUN: gun, Role: role, Algorithm: alg})
+}
+
+// RotateKey implements signer.Service.
+func (c *Client) RotateKey(ctx context.Context, gun, role string, alg signer.Algorithm) (*signer.KeyInfo, error) {
+	return c.key(ctx, api.PathRotateKey, api.KeyRequest{GUN: gun, Role: role, Algorithm: alg})
+}
+
+// PublicKey implements signer.Service.
+func (c *Client) PublicKey(ctx context.Context, gun, role string) (*signer.KeyInfo, error) {
+	return c.key(ctx, api.PathPublicKey, api.KeyRequest{GUN: gun, Role: role})
+}
+
+func (c *Client) key(ctx context.Context, path string, req api.KeyRequest) (*signer.KeyInfo, error) {
+	var k api.Key
+	if err := c.call(ctx, path, req, &k); err != nil {
+		return nil, fmt.Errorf("signerclient: %s %s/%s: %w", path, req.GUN, req.Role, err)
+	}
+	info, err := api.FromWire(k)
+	if err != nil {
+		return nil, fmt.Errorf("signerclient: %s %s/%s: %w", path, req.GUN, req.Role, err)
+	}
+	return info, nil
+}
+
+// ListKeys implements signer.Service.
+func (c *Client) ListKeys(ctx context.Context, gun string) ([]signer.KeyInfo, error) {
+	var list api.KeyList
+	if err := c.call(ctx, api.PathListKeys, api.KeyRequest{GUN: gun}, &list); err != nil {
+		return nil, fmt.Errorf("signerclient: list keys of %s: %w", gun, err)
+	}
+	out := make([]signer.KeyInfo, 0, len(list.Keys))
+	for _, k := range list.Keys {
+		info, err := api.FromWire(k)
+		if err != nil {
+			return nil, fmt.Errorf("signerclient: list keys of %s: %w", gun, err)
+		}
+		out = append(out, *info)
+	}
+	return out, nil
+}
+
+// Sign implements signer.Service.
+func (c *Client) Sign(ctx context.Context, gun, role, keyID string, payload []byte) ([]byte, error) {
+	var resp api.SignResponse
+	if err := c.call(ctx, api.PathSign, api.SignRequest{GUN: gun, Role: role, KeyID: keyID, Payload: payload}, &resp); err != nil {
+		return nil, fmt.Errorf("signerclient: sign %s/%s with %s: %w", gun, role, keyID, err)
+	}
+	return resp.Signature, nil
+}
+
+// DeleteKeys implements signer.Service.
+func (c *Client) DeleteKeys(ctx context.Context, gun string) error {
+	if err := c.call(ctx, api.PathDeleteKeys, api.KeyRequest{GUN: gun}, nil); err != nil {
+		return fmt.Errorf("signerclient: delete keys of %s: %w", gun, err)
+	}
+	return nil
+}
+
+// Ping implements signer.Service: it asks the signer's readiness endpoint.
+func (c *Client) Ping(ctx context.Context) error {
+	ctx, cancel := context.WithTimeout(ctx, c.timeout)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, c.base+api.PathReady, nil)
+	if err != nil {
+		return fmt.Errorf("signerclient: ping: %w", err)
+	}
+	resp, err := c.http.Do(req)
+	if err != nil {
+		return fmt.Errorf("signerclient: ping: %w: %w", signer.ErrUnavailable, err)
+	}
+	defer resp.Body.Close()
+	_, _ = io.Copy(io.Discard, resp.Body)
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("signerclient: ping: %w: status %d", signer.ErrUnavailable, resp.StatusCode)
+	}
+	return nil
+}
+
+// call POSTs in as JSON and decodes a 200 answer into out.
+func (c *Client) call(ctx context.Context, path string, in, out any) error {
+	body, err := json.Marshal(in)
+	if err != nil {
+		return err
+	}
+	ctx, cancel := context.WithTimeout(ctx, c.timeout)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, c.base+path, bytes.NewReader(body))
+	if err != nil {
+		return err
+	}
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := c.http.Do(req)
+	if err != nil {
+		if errors.Is(err, context.Canceled) {
+			return err // our caller gave up; the signer is not to blame
+		}
+		return fmt.Errorf("%w: %w", signer.ErrUnavailable, err)
+	}
+	defer resp.Body.Close()
+	data, err := io.ReadAll(io.LimitReader(resp.Body, 8<<20))
+	if err != nil {
+		return fmt.Errorf("%w: %w", signer.ErrUnavailable, err)
+	}
+	if resp.StatusCode != http.StatusOK {
+		return remoteError(resp.StatusCode, data)
+	}
+	if out == nil {
+		return nil
+	}
+	if err := json.Unmarshal(data, out); err != nil {
+		return fmt.Errorf("malformed answer: %w", err)
+	}
+	return nil
+}
+
+// remoteError turns the signer's error envelope back into signer errors.
+func remoteError(status int, data []byte) error {
+	var eb api.ErrorBody
+	_ = json.Unmarshal(data, &eb)
+	msg := fmt.Sprintf("status %d", status)
+	code := ""
+	if len(eb.Errors) > 0 {
+		code, msg = eb.Errors[0].Code, eb.Errors[0].Message
+	}
+	switch {
+	case code == api.CodeKeyNotFound:
+		return fmt.Errorf("%w: %s", signer.ErrKeyNotFound, msg)
+	case code == api.CodeRoleMismatch:
+		return fmt.Errorf("%w: %s", signer.ErrRoleMismatch, msg)
+	case code == api.CodeUnsupportedRole:
+		return fmt.Errorf("%w: %s", signer.ErrUnsupportedRole, msg)
+	case status >= 500:
+		return fmt.Errorf("%w: %s", signer.ErrUnavailable, msg)
+	}
+	return fmt.Errorf("signer refused: %s", msg)
+}
