@@ -18,6 +18,7 @@ import (
 	"github.com/theupdateframework/go-tuf/v2/metadata/updater"
 	"go.uber.org/goleak"
 
+	"github.com/signetdev/signet/internal/pgtest"
 	"github.com/signetdev/signet/internal/tuftest"
 	"github.com/signetdev/signet/server"
 	"github.com/signetdev/signet/server/store"
@@ -26,7 +27,7 @@ import (
 	"github.com/signetdev/signet/signer/localsigner"
 )
 
-func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+func TestMain(m *testing.M) { goleak.VerifyTestMain(pgtest.M(m)) }
 
 const gun = "registry.example.com/team/app"
 

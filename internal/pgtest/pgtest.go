@@ -15,10 +15,20 @@ import (
 // Main runs a package's tests with a Postgres: the one Find finds, else a
 // cluster started for this test binary and removed when it ends.
 func Main(m *testing.M) {
-	os.Exit(run(m))
+	os.Exit(M(m).Run())
 }
 
-func run(m *testing.M) int {
+// TestingM is what a TestMain runs (testing.M, or a wrapper such as
+// goleak's).
+type TestingM interface{ Run() int }
+
+// M wraps m so that running it first makes sure a Postgres is there:
+// goleak.VerifyTestMain(pgtest.M(m)) checks leaks of a Postgres test binary.
+func M(m TestingM) TestingM { return withPostgres{m} }
+
+type withPostgres struct{ m TestingM }
+
+func (w withPostgres) Run() int {
 	if Find(os.Getenv) == "" {
 		c, err := Start(context.Background())
 		if err != nil {
@@ -32,7 +42,7 @@ func run(m *testing.M) int {
 		}()
 		os.Setenv(EnvURL, c.URL)
 	}
-	return m.Run()
+	return w.m.Run()
 }
 
 // templates remembers the template databases made by this process.
