@@ -48,7 +48,9 @@ func ValidateGUN(gun string) error {
 		return badRequest(codeInvalidGUN, fmt.Sprintf("repository name is longer than %d bytes", reference.RepositoryNameTotalLengthMax))
 	}
 	named, err := reference.WithName(gun)
-	if err != nil || named.Name() != gun {
+	// The grammar allows upper case in the registry host; signet does not,
+	// so that one repository never has two names.
+	if err != nil || named.Name() != gun || strings.ToLower(gun) != gun {
 		return badRequest(codeInvalidGUN, fmt.Sprintf("%q is not a valid repository name (lower-case OCI name such as registry.example.com/team/app)", gun))
 	}
 	return nil

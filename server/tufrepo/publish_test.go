@@ -20,7 +20,7 @@ import (
 const gun = "registry.example.com/team/app"
 
 type fixture struct {
-	t     *testing.T
+	t     testing.TB
 	ctx   context.Context
 	clock *tuftest.Clock
 	store store.MetaStore
@@ -30,7 +30,7 @@ type fixture struct {
 
 // newFixture makes a repository whose root names the server's timestamp key
 // and, with serverSnapshot, its snapshot key; nothing is published yet.
-func newFixture(t *testing.T, serverSnapshot bool) *fixture {
+func newFixture(t testing.TB, serverSnapshot bool) *fixture {
 	t.Helper()
 	ctx := context.Background()
 	clock := tuftest.NewClock()
@@ -486,4 +486,32 @@ func TestRefreshAtHalfLife(t *testing.T) {
 		t.Fatalf("snapshot not re-signed at half-life: v%d", snap.Version)
 	}
 	f.verify()
+}
+
+// FuzzPublish feeds arbitrary bytes as each kind of role: Publish never
+// panics, refuses with a coded *Error (a 4xx, never a 500) and stores nothing.
+func FuzzPublish(f *testing.F) {
+	fx := newFixture(f, true)
+	fx.initial()
+	f.Add("targets", fx.dev.TargetsBytes()) // a stale version
+	f.Add("root", fx.dev.RootBytes())
+	f.Add("targets/x", []byte(`{"signed":{"_type":"targets","version":2,"expires":"2030-01-01T00:00:00Z","targets":{}},"signatures":[]}`))
+	f.Add("snapshot", []byte(`{"signed":{"_type":"snapshot"},"signatures":[{"keyid":"00","sig":"zz"}]}`))
+	before := fx.stateOfStore()
+	f.Fuzz(func(t *testing.T, role string, data []byte) {
+		fx.t = t
+		if tufrepo.ValidateRoleName(role) != nil && role != "root" && role != "snapshot" {
+			return
+		}
+		_, err := fx.publish(map[string][]byte{role: data})
+		if err == nil {
+			t.Fatalf("accepted %s %q", role, data) // would need a valid signature
+		}
+		if codeOf(err) == "" {
+			t.Fatalf("uncoded error for %s %q: %v", role, data, err)
+		}
+		if after := fx.stateOfStore(); !equalMaps(before, after) {
+			t.Fatalf("refused publish changed the store")
+		}
+	})
 }

@@ -1,0 +1,114 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"io"
+	"net"
+	"net/http"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/signetdev/signet/internal/pgtest"
+	"github.com/signetdev/signet/server/store/postgres"
+)
+
+func env(vars map[string]string) func(string) string {
+	return func(k string) string { return vars[k] }
+}
+
+func TestRefusesBadConfig(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		name string
+		args []string
+		env  map[string]string
+		want string
+	}{
+		{"plain HTTP off loopback", []string{"--addr", "0.0.0.0:4443"}, nil, "not loopback"},
+		{"env sets the address", nil, map[string]string{"SIGNET_ADDR": "10.0.0.1:4443"}, "not loopback"},
+		{"cert without key", []string{"--tls-cert", "c.pem"}, nil, "go together"},
+		{"signer without mTLS files", []string{"--signer", "https://signer:7443"}, nil, "--signer-ca"},
+		{"tiny body limit", []string{"--max-body", "10"}, nil, "--max-body"},
+		{"unknown flag", []string{"--nope"}, nil, "flag provided but not defined"},
+	} {
+		var stderr bytes.Buffer
+		code := run(context.Background(), tc.args, io.Discard, &stderr, env(tc.env))
+		if code != 2 || !strings.Contains(stderr.String(), tc.want) {
+			t.Errorf("%s: exit %d, stderr %q", tc.name, code, stderr.String())
+		}
+	}
+}
+
+func TestServesOnEmbeddedStore(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := l.Addr().String()
+	l.Close()
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan int, 1)
+	go func() {
+		done <- run(ctx, []string{"--db", filepath.Join(dir, "signet.db")}, io.Discard, io.Discard,
+			env(map[string]string{"SIGNET_ADDR": addr, "SIGNET_SIGNER_PASSPHRASE": "test passphrase"}))
+	}()
+	var resp *http.Response
+	for range 100 {
+		resp, err = http.Get("http://" + addr + "/healthz")
+		if err == nil {
+			break
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != 200 {
+		t.Fatalf("healthz: %d", resp.StatusCode)
+	}
+	resp, err = http.Get("http://" + addr + "/v2/example.com/app/_trust/tuf/timestamp.key")
+	if err != nil || resp.StatusCode != 200 {
+		t.Fatalf("key: %v %v", resp, err)
+	}
+	resp.Body.Close()
+	cancel()
+	if code := <-done; code != 0 {
+		t.Fatalf("exit %d", code)
+	}
+	// A restart with another passphrase refuses to start.
+	var stderr bytes.Buffer
+	code := run(context.Background(), []string{"--db", filepath.Join(dir, "signet.db"), "--addr", addr}, io.Discard, &stderr,
+		env(map[string]string{"SIGNET_SIGNER_PASSPHRASE": "another", "SIGNET_LOG_FORMAT": "text"}))
+	if code != 1 || !strings.Contains(stderr.String(), "wrong passphrase") {
+		t.Fatalf("wrong passphrase: exit %d, %s", code, stderr.String())
+	}
+}
+
+func TestMain(m *testing.M) { pgtest.Main(m) }
+
+func TestMigratePostgres(t *testing.T) {
+	t.Parallel()
+	url := pgtest.NewDatabase(t, "empty", func(context.Context, string) error { return nil })
+	if code := run(context.Background(), []string{"migrate", "--db", url}, io.Discard, io.Discard, env(nil)); code != 0 {
+		t.Fatalf("migrate: exit %d", code)
+	}
+	st, err := postgres.Open(context.Background(), url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	cur, want, err := st.MigrationStatus(context.Background())
+	if err != nil || cur != want {
+		t.Fatalf("after migrate: %d/%d %v", cur, want, err)
+	}
+	// Idempotent.
+	if code := run(context.Background(), []string{"migrate", "--db", url}, io.Discard, io.Discard, env(nil)); code != 0 {
+		t.Fatalf("second migrate: exit %d", code)
+	}
+}
