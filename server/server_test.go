@@ -350,3 +350,32 @@ func TestKeysAndChangefeed(t *testing.T) {
 }
 
 var _ = url.PathEscape
+
+// pullOnly lets anyone read and nobody write.
+type pullOnly struct{}
+
+func (pullOnly) Authorize(_ context.Context, _ *http.Request, _ string, a server.Action) error {
+	if a == server.ActionPull {
+		return nil
+	}
+	return &server.AuthError{Status: http.StatusUnauthorized, Challenge: `Bearer realm="test"`, Msg: "push needs a token"}
+}
+
+func TestKeyCreationNeedsPush(t *testing.T) {
+	t.Parallel()
+	clock := tuftest.NewClock()
+	srv := server.New(memstore.New(), localsigner.NewMemory(), server.WithSweepInterval(0), server.WithAuthorizer(pullOnly{}),
+		server.WithRepoOptions(tufrepo.WithClock(clock.Now)))
+	hs := httptest.NewServer(srv.Handler())
+	defer hs.Close()
+	e := &env{t: t, url: hs.URL}
+	resp, _ := e.do(http.MethodGet, e.tufURL(gun)+"timestamp.key", nil, "")
+	if resp.StatusCode != http.StatusNotFound {
+		t.Fatalf("reader created a key: %d", resp.StatusCode)
+	}
+	body, ct := multipartBody(t, map[string][]byte{"targets": []byte("{}")})
+	resp, _ = e.do(http.MethodPost, e.tufURL(gun), body, ct)
+	if resp.StatusCode != http.StatusUnauthorized || resp.Header.Get("WWW-Authenticate") != `Bearer realm="test"` {
+		t.Fatalf("publish without push: %d %q", resp.StatusCode, resp.Header.Get("WWW-Authenticate"))
+	}
+}
