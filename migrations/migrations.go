@@ -1,8 +1,9 @@
 // Package migrations embeds signet's SQL schemas (goose format) and applies
-// them: server/postgres and server/sqlite for signet-server's metadata store;
-// the signer's schemas live beside them. It uses goose's Provider API, never
-// goose's package-level state. Safe for concurrent use; concurrent migrations
-// of one Postgres database serialise on a session lock.
+// them: server/… for signet-server's metadata store, signer/… for
+// signet-signer's key store (separate databases, as Notary kept them). It
+// uses goose's Provider API, never goose's package-level state. Safe for
+// concurrent use; concurrent migrations of one Postgres database serialise
+// on a session lock.
 package migrations
 
 import (
@@ -16,7 +17,7 @@ import (
 	"github.com/pressly/goose/v3/lock"
 )
 
-//go:embed server
+//go:embed server signer
 var files embed.FS
 
 // Set names one embedded schema.
@@ -29,6 +30,8 @@ type Set struct {
 var (
 	ServerPostgres = Set{dir: "server/postgres", dialect: goose.DialectPostgres}
 	ServerSQLite   = Set{dir: "server/sqlite", dialect: goose.DialectSQLite3}
+	SignerPostgres = Set{dir: "signer/postgres", dialect: goose.DialectPostgres}
+	SignerSQLite   = Set{dir: "signer/sqlite", dialect: goose.DialectSQLite3}
 )
 
 func (s Set) provider(db *sql.DB) (*goose.Provider, error) {

@@ -16,7 +16,7 @@ import (
 	"github.com/signetdev/signet/server"
 	"github.com/signetdev/signet/server/store/postgres"
 	"github.com/signetdev/signet/server/tufrepo"
-	"github.com/signetdev/signet/signer/localsigner"
+	"github.com/signetdev/signet/signer/keystore"
 )
 
 func migrate(ctx context.Context, url string) error {
@@ -37,7 +37,7 @@ func TestTwoReplicasOnePostgres(t *testing.T) {
 	t.Parallel()
 	url := pgtest.NewDatabase(t, "server", migrate)
 	clock := tuftest.NewClock()
-	sg := localsigner.NewMemory(localsigner.WithClock(clock.Now))
+	sg := keystore.NewMemory(keystore.WithClock(clock.Now))
 	ctx, cancel := context.WithCancel(context.Background())
 	var urls []string
 	var wg sync.WaitGroup

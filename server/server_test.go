@@ -24,7 +24,7 @@ import (
 	"github.com/signetdev/signet/server/store"
 	"github.com/signetdev/signet/server/store/memstore"
 	"github.com/signetdev/signet/server/tufrepo"
-	"github.com/signetdev/signet/signer/localsigner"
+	"github.com/signetdev/signet/signer/keystore"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(pgtest.M(m)) }
@@ -43,7 +43,7 @@ func newEnv(t *testing.T, opts ...server.Option) *env {
 	t.Helper()
 	clock := tuftest.NewClock()
 	st := memstore.New()
-	sg := localsigner.NewMemory(localsigner.WithClock(clock.Now))
+	sg := keystore.NewMemory(keystore.WithClock(clock.Now))
 	srv := server.New(st, sg, append([]server.Option{server.WithSweepInterval(0), server.WithRepoOptions(tufrepo.WithClock(clock.Now))}, opts...)...)
 	hs := httptest.NewServer(srv.Handler())
 	t.Cleanup(hs.Close)
@@ -364,7 +364,7 @@ func (pullOnly) Authorize(_ context.Context, _ *http.Request, _ string, a server
 func TestKeyCreationNeedsPush(t *testing.T) {
 	t.Parallel()
 	clock := tuftest.NewClock()
-	srv := server.New(memstore.New(), localsigner.NewMemory(), server.WithSweepInterval(0), server.WithAuthorizer(pullOnly{}),
+	srv := server.New(memstore.New(), keystore.NewMemory(), server.WithSweepInterval(0), server.WithAuthorizer(pullOnly{}),
 		server.WithRepoOptions(tufrepo.WithClock(clock.Now)))
 	hs := httptest.NewServer(srv.Handler())
 	defer hs.Close()

@@ -2,9 +2,11 @@
 // the timestamp and snapshot private keys of every repository and signs TUF
 // metadata for signet-server, which never holds those keys itself.
 //
-// Implementations: localsigner (in-process, keys in an encrypted file, for the
-// single-node default) and, later, the remote signet-signer over mutual TLS.
-// Every implementation refuses to sign a payload that is not the role its key
+// Implementations: keystore.Signer (keys wrapped in the signer's own
+// database; what signet-signer serves, and what signet-server runs
+// in-process in its single-node default) and signerclient.Client (the
+// server's client of a remote signet-signer over mutual TLS). Every
+// implementation refuses to sign a payload that is not the role its key
 // belongs to (see CheckPayloadRole). Implementations are safe for concurrent
 // use.
 package signer

@@ -64,7 +64,7 @@ func (c *config) flags(fs *flag.FlagSet) {
 	fs.StringVar(&c.DB, "db", defaultDB, "postgres:// URL, or a file path for the embedded store")
 	fs.StringVar(&c.TLSCert, "tls-cert", "", "TLS certificate file (PEM)")
 	fs.StringVar(&c.TLSKey, "tls-key", "", "TLS private key file (PEM)")
-	fs.StringVar(&c.SignerKeys, "signer-keys", "", "file of the built-in signer's encrypted online keys (default: online-keys.json beside the embedded database, or ./signet-data/)")
+	fs.StringVar(&c.SignerKeys, "signer-keys", "", "key database of the built-in signer (default: signer.db beside the embedded database, or in ./signet-data/)")
 	fs.StringVar(&c.Signer, "signer", "", "URL of signet-signer (https://HOST:PORT); empty runs the built-in signer")
 	fs.StringVar(&c.SignerCA, "signer-ca", "", "CA bundle that signs signet-signer's certificate")
 	fs.StringVar(&c.SignerCert, "signer-cert", "", "this server's client certificate for signet-signer")
@@ -202,10 +202,11 @@ func serve(ctx context.Context, cfg config, log *slog.Logger, getenv func(string
 		return fmt.Errorf("open store: %w", err)
 	}
 	defer st.Close()
-	sg, err := openSigner(ctx, cfg, log, getenv)
+	sg, closeSigner, err := openSigner(ctx, cfg, log, getenv)
 	if err != nil {
 		return fmt.Errorf("open signer: %w", err)
 	}
+	defer closeSigner()
 	srv := server.New(st, sg,
 		server.WithLogger(log),
 		server.WithLimits(server.Limits{MaxBody: cfg.MaxBody}),

@@ -14,7 +14,7 @@ import (
 	"github.com/signetdev/signet/server/store"
 	"github.com/signetdev/signet/server/store/memstore"
 	"github.com/signetdev/signet/server/tufrepo"
-	"github.com/signetdev/signet/signer/localsigner"
+	"github.com/signetdev/signet/signer/keystore"
 )
 
 const gun = "registry.example.com/team/app"
@@ -34,7 +34,7 @@ func newFixture(t testing.TB, serverSnapshot bool) *fixture {
 	t.Helper()
 	ctx := context.Background()
 	clock := tuftest.NewClock()
-	sg := localsigner.NewMemory(localsigner.WithClock(clock.Now))
+	sg := keystore.NewMemory(keystore.WithClock(clock.Now))
 	st := memstore.New()
 	f := &fixture{t: t, ctx: ctx, clock: clock, store: st, repo: tufrepo.New(st, sg, tufrepo.WithClock(clock.Now))}
 	ts, err := f.repo.ServerKey(ctx, gun, metadata.TIMESTAMP, true)

@@ -1,0 +1,252 @@
+package keystore
+
+import (
+	"context"
+	"crypto"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/signetdev/signet/signer"
+	"github.com/signetdev/signet/signer/keywrap"
+)
+
+// Signer is a signer.Service over a Store. Unwrapped keys stay in memory
+// while the process runs, as any online signer's must.
+type Signer struct {
+	st  Store
+	kr  *keywrap.Keyring
+	now func() time.Time
+
+	mu   sync.Mutex
+	keys map[string]crypto.Signer // by key ID
+}
+
+var _ signer.Service = (*Signer)(nil)
+
+// Option configures a Signer.
+type Option func(*Signer)
+
+// WithClock sets the clock used for creation times.
+func WithClock(now func() time.Time) Option { return func(s *Signer) { s.now = now } }
+
+// New returns a Signer over st. It unwraps one stored key to check kr: a
+// wrong passphrase stops it here, before anything could create a second
+// set of keys.
+func New(ctx context.Context, st Store, kr *keywrap.Keyring, opts ...Option) (*Signer, error) {
+	s := &Signer{st: st, kr: kr, now: time.Now, keys: map[string]crypto.Signer{}}
+	for _, o := range opts {
+		o(s)
+	}
+	all, err := st.All(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("keystore: %w", err)
+	}
+	if len(all) > 0 {
+		if _, err := s.unwrap(&all[len(all)-1]); err != nil {
+			return nil, err
+		}
+	}
+	return s, nil
+}
+
+// NewMemory returns a Signer on a memory store with cheap KDF parameters:
+// the hermetic signer of tests.
+func NewMemory(opts ...Option) *Signer {
+	kr, err := keywrap.NewKeyring("test", map[string][]byte{"test": []byte("test")}, keywrap.Params{Time: 1, MemoryKiB: 64, Threads: 1})
+	if err != nil {
+		panic(err) // constant, valid arguments
+	}
+	s, err := New(context.Background(), NewMemoryStore(), kr, opts...)
+	if err != nil {
+		panic(err) // an empty memory store cannot fail
+	}
+	return s
+}
+
+func (s *Signer) unwrap(r *Record) (crypto.Signer, error) {
+	s.mu.Lock()
+	k, ok := s.keys[r.ID]
+	s.mu.Unlock()
+	if ok {
+		return k, nil
+	}
+	der, err := s.kr.Unwrap(r.Private, r.AAD())
+	if err != nil {
+		if errors.Is(err, keywrap.ErrDecrypt) || errors.Is(err, keywrap.ErrUnknownAlias) {
+			return nil, fmt.Errorf("keystore: key %s: %w (wrong or missing signer passphrase for alias %q?)", r.ID, err, r.Private.Alias)
+		}
+		return nil, fmt.Errorf("keystore: key %s: %w", r.ID, err)
+	}
+	priv, err := x509.ParsePKCS8PrivateKey(der)
+	clear(der)
+	if err != nil {
+		return nil, fmt.Errorf("keystore: key %s: %w", r.ID, err)
+	}
+	cs, ok := priv.(crypto.Signer)
+	if !ok {
+		return nil, fmt.Errorf("keystore: key %s is not a signing key", r.ID)
+	}
+	s.mu.Lock()
+	s.keys[r.ID] = cs
+	s.mu.Unlock()
+	return cs, nil
+}
+
+func (s *Signer) newRecord(gun, role string, alg signer.Algorithm) (*Record, error) {
+	if err := signer.CheckRole(role); err != nil {
+		return nil, err
+	}
+	if alg == "" {
+		alg = signer.Ed25519
+	}
+	priv, pub, id, err := signer.Generate(alg)
+	if err != nil {
+		return nil, err
+	}
+	r := &Record{ID: id, GUN: gun, Role: role, Algorithm: alg, Public: pub, CreatedAt: s.now().UTC().Truncate(time.Microsecond)}
+	der, err := x509.MarshalPKCS8PrivateKey(priv)
+	if err != nil {
+		return nil, fmt.Errorf("keystore: %w", err)
+	}
+	defer clear(der)
+	if r.Private, err = s.kr.Wrap(der, r.AAD()); err != nil {
+		return nil, fmt.Errorf("keystore: wrap: %w", err)
+	}
+	s.mu.Lock()
+	s.keys[id] = priv
+	s.mu.Unlock()
+	return r, nil
+}
+
+func info(r *Record) *signer.KeyInfo {
+	return &signer.KeyInfo{GUN: r.GUN, Role: r.Role, ID: r.ID, Public: r.Public, CreatedAt: r.CreatedAt}
+}
+
+// EnsureKey implements signer.Service.
+func (s *Signer) EnsureKey(ctx context.Context, gun, role string, alg signer.Algorithm) (*signer.KeyInfo, error) {
+	if k, err := s.PublicKey(ctx, gun, role); err == nil || !errors.Is(err, signer.ErrKeyNotFound) {
+		return k, err
+	}
+	r, err := s.newRecord(gun, role, alg)
+	if err != nil {
+		return nil, err
+	}
+	got, err := s.st.InsertFirst(ctx, r)
+	if err != nil && !errors.Is(err, ErrExists) {
+		return nil, fmt.Errorf("keystore: create %s key of %s: %w", role, gun, err)
+	}
+	return info(got), nil
+}
+
+// RotateKey implements signer.Service.
+func (s *Signer) RotateKey(ctx context.Context, gun, role string, alg signer.Algorithm) (*signer.KeyInfo, error) {
+	r, err := s.newRecord(gun, role, alg)
+	if err != nil {
+		return nil, err
+	}
+	if err := s.st.Insert(ctx, r); err != nil {
+		return nil, fmt.Errorf("keystore: rotate %s key of %s: %w", role, gun, err)
+	}
+	return info(r), nil
+}
+
+// PublicKey implements signer.Service.
+func (s *Signer) PublicKey(ctx context.Context, gun, role string) (*signer.KeyInfo, error) {
+	recs, err := s.st.List(ctx, gun)
+	if err != nil {
+		return nil, fmt.Errorf("keystore: %s key of %s: %w", role, gun, err)
+	}
+	for i := len(recs) - 1; i >= 0; i-- {
+		if recs[i].Role == role {
+			return info(&recs[i]), nil
+		}
+	}
+	return nil, fmt.Errorf("keystore: %s key of %s: %w", role, gun, signer.ErrKeyNotFound)
+}
+
+// ListKeys implements signer.Service.
+func (s *Signer) ListKeys(ctx context.Context, gun string) ([]signer.KeyInfo, error) {
+	recs, err := s.st.List(ctx, gun)
+	if err != nil {
+		return nil, fmt.Errorf("keystore: keys of %s: %w", gun, err)
+	}
+	out := make([]signer.KeyInfo, len(recs))
+	for i := range recs {
+		out[i] = *info(&recs[i])
+	}
+	return out, nil
+}
+
+// Sign implements signer.Service: only with a key of (gun, role), and only
+// metadata of role.
+func (s *Signer) Sign(ctx context.Context, gun, role, keyID string, payload []byte) ([]byte, error) {
+	if err := signer.CheckPayloadRole(role, payload); err != nil {
+		return nil, fmt.Errorf("keystore: sign %s/%s with %s: %w", gun, role, keyID, err)
+	}
+	recs, err := s.st.List(ctx, gun)
+	if err != nil {
+		return nil, fmt.Errorf("keystore: sign %s/%s: %w", gun, role, err)
+	}
+	for i := range recs {
+		if r := &recs[i]; r.ID == keyID && r.Role == role {
+			priv, err := s.unwrap(r)
+			if err != nil {
+				return nil, err
+			}
+			sig, err := signer.SignPayload(priv, payload)
+			if err != nil {
+				return nil, fmt.Errorf("keystore: sign %s/%s with %s: %w", gun, role, keyID, err)
+			}
+			return sig, nil
+		}
+	}
+	return nil, fmt.Errorf("keystore: sign %s/%s with %s: %w", gun, role, keyID, signer.ErrKeyNotFound)
+}
+
+// DeleteKeys implements signer.Service.
+func (s *Signer) DeleteKeys(ctx context.Context, gun string) error {
+	recs, err := s.st.List(ctx, gun)
+	if err != nil {
+		return fmt.Errorf("keystore: delete keys of %s: %w", gun, err)
+	}
+	if err := s.st.DeleteGUN(ctx, gun); err != nil {
+		return fmt.Errorf("keystore: delete keys of %s: %w", gun, err)
+	}
+	s.mu.Lock()
+	for _, r := range recs {
+		delete(s.keys, r.ID)
+	}
+	s.mu.Unlock()
+	return nil
+}
+
+// Ping implements signer.Service.
+func (s *Signer) Ping(ctx context.Context) error { return s.st.Ping(ctx) }
+
+// Rewrap re-encrypts every stored key under to's primary alias. s must be
+// able to unwrap every key (its keyring holds the old passphrases).
+func (s *Signer) Rewrap(ctx context.Context, to *keywrap.Keyring) (int, error) {
+	all, err := s.st.All(ctx)
+	if err != nil {
+		return 0, fmt.Errorf("keystore: rewrap: %w", err)
+	}
+	for i := range all {
+		r := &all[i]
+		der, err := s.kr.Unwrap(r.Private, r.AAD())
+		if err != nil {
+			return i, fmt.Errorf("keystore: rewrap key %s: %w", r.ID, err)
+		}
+		w, err := to.Wrap(der, r.AAD())
+		clear(der)
+		if err != nil {
+			return i, fmt.Errorf("keystore: rewrap key %s: %w", r.ID, err)
+		}
+		if err := s.st.UpdatePrivate(ctx, r.ID, w); err != nil {
+			return i, fmt.Errorf("keystore: rewrap key %s: %w", r.ID, err)
+		}
+	}
+	return len(all), nil
+}
