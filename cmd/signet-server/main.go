@@ -129,7 +129,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, getenv fu
 	fs := flag.NewFlagSet("signet-server", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	cfg.flags(fs)
-	if err := cli.Parse(fs, args, getenv); err != nil {
+	if err := cli.Parse(fs, args, "SIGNET_", getenv); err != nil {
 		return 2
 	}
 	if err := cfg.Validate(); err != nil {
@@ -152,7 +152,7 @@ func runMigrate(ctx context.Context, args []string, stderr io.Writer, getenv fun
 	fs := flag.NewFlagSet("signet-server migrate", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	db := fs.String("db", "", "postgres:// URL (the embedded store migrates itself when opened)")
-	if err := cli.Parse(fs, args, getenv); err != nil {
+	if err := cli.Parse(fs, args, "SIGNET_", getenv); err != nil {
 		return 2
 	}
 	if err := migrate(ctx, *db); err != nil {

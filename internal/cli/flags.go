@@ -11,21 +11,22 @@ import (
 	"strings"
 )
 
-// EnvName is the environment variable that sets a flag: SIGNET_ and the
+// EnvName is the environment variable that sets a flag: the prefix
+// (SIGNET_ for signet-server, SIGNET_SIGNER_ for signet-signer) and the
 // flag's name in upper case with dashes as underscores.
-func EnvName(flagName string) string {
-	return "SIGNET_" + strings.ToUpper(strings.ReplaceAll(flagName, "-", "_"))
+func EnvName(prefix, flagName string) string {
+	return prefix + strings.ToUpper(strings.ReplaceAll(flagName, "-", "_"))
 }
 
-// Parse sets every flag of fs from its SIGNET_* variable (looked up with
-// getenv) and then from args, so that flags win over the environment and
-// the environment over defaults.
-func Parse(fs *flag.FlagSet, args []string, getenv func(string) string) error {
+// Parse sets every flag of fs from its environment variable (looked up
+// with getenv) and then from args, so that flags win over the environment
+// and the environment over defaults.
+func Parse(fs *flag.FlagSet, args []string, prefix string, getenv func(string) string) error {
 	var err error
 	fs.VisitAll(func(f *flag.Flag) {
-		if v := getenv(EnvName(f.Name)); v != "" && err == nil {
+		if v := getenv(EnvName(prefix, f.Name)); v != "" && err == nil {
 			if e := fs.Set(f.Name, v); e != nil {
-				err = fmt.Errorf("%s: %w", EnvName(f.Name), e)
+				err = fmt.Errorf("%s: %w", EnvName(prefix, f.Name), e)
 			}
 		}
 	})

@@ -64,6 +64,19 @@ func (h *Handler) Routes() http.Handler {
 	return r
 }
 
+// HealthRoutes serves only /healthz and /readyz, for probes that cannot
+// present a client certificate.
+func (h *Handler) HealthRoutes() http.Handler {
+	r := chi.NewRouter()
+	h.health(r)
+	return r
+}
+
+func (h *Handler) health(r chi.Router) {
+	r.Get(PathHealth, func(w http.ResponseWriter, _ *http.Request) { writeJSON(w, http.StatusOK, map[string]string{"status": "ok"}) })
+	r.Get(PathReady, h.ready)
+}
+
 func (h *Handler) handle(fn func(http.ResponseWriter, *http.Request) error) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		if err := fn(w, r); err != nil {

@@ -1,0 +1,288 @@
+// Command signet-signer holds the online (timestamp and snapshot) keys of
+// every repository and signs TUF metadata for signet-server, over HTTPS with
+// mutual TLS only.
+//
+//	signet-signer [--addr HOST:PORT] [--db URL-or-path] --tls-cert F --tls-key F --client-ca F
+//	signet-signer migrate --db postgres://…
+//	signet-signer certs --out DIR
+//	signet-signer rewrap --db … --from OLD --to NEW
+//
+// Flags can be set with SIGNET_SIGNER_<FLAG>. The passphrase that wraps the
+// keys comes only from the environment: SIGNET_SIGNER_PASSPHRASE_<ALIAS>,
+// or SIGNET_SIGNER_PASSPHRASE for the alias "default".
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/signetdev/signet/internal/cli"
+	"github.com/signetdev/signet/internal/tlsutil"
+	"github.com/signetdev/signet/signer/api"
+	"github.com/signetdev/signet/signer/keystore"
+	"github.com/signetdev/signet/signer/keywrap"
+)
+
+const envPrefix = "SIGNET_SIGNER_"
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	os.Exit(run(ctx, os.Args[1:], os.Stdout, os.Stderr, os.Getenv))
+}
+
+type config struct {
+	Addr            string
+	HealthAddr      string
+	DB              string
+	TLSCert         string
+	TLSKey          string
+	ClientCA        string
+	AllowedSubjects string
+	Alias           string
+	LogFormat       string
+	LogLevel        string
+}
+
+func (c *config) flags(fs *flag.FlagSet) {
+	fs.StringVar(&c.Addr, "addr", "127.0.0.1:7443", "mutual-TLS listen address")
+	fs.StringVar(&c.HealthAddr, "health-addr", "", "optional plain-HTTP address for /healthz and /readyz only (for probes that cannot present a client certificate)")
+	fs.StringVar(&c.DB, "db", "./signet-signer-data/signer.db", "postgres:// URL, or a file path for the embedded key store")
+	fs.StringVar(&c.TLSCert, "tls-cert", "", "the signer's certificate (PEM)")
+	fs.StringVar(&c.TLSKey, "tls-key", "", "the signer's private key (PEM)")
+	fs.StringVar(&c.ClientCA, "client-ca", "", "CA bundle whose client certificates are accepted (PEM)")
+	fs.StringVar(&c.AllowedSubjects, "allowed-subjects", "", "comma-separated client certificate common names to accept (default: any from --client-ca)")
+	fs.StringVar(&c.Alias, "passphrase-alias", "default", "alias of the passphrase that wraps new keys (SIGNET_SIGNER_PASSPHRASE_<ALIAS>)")
+	fs.StringVar(&c.LogFormat, "log-format", "json", "log format: json or text")
+	fs.StringVar(&c.LogLevel, "log-level", "info", "log level")
+}
+
+// Validate checks the configuration before anything starts.
+func (c *config) Validate() error {
+	var errs []error
+	if c.TLSCert == "" || c.TLSKey == "" || c.ClientCA == "" {
+		errs = append(errs, errors.New("--tls-cert, --tls-key and --client-ca are required: the signer speaks only mutual TLS (signet-signer certs --out DIR makes a development set)"))
+	}
+	if _, _, err := net.SplitHostPort(c.Addr); err != nil {
+		errs = append(errs, fmt.Errorf("--addr: %w", err))
+	}
+	if c.DB == "" {
+		errs = append(errs, errors.New("--db is empty"))
+	}
+	return errors.Join(errs...)
+}
+
+func run(ctx context.Context, args []string, stdout, stderr io.Writer, getenv func(string) string) int {
+	if len(args) > 0 {
+		switch args[0] {
+		case "migrate":
+			return runMigrate(ctx, args[1:], stderr, getenv)
+		case "certs":
+			return runCerts(args[1:], stdout, stderr, getenv)
+		case "rewrap":
+			return runRewrap(ctx, args[1:], stdout, stderr, getenv)
+		}
+	}
+	var cfg config
+	fs := flag.NewFlagSet("signet-signer", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	cfg.flags(fs)
+	if err := cli.Parse(fs, args, envPrefix, getenv); err != nil {
+		return 2
+	}
+	if err := cfg.Validate(); err != nil {
+		fmt.Fprintf(stderr, "signet-signer: %v\n", err)
+		return 2
+	}
+	log, err := cli.NewLogger(stderr, cfg.LogFormat, cfg.LogLevel)
+	if err != nil {
+		fmt.Fprintf(stderr, "signet-signer: %v\n", err)
+		return 2
+	}
+	if err := serve(ctx, cfg, log, getenv); err != nil {
+		log.Error("signet-signer stopped", "err", err)
+		return 1
+	}
+	return 0
+}
+
+// passphrase reads the passphrase of alias from the environment.
+func passphrase(alias string, getenv func(string) string) ([]byte, error) {
+	name := envPrefix + "PASSPHRASE_" + strings.ToUpper(alias)
+	p := getenv(name)
+	if p == "" && alias == "default" {
+		name, p = envPrefix+"PASSPHRASE", getenv(envPrefix+"PASSPHRASE")
+	}
+	if p == "" {
+		return nil, fmt.Errorf("no passphrase for alias %q: set %s", alias, name)
+	}
+	return []byte(p), nil
+}
+
+func keyring(primary string, aliases []string, getenv func(string) string) (*keywrap.Keyring, error) {
+	pp := map[string][]byte{}
+	for _, a := range append([]string{primary}, aliases...) {
+		p, err := passphrase(a, getenv)
+		if err != nil {
+			return nil, err
+		}
+		pp[a] = p
+	}
+	return keywrap.NewKeyring(primary, pp, keywrap.DefaultParams())
+}
+
+func serve(ctx context.Context, cfg config, log *slog.Logger, getenv func(string) string) error {
+	kr, err := keyring(cfg.Alias, nil, getenv)
+	if err != nil {
+		return err
+	}
+	var subjects []string
+	if cfg.AllowedSubjects != "" {
+		subjects = strings.Split(cfg.AllowedSubjects, ",")
+	}
+	tc, err := tlsutil.ServerConfig(cfg.TLSCert, cfg.TLSKey, cfg.ClientCA, subjects)
+	if err != nil {
+		return err
+	}
+	st, err := keystore.Open(ctx, cfg.DB)
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	svc, err := keystore.New(ctx, st, kr)
+	if err != nil {
+		return err // names the wrong passphrase; nothing was created
+	}
+	h := api.New(svc, log, log)
+	hs := &http.Server{
+		Handler:           api.RequireClientCert(h.Routes()),
+		TLSConfig:         tc,
+		ReadHeaderTimeout: 5 * time.Second,
+		ReadTimeout:       30 * time.Second,
+		WriteTimeout:      30 * time.Second,
+		IdleTimeout:       2 * time.Minute,
+		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+	}
+	ln, err := net.Listen("tcp", cfg.Addr)
+	if err != nil {
+		return err
+	}
+	servers := []*http.Server{hs}
+	errc := make(chan error, 2)
+	go func() { errc <- hs.ServeTLS(ln, "", "") }()
+	if cfg.HealthAddr != "" {
+		hl, err := net.Listen("tcp", cfg.HealthAddr)
+		if err != nil {
+			return err
+		}
+		health := &http.Server{Handler: h.HealthRoutes(), ReadHeaderTimeout: 5 * time.Second}
+		servers = append(servers, health)
+		go func() { errc <- health.Serve(hl) }()
+	}
+	log.Info("signet-signer serving", "addr", ln.Addr().String(), "health_addr", cfg.HealthAddr)
+	select {
+	case err := <-errc:
+		return err
+	case <-ctx.Done():
+	}
+	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+	defer cancel()
+	for _, s := range servers {
+		if err := s.Shutdown(sctx); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func runMigrate(ctx context.Context, args []string, stderr io.Writer, getenv func(string) string) int {
+	fs := flag.NewFlagSet("signet-signer migrate", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	db := fs.String("db", "", "postgres:// URL or file path of the key store")
+	if err := cli.Parse(fs, args, envPrefix, getenv); err != nil {
+		return 2
+	}
+	st, err := keystore.Open(ctx, *db)
+	if err == nil {
+		err = st.Migrate(ctx)
+		st.Close()
+	}
+	if err != nil {
+		fmt.Fprintf(stderr, "signet-signer migrate: %v\n", err)
+		return 1
+	}
+	fmt.Fprintln(stderr, "signet-signer migrate: database is up to date")
+	return 0
+}
+
+func runCerts(args []string, stdout, stderr io.Writer, getenv func(string) string) int {
+	fs := flag.NewFlagSet("signet-signer certs", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	out := fs.String("out", "", "directory to write ca.pem, signer.pem, signer-key.pem, server.pem, server-key.pem")
+	dns := fs.String("dns", "signet-signer", "comma-separated extra DNS names for the signer's certificate")
+	if err := cli.Parse(fs, args, envPrefix+"CERTS_", getenv); err != nil {
+		return 2
+	}
+	if *out == "" {
+		fmt.Fprintln(stderr, "signet-signer certs: --out DIR is required")
+		return 2
+	}
+	if err := tlsutil.WriteDevCerts(tlsutil.DevCerts{Dir: *out, SignerDNS: strings.Split(*dns, ",")}); err != nil {
+		fmt.Fprintf(stderr, "signet-signer certs: %v\n", err)
+		return 1
+	}
+	fmt.Fprintf(stdout, "wrote a development CA and certificates to %s (not for production)\n", *out)
+	return 0
+}
+
+func runRewrap(ctx context.Context, args []string, stdout, stderr io.Writer, getenv func(string) string) int {
+	fs := flag.NewFlagSet("signet-signer rewrap", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	db := fs.String("db", "./signet-signer-data/signer.db", "postgres:// URL or file path of the key store")
+	from := fs.String("from", "default", "alias of the current passphrase (SIGNET_SIGNER_PASSPHRASE_<FROM>)")
+	to := fs.String("to", "", "alias of the new passphrase (SIGNET_SIGNER_PASSPHRASE_<TO>)")
+	if err := cli.Parse(fs, args, envPrefix+"REWRAP_", getenv); err != nil {
+		return 2
+	}
+	if *to == "" || *to == *from {
+		fmt.Fprintln(stderr, "signet-signer rewrap: --to must name a new alias")
+		return 2
+	}
+	err := func() error {
+		kr, err := keyring(*to, []string{*from}, getenv)
+		if err != nil {
+			return err
+		}
+		st, err := keystore.Open(ctx, *db)
+		if err != nil {
+			return err
+		}
+		defer st.Close()
+		svc, err := keystore.New(ctx, st, kr)
+		if err != nil {
+			return err
+		}
+		n, err := svc.Rewrap(ctx, kr)
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(stdout, "re-wrapped %d keys under passphrase alias %q; start signet-signer with --passphrase-alias %s\n", n, *to, *to)
+		return nil
+	}()
+	if err != nil {
+		fmt.Fprintf(stderr, "signet-signer rewrap: %v\n", err)
+		return 1
+	}
+	return 0
+}

@@ -1,0 +1,368 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/json"
+	"encoding/pem"
+	"io"
+	"math/big"
+	"mime/multipart"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/theupdateframework/go-tuf/v2/metadata"
+
+	"github.com/signetdev/signet/internal/tlsutil"
+	"github.com/signetdev/signet/internal/tuftest"
+	"github.com/signetdev/signet/server"
+	"github.com/signetdev/signet/server/store/memstore"
+	"github.com/signetdev/signet/signer/api"
+	"github.com/signetdev/signet/signer/signerclient"
+)
+
+// pki is a test CA that issues certificates into dir.
+type pki struct {
+	t    *testing.T
+	dir  string
+	cert *x509.Certificate
+	key  *ecdsa.PrivateKey
+}
+
+func newPKI(t *testing.T, dir, name string) *pki {
+	t.Helper()
+	key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: name}, NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
+		IsCA: true, BasicConstraintsValid: true, KeyUsage: x509.KeyUsageCertSign}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cert, _ := x509.ParseCertificate(der)
+	p := &pki{t: t, dir: dir, cert: cert, key: key}
+	p.write(name+"-ca.pem", "CERTIFICATE", der)
+	return p
+}
+
+func (p *pki) write(name, typ string, der []byte) string {
+	path := filepath.Join(p.dir, name)
+	if err := os.WriteFile(path, pem.EncodeToMemory(&pem.Block{Type: typ, Bytes: der}), 0o600); err != nil {
+		p.t.Fatal(err)
+	}
+	return path
+}
+
+// issue writes name.pem and name-key.pem.
+func (p *pki) issue(name string, server bool, notAfter time.Time) (certFile, keyFile string) {
+	key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	serial, _ := rand.Int(rand.Reader, big.NewInt(1<<62))
+	tmpl := &x509.Certificate{SerialNumber: serial, Subject: pkix.Name{CommonName: name}, NotBefore: time.Now().Add(-2 * time.Hour), NotAfter: notAfter,
+		KeyUsage: x509.KeyUsageDigitalSignature, ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth}}
+	if server {
+		tmpl.ExtKeyUsage = []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}
+		tmpl.IPAddresses = []net.IP{net.ParseIP("127.0.0.1")}
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, p.cert, &key.PublicKey, p.key)
+	if err != nil {
+		p.t.Fatal(err)
+	}
+	keyDER, _ := x509.MarshalPKCS8PrivateKey(key)
+	return p.write(name+".pem", "CERTIFICATE", der), p.write(name+"-key.pem", "PRIVATE KEY", keyDER)
+}
+
+func freeAddr(t *testing.T) string {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().String()
+}
+
+type signerProc struct {
+	addr   string
+	cancel context.CancelFunc
+	done   chan int
+}
+
+func startSigner(t *testing.T, addr string, env map[string]string, args ...string) *signerProc {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	p := &signerProc{addr: addr, cancel: cancel, done: make(chan int, 1)}
+	go func() {
+		p.done <- run(ctx, append([]string{"--addr", addr, "--log-format", "text"}, args...), io.Discard, io.Discard, func(k string) string { return env[k] })
+	}()
+	for range 200 {
+		if c, err := net.Dial("tcp", addr); err == nil {
+			c.Close()
+			return p
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	t.Fatal("signer did not start")
+	return nil
+}
+
+func (p *signerProc) stop(t *testing.T) {
+	p.cancel()
+	if code := <-p.done; code != 0 {
+		t.Errorf("signer exit %d", code)
+	}
+}
+
+type setup struct {
+	dir                       string
+	pki                       *pki
+	ca, signerCert, signerKey string
+	clientCert, clientKey     string
+	env                       map[string]string
+	args                      []string
+}
+
+func newSetup(t *testing.T) *setup {
+	dir := t.TempDir()
+	p := newPKI(t, dir, "test")
+	s := &setup{dir: dir, pki: p, ca: filepath.Join(dir, "test-ca.pem"), env: map[string]string{"SIGNET_SIGNER_PASSPHRASE": "signer passphrase"}}
+	s.signerCert, s.signerKey = p.issue("signet-signer", true, time.Now().Add(time.Hour))
+	s.clientCert, s.clientKey = p.issue("signet-server", false, time.Now().Add(time.Hour))
+	s.args = []string{"--db", filepath.Join(dir, "keys.db"), "--tls-cert", s.signerCert, "--tls-key", s.signerKey, "--client-ca", s.ca}
+	return s
+}
+
+func (s *setup) client(t *testing.T, cert, key string) *http.Client {
+	t.Helper()
+	pool, err := tlsutil.LoadPool(s.ca)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS13}
+	if cert != "" {
+		c, err := tls.LoadX509KeyPair(cert, key)
+		if err != nil {
+			t.Fatal(err)
+		}
+		cfg.Certificates = []tls.Certificate{c}
+	}
+	return &http.Client{Transport: &http.Transport{TLSClientConfig: cfg}, Timeout: 5 * time.Second}
+}
+
+func TestMutualTLS(t *testing.T) {
+	t.Parallel()
+	s := newSetup(t)
+	other := newPKI(t, s.dir, "other")
+	otherCert, otherKey := other.issue("intruder", false, time.Now().Add(time.Hour))
+	expiredCert, expiredKey := s.pki.issue("expired", false, time.Now().Add(-time.Minute))
+	p := startSigner(t, freeAddr(t), s.env, s.args...)
+	defer p.stop(t)
+	url := "https://" + p.addr + api.PathReady
+
+	for _, tc := range []struct {
+		name      string
+		cert, key string
+		ok        bool
+	}{
+		{"no client certificate", "", "", false},
+		{"certificate from another CA", otherCert, otherKey, false},
+		{"expired certificate", expiredCert, expiredKey, false},
+		{"the server's certificate", s.clientCert, s.clientKey, true},
+	} {
+		resp, err := s.client(t, tc.cert, tc.key).Get(url)
+		if tc.ok {
+			if err != nil || resp.StatusCode != 200 {
+				t.Errorf("%s: %v %v", tc.name, resp, err)
+			}
+		} else if err == nil {
+			t.Errorf("%s: got %d, want a refused handshake", tc.name, resp.StatusCode)
+		}
+		if resp != nil {
+			resp.Body.Close()
+		}
+	}
+}
+
+func TestRoleBindingOverAPI(t *testing.T) {
+	t.Parallel()
+	s := newSetup(t)
+	p := startSigner(t, freeAddr(t), s.env, s.args...)
+	defer p.stop(t)
+	c := signerclient.New("https://"+p.addr, s.client(t, s.clientCert, s.clientKey))
+	ctx := context.Background()
+	k, err := c.EnsureKey(ctx, "example.com/app", metadata.TIMESTAMP, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, payload := range []string{`{"_type":"targets"}`, `{"_type":"root"}`, `{"_type":"snapshot"}`} {
+		if _, err := c.Sign(ctx, "example.com/app", metadata.TIMESTAMP, k.ID, []byte(payload)); err == nil || !strings.Contains(err.Error(), "does not match") {
+			t.Errorf("%s: %v", payload, err)
+		}
+	}
+	if _, err := c.Sign(ctx, "example.com/other", metadata.TIMESTAMP, k.ID, []byte(`{"_type":"timestamp"}`)); err == nil {
+		t.Error("signed another GUN's timestamp")
+	}
+	if _, err := c.Sign(ctx, "example.com/app", metadata.TIMESTAMP, k.ID, []byte(`{"_type":"timestamp","version":1}`)); err != nil {
+		t.Errorf("timestamp: %v", err)
+	}
+}
+
+// TestSignerDownAndBack runs a server on a remote signer, stops the signer
+// mid-way and starts it again: reads go on, publishes answer 503 naming the
+// signer, /readyz fails, and everything recovers by itself.
+func TestSignerDownAndBack(t *testing.T) {
+	t.Parallel()
+	s := newSetup(t)
+	addr := freeAddr(t)
+	p := startSigner(t, addr, s.env, s.args...)
+	tc, err := tlsutil.ClientConfig(s.ca, s.clientCert, s.clientKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tr := &http.Transport{TLSClientConfig: tc}
+	defer tr.CloseIdleConnections()
+	sc := signerclient.New("https://"+addr, &http.Client{Transport: tr}, signerclient.WithTimeout(2*time.Second))
+	srv := server.New(memstore.New(), sc, server.WithSweepInterval(0))
+	hs := httptest.NewServer(srv.Handler())
+	defer hs.Close()
+	base := hs.URL + "/v2/example.com/app/_trust/tuf/"
+	get := func(path string) (int, []byte) {
+		resp, err := http.Get(base + path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, b
+	}
+	key := func(role string) *metadata.Key {
+		code, body := get(role + ".key")
+		if code != 200 {
+			t.Fatalf("%s key: %d %s", role, code, body)
+		}
+		var k metadata.Key
+		if err := json.Unmarshal(body, &k); err != nil {
+			t.Fatal(err)
+		}
+		return &k
+	}
+	clock := time.Now
+	dev := tuftest.NewRepo(t, clock, key(metadata.TIMESTAMP), key(metadata.SNAPSHOT))
+	publish := func(files map[string][]byte) (int, string) {
+		var buf bytes.Buffer
+		mw := multipart.NewWriter(&buf)
+		for role, data := range files {
+			w, _ := mw.CreateFormFile("files", role)
+			_, _ = w.Write(data)
+		}
+		_ = mw.Close()
+		resp, err := http.Post(base, mw.FormDataContentType(), &buf)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(b)
+	}
+	if code, body := publish(map[string][]byte{metadata.ROOT: dev.RootBytes(), metadata.TARGETS: dev.TargetsBytes()}); code != 200 {
+		t.Fatalf("publish through the signer: %d %s", code, body)
+	}
+	ready := func() int {
+		resp, err := http.Get(hs.URL + "/readyz")
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	if ready() != 200 {
+		t.Fatal("not ready with the signer up")
+	}
+
+	p.stop(t)
+	tr.CloseIdleConnections()
+	if code, _ := get("timestamp.json"); code != 200 {
+		t.Fatalf("read with the signer down: %d", code)
+	}
+	dev.Bump()
+	if code, body := publish(map[string][]byte{metadata.TARGETS: dev.TargetsBytes()}); code != 503 || !strings.Contains(body, "signer") {
+		t.Fatalf("publish with the signer down: %d %s", code, body)
+	}
+	if ready() != 503 {
+		t.Fatal("ready with the signer down")
+	}
+
+	p = startSigner(t, addr, s.env, s.args...)
+	defer p.stop(t)
+	if code, body := publish(map[string][]byte{metadata.TARGETS: dev.TargetsBytes()}); code != 200 {
+		t.Fatalf("publish after the signer returned: %d %s", code, body)
+	}
+	if ready() != 200 {
+		t.Fatal("not ready after the signer returned")
+	}
+}
+
+func TestWrongPassphraseStopsStartup(t *testing.T) {
+	t.Parallel()
+	s := newSetup(t)
+	p := startSigner(t, freeAddr(t), s.env, s.args...)
+	c := signerclient.New("https://"+p.addr, s.client(t, s.clientCert, s.clientKey))
+	if _, err := c.EnsureKey(context.Background(), "example.com/app", metadata.TIMESTAMP, ""); err != nil {
+		t.Fatal(err)
+	}
+	p.stop(t)
+	var stderr bytes.Buffer
+	code := run(context.Background(), append([]string{"--addr", freeAddr(t)}, s.args...), io.Discard, &stderr,
+		func(k string) string { return map[string]string{"SIGNET_SIGNER_PASSPHRASE": "wrong"}[k] })
+	if code != 1 || !strings.Contains(stderr.String(), "passphrase") {
+		t.Fatalf("exit %d: %s", code, stderr.String())
+	}
+	code = run(context.Background(), append([]string{"--addr", freeAddr(t)}, s.args...), io.Discard, &stderr, func(string) string { return "" })
+	if code != 1 || !strings.Contains(stderr.String(), "SIGNET_SIGNER_PASSPHRASE") {
+		t.Fatalf("missing passphrase: exit %d: %s", code, stderr.String())
+	}
+}
+
+func TestCertsAndRewrap(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	if code := run(context.Background(), []string{"certs", "--out", dir}, io.Discard, io.Discard, func(string) string { return "" }); code != 0 {
+		t.Fatalf("certs: %d", code)
+	}
+	for _, f := range []string{"ca.pem", "signer.pem", "signer-key.pem", "server.pem", "server-key.pem"} {
+		if _, err := os.Stat(filepath.Join(dir, f)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	env := map[string]string{"SIGNET_SIGNER_PASSPHRASE": "old", "SIGNET_SIGNER_PASSPHRASE_NEW": "new"}
+	args := []string{"--db", filepath.Join(dir, "keys.db"), "--tls-cert", filepath.Join(dir, "signer.pem"), "--tls-key", filepath.Join(dir, "signer-key.pem"), "--client-ca", filepath.Join(dir, "ca.pem")}
+	p := startSigner(t, freeAddr(t), env, args...)
+	pool, _ := tlsutil.LoadPool(filepath.Join(dir, "ca.pem"))
+	cert, _ := tls.LoadX509KeyPair(filepath.Join(dir, "server.pem"), filepath.Join(dir, "server-key.pem"))
+	hc := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool, Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS13}}}
+	c := signerclient.New("https://"+p.addr, hc)
+	k, err := c.EnsureKey(context.Background(), "example.com/app", metadata.TIMESTAMP, "")
+	if err != nil {
+		t.Fatalf("dev certificates: %v", err)
+	}
+	p.stop(t)
+	getenv := func(k string) string { return env[k] }
+	if code := run(context.Background(), []string{"rewrap", "--db", filepath.Join(dir, "keys.db"), "--from", "default", "--to", "new"}, io.Discard, io.Discard, getenv); code != 0 {
+		t.Fatalf("rewrap: %d", code)
+	}
+	p = startSigner(t, freeAddr(t), map[string]string{"SIGNET_SIGNER_PASSPHRASE_NEW": "new"}, append(args, "--passphrase-alias", "new")...)
+	defer p.stop(t)
+	c = signerclient.New("https://"+p.addr, hc)
+	if got, err := c.PublicKey(context.Background(), "example.com/app", metadata.TIMESTAMP); err != nil || got.ID != k.ID {
+		t.Fatalf("after rewrap: %v %v", got, err)
+	}
+}
