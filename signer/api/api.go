@@ -73,7 +73,9 @@ func (h *Handler) HealthRoutes() http.Handler {
 }
 
 func (h *Handler) health(r chi.Router) {
-	r.Get(PathHealth, func(w http.ResponseWriter, _ *http.Request) { writeJSON(w, http.StatusOK, map[string]string{"status": "ok"}) })
+	r.Get(PathHealth, func(w http.ResponseWriter, _ *http.Request) {
+		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
+	})
 	r.Get(PathReady, h.ready)
 }
 
