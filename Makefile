@@ -4,7 +4,7 @@
 GO ?= go
 STATICCHECK_VERSION ?= v0.8.2
 
-.PHONY: run test test-short bench lint build
+.PHONY: run test test-short bench bench-check lint build
 
 run:
 	$(GO) run ./cmd/signet-server
@@ -19,7 +19,10 @@ test-short:
 	$(GO) test -count=1 ./...
 
 bench:
-	@echo "the benchmark suite (issue 6) is not built yet" >&2; exit 1
+	$(GO) run ./bench
+
+bench-check:
+	$(GO) run ./bench check bench/results/latest.json
 
 lint:
 	@out=$$(gofmt -l .); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi

@@ -199,11 +199,18 @@ func (r *Repo) prepare(ctx context.Context, gun string, files map[string][]byte)
 		return nil, err
 	}
 	root := trusted.Root
-	keys, err := r.signer.ListKeys(ctx, gun)
+	keys, err := r.serverKeys(ctx, gun, up.root != nil)
 	if err != nil {
-		return nil, signerErr(fmt.Errorf("tufrepo: list server keys of %s: %w", gun, err))
+		return nil, err
 	}
 	tsKeys, ok := signingKeys(&root.Signed, keys, metadata.TIMESTAMP)
+	if !ok && up.root == nil {
+		// A key list from before another replica made the key: ask again.
+		if keys, err = r.serverKeys(ctx, gun, true); err != nil {
+			return nil, err
+		}
+		tsKeys, ok = signingKeys(&root.Signed, keys, metadata.TIMESTAMP)
+	}
 	if !ok {
 		return nil, refuse(CodeServerKey, metadata.ROOT, "root does not name the server's timestamp key (threshold %d); fetch it with GET /v2/%s/_trust/tuf/timestamp.key and list it under roles.timestamp", root.Signed.Roles[metadata.TIMESTAMP].Threshold, gun)
 	}

@@ -45,6 +45,7 @@ type Repo struct {
 	timestampLifetime time.Duration
 	snapshotLifetime  time.Duration
 	keyAlgorithm      signer.Algorithm
+	keys              keyCache
 }
 
 // Option configures a Repo.
@@ -75,6 +76,7 @@ func New(st store.MetaStore, sg signer.Service, opts ...Option) *Repo {
 		timestampLifetime: DefaultTimestampLifetime,
 		snapshotLifetime:  DefaultSnapshotLifetime,
 		keyAlgorithm:      signer.Ed25519,
+		keys:              keyCache{entries: map[string]keyEntry{}},
 	}
 	for _, o := range opts {
 		o(r)
@@ -94,6 +96,7 @@ func (r *Repo) ServerKey(ctx context.Context, gun, role string, create bool) (*s
 		err error
 	)
 	if create {
+		r.forgetKeys(gun)
 		k, err = r.signer.EnsureKey(ctx, gun, role, r.keyAlgorithm)
 	} else {
 		k, err = r.signer.PublicKey(ctx, gun, role)
@@ -113,6 +116,7 @@ func (r *Repo) RotateKey(ctx context.Context, gun, role string) (*signer.KeyInfo
 	if err := signer.CheckRole(role); err != nil {
 		return nil, refuse(CodeUnsupported, role, "the server holds keys only for timestamp and snapshot")
 	}
+	r.forgetKeys(gun)
 	k, err := r.signer.RotateKey(ctx, gun, role, r.keyAlgorithm)
 	if err != nil {
 		return nil, signerErr(fmt.Errorf("tufrepo: rotate %s key of %s: %w", role, gun, err))
@@ -130,6 +134,7 @@ func (r *Repo) Delete(ctx context.Context, gun string) error {
 		}
 		return storeErr(fmt.Errorf("tufrepo: delete %s: %w", gun, err))
 	}
+	r.forgetKeys(gun)
 	if err := r.signer.DeleteKeys(ctx, gun); err != nil {
 		// The metadata is gone; orphaned keys are harmless and retried by a
 		// later delete. Report, don't fail the request.

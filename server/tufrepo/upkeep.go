@@ -45,11 +45,17 @@ func (r *Repo) Refresh(ctx context.Context, gun string) (bool, error) {
 	if err != nil {
 		return false, fmt.Errorf("tufrepo: stored root of %s does not parse: %w", gun, err)
 	}
-	keys, err := r.signer.ListKeys(ctx, gun)
+	keys, err := r.serverKeys(ctx, gun, false)
 	if err != nil {
-		return false, signerErr(fmt.Errorf("tufrepo: list server keys of %s: %w", gun, err))
+		return false, err
 	}
 	tsKeys, ok := signingKeys(&root.Signed, keys, metadata.TIMESTAMP)
+	if !ok {
+		if keys, err = r.serverKeys(ctx, gun, true); err != nil {
+			return false, err
+		}
+		tsKeys, ok = signingKeys(&root.Signed, keys, metadata.TIMESTAMP)
+	}
 	if !ok {
 		return false, fmt.Errorf("tufrepo: refresh %s: the server no longer holds the timestamp key its root names", gun)
 	}

@@ -7,7 +7,7 @@ func PrivateDER(s *Signer, id string) []byte {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if k, ok := s.keys[id]; ok {
-		der, _ := x509.MarshalPKCS8PrivateKey(k)
+		der, _ := x509.MarshalPKCS8PrivateKey(k.priv)
 		return der
 	}
 	return nil

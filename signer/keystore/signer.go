@@ -21,7 +21,13 @@ type Signer struct {
 	now func() time.Time
 
 	mu   sync.Mutex
-	keys map[string]crypto.Signer // by key ID
+	keys map[string]*cached // unwrapped keys by key ID
+}
+
+// cached is an unwrapped key with the slot it belongs to.
+type cached struct {
+	gun, role string
+	priv      crypto.Signer
 }
 
 var _ signer.Service = (*Signer)(nil)
@@ -36,7 +42,7 @@ func WithClock(now func() time.Time) Option { return func(s *Signer) { s.now = n
 // wrong passphrase stops it here, before anything could create a second
 // set of keys.
 func New(ctx context.Context, st Store, kr *keywrap.Keyring, opts ...Option) (*Signer, error) {
-	s := &Signer{st: st, kr: kr, now: time.Now, keys: map[string]crypto.Signer{}}
+	s := &Signer{st: st, kr: kr, now: time.Now, keys: map[string]*cached{}}
 	for _, o := range opts {
 		o(s)
 	}
@@ -71,7 +77,7 @@ func (s *Signer) unwrap(r *Record) (crypto.Signer, error) {
 	k, ok := s.keys[r.ID]
 	s.mu.Unlock()
 	if ok {
-		return k, nil
+		return k.priv, nil
 	}
 	der, err := s.kr.Unwrap(r.Private, r.AAD())
 	if err != nil {
@@ -90,7 +96,7 @@ func (s *Signer) unwrap(r *Record) (crypto.Signer, error) {
 		return nil, fmt.Errorf("keystore: key %s is not a signing key", r.ID)
 	}
 	s.mu.Lock()
-	s.keys[r.ID] = cs
+	s.keys[r.ID] = &cached{gun: r.GUN, role: r.Role, priv: cs}
 	s.mu.Unlock()
 	return cs, nil
 }
@@ -116,7 +122,7 @@ func (s *Signer) newRecord(gun, role string, alg signer.Algorithm) (*Record, err
 		return nil, fmt.Errorf("keystore: wrap: %w", err)
 	}
 	s.mu.Lock()
-	s.keys[id] = priv
+	s.keys[id] = &cached{gun: gun, role: role, priv: priv}
 	s.mu.Unlock()
 	return r, nil
 }
@@ -186,6 +192,15 @@ func (s *Signer) Sign(ctx context.Context, gun, role, keyID string, payload []by
 	if err := signer.CheckPayloadRole(role, payload); err != nil {
 		return nil, fmt.Errorf("keystore: sign %s/%s with %s: %w", gun, role, keyID, err)
 	}
+	s.mu.Lock()
+	k, ok := s.keys[keyID]
+	s.mu.Unlock()
+	if ok {
+		if k.gun != gun || k.role != role {
+			return nil, fmt.Errorf("keystore: sign %s/%s with %s: %w", gun, role, keyID, signer.ErrKeyNotFound)
+		}
+		return s.sign(k.priv, gun, role, keyID, payload)
+	}
 	recs, err := s.st.List(ctx, gun)
 	if err != nil {
 		return nil, fmt.Errorf("keystore: sign %s/%s: %w", gun, role, err)
@@ -196,17 +211,23 @@ func (s *Signer) Sign(ctx context.Context, gun, role, keyID string, payload []by
 			if err != nil {
 				return nil, err
 			}
-			sig, err := signer.SignPayload(priv, payload)
-			if err != nil {
-				return nil, fmt.Errorf("keystore: sign %s/%s with %s: %w", gun, role, keyID, err)
-			}
-			return sig, nil
+			return s.sign(priv, gun, role, keyID, payload)
 		}
 	}
 	return nil, fmt.Errorf("keystore: sign %s/%s with %s: %w", gun, role, keyID, signer.ErrKeyNotFound)
 }
 
-// DeleteKeys implements signer.Service.
+func (s *Signer) sign(priv crypto.Signer, gun, role, keyID string, payload []byte) ([]byte, error) {
+	sig, err := signer.SignPayload(priv, payload)
+	if err != nil {
+		return nil, fmt.Errorf("keystore: sign %s/%s with %s: %w", gun, role, keyID, err)
+	}
+	return sig, nil
+}
+
+// DeleteKeys implements signer.Service. Another signer process sharing the
+// database keeps a deleted key it has cached until it restarts; the server
+// no longer asks it to sign, since the repository's metadata is gone.
 func (s *Signer) DeleteKeys(ctx context.Context, gun string) error {
 	recs, err := s.st.List(ctx, gun)
 	if err != nil {

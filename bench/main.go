@@ -1,0 +1,118 @@
+// Command bench is signet's benchmark suite (make bench). On loopback it
+// starts PostgreSQL the way the tests do, signet-signer and signet-server as
+// separate processes, and drives them with its own load generator. Every
+// figure is reported next to a baseline measured in the same run on the same
+// machine, as a ratio: absolute numbers on a shared 2-core machine drift.
+//
+//	go run ./bench                  full run (3 runs of 5 s per figure)
+//	BENCH_QUICK=1 go run ./bench    every figure once, briefly
+//	go run ./bench check FILE       compare a result file's ratios with targets
+//
+// It never fails on speed: it reports. Results go to bench/results/latest.json.
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"syscall"
+	"time"
+)
+
+func main() {
+	if len(os.Args) > 1 {
+		switch os.Args[1] {
+		case "baseline-server":
+			if err := serveBaseline(os.Args[2], os.Args[3]); err != nil {
+				fmt.Fprintln(os.Stderr, err)
+				os.Exit(1)
+			}
+			return
+		case "check":
+			os.Exit(check(os.Args[2:]))
+		}
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if err := run(ctx); err != nil {
+		fmt.Fprintln(os.Stderr, "bench:", err)
+		os.Exit(1)
+	}
+}
+
+// plan is how long and how often each figure runs.
+type plan struct {
+	Quick  bool          `json:"quick"`
+	Runs   int           `json:"runs"`
+	Run    time.Duration `json:"run_ns"`
+	Warmup time.Duration `json:"warmup_ns"`
+}
+
+func newPlan() plan {
+	if os.Getenv("BENCH_QUICK") == "1" {
+		return plan{Quick: true, Runs: 1, Run: time.Second, Warmup: 200 * time.Millisecond}
+	}
+	return plan{Runs: 3, Run: 5 * time.Second, Warmup: time.Second}
+}
+
+// Result is one figure.
+type Result struct {
+	Name     string   `json:"name"`
+	Unit     string   `json:"unit"`
+	Runs     []sample `json:"runs,omitempty"`
+	Baseline []sample `json:"baseline,omitempty"`
+	// Value summarises Runs: min, median, max of the per-run figure.
+	Min, Median, Max float64
+	// BaselineMedian and Ratio = Median / BaselineMedian, where a baseline exists.
+	BaselineMedian float64 `json:",omitempty"`
+	Ratio          float64 `json:",omitempty"`
+	Target         string  `json:",omitempty"`
+	Note           string  `json:",omitempty"`
+}
+
+// Report is the JSON written to bench/results/latest.json.
+type Report struct {
+	When    time.Time `json:"when"`
+	Plan    plan      `json:"plan"`
+	Results []Result  `json:"results"`
+}
+
+func run(ctx context.Context) error {
+	p := newPlan()
+	tmp, err := os.MkdirTemp("", "signet-bench-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(tmp)
+	fmt.Fprintln(os.Stderr, "bench: building binaries")
+	if err := build(ctx, tmp); err != nil {
+		return err
+	}
+	env, err := newEnv(ctx, tmp)
+	if err != nil {
+		return err
+	}
+	defer env.close()
+
+	rep := Report{When: time.Now().UTC(), Plan: p}
+	for _, fig := range env.figures() {
+		fmt.Fprintf(os.Stderr, "bench: %s\n", fig.name)
+		r, err := fig.run(ctx, p)
+		if err != nil {
+			return fmt.Errorf("%s: %w", fig.name, err)
+		}
+		rep.Results = append(rep.Results, r...)
+	}
+	printTable(os.Stdout, rep)
+	if err := os.MkdirAll(filepath.Join("bench", "results"), 0o755); err != nil {
+		return err
+	}
+	out, err := json.MarshalIndent(rep, "", "  ")
+	if err != nil {
+		return err
+	}
+	return os.WriteFile(filepath.Join("bench", "results", "latest.json"), out, 0o644)
+}
