@@ -1,0 +1,195 @@
+// Package client is signet's library for developers and engines: Resolve
+// turns "registry.example.com/team/app:1.2" into the one sha256 digest that
+// a threshold of the repository's trusted keys vouched for, after a full
+// TUF update with go-tuf's updater (root chain, timestamp, snapshot, targets
+// and delegations; thresholds, expiry, rollback and freeze checks). Init and
+// Publish create repositories and sign tags.
+//
+// Trusted metadata is cached per repository under Options.TrustDir, guarded
+// by a lock file so that several processes can share one trust directory.
+// It takes Go values only (no environment, no flags) and imports no server
+// package. A Client is safe for concurrent use: resolutions of one
+// repository serialise, resolutions of different repositories run in
+// parallel.
+package client
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/theupdateframework/go-tuf/v2/metadata"
+	"golang.org/x/sys/unix"
+)
+
+// Options configure a Client.
+type Options struct {
+	// Server is the signet-server base URL, e.g. https://notary.example.com.
+	Server string
+	// TrustDir holds pinned roots, the metadata cache and (with the default
+	// key store) private keys. Required.
+	TrustDir string
+	// HTTPClient is used for every request; default: http.DefaultClient's
+	// transport with no overall timeout (Timeout bounds each call).
+	HTTPClient *http.Client
+	// Token, if set, is sent as "Authorization: Bearer Token".
+	Token string
+	// TOFU trusts the server's first root of a repository that has no
+	// pinned root. Off by default: pin roots (PinRoot) instead.
+	TOFU bool
+	// MaxStaleness lets Resolve answer from the cache without asking the
+	// server while the last update is younger than it. 0 (default) checks
+	// the timestamp on every resolve.
+	MaxStaleness time.Duration
+	// Timeout bounds each Resolve or Publish; default 30 s.
+	Timeout time.Duration
+	// Now is the clock for expiry checks; default time.Now.
+	Now func() time.Time
+	// Logger; default discards.
+	Logger *slog.Logger
+	// Keys holds signing keys; default: a FileKeyStore in TrustDir/private
+	// using Passphrase.
+	Keys KeyStore
+	// Passphrase supplies passphrases of the default key store.
+	Passphrase PassphraseFunc
+}
+
+// Client resolves and publishes. Safe for concurrent use.
+type Client struct {
+	opts Options
+	hc   *http.Client
+	log  *slog.Logger
+	keys KeyStore
+
+	mu    sync.Mutex
+	locks map[string]*sync.Mutex
+}
+
+// New returns a Client.
+func New(opts Options) (*Client, error) {
+	if opts.TrustDir == "" {
+		return nil, errors.New("client: TrustDir is required")
+	}
+	if opts.Server == "" {
+		return nil, errors.New("client: Server is required")
+	}
+	if _, err := url.Parse(opts.Server); err != nil {
+		return nil, fmt.Errorf("client: server URL: %w", err)
+	}
+	opts.Server = strings.TrimSuffix(opts.Server, "/")
+	if opts.Timeout == 0 {
+		opts.Timeout = 30 * time.Second
+	}
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
+	c := &Client{opts: opts, hc: opts.HTTPClient, log: opts.Logger, keys: opts.Keys, locks: map[string]*sync.Mutex{}}
+	if c.hc == nil {
+		c.hc = &http.Client{}
+	}
+	if c.log == nil {
+		c.log = slog.New(slog.DiscardHandler)
+	}
+	if c.keys == nil {
+		c.keys = NewFileKeyStore(filepath.Join(opts.TrustDir, "private"), opts.Passphrase, 0)
+	}
+	return c, nil
+}
+
+// Keys returns the client's key store.
+func (c *Client) Keys() KeyStore { return c.keys }
+
+// escape makes a GUN one path element.
+func escape(gun string) string { return url.PathEscape(gun) }
+
+func (c *Client) cacheDir(gun string) string {
+	return filepath.Join(c.opts.TrustDir, "tuf", escape(gun))
+}
+
+func (c *Client) pinFile(gun string) string {
+	return filepath.Join(c.opts.TrustDir, "trust", escape(gun), "root.json")
+}
+
+func (c *Client) tufURL(gun string) string {
+	return c.opts.Server + "/v2/" + gun + "/_trust/tuf/"
+}
+
+// lock serialises work on gun in this process and, through an flock on a
+// lock file, across processes sharing the trust directory.
+func (c *Client) lock(gun string) (unlock func(), err error) {
+	c.mu.Lock()
+	m, ok := c.locks[gun]
+	if !ok {
+		m = &sync.Mutex{}
+		c.locks[gun] = m
+	}
+	c.mu.Unlock()
+	m.Lock()
+	dir := c.cacheDir(gun)
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		m.Unlock()
+		return nil, fmt.Errorf("client: %w", err)
+	}
+	f, err := os.OpenFile(filepath.Join(dir, ".lock"), os.O_CREATE|os.O_RDWR, 0o600)
+	if err != nil {
+		m.Unlock()
+		return nil, fmt.Errorf("client: %w", err)
+	}
+	if err := unix.Flock(int(f.Fd()), unix.LOCK_EX); err != nil {
+		f.Close()
+		m.Unlock()
+		return nil, fmt.Errorf("client: lock %s: %w", dir, err)
+	}
+	return func() {
+		_ = unix.Flock(int(f.Fd()), unix.LOCK_UN)
+		f.Close()
+		m.Unlock()
+	}, nil
+}
+
+// fetcher is go-tuf's Fetcher bound to one call's context.
+type fetcher struct {
+	ctx   context.Context
+	hc    *http.Client
+	token string
+	bytes *int64
+}
+
+// DownloadFile implements fetcher.Fetcher.
+func (f *fetcher) DownloadFile(u string, maxLength int64, _ time.Duration) ([]byte, error) {
+	req, err := http.NewRequestWithContext(f.ctx, http.MethodGet, u, nil)
+	if err != nil {
+		return nil, err
+	}
+	if f.token != "" {
+		req.Header.Set("Authorization", "Bearer "+f.token)
+	}
+	resp, err := f.hc.Do(req)
+	if err != nil {
+		return nil, fmt.Errorf("client: GET %s: %w", u, err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return nil, &metadata.ErrDownloadHTTP{StatusCode: resp.StatusCode, URL: u}
+	}
+	data, err := io.ReadAll(io.LimitReader(resp.Body, maxLength+1))
+	if err != nil {
+		return nil, fmt.Errorf("client: GET %s: %w", u, err)
+	}
+	if int64(len(data)) > maxLength {
+		return nil, &metadata.ErrDownloadLengthMismatch{Msg: fmt.Sprintf("%s is larger than %d bytes", u, maxLength)}
+	}
+	if f.bytes != nil {
+		*f.bytes += int64(len(data))
+	}
+	return data, nil
+}

@@ -1,0 +1,235 @@
+package client
+
+import (
+	"context"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"net/http"
+	"os"
+	"path/filepath"
+	"slices"
+	"time"
+
+	"github.com/distribution/reference"
+	"github.com/opencontainers/go-digest"
+	"github.com/theupdateframework/go-tuf/v2/metadata"
+	"github.com/theupdateframework/go-tuf/v2/metadata/config"
+	"github.com/theupdateframework/go-tuf/v2/metadata/trustedmetadata"
+	"github.com/theupdateframework/go-tuf/v2/metadata/updater"
+)
+
+// Target is a trusted tag.
+type Target struct {
+	GUN    string
+	Tag    string
+	Digest digest.Digest
+	Size   int64
+	// Role is the role whose metadata lists the tag.
+	Role string
+}
+
+// ParseRef splits "registry.example.com/team/app:1.2" into GUN and tag.
+func ParseRef(ref string) (gun, tag string, err error) {
+	r, err := reference.Parse(ref)
+	if err != nil {
+		return "", "", fmt.Errorf("client: %q is not an image reference: %w", ref, err)
+	}
+	nt, ok := r.(reference.NamedTagged)
+	if !ok {
+		return "", "", fmt.Errorf("client: %q has no tag (want NAME:TAG)", ref)
+	}
+	return nt.Name(), nt.Tag(), nil
+}
+
+// Resolve returns the target that the repository's trusted keys vouch for
+// under ref's tag, after a TUF update of the repository (unless the cache
+// is younger than MaxStaleness).
+func (c *Client) Resolve(ctx context.Context, ref string) (*Target, error) {
+	gun, tag, err := ParseRef(ref)
+	if err != nil {
+		return nil, err
+	}
+	ctx, cancel := context.WithTimeout(ctx, c.opts.Timeout)
+	defer cancel()
+	unlock, err := c.lock(gun)
+	if err != nil {
+		return nil, err
+	}
+	defer unlock()
+	up, err := c.update(ctx, gun, nil)
+	if err != nil {
+		return nil, err
+	}
+	if _, err := up.GetTargetInfo(tag); err != nil {
+		if te := classify(gun, err); errors.As(te, new(*TrustError)) {
+			return nil, te
+		}
+		// go-tuf reports a tag no trusted role lists with an untyped error.
+		return nil, &NotSignedError{GUN: gun, Tag: tag}
+	}
+	trusted := up.GetTrustedMetadataSet()
+	return find(&trusted, gun, tag)
+}
+
+// find repeats go-tuf's pre-order walk over the roles the updater loaded,
+// to name the role that lists the tag.
+func find(trusted *trustedmetadata.TrustedMetadata, gun, tag string) (*Target, error) {
+	stack := []string{metadata.TARGETS}
+	seen := map[string]bool{}
+	for len(stack) > 0 {
+		role := stack[len(stack)-1]
+		stack = stack[:len(stack)-1]
+		m, ok := trusted.Targets[role]
+		if !ok || seen[role] {
+			continue
+		}
+		seen[role] = true
+		if tf, ok := m.Signed.Targets[tag]; ok {
+			sum, ok := tf.Hashes["sha256"]
+			if !ok || len(sum) != 32 {
+				return nil, &TrustError{GUN: gun, Kind: ErrInvalid, Err: fmt.Errorf("%s lists %s without a sha256 digest", role, tag)}
+			}
+			return &Target{GUN: gun, Tag: tag, Digest: digest.NewDigestFromEncoded(digest.SHA256, hex.EncodeToString(sum)), Size: tf.Length, Role: role}, nil
+		}
+		d := m.Signed.Delegations
+		if d == nil {
+			continue
+		}
+		var children []string
+		if d.SuccinctRoles != nil {
+			for _, r := range d.SuccinctRoles.GetRolesForTarget(tag) {
+				children = append(children, r.Name)
+			}
+		}
+		for _, r := range d.GetRolesForTarget(tag) {
+			children = append(children, r.Name)
+			if r.Terminating {
+				stack = stack[:0]
+				break
+			}
+		}
+		slices.Reverse(children)
+		stack = append(stack, children...)
+	}
+	return nil, &NotSignedError{GUN: gun, Tag: tag}
+}
+
+// Update runs a TUF update of gun (timestamp, snapshot, top-level targets)
+// and returns the trusted metadata.
+func (c *Client) Update(ctx context.Context, gun string) (*trustedmetadata.TrustedMetadata, error) {
+	ctx, cancel := context.WithTimeout(ctx, c.opts.Timeout)
+	defer cancel()
+	unlock, err := c.lock(gun)
+	if err != nil {
+		return nil, err
+	}
+	defer unlock()
+	up, err := c.update(ctx, gun, nil)
+	if err != nil {
+		return nil, err
+	}
+	trusted := up.GetTrustedMetadataSet()
+	return &trusted, nil
+}
+
+// update builds a fresh go-tuf updater (an Updater refreshes once and is
+// not safe for concurrent use) and refreshes it. The caller holds the lock.
+func (c *Client) update(ctx context.Context, gun string, fetched *int64) (*updater.Updater, error) {
+	dir := c.cacheDir(gun)
+	root, err := c.trustedRoot(ctx, gun)
+	if err != nil {
+		return nil, err
+	}
+	cfg, err := config.New(c.tufURL(gun), root)
+	if err != nil {
+		return nil, fmt.Errorf("client: %w", err)
+	}
+	cfg.LocalMetadataDir = dir
+	cfg.LocalTargetsDir = filepath.Join(dir, "targets")
+	cfg.TargetsMaxLength = 64 << 20
+	cfg.SnapshotMaxLength = 16 << 20
+	cfg.Fetcher = &fetcher{ctx: ctx, hc: c.hc, token: c.opts.Token, bytes: fetched}
+	stamp := filepath.Join(dir, ".updated")
+	if c.opts.MaxStaleness > 0 {
+		if fi, err := os.Stat(stamp); err == nil && time.Since(fi.ModTime()) < c.opts.MaxStaleness {
+			cfg.UnsafeLocalMode = true
+		}
+	}
+	up, err := updater.New(cfg)
+	if err != nil {
+		return nil, classify(gun, err)
+	}
+	up.UnsafeSetRefTime(c.opts.Now())
+	if err := up.Refresh(); err != nil {
+		var he *metadata.ErrDownloadHTTP
+		if errors.As(err, &he) && he.StatusCode == http.StatusNotFound {
+			return nil, fmt.Errorf("client: %s has no trust data on %s: %w", gun, c.opts.Server, ErrNotSigned)
+		}
+		te := classify(gun, err)
+		var tErr *TrustError
+		if errors.As(te, &tErr) && tErr.Kind == ErrExpired {
+			if ts := up.GetTrustedMetadataSet().Timestamp; ts != nil {
+				tErr.Expires = ts.Signed.Expires
+			}
+		}
+		return nil, te
+	}
+	if !cfg.UnsafeLocalMode {
+		_ = os.WriteFile(stamp, nil, 0o600)
+	}
+	return up, nil
+}
+
+// trustedRoot returns the root to start the chain from: the newest root
+// this trust directory verified (go-tuf keeps it in the cache), else the
+// pinned root, else, with TOFU only, the server's first root (then pinned).
+func (c *Client) trustedRoot(ctx context.Context, gun string) ([]byte, error) {
+	for _, f := range []string{filepath.Join(c.cacheDir(gun), "root.json"), c.pinFile(gun)} {
+		data, err := os.ReadFile(f)
+		if err == nil {
+			return data, nil
+		}
+		if !errors.Is(err, os.ErrNotExist) {
+			return nil, fmt.Errorf("client: %w", err)
+		}
+	}
+	if !c.opts.TOFU {
+		return nil, fmt.Errorf("client: %s: %w: pin its root first (signet trust pin %s --root root.json, with the root.json from the repository's key ceremony or `signet trust show %s` on a trusted machine)", gun, ErrNoTrust, gun, gun)
+	}
+	f := &fetcher{ctx: ctx, hc: c.hc, token: c.opts.Token}
+	data, err := f.DownloadFile(c.tufURL(gun)+"1.root.json", 512_000, 0)
+	if err != nil {
+		return nil, fmt.Errorf("client: trust on first use of %s: %w", gun, err)
+	}
+	c.log.WarnContext(ctx, "trusting the server's first root (TOFU)", "gun", gun)
+	if err := c.PinRoot(gun, data); err != nil {
+		return nil, err
+	}
+	return data, nil
+}
+
+// PinRoot makes root (a root.json, e.g. from the key ceremony) the trust
+// anchor of gun in this trust directory. It must verify by itself.
+func (c *Client) PinRoot(gun string, root []byte) error {
+	if _, err := trustedmetadata.New(root); err != nil {
+		return fmt.Errorf("client: pin %s: the root does not verify by itself: %w", gun, err)
+	}
+	f := c.pinFile(gun)
+	if err := os.MkdirAll(filepath.Dir(f), 0o700); err != nil {
+		return fmt.Errorf("client: %w", err)
+	}
+	if err := os.WriteFile(f, root, 0o600); err != nil {
+		return fmt.Errorf("client: %w", err)
+	}
+	return nil
+}
+
+// PinnedRoot returns the pinned root.json of gun.
+func (c *Client) PinnedRoot(gun string) ([]byte, error) {
+	data, err := os.ReadFile(c.pinFile(gun))
+	if errors.Is(err, os.ErrNotExist) {
+		return nil, fmt.Errorf("client: %s: %w", gun, ErrNoTrust)
+	}
+	return data, err
+}
