@@ -206,3 +206,6 @@ func (s *FileKeyStore) Import(ctx context.Context, role string, pemBytes []byte)
 	}
 	return &KeyInfo{ID: id, Role: role, Public: pub}, nil
 }
+
+// Dir is where the store keeps its files.
+func (s *FileKeyStore) Dir() string { return s.dir }

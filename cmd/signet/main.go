@@ -1,0 +1,473 @@
+// Command signet signs image tags on push and verifies them on pull.
+//
+//	signet init GUN
+//	signet sign REF [--digest sha256:… --size N]
+//	signet unsign REF
+//	signet resolve REF               prints GUN@sha256:…
+//	signet verify REF --digest sha256:…
+//	signet list GUN
+//	signet key generate|list|import|export
+//	signet trust pin GUN --root FILE
+//	signet trust show GUN
+//
+// Global flags --server (SIGNET_SERVER), --trust-dir (SIGNET_TRUST_DIR,
+// default ~/.signet), -o json. SIGNET_TOKEN is sent as a bearer token.
+// Passphrases come from SIGNET_ROOT_PASSPHRASE, SIGNET_TARGETS_PASSPHRASE,
+// SIGNET_DELEGATION_PASSPHRASE, or a prompt on a terminal.
+//
+// Exit codes:
+//
+//	0  success (verify: the digest matches)
+//	1  error (network, server refusal, local files)
+//	2  usage error
+//	3  not signed, or verify found another digest
+//	4  trust failure: no pinned root, expired, rollback, threshold, tampered
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"sort"
+	"strings"
+	"syscall"
+	"text/tabwriter"
+
+	"github.com/google/go-containerregistry/pkg/authn"
+	"github.com/google/go-containerregistry/pkg/name"
+	"github.com/google/go-containerregistry/pkg/v1/remote"
+	"github.com/opencontainers/go-digest"
+	"github.com/spf13/cobra"
+	"github.com/theupdateframework/go-tuf/v2/metadata"
+	"golang.org/x/term"
+
+	"github.com/signetdev/signet/client"
+)
+
+// Exit codes.
+const (
+	exitOK        = 0
+	exitError     = 1
+	exitUsage     = 2
+	exitNotSigned = 3
+	exitTrust     = 4
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	os.Exit(run(ctx, os.Args[1:], os.Stdin, os.Stdout, os.Stderr, os.Getenv))
+}
+
+type app struct {
+	stdin          io.Reader
+	stdout, stderr io.Writer
+	getenv         func(string) string
+	server         string
+	trustDir       string
+	output         string
+	scryptCost     int // tests lower it
+}
+
+func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer, getenv func(string) string) int {
+	a := &app{stdin: stdin, stdout: stdout, stderr: stderr, getenv: getenv}
+	root := a.command()
+	root.SetArgs(args)
+	root.SetIn(stdin)
+	root.SetOut(stdout)
+	root.SetErr(stderr)
+	err := root.ExecuteContext(ctx)
+	if err == nil {
+		return exitOK
+	}
+	fmt.Fprintln(stderr, "signet:", err)
+	return exitCode(err)
+}
+
+// exitCode maps an error to the documented exit codes.
+func exitCode(err error) int {
+	var ue usageError
+	var te *client.TrustError
+	switch {
+	case errors.As(err, &ue):
+		return exitUsage
+	case errors.Is(err, client.ErrNotSigned), errors.Is(err, errMismatch):
+		return exitNotSigned
+	case errors.As(err, &te), errors.Is(err, client.ErrNoTrust):
+		return exitTrust
+	}
+	return exitError
+}
+
+type usageError struct{ error }
+
+var errMismatch = errors.New("digest mismatch")
+
+func (a *app) command() *cobra.Command {
+	root := &cobra.Command{
+		Use:           "signet",
+		Short:         "Sign image tags on push and verify them on pull (TUF content trust)",
+		SilenceUsage:  true,
+		SilenceErrors: true,
+	}
+	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageError{err} })
+	home, _ := os.UserHomeDir()
+	pf := root.PersistentFlags()
+	pf.StringVar(&a.server, "server", or(a.getenv("SIGNET_SERVER"), "http://127.0.0.1:4443"), "signet-server URL (SIGNET_SERVER)")
+	pf.StringVar(&a.trustDir, "trust-dir", or(a.getenv("SIGNET_TRUST_DIR"), filepath.Join(home, ".signet")), "trust directory: pinned roots, cache, keys (SIGNET_TRUST_DIR)")
+	pf.StringVarP(&a.output, "output", "o", "text", "output format: text or json")
+
+	root.AddCommand(a.initCmd(), a.signCmd(), a.unsignCmd(), a.resolveCmd(), a.verifyCmd(), a.listCmd(), a.keyCmd(), a.trustCmd())
+	return root
+}
+
+func or(v, def string) string {
+	if v != "" {
+		return v
+	}
+	return def
+}
+
+func (a *app) client() (*client.Client, error) {
+	keys := client.NewFileKeyStore(filepath.Join(a.trustDir, "private"), a.passphrase, a.scryptCost)
+	return client.New(client.Options{Server: a.server, TrustDir: a.trustDir, Token: a.getenv("SIGNET_TOKEN"), Keys: keys})
+}
+
+// passphrase reads SIGNET_<ROLE>_PASSPHRASE or prompts on a terminal.
+func (a *app) passphrase(role, keyID string) ([]byte, error) {
+	kind := strings.ToUpper(role)
+	if role != metadata.ROOT && role != metadata.TARGETS {
+		kind = "DELEGATION"
+	}
+	if p := a.getenv("SIGNET_" + kind + "_PASSPHRASE"); p != "" {
+		return []byte(p), nil
+	}
+	f, ok := a.stdin.(*os.File)
+	if !ok || !term.IsTerminal(int(f.Fd())) {
+		return nil, fmt.Errorf("no passphrase for the %s key: set SIGNET_%s_PASSPHRASE", role, kind)
+	}
+	fmt.Fprintf(a.stderr, "Passphrase for the %s key %s: ", role, short(keyID))
+	p, err := term.ReadPassword(int(f.Fd()))
+	fmt.Fprintln(a.stderr)
+	return p, err
+}
+
+func short(id string) string {
+	if len(id) > 12 {
+		return id[:12]
+	}
+	return id
+}
+
+func (a *app) print(v any, text func(w io.Writer)) error {
+	if a.output == "json" {
+		enc := json.NewEncoder(a.stdout)
+		enc.SetIndent("", "  ")
+		return enc.Encode(v)
+	}
+	text(a.stdout)
+	return nil
+}
+
+func exactArgs(n int) cobra.PositionalArgs {
+	return func(cmd *cobra.Command, args []string) error {
+		if len(args) != n {
+			return usageError{fmt.Errorf("%s takes %d argument(s); see --help", cmd.CommandPath(), n)}
+		}
+		return nil
+	}
+}
+
+func (a *app) initCmd() *cobra.Command {
+	return &cobra.Command{
+		Use:   "init GUN",
+		Short: "Create a repository's trust data: root and targets keys, root.json, empty targets",
+		Args:  exactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			c, err := a.client()
+			if err != nil {
+				return err
+			}
+			if _, err := c.Init(cmd.Context(), args[0]); err != nil {
+				return err
+			}
+			return a.print(map[string]string{"gun": args[0], "trust_dir": a.trustDir}, func(w io.Writer) {
+				fmt.Fprintf(w, "initialised %s; its root is pinned in %s (copy it with `signet trust show %s`)\n", args[0], a.trustDir, args[0])
+			})
+		},
+	}
+}
+
+func (a *app) signCmd() *cobra.Command {
+	var dgst string
+	var size int64
+	cmd := &cobra.Command{
+		Use:   "sign REF",
+		Short: "Sign a tag: its digest and size come from the registry, or from --digest and --size",
+		Args:  exactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			gun, tag, err := client.ParseRef(args[0])
+			if err != nil {
+				return usageError{err}
+			}
+			var d digest.Digest
+			if dgst != "" {
+				if d, err = digest.Parse(dgst); err != nil || size <= 0 {
+					return usageError{errors.New("--digest sha256:… needs --size N (the manifest's size in bytes)")}
+				}
+			} else {
+				ref, err := name.ParseReference(args[0])
+				if err != nil {
+					return usageError{err}
+				}
+				fmt.Fprintf(a.stderr, "reading %s from the registry…\n", args[0])
+				desc, err := remote.Head(ref, remote.WithContext(cmd.Context()), remote.WithAuthFromKeychain(authn.DefaultKeychain))
+				if err != nil {
+					return fmt.Errorf("read %s from the registry: %w", args[0], err)
+				}
+				d, size = digest.Digest(desc.Digest.String()), desc.Size
+			}
+			c, err := a.client()
+			if err != nil {
+				return err
+			}
+			if err := c.Publish(cmd.Context(), gun, []client.Change{{Tag: tag, Digest: d, Size: size}}); err != nil {
+				return err
+			}
+			return a.print(map[string]any{"gun": gun, "tag": tag, "digest": d, "size": size}, func(w io.Writer) {
+				fmt.Fprintf(w, "signed %s:%s → %s (%d bytes)\n", gun, tag, d, size)
+			})
+		},
+	}
+	cmd.Flags().StringVar(&dgst, "digest", "", "manifest digest (sha256:…) to sign without asking the registry")
+	cmd.Flags().Int64Var(&size, "size", 0, "manifest size in bytes, with --digest")
+	return cmd
+}
+
+func (a *app) unsignCmd() *cobra.Command {
+	return &cobra.Command{
+		Use:   "unsign REF",
+		Short: "Remove a tag's signature",
+		Args:  exactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			gun, tag, err := client.ParseRef(args[0])
+			if err != nil {
+				return usageError{err}
+			}
+			c, err := a.client()
+			if err != nil {
+				return err
+			}
+			if err := c.Publish(cmd.Context(), gun, []client.Change{{Tag: tag, Remove: true}}); err != nil {
+				return err
+			}
+			return a.print(map[string]string{"gun": gun, "tag": tag}, func(w io.Writer) { fmt.Fprintf(w, "removed the signature of %s:%s\n", gun, tag) })
+		},
+	}
+}
+
+func (a *app) resolveCmd() *cobra.Command {
+	return &cobra.Command{
+		Use:   "resolve REF",
+		Short: "Print the trusted digest of a tag as GUN@sha256:…",
+		Args:  exactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			c, err := a.client()
+			if err != nil {
+				return err
+			}
+			t, err := c.Resolve(cmd.Context(), args[0])
+			if err != nil {
+				return err
+			}
+			return a.print(t, func(w io.Writer) { fmt.Fprintf(w, "%s@%s\n", t.GUN, t.Digest) })
+		},
+	}
+}
+
+func (a *app) verifyCmd() *cobra.Command {
+	var want string
+	cmd := &cobra.Command{
+		Use:   "verify REF --digest sha256:…",
+		Short: "Exit 0 only if REF's trusted digest is the given one",
+		Args:  exactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if want == "" {
+				return usageError{errors.New("--digest is required")}
+			}
+			c, err := a.client()
+			if err != nil {
+				return err
+			}
+			t, err := c.Resolve(cmd.Context(), args[0])
+			if err != nil {
+				return err
+			}
+			if t.Digest.String() != want {
+				return fmt.Errorf("%w: %s is signed as %s, not %s", errMismatch, args[0], t.Digest, want)
+			}
+			return a.print(t, func(w io.Writer) { fmt.Fprintf(w, "verified %s = %s (signed by %s)\n", args[0], t.Digest, t.Role) })
+		},
+	}
+	cmd.Flags().StringVar(&want, "digest", "", "the digest the tag must resolve to")
+	return cmd
+}
+
+func (a *app) listCmd() *cobra.Command {
+	return &cobra.Command{
+		Use:   "list GUN",
+		Short: "List the tags signed in a repository's top-level targets",
+		Args:  exactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			c, err := a.client()
+			if err != nil {
+				return err
+			}
+			trusted, err := c.Update(cmd.Context(), args[0])
+			if err != nil {
+				return err
+			}
+			type row struct {
+				Tag    string `json:"tag"`
+				Digest string `json:"digest"`
+				Size   int64  `json:"size"`
+			}
+			var rows []row
+			for tag, tf := range trusted.Targets[metadata.TARGETS].Signed.Targets {
+				rows = append(rows, row{Tag: tag, Digest: "sha256:" + tf.Hashes["sha256"].String(), Size: tf.Length})
+			}
+			sort.Slice(rows, func(i, j int) bool { return rows[i].Tag < rows[j].Tag })
+			return a.print(rows, func(w io.Writer) {
+				tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+				fmt.Fprintln(tw, "TAG\tDIGEST\tSIZE")
+				for _, r := range rows {
+					fmt.Fprintf(tw, "%s\t%s\t%d\n", r.Tag, r.Digest, r.Size)
+				}
+				tw.Flush()
+			})
+		},
+	}
+}
+
+func (a *app) keyCmd() *cobra.Command {
+	cmd := &cobra.Command{Use: "key", Short: "Manage private keys in the trust directory"}
+	var role string
+	gen := &cobra.Command{
+		Use: "generate", Short: "Generate a key (ed25519, encrypted PKCS#8)", Args: exactArgs(0),
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			c, err := a.client()
+			if err != nil {
+				return err
+			}
+			k, err := c.Keys().Generate(cmd.Context(), role)
+			if err != nil {
+				return err
+			}
+			return a.print(k, func(w io.Writer) { fmt.Fprintf(w, "%s %s\n", k.ID, role) })
+		},
+	}
+	gen.Flags().StringVar(&role, "role", metadata.TARGETS, "role the key is for: root, targets or delegation")
+	list := &cobra.Command{
+		Use: "list", Short: "List held keys", Args: exactArgs(0),
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			c, err := a.client()
+			if err != nil {
+				return err
+			}
+			keys, err := c.Keys().List(cmd.Context())
+			if err != nil {
+				return err
+			}
+			return a.print(keys, func(w io.Writer) {
+				for _, k := range keys {
+					fmt.Fprintf(w, "%s %s\n", k.ID, k.Role)
+				}
+			})
+		},
+	}
+	export := &cobra.Command{
+		Use: "export KEYID", Short: "Write a key (still encrypted) to standard output", Args: exactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			c, err := a.client()
+			if err != nil {
+				return err
+			}
+			pem, err := c.Keys().Export(cmd.Context(), args[0])
+			if err != nil {
+				return err
+			}
+			_, err = a.stdout.Write(pem)
+			return err
+		},
+	}
+	var importRole string
+	imp := &cobra.Command{
+		Use: "import FILE", Short: "Import an encrypted PKCS#8 PEM key", Args: exactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			data, err := os.ReadFile(args[0])
+			if err != nil {
+				return err
+			}
+			c, err := a.client()
+			if err != nil {
+				return err
+			}
+			k, err := c.Keys().Import(cmd.Context(), importRole, data)
+			if err != nil {
+				return err
+			}
+			return a.print(k, func(w io.Writer) { fmt.Fprintf(w, "imported %s %s\n", k.ID, importRole) })
+		},
+	}
+	imp.Flags().StringVar(&importRole, "role", metadata.TARGETS, "role the key is for")
+	cmd.AddCommand(gen, list, export, imp)
+	return cmd
+}
+
+func (a *app) trustCmd() *cobra.Command {
+	cmd := &cobra.Command{Use: "trust", Short: "Pin and show trusted roots"}
+	var rootFile string
+	pin := &cobra.Command{
+		Use: "pin GUN --root FILE", Short: "Trust a repository's root.json (from its key ceremony or another machine)", Args: exactArgs(1),
+		RunE: func(_ *cobra.Command, args []string) error {
+			if rootFile == "" {
+				return usageError{errors.New("--root FILE is required")}
+			}
+			data, err := os.ReadFile(rootFile)
+			if err != nil {
+				return err
+			}
+			c, err := a.client()
+			if err != nil {
+				return err
+			}
+			if err := c.PinRoot(args[0], data); err != nil {
+				return err
+			}
+			return a.print(map[string]string{"gun": args[0]}, func(w io.Writer) { fmt.Fprintf(w, "pinned the root of %s\n", args[0]) })
+		},
+	}
+	pin.Flags().StringVar(&rootFile, "root", "", "root.json to pin")
+	show := &cobra.Command{
+		Use: "show GUN", Short: "Print the pinned root.json", Args: exactArgs(1),
+		RunE: func(_ *cobra.Command, args []string) error {
+			c, err := a.client()
+			if err != nil {
+				return err
+			}
+			data, err := c.PinnedRoot(args[0])
+			if err != nil {
+				return err
+			}
+			_, err = a.stdout.Write(data)
+			return err
+		},
+	}
+	cmd.AddCommand(pin, show)
+	return cmd
+}

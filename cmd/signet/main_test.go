@@ -1,0 +1,140 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"net/http/httptest"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/google/go-containerregistry/pkg/name"
+	"github.com/google/go-containerregistry/pkg/registry"
+	"github.com/google/go-containerregistry/pkg/v1/random"
+	"github.com/google/go-containerregistry/pkg/v1/remote"
+
+	"github.com/signetdev/signet/server"
+	"github.com/signetdev/signet/server/store/memstore"
+	"github.com/signetdev/signet/signer/keystore"
+)
+
+type cli struct {
+	t        *testing.T
+	server   string
+	trustDir string
+}
+
+func (c *cli) run(args ...string) (code int, stdout, stderr string) {
+	c.t.Helper()
+	var out, errb bytes.Buffer
+	env := map[string]string{
+		"SIGNET_SERVER": c.server, "SIGNET_TRUST_DIR": c.trustDir,
+		"SIGNET_ROOT_PASSPHRASE": "root pw", "SIGNET_TARGETS_PASSPHRASE": "targets pw",
+	}
+	a := &app{stdin: strings.NewReader(""), stdout: &out, stderr: &errb, getenv: func(k string) string { return env[k] }, scryptCost: 1 << 10}
+	root := a.command()
+	root.SetArgs(args)
+	root.SetOut(&out)
+	root.SetErr(&errb)
+	code = exitOK
+	if err := root.ExecuteContext(context.Background()); err != nil {
+		code = exitCode(err)
+		errb.WriteString(err.Error())
+	}
+	return code, out.String(), errb.String()
+}
+
+func newServer(t *testing.T) string {
+	srv := server.New(memstore.New(), keystore.NewMemory(), server.WithSweepInterval(0))
+	hs := httptest.NewServer(srv.Handler())
+	t.Cleanup(hs.Close)
+	return hs.URL
+}
+
+const digest1 = "sha256:5891b5b522d5df086d0ff0b110fbd9d21bb4fc7163af34d08286a2e846f6be03"
+
+func TestEndToEnd(t *testing.T) {
+	t.Parallel()
+	srv := newServer(t)
+	dev := &cli{t: t, server: srv, trustDir: t.TempDir()}
+	engine := &cli{t: t, server: srv, trustDir: t.TempDir()}
+	gun := "registry.example.com/team/app"
+	mustOK := func(c *cli, args ...string) string {
+		t.Helper()
+		code, out, errOut := c.run(args...)
+		if code != exitOK {
+			t.Fatalf("%v: exit %d: %s", args, code, errOut)
+		}
+		return out
+	}
+	mustOK(dev, "init", gun)
+	mustOK(dev, "sign", gun+":1.0", "--digest", digest1, "--size", "1234")
+
+	// Before pinning, the engine refuses and says how to pin.
+	if code, _, errOut := engine.run("resolve", gun+":1.0"); code != exitTrust || !strings.Contains(errOut, "signet trust pin") {
+		t.Fatalf("unpinned resolve: %d %s", code, errOut)
+	}
+	rootFile := filepath.Join(t.TempDir(), "root.json")
+	if err := os.WriteFile(rootFile, []byte(mustOK(dev, "trust", "show", gun)), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	mustOK(engine, "trust", "pin", gun, "--root", rootFile)
+	if out := mustOK(engine, "resolve", gun+":1.0"); strings.TrimSpace(out) != gun+"@"+digest1 {
+		t.Fatalf("resolve printed %q", out)
+	}
+	mustOK(engine, "verify", gun+":1.0", "--digest", digest1)
+	if code, _, _ := engine.run("verify", gun+":1.0", "--digest", "sha256:"+strings.Repeat("0", 64)); code != exitNotSigned {
+		t.Fatalf("verify of another digest: exit %d", code)
+	}
+	if out := mustOK(engine, "list", gun); !strings.Contains(out, "1.0") || !strings.Contains(out, digest1) {
+		t.Fatalf("list: %s", out)
+	}
+	if out := mustOK(engine, "-o", "json", "resolve", gun+":1.0"); !strings.Contains(out, `"Digest": "`+digest1) {
+		t.Fatalf("json: %s", out)
+	}
+	mustOK(dev, "unsign", gun+":1.0")
+	if code, _, errOut := engine.run("resolve", gun+":1.0"); code != exitNotSigned || !strings.Contains(errOut, "is not signed") {
+		t.Fatalf("after unsign: %d %s", code, errOut)
+	}
+	if code, _, _ := engine.run("resolve"); code != exitUsage {
+		t.Fatalf("no argument: exit %d", code)
+	}
+	if out := mustOK(dev, "key", "list"); strings.Count(out, "\n") != 2 {
+		t.Fatalf("keys: %q", out)
+	}
+}
+
+// TestSignFromRegistry reads the digest and size of a pushed image from an
+// in-process registry.
+func TestSignFromRegistry(t *testing.T) {
+	t.Parallel()
+	reg := httptest.NewServer(registry.New())
+	defer reg.Close()
+	u, _ := url.Parse(reg.URL)
+	ref, err := name.ParseReference(u.Host + "/team/app:2.0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	img, err := random.Image(512, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := remote.Write(ref, img); err != nil {
+		t.Fatal(err)
+	}
+	want, _ := img.Digest()
+	srv := newServer(t)
+	dev := &cli{t: t, server: srv, trustDir: t.TempDir()}
+	gun := u.Host + "/team/app"
+	if code, _, errOut := dev.run("init", gun); code != 0 {
+		t.Fatal(errOut)
+	}
+	if code, _, errOut := dev.run("sign", ref.String()); code != 0 {
+		t.Fatal(errOut)
+	}
+	if code, out, errOut := dev.run("resolve", ref.String()); code != 0 || strings.TrimSpace(out) != gun+"@"+want.String() {
+		t.Fatalf("resolve: %d %q %s", code, out, errOut)
+	}
+}
