@@ -97,6 +97,7 @@ func newEnv(ctx context.Context, tmp string) (*env, error) {
 	e.procs = append(e.procs, e.signer)
 	pgAddr, _ := freeAddr()
 	if e.pgServer, err = start(ctx, tmp, "server-postgres", srvBin, pgAddr, nil, "--addr", pgAddr, "--db", srvDB, "--log-level", "warn",
+		"--max-body", "128000000", "--max-role-size", "64000000",
 		"--signer", "https://"+sgnAddr, "--signer-ca", e.cert("ca.pem"), "--signer-cert", e.cert("server.pem"), "--signer-key", e.cert("server-key.pem")); err != nil {
 		return e, err
 	}
@@ -146,9 +147,9 @@ func (e *env) figures() []figure {
 		{"GET timestamp.json, embedded store", e.getFigure("GET timestamp.json, 32 conns, embedded", e.embedded, smallGUN, "timestamp.json")},
 		{"publish one tag", e.publishFigure},
 		{"signer signatures/s", e.signerFigure},
-		{"client figures", func(context.Context, plan) ([]Result, error) {
-			return []Result{{Name: "sign / resolve through the client library", Unit: "-", Note: "not measured yet: the client library (issue 4) is not built"}}, nil
-		}},
+		{"sign through the client library", e.signFigure},
+		{"resolve, warm cache", e.resolveWarmFigure},
+		{"resolve, cold cache, 10 / 10k / 100k tags", e.resolveColdFigure},
 	}
 }
 

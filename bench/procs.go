@@ -16,7 +16,7 @@ import (
 
 // build compiles signet's binaries into dir.
 func build(ctx context.Context, dir string) error {
-	for _, b := range []string{"signet-server", "signet-signer"} {
+	for _, b := range []string{"signet-server", "signet-signer", "signet"} {
 		cmd := exec.CommandContext(ctx, "go", "build", "-o", filepath.Join(dir, b), "./cmd/"+b)
 		cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
 		if err := cmd.Run(); err != nil {

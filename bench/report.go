@@ -63,6 +63,10 @@ func check(args []string) int {
 			var want float64
 			fmt.Sscanf(strings.TrimPrefix(r.Target, "ratio >= "), "%g", &want)
 			ok = r.Ratio >= want
+		case strings.HasPrefix(r.Target, "ratio <= "):
+			var want float64
+			fmt.Sscanf(strings.TrimPrefix(r.Target, "ratio <= "), "%g", &want)
+			ok = r.Ratio > 0 && r.Ratio <= want
 		case strings.HasPrefix(r.Target, "<= "):
 			var want float64
 			fmt.Sscanf(strings.TrimPrefix(r.Target, "<= "), "%g", &want)

@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 
 	"github.com/sigstore/sigstore/pkg/signature"
 	"github.com/theupdateframework/go-tuf/v2/metadata"
@@ -50,6 +51,9 @@ type FileKeyStore struct {
 	dir  string
 	pass PassphraseFunc
 	cost int
+
+	mu       sync.Mutex
+	unlocked map[string]signature.Signer // decrypted once per process
 }
 
 // DefaultScryptCost is scrypt's N for new key files (2^15, as OpenSSL and
@@ -62,7 +66,7 @@ func NewFileKeyStore(dir string, pass PassphraseFunc, cost int) *FileKeyStore {
 	if cost == 0 {
 		cost = DefaultScryptCost
 	}
-	return &FileKeyStore{dir: dir, pass: pass, cost: cost}
+	return &FileKeyStore{dir: dir, pass: pass, cost: cost, unlocked: map[string]signature.Signer{}}
 }
 
 func (s *FileKeyStore) opts() *pkcs8.Opts {
@@ -125,8 +129,14 @@ func (s *FileKeyStore) read(id string) (*pem.Block, error) {
 	return b, nil
 }
 
-// Signer implements KeyStore.
+// Signer implements KeyStore. A key is decrypted (and its passphrase
+// asked for) once per process.
 func (s *FileKeyStore) Signer(_ context.Context, keyID string) (signature.Signer, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if sg, ok := s.unlocked[keyID]; ok {
+		return sg, nil
+	}
 	b, err := s.read(keyID)
 	if err != nil {
 		return nil, err
@@ -139,7 +149,12 @@ func (s *FileKeyStore) Signer(_ context.Context, keyID string) (signature.Signer
 	if err != nil {
 		return nil, fmt.Errorf("client: key %s: wrong passphrase or damaged file: %w", keyID, err)
 	}
-	return signature.LoadSigner(priv, crypto.Hash(0))
+	sg, err := signature.LoadSigner(priv, crypto.Hash(0))
+	if err != nil {
+		return nil, fmt.Errorf("client: key %s: %w", keyID, err)
+	}
+	s.unlocked[keyID] = sg
+	return sg, nil
 }
 
 // List implements KeyStore.

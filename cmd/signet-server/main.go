@@ -50,6 +50,7 @@ type config struct {
 	SignerKey         string
 	AutoMigrate       bool
 	MaxBody           int64
+	MaxRoleSize       int64
 	TimestampLifetime time.Duration
 	SnapshotLifetime  time.Duration
 	LogFormat         string
@@ -71,6 +72,7 @@ func (c *config) flags(fs *flag.FlagSet) {
 	fs.StringVar(&c.SignerKey, "signer-key", "", "the client certificate's private key")
 	fs.BoolVar(&c.AutoMigrate, "auto-migrate", false, "apply Postgres migrations at start (the embedded store always does)")
 	fs.Int64Var(&c.MaxBody, "max-body", server.DefaultMaxBody, "largest accepted request body in bytes")
+	fs.Int64Var(&c.MaxRoleSize, "max-role-size", server.DefaultTargetsMax, "largest targets or delegated role in bytes (clients must accept it too: go-tuf's default is 5 MB)")
 	fs.DurationVar(&c.TimestampLifetime, "timestamp-lifetime", tufrepo.DefaultTimestampLifetime, "lifetime of server-signed timestamps (re-signed at half-life)")
 	fs.DurationVar(&c.SnapshotLifetime, "snapshot-lifetime", tufrepo.DefaultSnapshotLifetime, "lifetime of server-signed snapshots")
 	fs.StringVar(&c.LogFormat, "log-format", "json", "log format: json or text")
@@ -209,7 +211,7 @@ func serve(ctx context.Context, cfg config, log *slog.Logger, getenv func(string
 	defer closeSigner()
 	srv := server.New(st, sg,
 		server.WithLogger(log),
-		server.WithLimits(server.Limits{MaxBody: cfg.MaxBody}),
+		server.WithLimits(server.Limits{MaxBody: cfg.MaxBody, TargetsMax: cfg.MaxRoleSize}),
 		server.WithRepoOptions(tufrepo.WithLifetimes(cfg.TimestampLifetime, cfg.SnapshotLifetime)),
 	)
 	hs := &http.Server{

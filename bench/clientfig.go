@@ -1,0 +1,194 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"github.com/opencontainers/go-digest"
+
+	"github.com/signetdev/signet/client"
+)
+
+const hugeGUN = "bench.example.com/big100k"
+
+func pass(string, string) ([]byte, error) { return []byte("bench"), nil }
+
+// countingTransport counts response body bytes.
+type countingTransport struct {
+	rt    http.RoundTripper
+	bytes atomic.Int64
+}
+
+func (c *countingTransport) RoundTrip(r *http.Request) (*http.Response, error) {
+	resp, err := c.rt.RoundTrip(r)
+	if err == nil {
+		resp.Body = &countingBody{ReadCloser: resp.Body, n: &c.bytes}
+	}
+	return resp, err
+}
+
+type countingBody struct {
+	io.ReadCloser
+	n *atomic.Int64
+}
+
+func (b *countingBody) Read(p []byte) (int, error) {
+	n, err := b.ReadCloser.Read(p)
+	b.n.Add(int64(n))
+	return n, err
+}
+
+func (e *env) newClient(dir string, hc *http.Client) (*client.Client, error) {
+	return client.New(client.Options{Server: "http://" + e.pgServer.addr, TrustDir: dir, HTTPClient: hc,
+		Keys: client.NewFileKeyStore(filepath.Join(dir, "private"), pass, 0)})
+}
+
+// signFigure: stage, sign and publish one tag through the library, one at a
+// time (a CI job signing what it pushed).
+func (e *env) signFigure(ctx context.Context, p plan) ([]Result, error) {
+	dev, err := e.newClient(filepath.Join(e.tmp, "sign-dev"), httpGetter(2))
+	if err != nil {
+		return nil, err
+	}
+	const gun = "bench.example.com/lib-sign"
+	if _, err := dev.Init(ctx, gun); err != nil {
+		return nil, err
+	}
+	var n atomic.Int64
+	op := func(ctx context.Context, _ int) bool {
+		d := digest.FromString(fmt.Sprint(n.Add(1)))
+		return dev.Publish(ctx, gun, []client.Change{{Tag: "latest", Digest: d, Size: 1}}) == nil
+	}
+	r := Result{Name: "sign one tag through the library (update, sign, publish) p50", Unit: "ms", Target: "<= 20 ms"}
+	summarize(&r, measure(ctx, p, 1, op), nil, p50ms)
+	return []Result{r}, nil
+}
+
+func (e *env) pinnedClient(ctx context.Context, gun, dir string, hc *http.Client, root []byte) (*client.Client, error) {
+	c, err := e.newClient(dir, hc)
+	if err != nil {
+		return nil, err
+	}
+	return c, c.PinRoot(gun, root)
+}
+
+// firstRoot fetches a repository's 1.root.json (the bench trusts its own
+// server; a real engine pins the ceremony's root).
+func (e *env) firstRoot(gun string) ([]byte, error) {
+	resp, err := http.Get("http://" + e.pgServer.addr + "/v2/" + gun + "/_trust/tuf/1.root.json")
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	return io.ReadAll(resp.Body)
+}
+
+// resolveWarmFigure: Resolve with an up-to-date cache (timestamp unchanged)
+// against one GET of timestamp.json, the least a check can cost.
+func (e *env) resolveWarmFigure(ctx context.Context, p plan) ([]Result, error) {
+	root, err := e.firstRoot(smallGUN)
+	if err != nil {
+		return nil, err
+	}
+	hc := httpGetter(2)
+	c, err := e.pinnedClient(ctx, smallGUN, filepath.Join(e.tmp, "warm"), hc, root)
+	if err != nil {
+		return nil, err
+	}
+	resolve := func(ctx context.Context, _ int) bool {
+		_, err := c.Resolve(ctx, smallGUN+":tag-1")
+		return err == nil
+	}
+	if !resolve(ctx, 0) {
+		_, err := c.Resolve(ctx, smallGUN+":tag-1")
+		return nil, fmt.Errorf("resolve: %w", err)
+	}
+	runs := measure(ctx, p, 1, resolve)
+	base := measure(ctx, p, 1, getOp(hc, "http://"+e.pgServer.addr+"/v2/"+smallGUN+"/_trust/tuf/timestamp.json", -1))
+	r50 := Result{Name: "resolve, warm cache p50", Unit: "ms", Target: "ratio <= 1.50 (baseline: one GET of timestamp.json)"}
+	summarize(&r50, runs, base, p50ms)
+	r99 := Result{Name: "resolve, warm cache p99", Unit: "ms"}
+	summarize(&r99, runs, base, func(s sample) float64 { return float64(s.P99) / float64(time.Millisecond) })
+	return []Result{r50, r99}, nil
+}
+
+// resolveColdFigure: Resolve from an empty cache in repositories of 10, 10k
+// and 100k tags (flat targets): latency, bytes fetched and, for 100k, the
+// peak memory of `signet resolve` in its own process.
+func (e *env) resolveColdFigure(ctx context.Context, p plan) ([]Result, error) {
+	if _, err := initRepo("http://"+e.pgServer.addr, hugeGUN, httpGetter(2), 100_000); err != nil {
+		return nil, fmt.Errorf("seed 100k: %w", err)
+	}
+	var out []Result
+	for _, tc := range []struct {
+		name, gun string
+	}{{"10 tags", smallGUN}, {"10k tags", bigGUN}, {"100k tags", hugeGUN}} {
+		root, err := e.firstRoot(tc.gun)
+		if err != nil {
+			return nil, err
+		}
+		var runs []sample
+		var fetched int64
+		for i := range max(p.Runs, 3) {
+			ct := &countingTransport{rt: http.DefaultTransport}
+			dir := filepath.Join(e.tmp, fmt.Sprintf("cold-%s-%d", filepath.Base(tc.gun), i))
+			c, err := e.pinnedClient(ctx, tc.gun, dir, &http.Client{Transport: ct}, root)
+			if err != nil {
+				return nil, err
+			}
+			start := time.Now()
+			if _, err := c.Resolve(ctx, tc.gun+":tag-7"); err != nil {
+				return nil, fmt.Errorf("resolve %s: %w", tc.gun, err)
+			}
+			d := time.Since(start)
+			runs = append(runs, sample{Ops: 1, Duration: d, P50: d, P99: d, PerSec: 1 / d.Seconds()})
+			fetched = ct.bytes.Load()
+			os.RemoveAll(dir)
+		}
+		lat := Result{Name: "resolve, cold cache, " + tc.name + " latency", Unit: "ms"}
+		summarize(&lat, runs, nil, p50ms)
+		out = append(out, lat, Result{Name: "resolve, cold cache, " + tc.name + " bytes fetched", Unit: "KiB",
+			Min: float64(fetched) / 1024, Median: float64(fetched) / 1024, Max: float64(fetched) / 1024})
+	}
+	rss, err := e.cliResolveRSS(ctx, hugeGUN)
+	if err != nil {
+		return nil, err
+	}
+	out = append(out, Result{Name: "client peak RSS, `signet resolve` cold in the 100k-tag repo", Unit: "MiB", Min: rss, Median: rss, Max: rss})
+	return out, nil
+}
+
+func (e *env) cliResolveRSS(ctx context.Context, gun string) (float64, error) {
+	root, err := e.firstRoot(gun)
+	if err != nil {
+		return 0, err
+	}
+	dir := filepath.Join(e.tmp, "cli-rss")
+	rootFile := filepath.Join(e.tmp, "cli-rss-root.json")
+	if err := os.WriteFile(rootFile, root, 0o600); err != nil {
+		return 0, err
+	}
+	bin := filepath.Join(e.tmp, "signet")
+	env := []string{"SIGNET_SERVER=http://" + e.pgServer.addr, "SIGNET_TRUST_DIR=" + dir}
+	if err := runCmd(ctx, env, bin, "trust", "pin", gun, "--root", rootFile); err != nil {
+		return 0, err
+	}
+	cmd := exec.CommandContext(ctx, bin, "resolve", gun+":tag-7")
+	cmd.Env = append(os.Environ(), env...)
+	if out, err := cmd.CombinedOutput(); err != nil {
+		return 0, fmt.Errorf("signet resolve: %w: %s", err, out)
+	}
+	ru, ok := cmd.ProcessState.SysUsage().(*syscall.Rusage)
+	if !ok {
+		return 0, nil
+	}
+	return float64(ru.Maxrss) / 1024, nil // Maxrss is in KiB on Linux
+}
