@@ -58,7 +58,7 @@ func openSigner(ctx context.Context, cfg config, log *slog.Logger, getenv func(s
 	if err != nil {
 		return nil, nil, err
 	}
-	sg, err := keystore.New(ctx, st, kr)
+	sg, err := keystore.New(ctx, st, keystore.NewWrapped(kr))
 	if err != nil {
 		st.Close()
 		if errors.Is(err, keywrap.ErrDecrypt) || errors.Is(err, keywrap.ErrUnknownAlias) {

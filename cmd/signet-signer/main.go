@@ -160,7 +160,7 @@ func serve(ctx context.Context, cfg config, log *slog.Logger, getenv func(string
 		return err
 	}
 	defer st.Close()
-	svc, err := keystore.New(ctx, st, kr)
+	svc, err := keystore.New(ctx, st, keystore.NewWrapped(kr))
 	if err != nil {
 		return err // names the wrong passphrase; nothing was created
 	}
@@ -269,11 +269,7 @@ func runRewrap(ctx context.Context, args []string, stdout, stderr io.Writer, get
 			return err
 		}
 		defer st.Close()
-		svc, err := keystore.New(ctx, st, kr)
-		if err != nil {
-			return err
-		}
-		n, err := svc.Rewrap(ctx, kr)
+		n, err := keystore.Rewrap(ctx, st, kr, kr)
 		if err != nil {
 			return err
 		}

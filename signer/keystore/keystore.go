@@ -1,9 +1,10 @@
-// Package keystore holds signet-signer's online keys: wrapped private keys
-// (keywrap: AES-256-GCM under an argon2id KEK, bound to the row) in a Store,
-// and Signer, the signer.Service that creates, unwraps and signs with them.
-// Stores: SQL (SQLite for single-node, Postgres in production; the signer's
-// own schema) and memory (tests). Storage is untrusted: it never sees a
-// private key in the clear.
+// Package keystore holds signet-signer's online keys: a Store of key records
+// (SQL: SQLite for single-node, Postgres in production, the signer's own
+// schema; memory for tests), a Backend that makes and loads the private
+// keys (Wrapped: keywrap's AES-256-GCM under an argon2id KEK, bound to the
+// row; or a PKCS#11 token, package signer/pkcs11), and Signer, the
+// signer.Service over both. Storage is untrusted: it never sees a private
+// key in the clear.
 //
 // It must not import server packages. Stores and Signer are safe for
 // concurrent use; SQL stores also across processes sharing one database.
@@ -11,6 +12,7 @@ package keystore
 
 import (
 	"context"
+	"crypto"
 	"errors"
 	"time"
 
@@ -20,7 +22,8 @@ import (
 	"github.com/signetdev/signet/signer/keywrap"
 )
 
-// Record is one stored key.
+// Record is one stored key. Private holds a wrapped key; HSMID instead
+// names a key that never leaves a PKCS#11 token.
 type Record struct {
 	ID        string
 	GUN       string
@@ -28,7 +31,18 @@ type Record struct {
 	Algorithm signer.Algorithm
 	Public    *metadata.Key
 	Private   *keywrap.Wrapped
+	HSMID     string
 	CreatedAt time.Time
+}
+
+// Backend makes and loads private keys.
+type Backend interface {
+	// Create makes a key of r.Algorithm for r.GUN and r.Role and fills in
+	// r.ID, r.Public and r.Private or r.HSMID (and may change r.Algorithm
+	// to one the backend supports).
+	Create(ctx context.Context, r *Record) (crypto.Signer, error)
+	// Load returns the private key of a record this backend made.
+	Load(ctx context.Context, r *Record) (crypto.Signer, error)
 }
 
 // AAD binds a wrapped key to its row: key ID, algorithm, GUN and role.

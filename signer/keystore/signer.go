@@ -3,7 +3,6 @@ package keystore
 import (
 	"context"
 	"crypto"
-	"crypto/x509"
 	"errors"
 	"fmt"
 	"sync"
@@ -17,7 +16,7 @@ import (
 // while the process runs, as any online signer's must.
 type Signer struct {
 	st  Store
-	kr  *keywrap.Keyring
+	be  Backend
 	now func() time.Time
 
 	mu   sync.Mutex
@@ -38,11 +37,11 @@ type Option func(*Signer)
 // WithClock sets the clock used for creation times.
 func WithClock(now func() time.Time) Option { return func(s *Signer) { s.now = now } }
 
-// New returns a Signer over st. It unwraps one stored key to check kr: a
-// wrong passphrase stops it here, before anything could create a second
-// set of keys.
-func New(ctx context.Context, st Store, kr *keywrap.Keyring, opts ...Option) (*Signer, error) {
-	s := &Signer{st: st, kr: kr, now: time.Now, keys: map[string]*cached{}}
+// New returns a Signer over st and be. It loads the newest stored key to
+// check the backend: a wrong passphrase (or token PIN) stops it here,
+// before anything could create a second set of keys.
+func New(ctx context.Context, st Store, be Backend, opts ...Option) (*Signer, error) {
+	s := &Signer{st: st, be: be, now: time.Now, keys: map[string]*cached{}}
 	for _, o := range opts {
 		o(s)
 	}
@@ -51,7 +50,7 @@ func New(ctx context.Context, st Store, kr *keywrap.Keyring, opts ...Option) (*S
 		return nil, fmt.Errorf("keystore: %w", err)
 	}
 	if len(all) > 0 {
-		if _, err := s.unwrap(&all[len(all)-1]); err != nil {
+		if _, err := s.unwrap(ctx, &all[len(all)-1]); err != nil {
 			return nil, err
 		}
 	}
@@ -65,64 +64,44 @@ func NewMemory(opts ...Option) *Signer {
 	if err != nil {
 		panic(err) // constant, valid arguments
 	}
-	s, err := New(context.Background(), NewMemoryStore(), kr, opts...)
+	s, err := New(context.Background(), NewMemoryStore(), NewWrapped(kr), opts...)
 	if err != nil {
 		panic(err) // an empty memory store cannot fail
 	}
 	return s
 }
 
-func (s *Signer) unwrap(r *Record) (crypto.Signer, error) {
+func (s *Signer) unwrap(ctx context.Context, r *Record) (crypto.Signer, error) {
 	s.mu.Lock()
 	k, ok := s.keys[r.ID]
 	s.mu.Unlock()
 	if ok {
 		return k.priv, nil
 	}
-	der, err := s.kr.Unwrap(r.Private, r.AAD())
+	priv, err := s.be.Load(ctx, r)
 	if err != nil {
-		if errors.Is(err, keywrap.ErrDecrypt) || errors.Is(err, keywrap.ErrUnknownAlias) {
-			return nil, fmt.Errorf("keystore: key %s: %w (wrong or missing signer passphrase for alias %q?)", r.ID, err, r.Private.Alias)
-		}
-		return nil, fmt.Errorf("keystore: key %s: %w", r.ID, err)
-	}
-	priv, err := x509.ParsePKCS8PrivateKey(der)
-	clear(der)
-	if err != nil {
-		return nil, fmt.Errorf("keystore: key %s: %w", r.ID, err)
-	}
-	cs, ok := priv.(crypto.Signer)
-	if !ok {
-		return nil, fmt.Errorf("keystore: key %s is not a signing key", r.ID)
+		return nil, err
 	}
 	s.mu.Lock()
-	s.keys[r.ID] = &cached{gun: r.GUN, role: r.Role, priv: cs}
+	s.keys[r.ID] = &cached{gun: r.GUN, role: r.Role, priv: priv}
 	s.mu.Unlock()
-	return cs, nil
+	return priv, nil
 }
 
-func (s *Signer) newRecord(gun, role string, alg signer.Algorithm) (*Record, error) {
+func (s *Signer) newRecord(ctx context.Context, gun, role string, alg signer.Algorithm) (*Record, error) {
 	if err := signer.CheckRole(role); err != nil {
 		return nil, err
 	}
 	if alg == "" {
 		alg = signer.Ed25519
 	}
-	priv, pub, id, err := signer.Generate(alg)
+	r := &Record{GUN: gun, Role: role, Algorithm: alg, CreatedAt: s.now().UTC().Truncate(time.Microsecond)}
+	priv, err := s.be.Create(ctx, r)
 	if err != nil {
 		return nil, err
 	}
-	r := &Record{ID: id, GUN: gun, Role: role, Algorithm: alg, Public: pub, CreatedAt: s.now().UTC().Truncate(time.Microsecond)}
-	der, err := x509.MarshalPKCS8PrivateKey(priv)
-	if err != nil {
-		return nil, fmt.Errorf("keystore: %w", err)
-	}
-	defer clear(der)
-	if r.Private, err = s.kr.Wrap(der, r.AAD()); err != nil {
-		return nil, fmt.Errorf("keystore: wrap: %w", err)
-	}
 	s.mu.Lock()
-	s.keys[id] = &cached{gun: gun, role: role, priv: priv}
+	s.keys[r.ID] = &cached{gun: gun, role: role, priv: priv}
 	s.mu.Unlock()
 	return r, nil
 }
@@ -136,7 +115,7 @@ func (s *Signer) EnsureKey(ctx context.Context, gun, role string, alg signer.Alg
 	if k, err := s.PublicKey(ctx, gun, role); err == nil || !errors.Is(err, signer.ErrKeyNotFound) {
 		return k, err
 	}
-	r, err := s.newRecord(gun, role, alg)
+	r, err := s.newRecord(ctx, gun, role, alg)
 	if err != nil {
 		return nil, err
 	}
@@ -149,7 +128,7 @@ func (s *Signer) EnsureKey(ctx context.Context, gun, role string, alg signer.Alg
 
 // RotateKey implements signer.Service.
 func (s *Signer) RotateKey(ctx context.Context, gun, role string, alg signer.Algorithm) (*signer.KeyInfo, error) {
-	r, err := s.newRecord(gun, role, alg)
+	r, err := s.newRecord(ctx, gun, role, alg)
 	if err != nil {
 		return nil, err
 	}
@@ -207,7 +186,7 @@ func (s *Signer) Sign(ctx context.Context, gun, role, keyID string, payload []by
 	}
 	for i := range recs {
 		if r := &recs[i]; r.ID == keyID && r.Role == role {
-			priv, err := s.unwrap(r)
+			priv, err := s.unwrap(ctx, r)
 			if err != nil {
 				return nil, err
 			}
@@ -246,28 +225,3 @@ func (s *Signer) DeleteKeys(ctx context.Context, gun string) error {
 
 // Ping implements signer.Service.
 func (s *Signer) Ping(ctx context.Context) error { return s.st.Ping(ctx) }
-
-// Rewrap re-encrypts every stored key under to's primary alias. s must be
-// able to unwrap every key (its keyring holds the old passphrases).
-func (s *Signer) Rewrap(ctx context.Context, to *keywrap.Keyring) (int, error) {
-	all, err := s.st.All(ctx)
-	if err != nil {
-		return 0, fmt.Errorf("keystore: rewrap: %w", err)
-	}
-	for i := range all {
-		r := &all[i]
-		der, err := s.kr.Unwrap(r.Private, r.AAD())
-		if err != nil {
-			return i, fmt.Errorf("keystore: rewrap key %s: %w", r.ID, err)
-		}
-		w, err := to.Wrap(der, r.AAD())
-		clear(der)
-		if err != nil {
-			return i, fmt.Errorf("keystore: rewrap key %s: %w", r.ID, err)
-		}
-		if err := s.st.UpdatePrivate(ctx, r.ID, w); err != nil {
-			return i, fmt.Errorf("keystore: rewrap key %s: %w", r.ID, err)
-		}
-	}
-	return len(all), nil
-}

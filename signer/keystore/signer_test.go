@@ -25,6 +25,10 @@ const gun = "registry.example.com/app"
 
 var cheap = keywrap.Params{Time: 1, MemoryKiB: 64, Threads: 1}
 
+func wrapped(t *testing.T, primary string, pp map[string]string) keystore.Backend {
+	return keystore.NewWrapped(keyring(t, primary, pp))
+}
+
 func keyring(t *testing.T, primary string, pp map[string]string) *keywrap.Keyring {
 	t.Helper()
 	m := map[string][]byte{}
@@ -136,7 +140,7 @@ func TestAtRest(t *testing.T) {
 		t.Run(name, func(t *testing.T) {
 			t.Parallel()
 			ctx := context.Background()
-			s, err := keystore.New(ctx, open(t), keyring(t, "default", map[string]string{"default": "right"}))
+			s, err := keystore.New(ctx, open(t), wrapped(t, "default", map[string]string{"default": "right"}))
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -164,7 +168,7 @@ func TestAtRest(t *testing.T) {
 			}
 
 			// A restart with the right passphrase signs with the same keys.
-			s2, err := keystore.New(ctx, open(t), keyring(t, "default", map[string]string{"default": "right"}))
+			s2, err := keystore.New(ctx, open(t), wrapped(t, "default", map[string]string{"default": "right"}))
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -177,22 +181,18 @@ func TestAtRest(t *testing.T) {
 				t.Fatal("newest key changed across restart")
 			}
 			// A wrong or unknown passphrase fails start-up clearly.
-			if _, err := keystore.New(ctx, open(t), keyring(t, "default", map[string]string{"default": "wrong"})); !errors.Is(err, keywrap.ErrDecrypt) {
+			if _, err := keystore.New(ctx, open(t), wrapped(t, "default", map[string]string{"default": "wrong"})); !errors.Is(err, keywrap.ErrDecrypt) {
 				t.Fatalf("wrong passphrase: %v", err)
 			}
-			if _, err := keystore.New(ctx, open(t), keyring(t, "other", map[string]string{"other": "x"})); !errors.Is(err, keywrap.ErrUnknownAlias) {
+			if _, err := keystore.New(ctx, open(t), wrapped(t, "other", map[string]string{"other": "x"})); !errors.Is(err, keywrap.ErrUnknownAlias) {
 				t.Fatalf("unknown alias: %v", err)
 			}
 			// Rewrap under a new passphrase; afterwards only it opens the keys.
 			both := keyring(t, "new", map[string]string{"default": "right", "new": "newer"})
-			s3, err := keystore.New(ctx, open(t), both)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if n, err := s3.Rewrap(ctx, both); err != nil || n != 2 {
+			if n, err := keystore.Rewrap(ctx, open(t), both, both); err != nil || n != 2 {
 				t.Fatalf("rewrap %d: %v", n, err)
 			}
-			s4, err := keystore.New(ctx, open(t), keyring(t, "new", map[string]string{"new": "newer"}))
+			s4, err := keystore.New(ctx, open(t), wrapped(t, "new", map[string]string{"new": "newer"}))
 			if err != nil {
 				t.Fatalf("after rewrap: %v", err)
 			}
@@ -219,7 +219,7 @@ func TestEnsureKeyOnce(t *testing.T) {
 			kr := keyring(t, "default", map[string]string{"default": "pw"})
 			var signers []*keystore.Signer
 			for range 2 {
-				s, err := keystore.New(context.Background(), open(t), kr)
+				s, err := keystore.New(context.Background(), open(t), keystore.NewWrapped(kr))
 				if err != nil {
 					t.Fatal(err)
 				}

@@ -120,8 +120,8 @@ func (s *SQL) insert(ctx context.Context, ex execer, r *Record) error {
 	if err != nil {
 		return err
 	}
-	_, err = ex.ExecContext(ctx, s.q(`INSERT INTO signer_keys (id, gun, role, algorithm, public, private, created_at) VALUES (?, ?, ?, ?, ?, ?, ?)`),
-		r.ID, r.GUN, r.Role, string(r.Algorithm), string(pub), string(priv), s.encodeTime(r.CreatedAt))
+	_, err = ex.ExecContext(ctx, s.q(`INSERT INTO signer_keys (id, gun, role, algorithm, public, private, hsm_id, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)`),
+		r.ID, r.GUN, r.Role, string(r.Algorithm), string(pub), string(priv), r.HSMID, s.encodeTime(r.CreatedAt))
 	return err
 }
 
@@ -171,7 +171,7 @@ func (s *SQL) InsertFirst(ctx context.Context, r *Record) (_ *Record, err error)
 	return r, nil
 }
 
-const columns = `id, gun, role, algorithm, public, private, created_at`
+const columns = `id, gun, role, algorithm, public, private, hsm_id, created_at`
 
 func (s *SQL) scan(rows *sql.Rows) ([]Record, error) {
 	defer rows.Close()
@@ -183,15 +183,14 @@ func (s *SQL) scan(rows *sql.Rows) ([]Record, error) {
 			pub, priv string
 			created   any
 		)
-		if err := rows.Scan(&r.ID, &r.GUN, &r.Role, &alg, &pub, &priv, &created); err != nil {
+		if err := rows.Scan(&r.ID, &r.GUN, &r.Role, &alg, &pub, &priv, &r.HSMID, &created); err != nil {
 			return nil, fmt.Errorf("keystore: scan: %w", err)
 		}
 		r.Algorithm = signer.Algorithm(alg)
 		if err := json.Unmarshal([]byte(pub), &r.Public); err != nil {
 			return nil, fmt.Errorf("keystore: key %s public part: %w", r.ID, err)
 		}
-		r.Private = &keywrap.Wrapped{}
-		if err := json.Unmarshal([]byte(priv), r.Private); err != nil {
+		if err := json.Unmarshal([]byte(priv), &r.Private); err != nil {
 			return nil, fmt.Errorf("keystore: key %s private part: %w", r.ID, err)
 		}
 		switch c := created.(type) {
