@@ -51,6 +51,8 @@ type config struct {
 	ClientCA        string
 	AllowedSubjects string
 	Alias           string
+	PKCS11Module    string
+	PKCS11Token     string
 	LogFormat       string
 	LogLevel        string
 }
@@ -64,6 +66,8 @@ func (c *config) flags(fs *flag.FlagSet) {
 	fs.StringVar(&c.ClientCA, "client-ca", "", "CA bundle whose client certificates are accepted (PEM)")
 	fs.StringVar(&c.AllowedSubjects, "allowed-subjects", "", "comma-separated client certificate common names to accept (default: any from --client-ca)")
 	fs.StringVar(&c.Alias, "passphrase-alias", "default", "alias of the passphrase that wraps new keys (SIGNET_SIGNER_PASSPHRASE_<ALIAS>)")
+	fs.StringVar(&c.PKCS11Module, "pkcs11-module", "", "PKCS#11 library: make and use keys on a token instead of wrapping them (PIN in SIGNET_SIGNER_PKCS11_PIN; needs a build with -tags pkcs11)")
+	fs.StringVar(&c.PKCS11Token, "pkcs11-token", "signet", "label of the PKCS#11 token")
 	fs.StringVar(&c.LogFormat, "log-format", "json", "log format: json or text")
 	fs.StringVar(&c.LogLevel, "log-level", "info", "log level")
 }
@@ -142,11 +146,25 @@ func keyring(primary string, aliases []string, getenv func(string) string) (*key
 	return keywrap.NewKeyring(primary, pp, keywrap.DefaultParams())
 }
 
-func serve(ctx context.Context, cfg config, log *slog.Logger, getenv func(string) string) error {
+// backend is where private keys live: wrapped in the key store under the
+// passphrase, or on a PKCS#11 token.
+func backend(cfg config, getenv func(string) string) (keystore.Backend, func() error, error) {
+	if cfg.PKCS11Module != "" {
+		return openToken(cfg, getenv)
+	}
 	kr, err := keyring(cfg.Alias, nil, getenv)
+	if err != nil {
+		return nil, nil, err
+	}
+	return keystore.NewWrapped(kr), func() error { return nil }, nil
+}
+
+func serve(ctx context.Context, cfg config, log *slog.Logger, getenv func(string) string) error {
+	be, closeBackend, err := backend(cfg, getenv)
 	if err != nil {
 		return err
 	}
+	defer closeBackend()
 	var subjects []string
 	if cfg.AllowedSubjects != "" {
 		subjects = strings.Split(cfg.AllowedSubjects, ",")
@@ -160,7 +178,7 @@ func serve(ctx context.Context, cfg config, log *slog.Logger, getenv func(string
 		return err
 	}
 	defer st.Close()
-	svc, err := keystore.New(ctx, st, keystore.NewWrapped(kr))
+	svc, err := keystore.New(ctx, st, be)
 	if err != nil {
 		return err // names the wrong passphrase; nothing was created
 	}
