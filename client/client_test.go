@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -267,4 +268,65 @@ func TestSharedTrustDir(t *testing.T) {
 		}
 	}
 	wg.Wait()
+}
+
+// TestConcurrentPublishersRetry has two publishers (sharing the targets
+// key) sign different tags at once: the loser of each race gets 409, updates
+// and retries, so every tag ends up signed.
+func TestConcurrentPublishersRetry(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	url := newServer(t, nil)
+	devDir := t.TempDir()
+	dev := newClient(t, url, devDir)
+	root, err := dev.Init(ctx, gun)
+	if err != nil {
+		t.Fatal(err)
+	}
+	engine := newClient(t, url, t.TempDir())
+	if err := engine.PinRoot(gun, root); err != nil {
+		t.Fatal(err)
+	}
+	// Two Clients on one trust directory (its keys), as two CI jobs on one
+	// machine would be.
+	devs := []*client.Client{dev, newClient(t, url, devDir)}
+	var wg sync.WaitGroup
+	for i := range 6 {
+		wg.Go(func() {
+			c := devs[i%2]
+			if err := c.Publish(ctx, gun, []client.Change{{Tag: fmt.Sprintf("t%d", i), Digest: digest.FromString(fmt.Sprint(i)), Size: 1}}); err != nil {
+				t.Error(err)
+			}
+		})
+	}
+	wg.Wait()
+	for i := range 6 {
+		if _, err := engine.Resolve(ctx, fmt.Sprintf("%s:t%d", gun, i)); err != nil {
+			t.Errorf("t%d: %v", i, err)
+		}
+	}
+}
+
+func TestMaxStaleness(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	url := newServer(t, nil)
+	dev, engine := publisher(t, url)
+	root, _ := engine.PinnedRoot(gun)
+	lazy := newClient(t, url, t.TempDir(), func(o *client.Options) { o.MaxStaleness = time.Hour })
+	if err := lazy.PinRoot(gun, root); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := lazy.Resolve(ctx, gun+":1.0"); err != nil {
+		t.Fatal(err)
+	}
+	if err := dev.Publish(ctx, gun, []client.Change{{Tag: "2.0", Digest: d10, Size: 1}}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := lazy.Resolve(ctx, gun+":2.0"); !errors.Is(err, client.ErrNotSigned) {
+		t.Fatalf("within the staleness window the cache answers: %v", err)
+	}
+	if _, err := engine.Resolve(ctx, gun+":2.0"); err != nil {
+		t.Fatalf("a client checking every time sees 2.0: %v", err)
+	}
 }

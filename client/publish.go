@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math/rand/v2"
 	"mime/multipart"
 	"net/http"
 	"time"
@@ -21,7 +22,7 @@ import (
 const (
 	RootLifetime    = 365 * 24 * time.Hour
 	TargetsLifetime = 90 * 24 * time.Hour
-	maxAttempts     = 5
+	maxAttempts     = 8
 )
 
 // ErrConflict: the server kept refusing a publish as stale (409).
@@ -116,14 +117,20 @@ func (c *Client) Publish(ctx context.Context, gun string, changes []Change) erro
 	ctx, cancel := context.WithTimeout(ctx, c.opts.Timeout)
 	defer cancel()
 	var last error
-	for range maxAttempts {
+	for attempt := range maxAttempts {
 		err := c.publishOnce(ctx, gun, changes)
 		var se *ServerError
 		if !errors.As(err, &se) || se.Status != http.StatusConflict {
 			return err
 		}
 		last = err
-		c.log.InfoContext(ctx, "publish conflicted; retrying on the new state", "gun", gun)
+		c.log.InfoContext(ctx, "publish conflicted; retrying on the new state", "gun", gun, "attempt", attempt+1)
+		// Jittered backoff, so that racing publishers spread out.
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("client: publish %s: %w", gun, ctx.Err())
+		case <-time.After(time.Duration(attempt+1) * time.Duration(rand.Int64N(int64(20*time.Millisecond)))):
+		}
 	}
 	return fmt.Errorf("client: publish %s: %w: %w", gun, ErrConflict, last)
 }

@@ -3,9 +3,11 @@ package main
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"net/http/httptest"
 	"net/url"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -136,5 +138,68 @@ func TestSignFromRegistry(t *testing.T) {
 	}
 	if code, out, errOut := dev.run("resolve", ref.String()); code != 0 || strings.TrimSpace(out) != gun+"@"+want.String() {
 		t.Fatalf("resolve: %d %q %s", code, out, errOut)
+	}
+}
+
+// TestMain lets the test binary stand in for `signet` in a subprocess.
+func TestMain(m *testing.M) {
+	if os.Getenv("SIGNET_TEST_AS_CLI") == "1" {
+		os.Exit(run(context.Background(), os.Args[1:], os.Stdin, os.Stdout, os.Stderr, os.Getenv))
+	}
+	os.Exit(m.Run())
+}
+
+// TestTwoProcessesShareACache runs `signet resolve` in two processes at
+// once, again and again, on one trust directory while the repository
+// changes: the lock file keeps the cache consistent.
+func TestTwoProcessesShareACache(t *testing.T) {
+	t.Parallel()
+	srv := newServer(t)
+	dev := &cli{t: t, server: srv, trustDir: t.TempDir()}
+	gun := "registry.example.com/team/shared"
+	if code, _, e := dev.run("init", gun); code != 0 {
+		t.Fatal(e)
+	}
+	if code, _, e := dev.run("sign", gun+":1.0", "--digest", digest1, "--size", "1"); code != 0 {
+		t.Fatal(e)
+	}
+	_, root, _ := dev.run("trust", "show", gun)
+	shared := t.TempDir()
+	rootFile := filepath.Join(t.TempDir(), "root.json")
+	if err := os.WriteFile(rootFile, []byte(root), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	engine := &cli{t: t, server: srv, trustDir: shared}
+	if code, _, e := engine.run("trust", "pin", gun, "--root", rootFile); code != 0 {
+		t.Fatal(e)
+	}
+	self, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	errs := make(chan error, 2)
+	for range 2 {
+		go func() {
+			for range 6 {
+				cmd := exec.Command(self, "resolve", gun+":1.0")
+				cmd.Env = append(os.Environ(), "SIGNET_TEST_AS_CLI=1", "SIGNET_SERVER="+srv, "SIGNET_TRUST_DIR="+shared)
+				out, err := cmd.CombinedOutput()
+				if err != nil || strings.TrimSpace(string(out)) != gun+"@"+digest1 {
+					errs <- fmt.Errorf("resolve: %v: %s", err, out)
+					return
+				}
+			}
+			errs <- nil
+		}()
+	}
+	for i := range 5 {
+		if code, _, e := dev.run("sign", fmt.Sprintf("%s:v%d", gun, i), "--digest", digest1, "--size", "1"); code != 0 {
+			t.Error(e)
+		}
+	}
+	for range 2 {
+		if err := <-errs; err != nil {
+			t.Fatal(err)
+		}
 	}
 }
