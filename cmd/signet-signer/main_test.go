@@ -11,6 +11,7 @@ import (
 	"crypto/x509/pkix"
 	"encoding/json"
 	"encoding/pem"
+	"fmt"
 	"io"
 	"math/big"
 	"mime/multipart"
@@ -25,10 +26,11 @@ import (
 
 	"github.com/theupdateframework/go-tuf/v2/metadata"
 
+	"github.com/signetdev/signet/internal/pgtest"
 	"github.com/signetdev/signet/internal/tlsutil"
 	"github.com/signetdev/signet/internal/tuftest"
 	"github.com/signetdev/signet/server"
-	"github.com/signetdev/signet/server/store/memstore"
+	"github.com/signetdev/signet/server/store/postgres"
 	"github.com/signetdev/signet/signer/api"
 	"github.com/signetdev/signet/signer/signerclient"
 )
@@ -222,6 +224,28 @@ func TestRoleBindingOverAPI(t *testing.T) {
 func TestSignerDownAndBack(t *testing.T) {
 	t.Parallel()
 	s := newSetup(t)
+	// Two processes' worth of Postgres: the signer's own database and the
+	// server's.
+	signerDB := pgtest.NewDatabase(t, "signer", func(ctx context.Context, url string) error {
+		if code := runMigrate(ctx, []string{"--db", url}, io.Discard, func(string) string { return "" }); code != 0 {
+			return fmt.Errorf("signet-signer migrate: exit %d", code)
+		}
+		return nil
+	})
+	s.args[1] = signerDB
+	serverDB := pgtest.NewDatabase(t, "server", func(ctx context.Context, url string) error {
+		st, err := postgres.Open(ctx, url)
+		if err != nil {
+			return err
+		}
+		defer st.Close()
+		return st.Migrate(ctx)
+	})
+	st, err := postgres.Open(context.Background(), serverDB)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
 	addr := freeAddr(t)
 	p := startSigner(t, addr, s.env, s.args...)
 	tc, err := tlsutil.ClientConfig(s.ca, s.clientCert, s.clientKey)
@@ -231,7 +255,7 @@ func TestSignerDownAndBack(t *testing.T) {
 	tr := &http.Transport{TLSClientConfig: tc}
 	defer tr.CloseIdleConnections()
 	sc := signerclient.New("https://"+addr, &http.Client{Transport: tr}, signerclient.WithTimeout(2*time.Second))
-	srv := server.New(memstore.New(), sc, server.WithSweepInterval(0))
+	srv := server.New(st, sc, server.WithSweepInterval(0))
 	hs := httptest.NewServer(srv.Handler())
 	defer hs.Close()
 	base := hs.URL + "/v2/example.com/app/_trust/tuf/"
@@ -288,11 +312,27 @@ func TestSignerDownAndBack(t *testing.T) {
 		t.Fatal("not ready with the signer up")
 	}
 
+	// Readers keep reading through the outage.
+	stopReaders := make(chan struct{})
+	readerErrs := make(chan error, 4)
+	for range 4 {
+		go func() {
+			for {
+				select {
+				case <-stopReaders:
+					readerErrs <- nil
+					return
+				default:
+				}
+				if code, _ := get("timestamp.json"); code != 200 {
+					readerErrs <- fmt.Errorf("read during the outage: %d", code)
+					return
+				}
+			}
+		}()
+	}
 	p.stop(t)
 	tr.CloseIdleConnections()
-	if code, _ := get("timestamp.json"); code != 200 {
-		t.Fatalf("read with the signer down: %d", code)
-	}
 	dev.Bump()
 	if code, body := publish(map[string][]byte{metadata.TARGETS: dev.TargetsBytes()}); code != 503 || !strings.Contains(body, "signer") {
 		t.Fatalf("publish with the signer down: %d %s", code, body)
@@ -305,6 +345,12 @@ func TestSignerDownAndBack(t *testing.T) {
 	defer p.stop(t)
 	if code, body := publish(map[string][]byte{metadata.TARGETS: dev.TargetsBytes()}); code != 200 {
 		t.Fatalf("publish after the signer returned: %d %s", code, body)
+	}
+	close(stopReaders)
+	for range 4 {
+		if err := <-readerErrs; err != nil {
+			t.Fatal(err)
+		}
 	}
 	if ready() != 200 {
 		t.Fatal("not ready after the signer returned")
@@ -366,3 +412,5 @@ func TestCertsAndRewrap(t *testing.T) {
 		t.Fatalf("after rewrap: %v %v", got, err)
 	}
 }
+
+func TestMain(m *testing.M) { pgtest.Main(m) }

@@ -42,6 +42,7 @@ func (w withPostgres) Run() int {
 		}()
 		os.Setenv(EnvURL, c.URL)
 	}
+	defer dropTemplates()
 	return w.m.Run()
 }
 
@@ -70,7 +71,9 @@ func NewDatabase(t testing.TB, template string, migrate func(ctx context.Context
 		t.Fatalf("pgtest: template name %q", template)
 	}
 	ctx := context.Background()
-	tmpl := "signet_tmpl_" + template
+	// One template per process: test binaries of several packages run at
+	// once and must not rebuild each other's templates.
+	tmpl := fmt.Sprintf("signet_tmpl_%s_%d", template, os.Getpid())
 	made.mu.Lock()
 	err, ok := made.ready[tmpl]
 	if !ok {
@@ -122,27 +125,35 @@ func makeTemplate(ctx context.Context, base, tmpl string, migrate func(ctx conte
 		return fmt.Errorf("connect %s: %w", redact(base), err)
 	}
 	defer admin.Close(ctx)
-	// Another test binary may be making the same template: serialise on an
-	// advisory lock, and rebuild it each run so schema changes are seen.
-	if _, err := admin.Exec(ctx, "SELECT pg_advisory_lock(hashtextextended($1, 0))", tmpl); err != nil {
-		return err
-	}
-	defer admin.Exec(ctx, "SELECT pg_advisory_unlock(hashtextextended($1, 0))", tmpl) //nolint:errcheck
-	work := fmt.Sprintf("%s_%d", tmpl, os.Getpid())
-	if _, err := admin.Exec(ctx, fmt.Sprintf("DROP DATABASE IF EXISTS %s WITH (FORCE)", work)); err != nil {
-		return err
-	}
-	if _, err := admin.Exec(ctx, "CREATE DATABASE "+work); err != nil {
-		return err
-	}
-	if err := migrate(ctx, withDatabase(base, work)); err != nil {
-		return fmt.Errorf("migrate: %w", err)
-	}
 	if _, err := admin.Exec(ctx, fmt.Sprintf("DROP DATABASE IF EXISTS %s WITH (FORCE)", tmpl)); err != nil {
 		return err
 	}
-	_, err = admin.Exec(ctx, fmt.Sprintf("ALTER DATABASE %s RENAME TO %s", work, tmpl))
-	return err
+	if _, err := admin.Exec(ctx, "CREATE DATABASE "+tmpl); err != nil {
+		return err
+	}
+	if err := migrate(ctx, withDatabase(base, tmpl)); err != nil {
+		return fmt.Errorf("migrate: %w", err)
+	}
+	return nil
+}
+
+// dropTemplates removes the templates this process made.
+func dropTemplates() {
+	made.mu.Lock()
+	defer made.mu.Unlock()
+	base := Find(os.Getenv)
+	if base == "" || len(made.ready) == 0 {
+		return
+	}
+	ctx := context.Background()
+	admin, err := pgx.Connect(ctx, base)
+	if err != nil {
+		return
+	}
+	defer admin.Close(ctx)
+	for tmpl := range made.ready {
+		_, _ = admin.Exec(ctx, fmt.Sprintf("DROP DATABASE IF EXISTS %s WITH (FORCE)", tmpl))
+	}
 }
 
 func withDatabase(base, name string) string {
