@@ -28,6 +28,7 @@ import (
 	"time"
 
 	"github.com/theupdateframework/go-tuf/v2/metadata"
+	"github.com/theupdateframework/go-tuf/v2/metadata/updater"
 	"golang.org/x/sys/unix"
 )
 
@@ -72,6 +73,17 @@ type Client struct {
 
 	mu    sync.Mutex
 	locks map[string]*sync.Mutex
+	warm  map[string]*warmState // last verified state per GUN, used under the GUN's lock
+}
+
+// warmState is a verified repository state kept in memory: while the
+// server's timestamp.json is unchanged (a conditional GET answers 304) and
+// nothing has expired, a resolution reuses it instead of re-reading and
+// re-verifying the cache from disk.
+type warmState struct {
+	up   *updater.Updater
+	f    *fetcher
+	etag string
 }
 
 // New returns a Client.
@@ -92,7 +104,7 @@ func New(opts Options) (*Client, error) {
 	if opts.Now == nil {
 		opts.Now = time.Now
 	}
-	c := &Client{opts: opts, hc: opts.HTTPClient, log: opts.Logger, keys: opts.Keys, locks: map[string]*sync.Mutex{}}
+	c := &Client{opts: opts, hc: opts.HTTPClient, log: opts.Logger, keys: opts.Keys, locks: map[string]*sync.Mutex{}, warm: map[string]*warmState{}}
 	if c.hc == nil {
 		c.hc = &http.Client{}
 	}
@@ -156,12 +168,15 @@ func (c *Client) lock(gun string) (unlock func(), err error) {
 	}, nil
 }
 
-// fetcher is go-tuf's Fetcher bound to one call's context.
+// fetcher is go-tuf's Fetcher bound to the current call's context (set
+// under the GUN's lock before each use). It remembers the ETag of the last
+// timestamp.json it fetched.
 type fetcher struct {
 	ctx   context.Context
 	hc    *http.Client
 	token string
 	bytes *int64
+	etag  string
 }
 
 // DownloadFile implements fetcher.Fetcher.
@@ -191,5 +206,31 @@ func (f *fetcher) DownloadFile(u string, maxLength int64, _ time.Duration) ([]by
 	if f.bytes != nil {
 		*f.bytes += int64(len(data))
 	}
+	if strings.HasSuffix(u, "/timestamp.json") {
+		f.etag = resp.Header.Get("ETag")
+	}
 	return data, nil
+}
+
+// unchanged asks, with a conditional GET, whether the server's
+// timestamp.json is still the one with etag.
+func (f *fetcher) unchanged(u, etag string) bool {
+	if etag == "" {
+		return false
+	}
+	req, err := http.NewRequestWithContext(f.ctx, http.MethodGet, u, nil)
+	if err != nil {
+		return false
+	}
+	req.Header.Set("If-None-Match", etag)
+	if f.token != "" {
+		req.Header.Set("Authorization", "Bearer "+f.token)
+	}
+	resp, err := f.hc.Do(req)
+	if err != nil {
+		return false
+	}
+	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 1<<20))
+	resp.Body.Close()
+	return resp.StatusCode == http.StatusNotModified
 }

@@ -140,7 +140,7 @@ func (c *Client) publishOnce(ctx context.Context, gun string, changes []Change) 
 	if err != nil {
 		return err
 	}
-	up, err := c.update(ctx, gun, nil)
+	up, err := c.current(ctx, gun)
 	unlock()
 	if err != nil {
 		return err

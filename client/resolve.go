@@ -57,7 +57,7 @@ func (c *Client) Resolve(ctx context.Context, ref string) (*Target, error) {
 		return nil, err
 	}
 	defer unlock()
-	up, err := c.update(ctx, gun, nil)
+	up, err := c.current(ctx, gun)
 	if err != nil {
 		return nil, err
 	}
@@ -125,7 +125,7 @@ func (c *Client) Update(ctx context.Context, gun string) (*trustedmetadata.Trust
 		return nil, err
 	}
 	defer unlock()
-	up, err := c.update(ctx, gun, nil)
+	up, err := c.current(ctx, gun)
 	if err != nil {
 		return nil, err
 	}
@@ -133,23 +133,61 @@ func (c *Client) Update(ctx context.Context, gun string) (*trustedmetadata.Trust
 	return &trusted, nil
 }
 
+// current returns an updater holding gun's verified state: the warm one if
+// the server's timestamp is unchanged and nothing has expired, else a fresh
+// update. The caller holds the lock.
+func (c *Client) current(ctx context.Context, gun string) (*updater.Updater, error) {
+	c.mu.Lock()
+	w := c.warm[gun]
+	c.mu.Unlock()
+	if w != nil {
+		w.f.ctx = ctx
+		if !expired(w.up.GetTrustedMetadataSet(), c.opts.Now()) && w.f.unchanged(c.tufURL(gun)+"timestamp.json", w.etag) {
+			return w.up, nil
+		}
+	}
+	up, f, err := c.update(ctx, gun, nil)
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	delete(c.warm, gun)
+	if err == nil && f.etag != "" && c.opts.MaxStaleness == 0 {
+		c.warm[gun] = &warmState{up: up, f: f, etag: f.etag}
+	}
+	return up, err
+}
+
+// expired reports whether any loaded top-level role has expired.
+func expired(tm trustedmetadata.TrustedMetadata, now time.Time) bool {
+	if tm.Root == nil || tm.Timestamp == nil || tm.Snapshot == nil || tm.Root.Signed.IsExpired(now) ||
+		tm.Timestamp.Signed.IsExpired(now) || tm.Snapshot.Signed.IsExpired(now) {
+		return true
+	}
+	for _, t := range tm.Targets {
+		if t.Signed.IsExpired(now) {
+			return true
+		}
+	}
+	return false
+}
+
 // update builds a fresh go-tuf updater (an Updater refreshes once and is
 // not safe for concurrent use) and refreshes it. The caller holds the lock.
-func (c *Client) update(ctx context.Context, gun string, fetched *int64) (*updater.Updater, error) {
+func (c *Client) update(ctx context.Context, gun string, fetched *int64) (*updater.Updater, *fetcher, error) {
 	dir := c.cacheDir(gun)
 	root, err := c.trustedRoot(ctx, gun)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	cfg, err := config.New(c.tufURL(gun), root)
 	if err != nil {
-		return nil, fmt.Errorf("client: %w", err)
+		return nil, nil, fmt.Errorf("client: %w", err)
 	}
 	cfg.LocalMetadataDir = dir
 	cfg.LocalTargetsDir = filepath.Join(dir, "targets")
 	cfg.TargetsMaxLength = 64 << 20
 	cfg.SnapshotMaxLength = 16 << 20
-	cfg.Fetcher = &fetcher{ctx: ctx, hc: c.hc, token: c.opts.Token, bytes: fetched}
+	f := &fetcher{ctx: ctx, hc: c.hc, token: c.opts.Token, bytes: fetched}
+	cfg.Fetcher = f
 	stamp := filepath.Join(dir, ".updated")
 	if c.opts.MaxStaleness > 0 {
 		if fi, err := os.Stat(stamp); err == nil && time.Since(fi.ModTime()) < c.opts.MaxStaleness {
@@ -158,13 +196,13 @@ func (c *Client) update(ctx context.Context, gun string, fetched *int64) (*updat
 	}
 	up, err := updater.New(cfg)
 	if err != nil {
-		return nil, classify(gun, err)
+		return nil, nil, classify(gun, err)
 	}
 	up.UnsafeSetRefTime(c.opts.Now())
 	if err := up.Refresh(); err != nil {
 		var he *metadata.ErrDownloadHTTP
 		if errors.As(err, &he) && he.StatusCode == http.StatusNotFound {
-			return nil, fmt.Errorf("client: %s has no trust data on %s: %w", gun, c.opts.Server, ErrNotSigned)
+			return nil, nil, fmt.Errorf("client: %s has no trust data on %s: %w", gun, c.opts.Server, ErrNotSigned)
 		}
 		te := classify(gun, err)
 		var tErr *TrustError
@@ -173,12 +211,12 @@ func (c *Client) update(ctx context.Context, gun string, fetched *int64) (*updat
 				tErr.Expires = ts.Signed.Expires
 			}
 		}
-		return nil, te
+		return nil, nil, te
 	}
 	if !cfg.UnsafeLocalMode {
 		_ = os.WriteFile(stamp, nil, 0o600)
 	}
-	return up, nil
+	return up, f, nil
 }
 
 // trustedRoot returns the root to start the chain from: the newest root
