@@ -6,6 +6,10 @@ import (
 	"sync"
 	"time"
 
+	"github.com/theupdateframework/go-tuf/v2/metadata"
+	"github.com/theupdateframework/go-tuf/v2/metadata/trustedmetadata"
+
+	"github.com/signetdev/signet/server/store"
 	"github.com/signetdev/signet/signer"
 )
 
@@ -51,4 +55,37 @@ func (r *Repo) forgetKeys(gun string) {
 	r.keys.mu.Lock()
 	delete(r.keys.entries, gun)
 	r.keys.mu.Unlock()
+}
+
+// maxRoots bounds the verified-root cache.
+const maxRoots = 4096
+
+// rootCache keeps stored roots that have been verified, by sha256, so that
+// a publish does not re-verify the unchanged root of its repository. Cached
+// roots are shared and must be treated as read-only.
+type rootCache struct {
+	mu    sync.Mutex
+	roots map[string]*metadata.Metadata[metadata.RootType]
+}
+
+// trusted returns a go-tuf trusted set rooted at the stored root m,
+// verifying m only the first time it is seen.
+func (c *rootCache) trusted(m *store.Meta) (*trustedmetadata.TrustedMetadata, error) {
+	c.mu.Lock()
+	root, ok := c.roots[m.SHA256]
+	c.mu.Unlock()
+	if !ok {
+		tm, err := trustedmetadata.New(m.Data)
+		if err != nil {
+			return nil, err
+		}
+		root = tm.Root
+		c.mu.Lock()
+		if len(c.roots) >= maxRoots {
+			clear(c.roots)
+		}
+		c.roots[m.SHA256] = root
+		c.mu.Unlock()
+	}
+	return &trustedmetadata.TrustedMetadata{Root: root, Targets: map[string]*metadata.Metadata[metadata.TargetsType]{}}, nil
 }

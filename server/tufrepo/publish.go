@@ -309,7 +309,7 @@ func (r *Repo) trustRoot(s *state, now time.Time) (*trustedmetadata.TrustedMetad
 			return nil, fromTUF(metadata.ROOT, err)
 		}
 	default:
-		if trusted, err = trustedmetadata.New(old.Data); err != nil {
+		if trusted, err = r.roots.trusted(old); err != nil {
 			return nil, fmt.Errorf("tufrepo: stored root of %s v%d does not verify: %w", s.gun, old.Version, err)
 		}
 		if newRoot != nil {

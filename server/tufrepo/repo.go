@@ -46,6 +46,7 @@ type Repo struct {
 	snapshotLifetime  time.Duration
 	keyAlgorithm      signer.Algorithm
 	keys              keyCache
+	roots             rootCache
 }
 
 // Option configures a Repo.
@@ -77,6 +78,7 @@ func New(st store.MetaStore, sg signer.Service, opts ...Option) *Repo {
 		snapshotLifetime:  DefaultSnapshotLifetime,
 		keyAlgorithm:      signer.Ed25519,
 		keys:              keyCache{entries: map[string]keyEntry{}},
+		roots:             rootCache{roots: map[string]*metadata.Metadata[metadata.RootType]{}},
 	}
 	for _, o := range opts {
 		o(r)
