@@ -50,26 +50,37 @@ func (c *Client) Resolve(ctx context.Context, ref string) (*Target, error) {
 	if err != nil {
 		return nil, err
 	}
+	var t *Target
+	err = c.withState(ctx, gun, func(up *updater.Updater) error {
+		if _, err := up.GetTargetInfo(tag); err != nil {
+			if te := classify(gun, err); errors.As(te, new(*TrustError)) {
+				return te
+			}
+			// go-tuf reports a tag no trusted role lists with an untyped error.
+			return &NotSignedError{GUN: gun, Tag: tag}
+		}
+		trusted := up.GetTrustedMetadataSet()
+		t, err = find(&trusted, gun, tag)
+		return err
+	})
+	return t, err
+}
+
+// withState runs fn on gun's verified state, with the GUN locked and the
+// call bounded by the client's timeout.
+func (c *Client) withState(ctx context.Context, gun string, fn func(*updater.Updater) error) error {
 	ctx, cancel := context.WithTimeout(ctx, c.opts.Timeout)
 	defer cancel()
 	unlock, err := c.lock(gun)
 	if err != nil {
-		return nil, err
+		return err
 	}
 	defer unlock()
 	up, err := c.current(ctx, gun)
 	if err != nil {
-		return nil, err
+		return err
 	}
-	if _, err := up.GetTargetInfo(tag); err != nil {
-		if te := classify(gun, err); errors.As(te, new(*TrustError)) {
-			return nil, te
-		}
-		// go-tuf reports a tag no trusted role lists with an untyped error.
-		return nil, &NotSignedError{GUN: gun, Tag: tag}
-	}
-	trusted := up.GetTrustedMetadataSet()
-	return find(&trusted, gun, tag)
+	return fn(up)
 }
 
 // find repeats go-tuf's pre-order walk over the roles the updater loaded,
@@ -118,18 +129,14 @@ func find(trusted *trustedmetadata.TrustedMetadata, gun, tag string) (*Target, e
 // Update runs a TUF update of gun (timestamp, snapshot, top-level targets)
 // and returns the trusted metadata.
 func (c *Client) Update(ctx context.Context, gun string) (*trustedmetadata.TrustedMetadata, error) {
-	ctx, cancel := context.WithTimeout(ctx, c.opts.Timeout)
-	defer cancel()
-	unlock, err := c.lock(gun)
+	var trusted trustedmetadata.TrustedMetadata
+	err := c.withState(ctx, gun, func(up *updater.Updater) error {
+		trusted = up.GetTrustedMetadataSet()
+		return nil
+	})
 	if err != nil {
 		return nil, err
 	}
-	defer unlock()
-	up, err := c.current(ctx, gun)
-	if err != nil {
-		return nil, err
-	}
-	trusted := up.GetTrustedMetadataSet()
 	return &trusted, nil
 }
 

@@ -60,7 +60,7 @@ type config struct {
 
 const defaultDB = "./signet-data/signet.db"
 
-func (c *config) flags(fs *flag.FlagSet) {
+func (c *config) Flags(fs *flag.FlagSet) {
 	fs.StringVar(&c.Addr, "addr", "127.0.0.1:4443", "listen address (plain HTTP is allowed on loopback only; use --tls-cert/--tls-key elsewhere)")
 	fs.StringVar(&c.DB, "db", defaultDB, "postgres:// URL, or a file path for the embedded store")
 	fs.StringVar(&c.TLSCert, "tls-cert", "", "TLS certificate file (PEM)")
@@ -79,6 +79,9 @@ func (c *config) flags(fs *flag.FlagSet) {
 	fs.StringVar(&c.LogLevel, "log-level", "info", "log level: debug, info, warn, error")
 	fs.DurationVar(&c.ShutdownTimeout, "shutdown-timeout", 20*time.Second, "how long to let requests finish on shutdown")
 }
+
+// Logging implements cli.Config.
+func (c *config) Logging() (format, level string) { return c.LogFormat, c.LogLevel }
 
 // Validate checks the configuration before anything starts.
 func (c *config) Validate() error {
@@ -128,26 +131,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, getenv fu
 		return runMigrate(ctx, args[1:], stderr, getenv)
 	}
 	var cfg config
-	fs := flag.NewFlagSet("signet-server", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	cfg.flags(fs)
-	if err := cli.Parse(fs, args, "SIGNET_", getenv); err != nil {
-		return 2
-	}
-	if err := cfg.Validate(); err != nil {
-		fmt.Fprintf(stderr, "signet-server: %v\n", err)
-		return 2
-	}
-	log, err := cli.NewLogger(stderr, cfg.LogFormat, cfg.LogLevel)
-	if err != nil {
-		fmt.Fprintf(stderr, "signet-server: %v\n", err)
-		return 2
-	}
-	if err := serve(ctx, cfg, log, getenv); err != nil {
-		log.Error("signet-server stopped", "err", err)
-		return 1
-	}
-	return 0
+	return cli.Serve(ctx, "signet-server", "SIGNET_", &cfg, args, stderr, getenv, func(ctx context.Context, log *slog.Logger) error {
+		return serve(ctx, cfg, log, getenv)
+	})
 }
 
 func runMigrate(ctx context.Context, args []string, stderr io.Writer, getenv func(string) string) int {

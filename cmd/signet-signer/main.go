@@ -57,7 +57,7 @@ type config struct {
 	LogLevel        string
 }
 
-func (c *config) flags(fs *flag.FlagSet) {
+func (c *config) Flags(fs *flag.FlagSet) {
 	fs.StringVar(&c.Addr, "addr", "127.0.0.1:7443", "mutual-TLS listen address")
 	fs.StringVar(&c.HealthAddr, "health-addr", "", "optional plain-HTTP address for /healthz and /readyz only (for probes that cannot present a client certificate)")
 	fs.StringVar(&c.DB, "db", "./signet-signer-data/signer.db", "postgres:// URL, or a file path for the embedded key store")
@@ -71,6 +71,9 @@ func (c *config) flags(fs *flag.FlagSet) {
 	fs.StringVar(&c.LogFormat, "log-format", "json", "log format: json or text")
 	fs.StringVar(&c.LogLevel, "log-level", "info", "log level")
 }
+
+// Logging implements cli.Config.
+func (c *config) Logging() (format, level string) { return c.LogFormat, c.LogLevel }
 
 // Validate checks the configuration before anything starts.
 func (c *config) Validate() error {
@@ -99,26 +102,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, getenv fu
 		}
 	}
 	var cfg config
-	fs := flag.NewFlagSet("signet-signer", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	cfg.flags(fs)
-	if err := cli.Parse(fs, args, envPrefix, getenv); err != nil {
-		return 2
-	}
-	if err := cfg.Validate(); err != nil {
-		fmt.Fprintf(stderr, "signet-signer: %v\n", err)
-		return 2
-	}
-	log, err := cli.NewLogger(stderr, cfg.LogFormat, cfg.LogLevel)
-	if err != nil {
-		fmt.Fprintf(stderr, "signet-signer: %v\n", err)
-		return 2
-	}
-	if err := serve(ctx, cfg, log, getenv); err != nil {
-		log.Error("signet-signer stopped", "err", err)
-		return 1
-	}
-	return 0
+	return cli.Serve(ctx, "signet-signer", envPrefix, &cfg, args, stderr, getenv, func(ctx context.Context, log *slog.Logger) error {
+		return serve(ctx, cfg, log, getenv)
+	})
 }
 
 // passphrase reads the passphrase of alias from the environment.

@@ -4,6 +4,7 @@
 package cli
 
 import (
+	"context"
 	"flag"
 	"fmt"
 	"io"
@@ -50,4 +51,39 @@ func NewLogger(w io.Writer, format, level string) (*slog.Logger, error) {
 		return slog.New(slog.NewTextHandler(w, opts)), nil
 	}
 	return nil, fmt.Errorf("log format %q: want json or text", format)
+}
+
+// Config is a binary's configuration as Serve needs it.
+type Config interface {
+	Flags(fs *flag.FlagSet)
+	Validate() error
+	Logging() (format, level string)
+}
+
+// Serve parses args into cfg (defaults, then environment with prefix, then
+// flags), validates it, makes the logger and runs serve. It returns the
+// exit code: 2 for a bad configuration, 1 if serve fails.
+func Serve(ctx context.Context, name, prefix string, cfg Config, args []string, stderr io.Writer, getenv func(string) string,
+	serve func(context.Context, *slog.Logger) error) int {
+	fs := flag.NewFlagSet(name, flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	cfg.Flags(fs)
+	if err := Parse(fs, args, prefix, getenv); err != nil {
+		return 2
+	}
+	if err := cfg.Validate(); err != nil {
+		fmt.Fprintf(stderr, "%s: %v\n", name, err)
+		return 2
+	}
+	format, level := cfg.Logging()
+	log, err := NewLogger(stderr, format, level)
+	if err != nil {
+		fmt.Fprintf(stderr, "%s: %v\n", name, err)
+		return 2
+	}
+	if err := serve(ctx, log); err != nil {
+		log.Error(name+" stopped", "err", err)
+		return 1
+	}
+	return 0
 }
