@@ -409,7 +409,13 @@ func (s *Server) healthz(w http.ResponseWriter, _ *http.Request) {
 	writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
 }
 
-// readyz answers 200 only while the database and the signer answer.
+// migrationStatus is implemented by stores with versioned schemas.
+type migrationStatus interface {
+	MigrationStatus(ctx context.Context) (current, want int64, err error)
+}
+
+// readyz answers 200 only while the database answers at the schema version
+// this binary expects and the signer answers.
 func (s *Server) readyz(w http.ResponseWriter, r *http.Request) {
 	ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
 	defer cancel()
@@ -418,6 +424,11 @@ func (s *Server) readyz(w http.ResponseWriter, r *http.Request) {
 	if err := s.cache.Ping(ctx); err != nil {
 		checks["database"], status = "unavailable", http.StatusServiceUnavailable
 		s.log.WarnContext(ctx, "not ready: database", "err", err)
+	} else if ms, ok := s.store.(migrationStatus); ok {
+		if cur, want, err := ms.MigrationStatus(ctx); err != nil || cur != want {
+			checks["database"], status = fmt.Sprintf("schema at version %d, this binary needs %d: run signet-server migrate", cur, want), http.StatusServiceUnavailable
+			s.log.WarnContext(ctx, "not ready: database schema", "current", cur, "want", want, "err", err)
+		}
 	}
 	if err := s.signer.Ping(ctx); err != nil {
 		checks["signer"], status = "unavailable", http.StatusServiceUnavailable

@@ -140,3 +140,35 @@ func TestTwoReplicasOnePostgres(t *testing.T) {
 		time.Sleep(10 * time.Millisecond)
 	}
 }
+
+// TestReadyNeedsMigrations: /readyz fails while the schema is behind the
+// binary and passes once migrated.
+func TestReadyNeedsMigrations(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	url := pgtest.NewDatabase(t, "empty", func(context.Context, string) error { return nil })
+	st, err := postgres.Open(ctx, url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	hs := httptest.NewServer(server.New(st, keystore.NewMemory(), server.WithSweepInterval(0)).Handler())
+	defer hs.Close()
+	ready := func() int {
+		resp, err := http.Get(hs.URL + "/readyz")
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	if code := ready(); code != http.StatusServiceUnavailable {
+		t.Fatalf("unmigrated: %d", code)
+	}
+	if err := st.Migrate(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if code := ready(); code != http.StatusOK {
+		t.Fatalf("migrated: %d", code)
+	}
+}

@@ -46,6 +46,7 @@ type Limits struct {
 // Server serves the HTTP API.
 type Server struct {
 	repo    *tufrepo.Repo
+	store   store.MetaStore
 	cache   *metacache.Cache
 	signer  signer.Service
 	auth    Authorizer
@@ -117,6 +118,7 @@ func New(st store.MetaStore, sg signer.Service, opts ...Option) *Server {
 	repo := tufrepo.New(cache.Direct(), sg, append([]tufrepo.Option{tufrepo.WithLogger(o.log)}, o.repoOpts...)...)
 	return &Server{
 		repo:    repo,
+		store:   st,
 		cache:   cache,
 		signer:  sg,
 		auth:    o.auth,
