@@ -26,6 +26,7 @@ import (
 
 	"github.com/signetdev/signet/internal/cli"
 	"github.com/signetdev/signet/server"
+	"github.com/signetdev/signet/server/auth"
 	"github.com/signetdev/signet/server/store"
 	"github.com/signetdev/signet/server/store/postgres"
 	"github.com/signetdev/signet/server/store/sqlite"
@@ -56,6 +57,10 @@ type config struct {
 	LogFormat         string
 	LogLevel          string
 	ShutdownTimeout   time.Duration
+	Auth              string
+	Tokens            string
+	AuthReads         bool
+	AllowAnonymous    bool
 }
 
 const defaultDB = "./signet-data/signet.db"
@@ -78,6 +83,10 @@ func (c *config) Flags(fs *flag.FlagSet) {
 	fs.StringVar(&c.LogFormat, "log-format", "json", "log format: json or text")
 	fs.StringVar(&c.LogLevel, "log-level", "info", "log level: debug, info, warn, error")
 	fs.DurationVar(&c.ShutdownTimeout, "shutdown-timeout", 20*time.Second, "how long to let requests finish on shutdown")
+	fs.StringVar(&c.Auth, "auth", "none", "who may write: none (loopback only, unless --allow-anonymous-writes) or token (--tokens FILE)")
+	fs.StringVar(&c.Tokens, "tokens", "", "token file for --auth token (signet-server token create)")
+	fs.BoolVar(&c.AuthReads, "auth-reads", false, "require a pull scope for reads too")
+	fs.BoolVar(&c.AllowAnonymous, "allow-anonymous-writes", false, "allow --auth none on a non-loopback address")
 }
 
 // Logging implements cli.Config.
@@ -100,6 +109,20 @@ func (c *config) Validate() error {
 	}
 	if c.DB == "" {
 		errs = append(errs, errors.New("--db is empty"))
+	}
+	switch c.Auth {
+	case "none":
+		if !isLoopback(c.Addr) && !c.AllowAnonymous {
+			errs = append(errs, fmt.Errorf("--auth none lets anyone publish and delete: signet-server refuses it on %s (not loopback); use --auth token, or say --allow-anonymous-writes", c.Addr))
+		}
+	case "token":
+		if c.Tokens == "" {
+			errs = append(errs, errors.New("--auth token needs --tokens FILE (signet-server token create --tokens FILE --scope …)"))
+		}
+	case "registry":
+		errs = append(errs, errors.New("--auth registry (Docker registry tokens) is not built yet; use --auth token"))
+	default:
+		errs = append(errs, fmt.Errorf("--auth %q: want none or token", c.Auth))
 	}
 	if c.MaxBody < 1024 {
 		errs = append(errs, errors.New("--max-body must be at least 1024"))
@@ -127,13 +150,56 @@ func isPostgres(db string) bool {
 }
 
 func run(ctx context.Context, args []string, stdout, stderr io.Writer, getenv func(string) string) int {
-	if len(args) > 0 && args[0] == "migrate" {
-		return runMigrate(ctx, args[1:], stderr, getenv)
+	if len(args) > 0 {
+		switch args[0] {
+		case "migrate":
+			return runMigrate(ctx, args[1:], stderr, getenv)
+		case "token":
+			return runToken(args[1:], stdout, stderr, getenv)
+		}
 	}
 	var cfg config
 	return cli.Serve(ctx, "signet-server", "SIGNET_", &cfg, args, stderr, getenv, func(ctx context.Context, log *slog.Logger) error {
 		return serve(ctx, cfg, log, getenv)
 	})
+}
+
+func authorizer(cfg config) (server.Authorizer, error) {
+	if cfg.Auth == "token" {
+		return auth.LoadTokens(cfg.Tokens, cfg.AuthReads)
+	}
+	return server.AllowAll{}, nil
+}
+
+// runToken is `signet-server token create --tokens FILE --scope S…`.
+func runToken(args []string, stdout, stderr io.Writer, getenv func(string) string) int {
+	if len(args) == 0 || args[0] != "create" {
+		fmt.Fprintln(stderr, "usage: signet-server token create --tokens FILE --scope ACTION:PATTERN [--scope …]")
+		return 2
+	}
+	fs := flag.NewFlagSet("signet-server token create", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	file := fs.String("tokens", "", "token file (only hashes are stored)")
+	var scopes []string
+	fs.Func("scope", "ACTION:PATTERN, e.g. push:registry.example.com/team/* (repeatable; actions pull, push, admin)", func(v string) error {
+		scopes = append(scopes, v)
+		return nil
+	})
+	if err := cli.Parse(fs, args[1:], "SIGNET_", getenv); err != nil {
+		return 2
+	}
+	if *file == "" {
+		fmt.Fprintln(stderr, "signet-server token create: --tokens FILE is required")
+		return 2
+	}
+	id, token, err := auth.CreateToken(*file, scopes, time.Now())
+	if err != nil {
+		fmt.Fprintf(stderr, "signet-server token create: %v\n", err)
+		return 1
+	}
+	fmt.Fprintf(stderr, "token %s created with scopes %s; it is shown only now:\n", id, strings.Join(scopes, " "))
+	fmt.Fprintln(stdout, token)
+	return 0
 }
 
 func runMigrate(ctx context.Context, args []string, stderr io.Writer, getenv func(string) string) int {
@@ -195,8 +261,13 @@ func serve(ctx context.Context, cfg config, log *slog.Logger, getenv func(string
 		return fmt.Errorf("open signer: %w", err)
 	}
 	defer closeSigner()
+	authz, err := authorizer(cfg)
+	if err != nil {
+		return err
+	}
 	srv := server.New(st, sg,
 		server.WithLogger(log),
+		server.WithAuthorizer(authz),
 		server.WithLimits(server.Limits{MaxBody: cfg.MaxBody, TargetsMax: cfg.MaxRoleSize}),
 		server.WithRepoOptions(tufrepo.WithLifetimes(cfg.TimestampLifetime, cfg.SnapshotLifetime)),
 	)

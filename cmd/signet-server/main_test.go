@@ -6,6 +6,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -33,6 +34,9 @@ func TestRefusesBadConfig(t *testing.T) {
 		{"signer without mTLS files", []string{"--signer", "https://signer:7443"}, nil, "--signer-ca"},
 		{"tiny body limit", []string{"--max-body", "10"}, nil, "--max-body"},
 		{"unknown flag", []string{"--nope"}, nil, "flag provided but not defined"},
+		{"anonymous writes off loopback", []string{"--addr", "0.0.0.0:4443", "--tls-cert", "c.pem", "--tls-key", "k.pem"}, nil, "--auth none lets anyone publish"},
+		{"token auth without a file", []string{"--auth", "token"}, nil, "--tokens FILE"},
+		{"registry auth", []string{"--auth", "registry"}, nil, "not built yet"},
 	} {
 		var stderr bytes.Buffer
 		code := run(context.Background(), tc.args, io.Discard, &stderr, env(tc.env))
@@ -110,5 +114,22 @@ func TestMigratePostgres(t *testing.T) {
 	// Idempotent.
 	if code := run(context.Background(), []string{"migrate", "--db", url}, io.Discard, io.Discard, env(nil)); code != 0 {
 		t.Fatalf("second migrate: exit %d", code)
+	}
+}
+
+func TestTokenCreate(t *testing.T) {
+	t.Parallel()
+	file := filepath.Join(t.TempDir(), "tokens.json")
+	var out, errb bytes.Buffer
+	code := run(context.Background(), []string{"token", "create", "--tokens", file, "--scope", "push:registry.example.com/team/*"}, &out, &errb, env(nil))
+	if code != 0 || !strings.HasPrefix(out.String(), "sgt_") {
+		t.Fatalf("exit %d: %s %s", code, out.String(), errb.String())
+	}
+	data, _ := os.ReadFile(file)
+	if strings.Contains(string(data), strings.TrimSpace(out.String())) {
+		t.Fatal("token stored in the clear")
+	}
+	if code := run(context.Background(), []string{"token", "create", "--tokens", file, "--scope", "write:x"}, io.Discard, io.Discard, env(nil)); code != 1 {
+		t.Fatalf("bad scope: exit %d", code)
 	}
 }

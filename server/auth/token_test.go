@@ -1,0 +1,155 @@
+package auth_test
+
+import (
+	"bytes"
+	"mime/multipart"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/signetdev/signet/server"
+	"github.com/signetdev/signet/server/auth"
+	"github.com/signetdev/signet/server/store/memstore"
+	"github.com/signetdev/signet/signer/keystore"
+)
+
+func TestScopes(t *testing.T) {
+	t.Parallel()
+	for _, bad := range []string{"push", "write:x/*", "pull:", ""} {
+		if _, err := auth.ParseScope(bad); err == nil {
+			t.Errorf("%q parsed", bad)
+		}
+	}
+}
+
+func TestTokens(t *testing.T) {
+	t.Parallel()
+	path := filepath.Join(t.TempDir(), "tokens.json")
+	_, pusher, err := auth.CreateToken(path, []string{"push:registry.example.com/team/*"}, time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, admin, err := auth.CreateToken(path, []string{"admin:*"}, time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, reader, err := auth.CreateToken(path, []string{"pull:registry.example.com/*"}, time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	data, _ := os.ReadFile(path)
+	for _, tok := range []string{pusher, admin, reader} {
+		if bytes.Contains(data, []byte(tok)) || bytes.Contains(data, []byte(strings.TrimPrefix(tok, "sgt_"))) {
+			t.Fatal("token stored in the clear")
+		}
+	}
+	if fi, _ := os.Stat(path); fi.Mode().Perm() != 0o600 {
+		t.Fatalf("token file mode %v", fi.Mode())
+	}
+
+	for _, authReads := range []bool{false, true} {
+		tokens, err := auth.LoadTokens(path, authReads)
+		if err != nil {
+			t.Fatal(err)
+		}
+		srv := server.New(memstore.New(), keystore.NewMemory(), server.WithSweepInterval(0), server.WithAuthorizer(tokens))
+		hs := httptest.NewServer(srv.Handler())
+		do := func(method, path, token string, body []byte, ct string) (int, http.Header) {
+			req, _ := http.NewRequest(method, hs.URL+path, bytes.NewReader(body))
+			if token != "" {
+				req.Header.Set("Authorization", "Bearer "+token)
+			}
+			if ct != "" {
+				req.Header.Set("Content-Type", ct)
+			}
+			resp, err := http.DefaultClient.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			resp.Body.Close()
+			return resp.StatusCode, resp.Header
+		}
+		var buf bytes.Buffer
+		mw := multipart.NewWriter(&buf)
+		w, _ := mw.CreateFormFile("files", "targets")
+		w.Write([]byte("{}"))
+		mw.Close()
+		upload := buf.Bytes()
+		team := "/v2/registry.example.com/team/app/_trust/tuf/"
+		other := "/v2/registry.example.com/other/app/_trust/tuf/"
+		readStatus := http.StatusNotFound // nothing published: the read itself is allowed
+		if authReads {
+			readStatus = http.StatusUnauthorized
+		}
+		for _, tc := range []struct {
+			name, method, path, token string
+			want                      int
+		}{
+			{"anonymous publish", http.MethodPost, team, "", http.StatusUnauthorized},
+			{"unknown token", http.MethodPost, team, "sgt_nope", http.StatusUnauthorized},
+			{"token for another GUN", http.MethodPost, other, pusher, http.StatusForbidden},
+			{"reader publishes", http.MethodPost, team, reader, http.StatusForbidden},
+			{"pusher publishes (reaches validation)", http.MethodPost, team, pusher, http.StatusBadRequest},
+			{"pusher deletes", http.MethodDelete, team, pusher, http.StatusForbidden},
+			{"admin deletes (nothing there)", http.MethodDelete, team, admin, http.StatusNotFound},
+			{"anonymous creates a key", http.MethodGet, team + "timestamp.key", "", readStatus},
+			{"pusher creates a key", http.MethodGet, team + "timestamp.key", pusher, http.StatusOK},
+			{"anonymous change feed", http.MethodGet, "/v2/_trust/changefeed", "", http.StatusUnauthorized},
+			{"pusher change feed", http.MethodGet, "/v2/_trust/changefeed", pusher, http.StatusForbidden},
+			{"admin change feed", http.MethodGet, "/v2/_trust/changefeed", admin, http.StatusOK},
+			{"anonymous read", http.MethodGet, team + "timestamp.json", "", readStatus},
+			{"reader reads", http.MethodGet, team + "root.json", reader, http.StatusNotFound},
+		} {
+			var body []byte
+			var ct string
+			if tc.method == http.MethodPost {
+				body, ct = upload, mw.FormDataContentType()
+			}
+			code, hdr := do(tc.method, tc.path, tc.token, body, ct)
+			if code != tc.want {
+				t.Errorf("authReads=%v %s: %d, want %d", authReads, tc.name, code, tc.want)
+			}
+			if code == http.StatusUnauthorized && hdr.Get("WWW-Authenticate") != `Bearer realm="signet"` {
+				t.Errorf("%s: challenge %q", tc.name, hdr.Get("WWW-Authenticate"))
+			}
+		}
+		hs.Close()
+	}
+}
+
+func TestScopeMatching(t *testing.T) {
+	t.Parallel()
+	path := filepath.Join(t.TempDir(), "tokens.json")
+	for _, tc := range []struct {
+		scope, gun string
+		ok         bool
+	}{
+		{"pull:registry.example.com/team/*", "registry.example.com/team/app", true},
+		{"pull:registry.example.com/team/*", "registry.example.com/team/sub/app", true},
+		{"pull:registry.example.com/team/*", "registry.example.com/teams/app", false},
+		{"pull:registry.example.com/team/app", "registry.example.com/team/app", true},
+		{"pull:registry.example.com/team/app", "registry.example.com/team/app2", false},
+		{"pull:*/app", "registry.example.com/team/app", true},
+		{"pull:r*m/*p", "registry.example.com/team/app", true},
+		{"pull:r*x/*", "registry.example.com/team/app", false},
+	} {
+		_, tok, err := auth.CreateToken(path, []string{tc.scope}, time.Now())
+		if err != nil {
+			t.Fatal(err)
+		}
+		tokens, err := auth.LoadTokens(path, true)
+		if err != nil {
+			t.Fatal(err)
+		}
+		r := httptest.NewRequest(http.MethodGet, "/", nil)
+		r.Header.Set("Authorization", "Bearer "+tok)
+		err = tokens.Authorize(r.Context(), r, tc.gun, server.ActionPull)
+		if (err == nil) != tc.ok {
+			t.Errorf("%s on %s: %v", tc.scope, tc.gun, err)
+		}
+	}
+}
