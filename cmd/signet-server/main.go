@@ -25,6 +25,7 @@ import (
 	"time"
 
 	"github.com/signetdev/signet/internal/cli"
+	"github.com/signetdev/signet/internal/tlsutil"
 	"github.com/signetdev/signet/server"
 	"github.com/signetdev/signet/server/auth"
 	"github.com/signetdev/signet/server/store"
@@ -282,6 +283,15 @@ func serve(ctx context.Context, cfg config, log *slog.Logger, getenv func(string
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
 		TLSConfig:         &tls.Config{MinVersion: tls.VersionTLS12},
 	}
+	if cfg.TLSCert != "" {
+		// Re-read the certificate when its files change (they rotate on
+		// Kubernetes).
+		rl, err := tlsutil.NewReloader(cfg.TLSCert, cfg.TLSKey)
+		if err != nil {
+			return err
+		}
+		hs.TLSConfig.GetCertificate = rl.GetCertificate
+	}
 	ln, err := net.Listen("tcp", cfg.Addr)
 	if err != nil {
 		return fmt.Errorf("listen: %w", err)
@@ -293,7 +303,7 @@ func serve(ctx context.Context, cfg config, log *slog.Logger, getenv func(string
 	served := make(chan error, 1)
 	go func() {
 		if cfg.TLSCert != "" {
-			served <- hs.ServeTLS(ln, cfg.TLSCert, cfg.TLSKey)
+			served <- hs.ServeTLS(ln, "", "")
 		} else {
 			served <- hs.Serve(ln)
 		}
