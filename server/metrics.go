@@ -1,6 +1,7 @@
 package server
 
 import (
+	"context"
 	"net/http"
 	"strconv"
 	"time"
@@ -8,6 +9,8 @@ import (
 	"github.com/go-chi/chi/v5"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/signetdev/signet/signer"
 )
 
 // metrics of one Server. No label takes unbounded values: routes are chi
@@ -18,6 +21,7 @@ type metrics struct {
 	latency   *prometheus.HistogramVec
 	publishes *prometheus.CounterVec
 	refreshes prometheus.Counter
+	signer    *prometheus.HistogramVec
 }
 
 func newMetrics(reg *prometheus.Registry, cacheStats func() (hits, misses uint64)) *metrics {
@@ -36,8 +40,12 @@ func newMetrics(reg *prometheus.Registry, cacheStats func() (hits, misses uint64
 		refreshes: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "signet_timestamps_resigned_total", Help: "Timestamps re-signed by upkeep (on read or by the sweep).",
 		}),
+		signer: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name: "signet_signer_call_duration_seconds", Help: "Calls to the online signer by operation and result (ok or error).",
+			Buckets: []float64{.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5},
+		}, []string{"op", "result"}),
 	}
-	reg.MustRegister(m.requests, m.latency, m.publishes, m.refreshes,
+	reg.MustRegister(m.requests, m.latency, m.publishes, m.refreshes, m.signer,
 		prometheus.NewCounterFunc(prometheus.CounterOpts{
 			Name: "signet_metadata_cache_hits_total", Help: "Metadata reads answered from memory.",
 		}, func() float64 { h, _ := cacheStats(); return float64(h) }),
@@ -71,4 +79,67 @@ func routeLabel(r *http.Request) string {
 		return "/v2/{gun}" + p[len(p)-1]
 	}
 	return rctx.RoutePattern()
+}
+
+// poolStats is implemented by stores with a connection pool.
+type poolStats interface {
+	PoolStats() (acquired, idle, total, max int32)
+}
+
+func (m *metrics) registerPool(p poolStats) {
+	gauge := func(name, help string, f func(a, i, t, mx int32) int32) prometheus.Collector {
+		return prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: name, Help: help}, func() float64 {
+			return float64(f(p.PoolStats()))
+		})
+	}
+	m.registry.MustRegister(
+		gauge("signet_db_pool_acquired_connections", "Database connections in use.", func(a, _, _, _ int32) int32 { return a }),
+		gauge("signet_db_pool_idle_connections", "Idle database connections.", func(_, i, _, _ int32) int32 { return i }),
+		gauge("signet_db_pool_total_connections", "Open database connections.", func(_, _, t, _ int32) int32 { return t }),
+		gauge("signet_db_pool_max_connections", "Largest database pool size.", func(_, _, _, mx int32) int32 { return mx }),
+	)
+}
+
+// instrumentedSigner measures every call to the signer.
+type instrumentedSigner struct {
+	signer.Service
+	hist *prometheus.HistogramVec
+}
+
+func (s instrumentedSigner) observe(op string, start time.Time, err error) {
+	result := "ok"
+	if err != nil {
+		result = "error"
+	}
+	s.hist.WithLabelValues(op, result).Observe(time.Since(start).Seconds())
+}
+
+func (s instrumentedSigner) EnsureKey(ctx context.Context, gun, role string, alg signer.Algorithm) (k *signer.KeyInfo, err error) {
+	defer func(start time.Time) { s.observe("ensure_key", start, err) }(time.Now())
+	return s.Service.EnsureKey(ctx, gun, role, alg)
+}
+
+func (s instrumentedSigner) RotateKey(ctx context.Context, gun, role string, alg signer.Algorithm) (k *signer.KeyInfo, err error) {
+	defer func(start time.Time) { s.observe("rotate_key", start, err) }(time.Now())
+	return s.Service.RotateKey(ctx, gun, role, alg)
+}
+
+func (s instrumentedSigner) PublicKey(ctx context.Context, gun, role string) (k *signer.KeyInfo, err error) {
+	defer func(start time.Time) { s.observe("public_key", start, err) }(time.Now())
+	return s.Service.PublicKey(ctx, gun, role)
+}
+
+func (s instrumentedSigner) ListKeys(ctx context.Context, gun string) (k []signer.KeyInfo, err error) {
+	defer func(start time.Time) { s.observe("list_keys", start, err) }(time.Now())
+	return s.Service.ListKeys(ctx, gun)
+}
+
+func (s instrumentedSigner) Sign(ctx context.Context, gun, role, keyID string, payload []byte) (sig []byte, err error) {
+	defer func(start time.Time) { s.observe("sign", start, err) }(time.Now())
+	return s.Service.Sign(ctx, gun, role, keyID, payload)
+}
+
+func (s instrumentedSigner) DeleteKeys(ctx context.Context, gun string) (err error) {
+	defer func(start time.Time) { s.observe("delete_keys", start, err) }(time.Now())
+	return s.Service.DeleteKeys(ctx, gun)
 }

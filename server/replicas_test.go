@@ -2,6 +2,8 @@ package server_test
 
 import (
 	"context"
+	"io"
+	"strings"
 	"net/http"
 	"net/http/httptest"
 	"sync"
@@ -170,5 +172,14 @@ func TestReadyNeedsMigrations(t *testing.T) {
 	}
 	if code := ready(); code != http.StatusOK {
 		t.Fatalf("migrated: %d", code)
+	}
+	resp, err := http.Get(hs.URL + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	if !strings.Contains(string(body), "signet_db_pool_max_connections") {
+		t.Error("no database pool metrics")
 	}
 }

@@ -115,6 +115,11 @@ func New(st store.MetaStore, sg signer.Service, opts ...Option) *Server {
 	}
 	log := o.log.With("component", "server")
 	cache := metacache.New(st, o.cacheOpts...)
+	m := newMetrics(o.registry, cache.Stats)
+	if p, ok := st.(poolStats); ok {
+		m.registerPool(p)
+	}
+	sg = instrumentedSigner{Service: sg, hist: m.signer}
 	repo := tufrepo.New(cache.Direct(), sg, append([]tufrepo.Option{tufrepo.WithLogger(o.log)}, o.repoOpts...)...)
 	return &Server{
 		repo:    repo,
@@ -124,7 +129,7 @@ func New(st store.MetaStore, sg signer.Service, opts ...Option) *Server {
 		auth:    o.auth,
 		log:     log,
 		limits:  o.limits,
-		metrics: newMetrics(o.registry, cache.Stats),
+		metrics: m,
 		sweep:   o.sweep,
 		timeout: o.timeout,
 	}

@@ -379,3 +379,29 @@ func TestKeyCreationNeedsPush(t *testing.T) {
 		t.Fatalf("publish without push: %d %q", resp.StatusCode, resp.Header.Get("WWW-Authenticate"))
 	}
 }
+
+// TestMetrics: after one accepted and one refused publish, the counters
+// show both, and signer calls are measured.
+func TestMetrics(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	e.mustPublish(map[string][]byte{metadata.ROOT: e.dev.RootBytes(), metadata.TARGETS: e.dev.TargetsBytes()})
+	if code, _ := e.publish(gun, map[string][]byte{metadata.TARGETS: e.dev.TargetsBytes()}); code != http.StatusConflict {
+		t.Fatalf("stale publish: %d", code)
+	}
+	_, body := e.do(http.MethodGet, e.url+"/metrics", nil, "")
+	for _, want := range []string{
+		`signet_publishes_total{result="accepted"} 1`,
+		`signet_publishes_total{result="VERSION_CONFLICT"} 1`,
+		`signet_http_requests_total{code="200",method="POST",route="/v2/{gun}/_trust/tuf/"} 1`,
+		`signet_signer_call_duration_seconds_count{op="sign",result="ok"}`,
+		`signet_metadata_cache_misses_total`,
+	} {
+		if !strings.Contains(string(body), want) {
+			t.Errorf("metrics lack %s", want)
+		}
+	}
+	if strings.Contains(string(body), gun) {
+		t.Error("a GUN appears in a metric label")
+	}
+}

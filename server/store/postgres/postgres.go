@@ -90,8 +90,11 @@ func (s *Store) MigrationStatus(ctx context.Context) (current, want int64, err e
 	return migrations.ServerPostgres.Status(ctx, db)
 }
 
-// Stats exposes the pool's statistics for metrics.
-func (s *Store) Stats() *pgxpool.Stat { return s.pool.Stat() }
+// PoolStats reports the pool's connections for metrics.
+func (s *Store) PoolStats() (acquired, idle, total, max int32) {
+	st := s.pool.Stat()
+	return st.AcquiredConns(), st.IdleConns(), st.TotalConns(), st.MaxConns()
+}
 
 // translate maps driver errors to store sentinels.
 func translate(err error) error {
