@@ -3,9 +3,9 @@ package server_test
 import (
 	"context"
 	"io"
-	"strings"
 	"net/http"
 	"net/http/httptest"
+	"strings"
 	"sync"
 	"testing"
 	"time"
