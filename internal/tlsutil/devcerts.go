@@ -25,8 +25,10 @@ type DevCerts struct {
 
 // WriteDevCerts writes a development CA (ca.pem), the signer's certificate
 // (signer.pem, signer-key.pem: localhost, 127.0.0.1 and SignerDNS) and the
-// server's client certificate (server.pem, server-key.pem) into Dir. Keys
-// are written 0600. For first runs and compose, not for production.
+// server's certificate (server.pem, server-key.pem), good both as the
+// server's client certificate towards the signer and for serving HTTPS as
+// localhost, 127.0.0.1 and signet-server. Keys are written 0600. For first
+// runs and compose, not for production.
 func WriteDevCerts(d DevCerts) error {
 	if d.Validity == 0 {
 		d.Validity = 365 * 24 * time.Hour
@@ -52,14 +54,14 @@ func WriteDevCerts(d DevCerts) error {
 	if err := writePEM(filepath.Join(d.Dir, "ca.pem"), "CERTIFICATE", caDER, 0o644); err != nil {
 		return err
 	}
-	leaf := func(name, cn string, usage x509.ExtKeyUsage, dns []string, ips []net.IP) error {
+	leaf := func(name, cn string, usage []x509.ExtKeyUsage, dns []string, ips []net.IP) error {
 		key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 		if err != nil {
 			return err
 		}
 		t := template(d, cn)
 		t.KeyUsage = x509.KeyUsageDigitalSignature
-		t.ExtKeyUsage = []x509.ExtKeyUsage{usage}
+		t.ExtKeyUsage = usage
 		t.DNSNames, t.IPAddresses = dns, ips
 		der, err := x509.CreateCertificate(rand.Reader, t, ca, &key.PublicKey, caKey)
 		if err != nil {
@@ -74,11 +76,13 @@ func WriteDevCerts(d DevCerts) error {
 		}
 		return writePEM(filepath.Join(d.Dir, name+"-key.pem"), "PRIVATE KEY", keyDER, 0o600)
 	}
-	if err := leaf("signer", "signet-signer", x509.ExtKeyUsageServerAuth,
-		append([]string{"localhost"}, d.SignerDNS...), []net.IP{net.ParseIP("127.0.0.1"), net.ParseIP("::1")}); err != nil {
+	loopback := []net.IP{net.ParseIP("127.0.0.1"), net.ParseIP("::1")}
+	if err := leaf("signer", "signet-signer", []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
+		append([]string{"localhost"}, d.SignerDNS...), loopback); err != nil {
 		return err
 	}
-	return leaf("server", "signet-server", x509.ExtKeyUsageClientAuth, nil, nil)
+	return leaf("server", "signet-server", []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth, x509.ExtKeyUsageServerAuth},
+		[]string{"localhost", "signet-server"}, loopback)
 }
 
 func template(d DevCerts, cn string) *x509.Certificate {

@@ -1,0 +1,2 @@
+-- The signer keeps its keys in its own database.
+CREATE DATABASE signer;
