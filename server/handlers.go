@@ -219,7 +219,14 @@ func (s *Server) getKey(w http.ResponseWriter, r *http.Request, gun, role string
 			return err
 		}
 	}
-	k, err := s.repo.ServerKey(r.Context(), gun, role, create)
+	k, err := s.repo.ServerKey(r.Context(), gun, role, false)
+	var te *tufrepo.Error
+	if create && errors.As(err, &te) && te.Code == tufrepo.CodeNotFound {
+		if !s.keyLimit.allow(r) {
+			return &httpError{status: http.StatusTooManyRequests, code: "TOO_MANY_REQUESTS", msg: "too many new server keys from this client; retry later"}
+		}
+		k, err = s.repo.ServerKey(r.Context(), gun, role, true)
+	}
 	if err != nil {
 		return err
 	}

@@ -10,8 +10,10 @@ package server
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"net/http"
+	"strings"
 	"time"
 
 	"github.com/go-chi/chi/v5"
@@ -45,17 +47,19 @@ type Limits struct {
 
 // Server serves the HTTP API.
 type Server struct {
-	repo    *tufrepo.Repo
-	store   store.MetaStore
-	cache   *metacache.Cache
-	signer  signer.Service
-	auth    Authorizer
-	log     *slog.Logger
-	limits  Limits
-	metrics *metrics
-	sweep   time.Duration
-	timeout time.Duration
-	refresh singleflight.Group
+	repo     *tufrepo.Repo
+	store    store.MetaStore
+	cache    *metacache.Cache
+	signer   signer.Service
+	auth     Authorizer
+	log      *slog.Logger
+	limits   Limits
+	metrics  *metrics
+	sweep    time.Duration
+	timeout  time.Duration
+	refresh  singleflight.Group
+	prefixes []string
+	keyLimit *keyLimiter
 }
 
 type options struct {
@@ -67,6 +71,9 @@ type options struct {
 	timeout   time.Duration
 	repoOpts  []tufrepo.Option
 	cacheOpts []metacache.Option
+	prefixes  []string
+	keyRate   float64
+	keyBurst  int
 }
 
 // Option configures a Server.
@@ -88,6 +95,16 @@ func WithRegistry(r *prometheus.Registry) Option { return func(o *options) { o.r
 // (0 disables the sweep; reads still re-sign lazily).
 func WithSweepInterval(d time.Duration) Option { return func(o *options) { o.sweep = d } }
 
+// WithGUNPrefixes serves only repositories whose GUN starts with one of
+// prefixes; others are refused with 403.
+func WithGUNPrefixes(prefixes ...string) Option { return func(o *options) { o.prefixes = prefixes } }
+
+// WithKeyCreationLimit bounds how fast one client (by address) may create
+// server keys: perSecond on average, burst at once. 0 disables the limit.
+func WithKeyCreationLimit(perSecond float64, burst int) Option {
+	return func(o *options) { o.keyRate, o.keyBurst = perSecond, burst }
+}
+
 // WithRepoOptions passes options to the TUF layer (clock, lifetimes, …).
 func WithRepoOptions(opts ...tufrepo.Option) Option {
 	return func(o *options) { o.repoOpts = append(o.repoOpts, opts...) }
@@ -101,10 +118,12 @@ func WithCacheOptions(opts ...metacache.Option) Option {
 // New returns a Server over st and sg.
 func New(st store.MetaStore, sg signer.Service, opts ...Option) *Server {
 	o := options{
-		log:     slog.New(slog.DiscardHandler),
-		auth:    AllowAll{},
-		sweep:   DefaultSweepInterval,
-		timeout: DefaultRequestTimout,
+		log:      slog.New(slog.DiscardHandler),
+		auth:     AllowAll{},
+		sweep:    DefaultSweepInterval,
+		timeout:  DefaultRequestTimout,
+		keyRate:  1,
+		keyBurst: 20,
 	}
 	for _, opt := range opts {
 		opt(&o)
@@ -122,16 +141,18 @@ func New(st store.MetaStore, sg signer.Service, opts ...Option) *Server {
 	sg = instrumentedSigner{Service: sg, hist: m.signer}
 	repo := tufrepo.New(cache.Direct(), sg, append([]tufrepo.Option{tufrepo.WithLogger(o.log)}, o.repoOpts...)...)
 	return &Server{
-		repo:    repo,
-		store:   st,
-		cache:   cache,
-		signer:  sg,
-		auth:    o.auth,
-		log:     log,
-		limits:  o.limits,
-		metrics: m,
-		sweep:   o.sweep,
-		timeout: o.timeout,
+		repo:     repo,
+		store:    st,
+		cache:    cache,
+		signer:   sg,
+		auth:     o.auth,
+		log:      log,
+		limits:   o.limits,
+		metrics:  m,
+		sweep:    o.sweep,
+		timeout:  o.timeout,
+		prefixes: o.prefixes,
+		keyLimit: newKeyLimiter(o.keyRate, o.keyBurst),
 	}
 }
 
@@ -185,6 +206,9 @@ func (s *Server) repoRoutes() http.Handler {
 		gun, rest, err := splitGUN(r.URL.EscapedPath())
 		if err != nil {
 			return err
+		}
+		if !gunAllowed(s.prefixes, gun) {
+			return &httpError{status: http.StatusForbidden, code: codeDenied, msg: fmt.Sprintf("this server does not hold repositories named %s (allowed prefixes: %s)", gun, strings.Join(s.prefixes, ", "))}
 		}
 		chi.RouteContext(r.Context()).RoutePath = rest
 		t.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), gunKey{}, gun)))

@@ -4,11 +4,11 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"mime/multipart"
 	"net/http"
 	"net/http/httptest"
-	"net/url"
 	"strings"
 	"testing"
 	"time"
@@ -349,8 +349,6 @@ func TestKeysAndChangefeed(t *testing.T) {
 	}
 }
 
-var _ = url.PathEscape
-
 // pullOnly lets anyone read and nobody write.
 type pullOnly struct{}
 
@@ -403,5 +401,29 @@ func TestMetrics(t *testing.T) {
 	}
 	if strings.Contains(string(body), gun) {
 		t.Error("a GUN appears in a metric label")
+	}
+}
+
+func TestGUNPrefixesAndKeyCreationLimit(t *testing.T) {
+	t.Parallel()
+	srv := server.New(memstore.New(), keystore.NewMemory(), server.WithSweepInterval(0),
+		server.WithGUNPrefixes("registry.example.com/"), server.WithKeyCreationLimit(0.001, 2))
+	hs := httptest.NewServer(srv.Handler())
+	defer hs.Close()
+	e := &env{t: t, url: hs.URL}
+	if resp, _ := e.do(http.MethodGet, e.url+"/v2/other.example.com/app/_trust/tuf/timestamp.json", nil, ""); resp.StatusCode != http.StatusForbidden {
+		t.Fatalf("GUN outside the prefixes: %d", resp.StatusCode)
+	}
+	codes := []int{}
+	for i := range 4 {
+		resp, _ := e.do(http.MethodGet, fmt.Sprintf("%s/v2/registry.example.com/app%d/_trust/tuf/timestamp.key", e.url, i), nil, "")
+		codes = append(codes, resp.StatusCode)
+	}
+	if codes[0] != 200 || codes[1] != 200 || codes[2] != http.StatusTooManyRequests {
+		t.Fatalf("key creations: %v", codes)
+	}
+	// Fetching a key that exists is not limited.
+	if resp, _ := e.do(http.MethodGet, e.url+"/v2/registry.example.com/app0/_trust/tuf/timestamp.key", nil, ""); resp.StatusCode != 200 {
+		t.Fatalf("existing key: %d", resp.StatusCode)
 	}
 }

@@ -62,6 +62,9 @@ type config struct {
 	Tokens            string
 	AuthReads         bool
 	AllowAnonymous    bool
+	GUNPrefixes       []string
+	KeyCreateRate     float64
+	KeyCreateBurst    int
 }
 
 const defaultDB = "./signet-data/signet.db"
@@ -88,6 +91,16 @@ func (c *config) Flags(fs *flag.FlagSet) {
 	fs.StringVar(&c.Tokens, "tokens", "", "token file for --auth token (signet-server token create)")
 	fs.BoolVar(&c.AuthReads, "auth-reads", false, "require a pull scope for reads too")
 	fs.BoolVar(&c.AllowAnonymous, "allow-anonymous-writes", false, "allow --auth none on a non-loopback address")
+	fs.Func("gun-prefix", "serve only repositories whose name starts with this (repeatable; in the environment, comma-separated)", func(v string) error {
+		for p := range strings.SplitSeq(v, ",") {
+			if p = strings.TrimSpace(p); p != "" {
+				c.GUNPrefixes = append(c.GUNPrefixes, p)
+			}
+		}
+		return nil
+	})
+	fs.Float64Var(&c.KeyCreateRate, "key-create-rate", 1, "new server keys per second allowed per client address (0: no limit)")
+	fs.IntVar(&c.KeyCreateBurst, "key-create-burst", 20, "new server keys a client may create at once")
 }
 
 // Logging implements cli.Config.
@@ -269,6 +282,8 @@ func serve(ctx context.Context, cfg config, log *slog.Logger, getenv func(string
 	srv := server.New(st, sg,
 		server.WithLogger(log),
 		server.WithAuthorizer(authz),
+		server.WithGUNPrefixes(cfg.GUNPrefixes...),
+		server.WithKeyCreationLimit(cfg.KeyCreateRate, cfg.KeyCreateBurst),
 		server.WithLimits(server.Limits{MaxBody: cfg.MaxBody, TargetsMax: cfg.MaxRoleSize}),
 		server.WithRepoOptions(tufrepo.WithLifetimes(cfg.TimestampLifetime, cfg.SnapshotLifetime)),
 	)

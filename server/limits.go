@@ -1,0 +1,63 @@
+package server
+
+import (
+	"net"
+	"net/http"
+	"strings"
+	"sync"
+
+	"golang.org/x/time/rate"
+)
+
+// keyLimiter rate-limits the creation of server keys per client (remote
+// address), so that one client cannot fill the signer's key store.
+type keyLimiter struct {
+	rate  rate.Limit
+	burst int
+
+	mu      sync.Mutex
+	clients map[string]*rate.Limiter
+}
+
+// maxTrackedClients bounds the limiter's memory; past it the table starts
+// afresh (a burst of new clients gets a fresh allowance, nothing more).
+const maxTrackedClients = 10_000
+
+func newKeyLimiter(perSecond float64, burst int) *keyLimiter {
+	return &keyLimiter{rate: rate.Limit(perSecond), burst: burst, clients: map[string]*rate.Limiter{}}
+}
+
+func (l *keyLimiter) allow(r *http.Request) bool {
+	if l.rate <= 0 {
+		return true
+	}
+	client := r.RemoteAddr
+	if host, _, err := net.SplitHostPort(client); err == nil {
+		client = host
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	lim, ok := l.clients[client]
+	if !ok {
+		if len(l.clients) >= maxTrackedClients {
+			clear(l.clients)
+		}
+		lim = rate.NewLimiter(l.rate, l.burst)
+		l.clients[client] = lim
+	}
+	return lim.Allow()
+}
+
+// gunAllowed reports whether gun is under one of the allowed prefixes (all
+// GUNs when there are none).
+func gunAllowed(prefixes []string, gun string) bool {
+	if len(prefixes) == 0 {
+		return true
+	}
+	for _, p := range prefixes {
+		if strings.HasPrefix(gun, p) {
+			return true
+		}
+	}
+	return false
+}
