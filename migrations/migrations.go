@@ -34,13 +34,15 @@ var (
 	SignerSQLite   = Set{dir: "signer/sqlite", dialect: goose.DialectSQLite3}
 )
 
-func (s Set) provider(db *sql.DB) (*goose.Provider, error) {
+// provider makes a goose provider; with lock, concurrent migrations of one
+// Postgres database serialise on a session advisory lock.
+func (s Set) provider(db *sql.DB, locked bool) (*goose.Provider, error) {
 	sub, err := fs.Sub(files, s.dir)
 	if err != nil {
 		return nil, err
 	}
 	var opts []goose.ProviderOption
-	if s.dialect == goose.DialectPostgres {
+	if locked && s.dialect == goose.DialectPostgres {
 		locker, err := lock.NewPostgresSessionLocker()
 		if err != nil {
 			return nil, err
@@ -52,7 +54,7 @@ func (s Set) provider(db *sql.DB) (*goose.Provider, error) {
 
 // Up applies every pending migration of s to db.
 func (s Set) Up(ctx context.Context, db *sql.DB) error {
-	p, err := s.provider(db)
+	p, err := s.provider(db, true)
 	if err != nil {
 		return fmt.Errorf("migrations: %s: %w", s.dir, err)
 	}
@@ -64,7 +66,7 @@ func (s Set) Up(ctx context.Context, db *sql.DB) error {
 
 // Status reports the version db is at and the version this binary expects.
 func (s Set) Status(ctx context.Context, db *sql.DB) (current, want int64, err error) {
-	p, err := s.provider(db)
+	p, err := s.provider(db, false)
 	if err != nil {
 		return 0, 0, fmt.Errorf("migrations: %s: %w", s.dir, err)
 	}

@@ -183,3 +183,62 @@ func TestReadyNeedsMigrations(t *testing.T) {
 		t.Error("no database pool metrics")
 	}
 }
+
+// TestReadyFollowsPostgres stops and restarts a cluster of its own under a
+// running server: /readyz answers 503 while the database is down, stored
+// reads fail with 503 (not 500), and both recover by themselves.
+func TestReadyFollowsPostgres(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	c, err := pgtest.Start(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Stop()
+	if err := migrate(ctx, c.URL); err != nil {
+		t.Fatal(err)
+	}
+	st, err := postgres.Open(ctx, c.URL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	hs := httptest.NewServer(server.New(st, keystore.NewMemory(), server.WithSweepInterval(0)).Handler())
+	defer hs.Close()
+	get := func(path string) int {
+		resp, err := http.Get(hs.URL + path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	if code := get("/readyz"); code != 200 {
+		t.Fatalf("ready: %d", code)
+	}
+	if err := c.Pause(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if code := get("/readyz"); code != http.StatusServiceUnavailable {
+		t.Fatalf("ready with Postgres down: %d", code)
+	}
+	if code := get("/v2/registry.example.com/app/_trust/tuf/root.json"); code != http.StatusServiceUnavailable {
+		t.Fatalf("read with Postgres down: %d", code)
+	}
+	if err := c.Resume(ctx); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(20 * time.Second)
+	for get("/readyz") != 200 {
+		if time.Now().After(deadline) {
+			resp, _ := http.Get(hs.URL + "/readyz")
+			b, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			t.Fatalf("not ready after Postgres returned: %s", b)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	if code := get("/v2/registry.example.com/app/_trust/tuf/root.json"); code != http.StatusNotFound {
+		t.Fatalf("read after Postgres returned: %d", code)
+	}
+}

@@ -4,12 +4,15 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"strings"
 )
 
 // CheckPayloadRole refuses (ErrRoleMismatch) a payload that is not the
 // canonical JSON of a TUF "signed" object of the given role: it must be one
 // JSON object, with exactly one "_type" member, equal to role, and nothing
-// after it. This is what binds an online key to its role: a timestamp key
+// after it. A member whose name only case-folds to "_type" (which Go's
+// encoding/json, and so go-tuf, would also read as the type) is refused as
+// ambiguous. This is what binds an online key to its role: a timestamp key
 // never signs targets, root or snapshot metadata.
 func CheckPayloadRole(role string, payload []byte) error {
 	if err := CheckRole(role); err != nil {
@@ -31,8 +34,11 @@ func CheckPayloadRole(role string, payload []byte) error {
 		if err := dec.Decode(&v); err != nil {
 			return fmt.Errorf("%w: malformed payload: %v", ErrRoleMismatch, err)
 		}
-		if k == "_type" {
+		if name, _ := k.(string); strings.EqualFold(name, "_type") {
 			seen++
+			if name != "_type" {
+				return fmt.Errorf("%w: ambiguous member %q", ErrRoleMismatch, name)
+			}
 			if err := json.Unmarshal(v, &typ); err != nil {
 				return fmt.Errorf("%w: _type is not a string", ErrRoleMismatch)
 			}

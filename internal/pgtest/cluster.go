@@ -34,6 +34,7 @@ type Cluster struct {
 	URL        string
 	dir        string
 	bin        string
+	opts       string // server options given to pg_ctl
 	asPostgres bool
 }
 
@@ -111,10 +112,9 @@ func Start(ctx context.Context) (*Cluster, error) {
 	if err != nil {
 		return fail(err)
 	}
-	opts := fmt.Sprintf("-p %d -k %s -c listen_addresses=127.0.0.1 -c fsync=off -c synchronous_commit=off -c full_page_writes=off -c max_connections=300", port, dir)
-	if out, err := c.run(ctx, "pg_ctl", "-D", data, "-o", opts, "-l", filepath.Join(dir, "log"), "-w", "-t", "60", "start"); err != nil {
-		logs, _ := os.ReadFile(filepath.Join(dir, "log"))
-		return fail(fmt.Errorf("pgtest: pg_ctl start: %w\n%s\n%s", err, out, logs))
+	c.opts = fmt.Sprintf("-p %d -k %s -c listen_addresses=127.0.0.1 -c fsync=off -c synchronous_commit=off -c full_page_writes=off -c max_connections=300", port, dir)
+	if err := c.Resume(ctx); err != nil {
+		return fail(err)
 	}
 	c.URL = fmt.Sprintf("postgres://postgres@127.0.0.1:%d/postgres?sslmode=disable", port)
 	return c, nil
@@ -131,6 +131,25 @@ func (c *Cluster) run(ctx context.Context, name string, args ...string) ([]byte,
 	cmd.Dir = c.dir
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	return cmd.CombinedOutput()
+}
+
+// Resume starts the (paused) cluster.
+func (c *Cluster) Resume(ctx context.Context) error {
+	if out, err := c.run(ctx, "pg_ctl", "-D", filepath.Join(c.dir, "data"), "-o", c.opts, "-l", filepath.Join(c.dir, "log"), "-w", "-t", "60", "start"); err != nil {
+		logs, _ := os.ReadFile(filepath.Join(c.dir, "log"))
+		return fmt.Errorf("pgtest: pg_ctl start: %w\n%s\n%s", err, out, logs)
+	}
+	return nil
+}
+
+// Pause stops the server, keeping its data, as an outage would. (A fast,
+// clean shutdown: with fsync off, an immediate one could lose the last
+// commits.)
+func (c *Cluster) Pause(ctx context.Context) error {
+	if out, err := c.run(ctx, "pg_ctl", "-D", filepath.Join(c.dir, "data"), "-m", "fast", "-w", "stop"); err != nil {
+		return fmt.Errorf("pgtest: pg_ctl stop: %w: %s", err, out)
+	}
+	return nil
 }
 
 // Stop stops the cluster and removes its files.

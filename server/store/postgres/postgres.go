@@ -14,6 +14,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"time"
 
@@ -114,7 +115,9 @@ func translate(err error) error {
 		return err
 	case errors.Is(err, context.Canceled):
 		return err
-	case errors.As(err, &connErr), errors.As(err, &netErr), errors.Is(err, puddle.ErrClosedPool), pgconn.SafeToRetry(err):
+	case errors.As(err, &connErr), errors.As(err, &netErr), errors.Is(err, puddle.ErrClosedPool), pgconn.SafeToRetry(err),
+		errors.Is(err, pgconn.ErrConnClosed), errors.Is(err, io.ErrUnexpectedEOF), errors.Is(err, io.EOF), pgconn.Timeout(err):
+		// The server went away mid-conversation, or cannot be reached.
 		return fmt.Errorf("%w: %w", store.ErrUnavailable, err)
 	}
 	return err
