@@ -1,6 +1,7 @@
 package signer_test
 
 import (
+	"encoding/json"
 	"errors"
 	"testing"
 
@@ -10,49 +11,78 @@ import (
 func TestCheckPayloadRole(t *testing.T) {
 	t.Parallel()
 	for _, tc := range []struct {
-		role, payload string
-		ok            bool
+		name, role, payload string
+		want                error // nil: accepted
 	}{
-		{"timestamp", `{"_type":"timestamp","version":1}`, true},
-		{"snapshot", `{"_type":"snapshot","meta":{"targets.json":{"version":1}}}`, true},
-		{"timestamp", `{"_type":"targets","version":1}`, false},
-		{"timestamp", `{"_type":"root"}`, false},
-		{"snapshot", `{"_type":"timestamp"}`, false},
-		{"timestamp", `{"version":1}`, false},
-		{"timestamp", `{"_type":"timestamp","_type":"targets"}`, false},
-		{"timestamp", `{"_type":"timestamp"} {"_type":"targets"}`, false},
-		{"timestamp", `["_type","timestamp"]`, false},
-		{"timestamp", `{"_type":1}`, false},
-		{"timestamp", ``, false},
-		{"timestamp", `{"_type":"timestamp"`, false},
-		{"targets", `{"_type":"targets"}`, false},
+		{"timestamp", "timestamp", `{"_type":"timestamp","version":1}`, nil},
+		{"snapshot", "snapshot", `{"_type":"snapshot","meta":{"targets.json":{"version":1}}}`, nil},
+		{"surrounding whitespace", "timestamp", " {\"_type\":\"timestamp\"}\n", nil},
+		{"targets as timestamp", "timestamp", `{"_type":"targets","version":1}`, signer.ErrRoleMismatch},
+		{"root as timestamp", "timestamp", `{"_type":"root"}`, signer.ErrRoleMismatch},
+		{"timestamp as snapshot", "snapshot", `{"_type":"timestamp"}`, signer.ErrRoleMismatch},
+		{"missing _type", "timestamp", `{"version":1}`, signer.ErrRoleMismatch},
+		{"nested _type only", "timestamp", `{"a":{"_type":"timestamp"}}`, signer.ErrRoleMismatch},
+		{"duplicate _type", "timestamp", `{"_type":"timestamp","_type":"targets"}`, signer.ErrRoleMismatch},
+		{"duplicate _type, same value", "timestamp", `{"_type":"timestamp","_type":"timestamp"}`, signer.ErrRoleMismatch},
+		{"escaped duplicate", "timestamp", `{"_type":"timestamp","\u005ftype":"targets"}`, signer.ErrRoleMismatch},
+		{"case-folded duplicate", "timestamp", `{"_type":"timestamp","_TYPE":"targets"}`, signer.ErrRoleMismatch},
+		{"case-folded only", "timestamp", `{"_Type":"timestamp"}`, signer.ErrRoleMismatch},
+		{"second value", "timestamp", `{"_type":"timestamp"} {"_type":"targets"}`, signer.ErrRoleMismatch},
+		{"trailing garbage", "timestamp", `{"_type":"timestamp"}x`, signer.ErrRoleMismatch},
+		{"array", "timestamp", `["_type","timestamp"]`, signer.ErrRoleMismatch},
+		{"string", "timestamp", `"timestamp"`, signer.ErrRoleMismatch},
+		{"null", "timestamp", `null`, signer.ErrRoleMismatch},
+		{"number _type", "timestamp", `{"_type":1}`, signer.ErrRoleMismatch},
+		{"null _type", "timestamp", `{"_type":null}`, signer.ErrRoleMismatch},
+		{"empty", "timestamp", ``, signer.ErrRoleMismatch},
+		{"truncated", "timestamp", `{"_type":"timestamp"`, signer.ErrRoleMismatch},
+		{"bad member value", "timestamp", `{"_type":"timestamp","v":tru}`, signer.ErrRoleMismatch},
+		{"targets role", "targets", `{"_type":"targets"}`, signer.ErrUnsupportedRole},
+		{"root role", "root", `{"_type":"root"}`, signer.ErrUnsupportedRole},
 	} {
-		err := signer.CheckPayloadRole(tc.role, []byte(tc.payload))
-		if (err == nil) != tc.ok {
-			t.Errorf("%s %s: %v", tc.role, tc.payload, err)
-		}
-		if err != nil && !errors.Is(err, signer.ErrRoleMismatch) && !errors.Is(err, signer.ErrUnsupportedRole) {
-			t.Errorf("%s %s: error %v is neither ErrRoleMismatch nor ErrUnsupportedRole", tc.role, tc.payload, err)
-		}
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			err := signer.CheckPayloadRole(tc.role, []byte(tc.payload))
+			if tc.want == nil && err != nil {
+				t.Fatalf("refused: %v", err)
+			}
+			if tc.want != nil && !errors.Is(err, tc.want) {
+				t.Fatalf("got %v, want %v", err, tc.want)
+			}
+		})
 	}
 }
 
 func FuzzCheckPayloadRole(f *testing.F) {
 	f.Add(`{"_type":"timestamp","version":1}`)
-	f.Add(`{"_type":"snapshot"}`)
+	f.Add(`{"_type":"snapshot","meta":{"targets.json":{"version":1}}}`)
 	f.Add(`{"a":{"_type":"timestamp"}}`)
+	f.Add(`{"_type":"timestamp","_TYPE":"targets"}`)
 	f.Fuzz(func(t *testing.T, payload string) {
-		for _, role := range []string{"timestamp", "snapshot"} {
-			if signer.CheckPayloadRole(role, []byte(payload)) == nil && signer.CheckPayloadRole(otherRole(role), []byte(payload)) == nil {
-				t.Fatalf("payload %q accepted for both roles", payload)
+		for _, role := range []string{"timestamp", "snapshot", "targets", "root"} {
+			err := signer.CheckPayloadRole(role, []byte(payload))
+			if err != nil {
+				if !errors.Is(err, signer.ErrRoleMismatch) && !errors.Is(err, signer.ErrUnsupportedRole) {
+					t.Fatalf("%s: unexpected error %v", role, err)
+				}
+				continue
+			}
+			// Accepted: one valid JSON object whose _type is role.
+			var m map[string]json.RawMessage
+			if err := json.Unmarshal([]byte(payload), &m); err != nil {
+				t.Fatalf("%s: accepted %q, which is not one JSON object: %v", role, payload, err)
+			}
+			var typ string
+			if err := json.Unmarshal(m["_type"], &typ); err != nil || typ != role {
+				t.Fatalf("%s: accepted %q with _type %q", role, payload, typ)
+			}
+			// And Go's case-insensitive decoding (go-tuf's) reads the same.
+			var s struct {
+				Type string `json:"_type"`
+			}
+			if err := json.Unmarshal([]byte(payload), &s); err != nil || s.Type != role {
+				t.Fatalf("%s: accepted %q, which go-tuf would read as %q", role, payload, s.Type)
 			}
 		}
 	})
-}
-
-func otherRole(r string) string {
-	if r == "timestamp" {
-		return "snapshot"
-	}
-	return "timestamp"
 }

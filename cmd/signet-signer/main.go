@@ -27,6 +27,8 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/signetdev/signet/internal/cli"
 	"github.com/signetdev/signet/internal/tlsutil"
 	"github.com/signetdev/signet/signer/api"
@@ -168,7 +170,7 @@ func serve(ctx context.Context, cfg config, log *slog.Logger, getenv func(string
 	if err != nil {
 		return err // names the wrong passphrase; nothing was created
 	}
-	h := api.New(svc, log, log)
+	h := api.New(svc, log, log, prometheus.NewRegistry())
 	hs := &http.Server{
 		Handler:           api.RequireClientCert(h.Routes()),
 		TLSConfig:         tc,

@@ -19,9 +19,13 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"strconv"
+	"strings"
 	"time"
 
 	"github.com/go-chi/chi/v5"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/signetdev/signet/signer"
 )
@@ -37,15 +41,40 @@ const maxRequest = 4 << 20
 
 // Handler serves the API.
 type Handler struct {
-	svc   signer.Service
-	log   *slog.Logger
-	audit *slog.Logger
+	svc      signer.Service
+	log      *slog.Logger
+	audit    *slog.Logger
+	registry *prometheus.Registry
+	calls    *prometheus.HistogramVec
 }
 
 // New returns the API over svc. Audit lines go to audit (use the main
-// logger if there is no separate audit sink).
-func New(svc signer.Service, log, audit *slog.Logger) *Handler {
-	return &Handler{svc: svc, log: log.With("component", "signer-api"), audit: audit.With("component", "signer-audit")}
+// logger if there is no separate audit sink). Metrics go to reg.
+func New(svc signer.Service, log, audit *slog.Logger, reg *prometheus.Registry) *Handler {
+	h := &Handler{svc: svc, log: log.With("component", "signer-api"), audit: audit.With("component", "signer-audit"), registry: reg}
+	h.calls = prometheus.NewHistogramVec(prometheus.HistogramOpts{
+		Name: "signet_signer_requests_duration_seconds", Help: "Signer API requests by operation and status code.",
+		Buckets: []float64{.0001, .00025, .0005, .001, .0025, .005, .01, .025, .05, .1, .25, 1},
+	}, []string{"op", "code"})
+	reg.MustRegister(h.calls)
+	if kc, ok := svc.(interface {
+		CountByRole(ctx context.Context) (map[string]int, error)
+	}); ok {
+		for _, role := range []string{"timestamp", "snapshot"} {
+			reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+				Name: "signet_signer_keys", Help: "Keys held, by role.", ConstLabels: prometheus.Labels{"role": role},
+			}, func() float64 {
+				ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+				defer cancel()
+				n, err := kc.CountByRole(ctx)
+				if err != nil {
+					return -1
+				}
+				return float64(n[role])
+			}))
+		}
+	}
+	return h
 }
 
 // Routes returns the route table.
@@ -64,11 +93,12 @@ func (h *Handler) Routes() http.Handler {
 	return r
 }
 
-// HealthRoutes serves only /healthz and /readyz, for probes that cannot
-// present a client certificate.
+// HealthRoutes serves only /healthz, /readyz and /metrics, for probes and
+// scrapers that cannot present a client certificate.
 func (h *Handler) HealthRoutes() http.Handler {
 	r := chi.NewRouter()
 	h.health(r)
+	r.Method(http.MethodGet, "/metrics", promhttp.HandlerFor(h.registry, promhttp.HandlerOpts{Registry: h.registry}))
 	return r
 }
 
@@ -81,9 +111,12 @@ func (h *Handler) health(r chi.Router) {
 
 func (h *Handler) handle(fn func(http.ResponseWriter, *http.Request) error) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
+		start := time.Now()
+		code := http.StatusOK
 		if err := fn(w, r); err != nil {
-			h.writeError(w, r, err)
+			code = h.writeError(w, r, err)
 		}
+		h.calls.WithLabelValues(strings.TrimPrefix(r.URL.Path, "/v1/"), strconv.Itoa(code)).Observe(time.Since(start).Seconds())
 	}
 }
 
@@ -238,7 +271,7 @@ func clientIdentity(r *http.Request) string {
 	return r.TLS.PeerCertificates[0].Subject.String()
 }
 
-func (h *Handler) writeError(w http.ResponseWriter, r *http.Request, err error) {
+func (h *Handler) writeError(w http.ResponseWriter, r *http.Request, err error) int {
 	status, code, msg := http.StatusInternalServerError, CodeInternal, "internal error"
 	var br *badRequest
 	var mbe *http.MaxBytesError
@@ -257,6 +290,7 @@ func (h *Handler) writeError(w http.ResponseWriter, r *http.Request, err error) 
 		h.log.ErrorContext(r.Context(), "request failed", "path", r.URL.Path, "err", err)
 	}
 	writeJSON(w, status, ErrorBody{Errors: []ErrorItem{{Code: code, Message: msg}}})
+	return status
 }
 
 func writeJSON(w http.ResponseWriter, status int, v any) {

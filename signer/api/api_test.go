@@ -15,6 +15,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/signetdev/signet/signer"
 	"github.com/signetdev/signet/signer/api"
 	"github.com/signetdev/signet/signer/keystore"
@@ -30,7 +32,8 @@ func TestAuditLog(t *testing.T) {
 		t.Fatal(err)
 	}
 	var audit bytes.Buffer
-	h := api.New(svc, slog.New(slog.DiscardHandler), slog.New(slog.NewJSONHandler(&audit, nil))).Routes()
+	handler := api.New(svc, slog.New(slog.DiscardHandler), slog.New(slog.NewJSONHandler(&audit, nil)), prometheus.NewRegistry())
+	h := handler.Routes()
 	sign := func(payload string) int {
 		body, _ := json.Marshal(api.SignRequest{GUN: "example.com/app", Role: "timestamp", KeyID: k.ID, Payload: []byte(payload)})
 		r := httptest.NewRequest(http.MethodPost, api.PathSign, bytes.NewReader(body))
@@ -61,6 +64,13 @@ func TestAuditLog(t *testing.T) {
 	}
 	if strings.Contains(audit.String(), "PRIVATE") {
 		t.Error("key material in the audit log")
+	}
+	w := httptest.NewRecorder()
+	handler.HealthRoutes().ServeHTTP(w, httptest.NewRequest(http.MethodGet, "/metrics", nil))
+	for _, want := range []string{`signet_signer_keys{role="timestamp"} 1`, `signet_signer_requests_duration_seconds_count{code="200",op="sign"} 1`, `signet_signer_requests_duration_seconds_count{code="403",op="sign"} 1`} {
+		if !strings.Contains(w.Body.String(), want) {
+			t.Errorf("metrics lack %s", want)
+		}
 	}
 }
 

@@ -223,5 +223,35 @@ func (s *Signer) DeleteKeys(ctx context.Context, gun string) error {
 	return nil
 }
 
-// Ping implements signer.Service.
-func (s *Signer) Ping(ctx context.Context) error { return s.st.Ping(ctx) }
+// Ping implements signer.Service: the store answers, at the schema version
+// this binary expects.
+func (s *Signer) Ping(ctx context.Context) error {
+	if err := s.st.Ping(ctx); err != nil {
+		return err
+	}
+	if ms, ok := s.st.(interface {
+		MigrationStatus(ctx context.Context) (current, want int64, err error)
+	}); ok {
+		cur, want, err := ms.MigrationStatus(ctx)
+		if err != nil {
+			return fmt.Errorf("keystore: schema version: %w", err)
+		}
+		if cur != want {
+			return fmt.Errorf("keystore: schema at version %d, this binary needs %d: run signet-signer migrate", cur, want)
+		}
+	}
+	return nil
+}
+
+// CountByRole reports how many keys the store holds per role.
+func (s *Signer) CountByRole(ctx context.Context) (map[string]int, error) {
+	all, err := s.st.All(ctx)
+	if err != nil {
+		return nil, err
+	}
+	out := map[string]int{}
+	for _, r := range all {
+		out[r.Role]++
+	}
+	return out, nil
+}

@@ -6,8 +6,10 @@
 // to its row (key ID, algorithm, GUN, role), so ciphertexts cannot be
 // swapped between rows (Vault's barrier does the same).
 //
-// It imports only the standard library and x/crypto. A Keyring is safe for
-// concurrent use; it derives each KEK once and keeps it in memory.
+// It imports only the standard library and x/crypto, and must not import
+// other signet packages. A Keyring is safe for concurrent use; it derives
+// each KEK once and keeps it in memory, and never prints a secret (String,
+// GoString, LogValue).
 package keywrap
 
 import (
@@ -16,6 +18,7 @@ import (
 	"crypto/rand"
 	"errors"
 	"fmt"
+	"log/slog"
 	"sync"
 
 	"golang.org/x/crypto/argon2"
@@ -42,6 +45,15 @@ type Params struct {
 
 // DefaultParams follows OWASP's argon2id guidance (t=3, 64 MiB).
 func DefaultParams() Params { return Params{Time: 3, MemoryKiB: 64 << 10, Threads: 2} }
+
+// check bounds p both ways: a record read from storage (untrusted) cannot
+// make the signer spend more than 4 GiB or 100 passes deriving its KEK.
+func (p Params) check() error {
+	if p.Time == 0 || p.Time > 100 || p.MemoryKiB < 8 || p.MemoryKiB > 4<<20 || p.Threads == 0 {
+		return fmt.Errorf("argon2id parameters t=%d m=%dKiB p=%d out of range (t 1..100, m 8KiB..4GiB, p>0)", p.Time, p.MemoryKiB, p.Threads)
+	}
+	return nil
+}
 
 // Wrapped is one encrypted record.
 type Wrapped struct {
@@ -77,8 +89,8 @@ func NewKeyring(primary string, passphrases map[string][]byte, p Params) (*Keyri
 	if len(passphrases[primary]) == 0 {
 		return nil, fmt.Errorf("keywrap: no passphrase for the primary alias %q", primary)
 	}
-	if p.Time == 0 || p.MemoryKiB < 8 || p.Threads == 0 {
-		return nil, errors.New("keywrap: argon2id parameters too weak")
+	if err := p.check(); err != nil {
+		return nil, fmt.Errorf("keywrap: %w", err)
 	}
 	pp := make(map[string][]byte, len(passphrases))
 	for a, v := range passphrases {
@@ -93,6 +105,12 @@ func (k *Keyring) Primary() string { return k.primary }
 // String never shows a secret.
 func (k *Keyring) String() string { return fmt.Sprintf("keywrap.Keyring(primary=%s)", k.primary) }
 
+// GoString keeps %#v from printing the passphrases and derived keys.
+func (k *Keyring) GoString() string { return k.String() }
+
+// LogValue keeps slog from printing the passphrases and derived keys.
+func (k *Keyring) LogValue() slog.Value { return slog.StringValue(k.String()) }
+
 func (k *Keyring) kek(alias string, salt []byte, p Params) ([]byte, error) {
 	id := kekID{alias: alias, salt: string(salt), params: p}
 	if kek, ok := k.keks[id]; ok {
@@ -102,8 +120,8 @@ func (k *Keyring) kek(alias string, salt []byte, p Params) ([]byte, error) {
 	if !ok {
 		return nil, fmt.Errorf("%w %q", ErrUnknownAlias, alias)
 	}
-	if p.Time == 0 || p.Threads == 0 || p.MemoryKiB > 4<<20 || p.Time > 100 {
-		return nil, fmt.Errorf("%w: unreasonable KDF parameters", ErrDecrypt)
+	if err := p.check(); err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrDecrypt, err)
 	}
 	kek := argon2.IDKey(pass, salt, p.Time, p.MemoryKiB, p.Threads, 32)
 	k.keks[id] = kek
@@ -116,8 +134,9 @@ func (k *Keyring) Wrap(plaintext, aad []byte) (*Wrapped, error) {
 	if k.salt == nil {
 		k.salt = make([]byte, 16)
 		if _, err := rand.Read(k.salt); err != nil {
+			k.salt = nil
 			k.mu.Unlock()
-			return nil, err
+			return nil, fmt.Errorf("keywrap: salt: %w", err)
 		}
 	}
 	salt := k.salt
@@ -132,7 +151,7 @@ func (k *Keyring) Wrap(plaintext, aad []byte) (*Wrapped, error) {
 	}
 	nonce := make([]byte, aead.NonceSize())
 	if _, err := rand.Read(nonce); err != nil {
-		return nil, err
+		return nil, fmt.Errorf("keywrap: nonce: %w", err)
 	}
 	return &Wrapped{
 		Alias: k.primary, KDF: KDFArgon2id, Params: k.params,
@@ -170,5 +189,9 @@ func newAEAD(kek []byte) (cipher.AEAD, error) {
 	if err != nil {
 		return nil, fmt.Errorf("keywrap: %w", err)
 	}
-	return cipher.NewGCM(block)
+	aead, err := cipher.NewGCM(block)
+	if err != nil {
+		return nil, fmt.Errorf("keywrap: %w", err)
+	}
+	return aead, nil
 }
