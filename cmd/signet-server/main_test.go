@@ -133,3 +133,17 @@ func TestTokenCreate(t *testing.T) {
 		t.Fatalf("bad scope: exit %d", code)
 	}
 }
+
+func TestConfigCommandMasksSecrets(t *testing.T) {
+	t.Parallel()
+	cfg := filepath.Join(t.TempDir(), "signet.yaml")
+	if err := os.WriteFile(cfg, []byte("db: postgres://signet:hunter2@db.example/signet\nmax-body: 2048\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	var out bytes.Buffer
+	code := run(context.Background(), []string{"config", "--config", cfg}, &out, io.Discard, env(map[string]string{"SIGNET_ADDR": "127.0.0.1:9999"}))
+	s := out.String()
+	if code != 0 || strings.Contains(s, "hunter2") || !strings.Contains(s, `max-body: "2048"`) || !strings.Contains(s, `addr: "127.0.0.1:9999"`) {
+		t.Fatalf("exit %d:\n%s", code, s)
+	}
+}

@@ -104,7 +104,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, getenv fu
 		}
 	}
 	var cfg config
-	return cli.Serve(ctx, "signet-signer", envPrefix, &cfg, args, stderr, getenv, func(ctx context.Context, log *slog.Logger) error {
+	return cli.Serve(ctx, "signet-signer", envPrefix, &cfg, args, stdout, stderr, getenv, func(ctx context.Context, log *slog.Logger) error {
 		return serve(ctx, cfg, log, getenv)
 	})
 }

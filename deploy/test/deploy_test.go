@@ -365,3 +365,17 @@ func TestKubernetes(t *testing.T) {
 		t.Errorf("%d migrate Jobs, want 2", kinds["Job"])
 	}
 }
+
+// TestSampleConfig has signet-server read the sample configuration.
+func TestSampleConfig(t *testing.T) {
+	dir := t.TempDir()
+	build := exec.Command("go", "build", "-o", dir+"/", "./cmd/signet-server")
+	build.Dir = root
+	if out, err := build.CombinedOutput(); err != nil {
+		t.Fatalf("build: %v\n%s", err, out)
+	}
+	out, err := exec.Command(filepath.Join(dir, "signet-server"), "config", "--config", filepath.Join(root, "deploy", "signet-server.sample.yaml")).CombinedOutput()
+	if err != nil || !strings.Contains(string(out), `auth: "token"`) {
+		t.Fatalf("signet-server config: %v\n%s", err, out)
+	}
+}
