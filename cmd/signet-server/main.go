@@ -63,6 +63,10 @@ type config struct {
 	AuthReads         bool
 	AllowAnonymous    bool
 	GUNPrefixes       []string
+	RegistryRealm     string
+	RegistryService   string
+	RegistryIssuer    string
+	RegistryKeys      string
 	KeyCreateRate     float64
 	KeyCreateBurst    int
 }
@@ -87,7 +91,11 @@ func (c *config) Flags(fs *flag.FlagSet) {
 	fs.StringVar(&c.LogFormat, "log-format", "json", "log format: json or text")
 	fs.StringVar(&c.LogLevel, "log-level", "info", "log level: debug, info, warn, error")
 	fs.DurationVar(&c.ShutdownTimeout, "shutdown-timeout", 20*time.Second, "how long to let requests finish on shutdown")
-	fs.StringVar(&c.Auth, "auth", "none", "who may write: none (loopback only, unless --allow-anonymous-writes) or token (--tokens FILE)")
+	fs.StringVar(&c.Auth, "auth", "none", "who may write: none (loopback only, unless --allow-anonymous-writes), token (--tokens FILE) or registry (Docker registry tokens)")
+	fs.StringVar(&c.RegistryRealm, "registry-realm", "", "with --auth registry: the token service URL clients are sent to")
+	fs.StringVar(&c.RegistryService, "registry-service", "", "with --auth registry: this server's service name (the tokens' audience)")
+	fs.StringVar(&c.RegistryIssuer, "registry-issuer", "", "with --auth registry: the token service's issuer")
+	fs.StringVar(&c.RegistryKeys, "registry-keys", "", "with --auth registry: JWKS file or PEM certificate bundle of the token service's keys")
 	fs.StringVar(&c.Tokens, "tokens", "", "token file for --auth token (signet-server token create)")
 	fs.BoolVar(&c.AuthReads, "auth-reads", false, "require a pull scope for reads too")
 	fs.BoolVar(&c.AllowAnonymous, "allow-anonymous-writes", false, "allow --auth none on a non-loopback address")
@@ -134,9 +142,11 @@ func (c *config) Validate() error {
 			errs = append(errs, errors.New("--auth token needs --tokens FILE (signet-server token create --tokens FILE --scope …)"))
 		}
 	case "registry":
-		errs = append(errs, errors.New("--auth registry (Docker registry tokens) is not built yet; use --auth token"))
+		if c.RegistryRealm == "" || c.RegistryService == "" || c.RegistryIssuer == "" || c.RegistryKeys == "" {
+			errs = append(errs, errors.New("--auth registry needs --registry-realm, --registry-service, --registry-issuer and --registry-keys"))
+		}
 	default:
-		errs = append(errs, fmt.Errorf("--auth %q: want none or token", c.Auth))
+		errs = append(errs, fmt.Errorf("--auth %q: want none, token or registry", c.Auth))
 	}
 	if c.MaxBody < 1024 {
 		errs = append(errs, errors.New("--max-body must be at least 1024"))
@@ -179,8 +189,12 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, getenv fu
 }
 
 func authorizer(cfg config) (server.Authorizer, error) {
-	if cfg.Auth == "token" {
+	switch cfg.Auth {
+	case "token":
 		return auth.LoadTokens(cfg.Tokens, cfg.AuthReads)
+	case "registry":
+		return auth.NewRegistry(auth.RegistryConfig{Realm: cfg.RegistryRealm, Service: cfg.RegistryService,
+			Issuer: cfg.RegistryIssuer, Keys: cfg.RegistryKeys, AuthReads: cfg.AuthReads})
 	}
 	return server.AllowAll{}, nil
 }

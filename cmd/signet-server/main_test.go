@@ -36,7 +36,7 @@ func TestRefusesBadConfig(t *testing.T) {
 		{"unknown flag", []string{"--nope"}, nil, "flag provided but not defined"},
 		{"anonymous writes off loopback", []string{"--addr", "0.0.0.0:4443", "--tls-cert", "c.pem", "--tls-key", "k.pem"}, nil, "--auth none lets anyone publish"},
 		{"token auth without a file", []string{"--auth", "token"}, nil, "--tokens FILE"},
-		{"registry auth", []string{"--auth", "registry"}, nil, "not built yet"},
+		{"registry auth without its settings", []string{"--auth", "registry"}, nil, "--registry-realm"},
 	} {
 		var stderr bytes.Buffer
 		code := run(context.Background(), tc.args, io.Discard, &stderr, env(tc.env))

@@ -1,6 +1,7 @@
 // Package auth holds signet-server's authorisers: static API tokens with
-// scopes by GUN pattern, stored hashed in a file. (Docker registry token
-// auth is not built yet.) It imports server only for the Authorizer
+// scopes by GUN pattern, stored hashed in a file (Tokens), and Docker
+// registry token auth with JWTs from the registry's token service, as
+// Notary server did (Registry). It imports server only for the Authorizer
 // contract. Safe for concurrent use.
 package auth
 

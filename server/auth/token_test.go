@@ -2,6 +2,11 @@ package auth_test
 
 import (
 	"bytes"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"encoding/json"
+	"errors"
 	"mime/multipart"
 	"net/http"
 	"net/http/httptest"
@@ -10,6 +15,9 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/go-jose/go-jose/v4"
+	josejwt "github.com/go-jose/go-jose/v4/jwt"
 
 	"github.com/signetdev/signet/server"
 	"github.com/signetdev/signet/server/auth"
@@ -150,6 +158,77 @@ func TestScopeMatching(t *testing.T) {
 		err = tokens.Authorize(r.Context(), r, tc.gun, server.ActionPull)
 		if (err == nil) != tc.ok {
 			t.Errorf("%s on %s: %v", tc.scope, tc.gun, err)
+		}
+	}
+}
+
+func TestRegistryTokens(t *testing.T) {
+	t.Parallel()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	jwk := jose.JSONWebKey{Key: key.Public(), KeyID: "k1", Algorithm: string(jose.ES256)}
+	set, _ := json.Marshal(jose.JSONWebKeySet{Keys: []jose.JSONWebKey{jwk}})
+	keysFile := filepath.Join(t.TempDir(), "jwks.json")
+	if err := os.WriteFile(keysFile, set, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	now := time.Date(2026, 11, 23, 12, 0, 0, 0, time.UTC)
+	reg, err := auth.NewRegistry(auth.RegistryConfig{Realm: "https://auth.example.com/token", Service: "notary.example.com", Issuer: "auth.example.com", Keys: keysFile, Now: func() time.Time { return now }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	mint := func(signKey *ecdsa.PrivateKey, iss, aud string, exp time.Time, access []map[string]any) string {
+		sig, err := jose.NewSigner(jose.SigningKey{Algorithm: jose.ES256, Key: jose.JSONWebKey{Key: signKey, KeyID: "k1"}}, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		tok, err := josejwt.Signed(sig).Claims(josejwt.Claims{Issuer: iss, Audience: josejwt.Audience{aud}, Expiry: josejwt.NewNumericDate(exp), IssuedAt: josejwt.NewNumericDate(now.Add(-time.Minute))}).
+			Claims(map[string]any{"access": access}).Serialize()
+		if err != nil {
+			t.Fatal(err)
+		}
+		return tok
+	}
+	other, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	gun := "registry.example.com/team/app"
+	push := []map[string]any{{"type": "repository", "name": gun, "actions": []string{"push", "pull"}}}
+	for _, tc := range []struct {
+		name   string
+		token  string
+		gun    string
+		action server.Action
+		want   int
+	}{
+		{"no token", "", gun, server.ActionPush, 401},
+		{"right scope", mint(key, "auth.example.com", "notary.example.com", now.Add(time.Hour), push), gun, server.ActionPush, 0},
+		{"another GUN", mint(key, "auth.example.com", "notary.example.com", now.Add(time.Hour), push), "registry.example.com/other", server.ActionPush, 403},
+		{"push is not delete", mint(key, "auth.example.com", "notary.example.com", now.Add(time.Hour), push), gun, server.ActionAdmin, 403},
+		{"expired", mint(key, "auth.example.com", "notary.example.com", now.Add(-time.Hour), push), gun, server.ActionPush, 401},
+		{"wrong issuer", mint(key, "evil.example.com", "notary.example.com", now.Add(time.Hour), push), gun, server.ActionPush, 401},
+		{"wrong audience", mint(key, "auth.example.com", "other.example.com", now.Add(time.Hour), push), gun, server.ActionPush, 401},
+		{"bad signature", mint(other, "auth.example.com", "notary.example.com", now.Add(time.Hour), push), gun, server.ActionPush, 401},
+		{"catalog for the change feed", mint(key, "auth.example.com", "notary.example.com", now.Add(time.Hour), []map[string]any{{"type": "registry", "name": "catalog", "actions": []string{"*"}}}), "", server.ActionAdmin, 0},
+		{"anonymous read", "", gun, server.ActionPull, 0},
+	} {
+		r := httptest.NewRequest(http.MethodPost, "/", nil)
+		if tc.token != "" {
+			r.Header.Set("Authorization", "Bearer "+tc.token)
+		}
+		err := reg.Authorize(r.Context(), r, tc.gun, tc.action)
+		got := 0
+		var ae *server.AuthError
+		if errors.As(err, &ae) {
+			got = ae.Status
+		} else if err != nil {
+			t.Fatalf("%s: %v", tc.name, err)
+		}
+		if got != tc.want {
+			t.Errorf("%s: status %d (%v), want %d", tc.name, got, err, tc.want)
+		}
+		if got == 401 && ae.Challenge != `Bearer realm="https://auth.example.com/token",service="notary.example.com",scope="repository:`+gun+`:push,pull"` {
+			t.Errorf("%s: challenge %s", tc.name, ae.Challenge)
 		}
 	}
 }
