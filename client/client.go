@@ -27,6 +27,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/google/go-containerregistry/pkg/authn"
 	"github.com/theupdateframework/go-tuf/v2/metadata"
 	"github.com/theupdateframework/go-tuf/v2/metadata/updater"
 	"golang.org/x/sys/unix"
@@ -44,6 +45,12 @@ type Options struct {
 	HTTPClient *http.Client
 	// Token, if set, is sent as "Authorization: Bearer Token".
 	Token string
+	// Keychain, if set, supplies registry credentials: when the server
+	// challenges for registry tokens (Docker's token auth), the client gets
+	// one from the token service with the credentials of the GUN's
+	// registry. authn.DefaultKeychain reads ~/.docker/config.json and its
+	// credential helpers.
+	Keychain authn.Keychain
 	// TOFU trusts the server's first root of a repository that has no
 	// pinned root. Off by default: pin roots (PinRoot) instead.
 	TOFU bool
@@ -74,6 +81,8 @@ type Client struct {
 	mu    sync.Mutex
 	locks map[string]*sync.Mutex
 	warm  map[string]*warmState // last verified state per GUN, used under the GUN's lock
+
+	tokens tokenClients
 }
 
 // warmState is a verified repository state kept in memory: while the
@@ -104,7 +113,7 @@ func New(opts Options) (*Client, error) {
 	if opts.Now == nil {
 		opts.Now = time.Now
 	}
-	c := &Client{opts: opts, hc: opts.HTTPClient, log: opts.Logger, keys: opts.Keys, locks: map[string]*sync.Mutex{}, warm: map[string]*warmState{}}
+	c := &Client{opts: opts, hc: opts.HTTPClient, log: opts.Logger, keys: opts.Keys, locks: map[string]*sync.Mutex{}, warm: map[string]*warmState{}, tokens: tokenClients{clients: map[string]*http.Client{}}}
 	if c.hc == nil {
 		c.hc = &http.Client{}
 	}

@@ -99,7 +99,7 @@ func (c *Client) ServerKey(ctx context.Context, gun, role string) (*metadata.Key
 	if err != nil {
 		return nil, err
 	}
-	body, err := c.do(req)
+	body, err := c.do(ctx, gun, "push,pull", req)
 	if err != nil {
 		return nil, fmt.Errorf("client: %s key of %s: %w", role, gun, err)
 	}
@@ -237,18 +237,23 @@ func (c *Client) post(ctx context.Context, gun string, files map[string][]byte) 
 		return err
 	}
 	req.Header.Set("Content-Type", mw.FormDataContentType())
-	if _, err := c.do(req); err != nil {
+	if _, err := c.do(ctx, gun, "push,pull", req); err != nil {
 		return fmt.Errorf("client: publish %s: %w", gun, err)
 	}
 	return nil
 }
 
-// do sends req and returns the body of a 2xx answer, or a *ServerError.
-func (c *Client) do(req *http.Request) ([]byte, error) {
+// do sends req about gun, needing actions, and returns the body of a 2xx
+// answer, or a *ServerError.
+func (c *Client) do(ctx context.Context, gun, actions string, req *http.Request) ([]byte, error) {
 	if c.opts.Token != "" {
 		req.Header.Set("Authorization", "Bearer "+c.opts.Token)
 	}
-	resp, err := c.hc.Do(req)
+	hc, err := c.httpFor(ctx, gun, actions)
+	if err != nil {
+		return nil, err
+	}
+	resp, err := hc.Do(req)
 	if err != nil {
 		return nil, err
 	}

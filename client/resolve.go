@@ -194,6 +194,9 @@ func (c *Client) update(ctx context.Context, gun string, fetched *int64) (*updat
 	cfg.TargetsMaxLength = 64 << 20
 	cfg.SnapshotMaxLength = 16 << 20
 	f := &fetcher{ctx: ctx, hc: c.hc, token: c.opts.Token, bytes: fetched}
+	if f.hc, err = c.httpFor(ctx, gun, "pull"); err != nil {
+		return nil, nil, err
+	}
 	cfg.Fetcher = f
 	stamp := filepath.Join(dir, ".updated")
 	if c.opts.MaxStaleness > 0 {
@@ -242,7 +245,11 @@ func (c *Client) trustedRoot(ctx context.Context, gun string) ([]byte, error) {
 	if !c.opts.TOFU {
 		return nil, fmt.Errorf("client: %s: %w: pin its root first (signet trust pin %s --root root.json, with the root.json from the repository's key ceremony or `signet trust show %s` on a trusted machine)", gun, ErrNoTrust, gun, gun)
 	}
-	f := &fetcher{ctx: ctx, hc: c.hc, token: c.opts.Token}
+	hc, err := c.httpFor(ctx, gun, "pull")
+	if err != nil {
+		return nil, err
+	}
+	f := &fetcher{ctx: ctx, hc: hc, token: c.opts.Token}
 	data, err := f.DownloadFile(c.tufURL(gun)+"1.root.json", 512_000, 0)
 	if err != nil {
 		return nil, fmt.Errorf("client: trust on first use of %s: %w", gun, err)

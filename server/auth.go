@@ -38,3 +38,10 @@ type AllowAll struct{}
 
 // Authorize implements Authorizer.
 func (AllowAll) Authorize(context.Context, *http.Request, string, Action) error { return nil }
+
+// Challenger is implemented by authorisers that send clients to a token
+// service: GET /v2/ answers with its challenge unless the request carries a
+// valid token, so that registry clients can discover where to log in.
+type Challenger interface {
+	Ping(r *http.Request) error
+}

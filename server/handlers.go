@@ -412,6 +412,18 @@ func intParam(v string, def int64) (int64, error) {
 	return strconv.ParseInt(v, 10, 64)
 }
 
+// ping is GET /v2/, the registry API's version check: 200, or the token
+// service's challenge when the authoriser has one.
+func (s *Server) ping(w http.ResponseWriter, r *http.Request) error {
+	if c, ok := s.auth.(Challenger); ok {
+		if err := c.Ping(r); err != nil {
+			return err
+		}
+	}
+	writeJSON(w, http.StatusOK, map[string]string{})
+	return nil
+}
+
 func (s *Server) healthz(w http.ResponseWriter, _ *http.Request) {
 	writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
 }

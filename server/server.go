@@ -179,6 +179,7 @@ func (s *Server) Handler() http.Handler {
 
 	r.Group(func(r chi.Router) {
 		r.Use(s.withTimeout)
+		r.Get("/v2/", s.handle(s.ping))
 		r.Get("/v2/_trust/changefeed", s.handle(s.changefeed))
 		r.Handle("/v2/*", s.repoRoutes())
 	})

@@ -11,7 +11,9 @@
 //	signet trust show GUN
 //
 // Global flags --server (SIGNET_SERVER), --trust-dir (SIGNET_TRUST_DIR,
-// default ~/.signet), -o json. SIGNET_TOKEN is sent as a bearer token.
+// default ~/.signet), -o json. SIGNET_TOKEN is sent as a bearer token; for
+// a server behind a registry's token service, credentials come from
+// SIGNET_AUTH (user:password) or the Docker config.
 // Passphrases come from SIGNET_ROOT_PASSPHRASE, SIGNET_TARGETS_PASSPHRASE,
 // SIGNET_DELEGATION_PASSPHRASE, or a prompt on a terminal.
 //
@@ -135,7 +137,23 @@ func or(v, def string) string {
 
 func (a *app) client() (*client.Client, error) {
 	keys := client.NewFileKeyStore(filepath.Join(a.trustDir, "private"), a.passphrase, a.scryptCost)
-	return client.New(client.Options{Server: a.server, TrustDir: a.trustDir, Token: a.getenv("SIGNET_TOKEN"), Keys: keys})
+	return client.New(client.Options{Server: a.server, TrustDir: a.trustDir, Token: a.getenv("SIGNET_TOKEN"), Keys: keys, Keychain: a.keychain()})
+}
+
+// keychain supplies registry credentials for servers that ask for registry
+// tokens: SIGNET_AUTH (user:password) first, then the Docker config
+// (~/.docker/config.json and its credential helpers).
+func (a *app) keychain() authn.Keychain {
+	if user, pass, ok := strings.Cut(a.getenv("SIGNET_AUTH"), ":"); ok {
+		return authn.NewMultiKeychain(basicKeychain{user, pass}, authn.DefaultKeychain)
+	}
+	return authn.DefaultKeychain
+}
+
+type basicKeychain struct{ user, pass string }
+
+func (k basicKeychain) Resolve(authn.Resource) (authn.Authenticator, error) {
+	return authn.FromConfig(authn.AuthConfig{Username: k.user, Password: k.pass}), nil
 }
 
 // passphrase reads SIGNET_<ROLE>_PASSPHRASE or prompts on a terminal.

@@ -106,23 +106,23 @@ func need(gun string, action server.Action) access {
 
 func (a access) scope() string { return a.Type + ":" + a.Name + ":" + strings.Join(a.Actions, ",") }
 
-// Authorize implements server.Authorizer.
-func (r *Registry) Authorize(_ context.Context, req *http.Request, gun string, action server.Action) error {
-	if action == server.ActionPull && gun != "" && !r.cfg.AuthReads {
-		return nil
+// Ping implements server.Challenger: any valid token of this service passes.
+func (r *Registry) Ping(req *http.Request) error {
+	if _, err := r.verify(req); err != nil {
+		return &server.AuthError{Status: http.StatusUnauthorized, Challenge: fmt.Sprintf(`Bearer realm=%q,service=%q`, r.cfg.Realm, r.cfg.Service), Msg: err.Error()}
 	}
-	want := need(gun, action)
-	challenge := fmt.Sprintf(`Bearer realm=%q,service=%q,scope=%q`, r.cfg.Realm, r.cfg.Service, want.scope())
-	unauthorized := func(msg string) error {
-		return &server.AuthError{Status: http.StatusUnauthorized, Challenge: challenge, Msg: msg}
-	}
+	return nil
+}
+
+// verify checks a request's bearer token and returns its claims.
+func (r *Registry) verify(req *http.Request) (*claims, error) {
 	raw, ok := strings.CutPrefix(req.Header.Get("Authorization"), "Bearer ")
 	if !ok || raw == "" {
-		return unauthorized("this needs a registry token for " + want.scope())
+		return nil, errors.New("this needs a registry token")
 	}
 	tok, err := jwt.ParseSigned(raw, []jose.SignatureAlgorithm{jose.RS256, jose.RS384, jose.RS512, jose.ES256, jose.ES384, jose.ES512, jose.PS256, jose.EdDSA})
 	if err != nil {
-		return unauthorized("malformed token")
+		return nil, errors.New("malformed token")
 	}
 	var c claims
 	verified := false
@@ -136,10 +136,27 @@ func (r *Registry) Authorize(_ context.Context, req *http.Request, gun string, a
 		}
 	}
 	if !verified {
-		return unauthorized("token signature does not verify with the token service's keys")
+		return nil, errors.New("token signature does not verify with the token service's keys")
 	}
 	if err := c.Claims.ValidateWithLeeway(jwt.Expected{Issuer: r.cfg.Issuer, AnyAudience: jwt.Audience{r.cfg.Service}, Time: r.cfg.Now()}, 30*time.Second); err != nil {
-		return unauthorized("token rejected: " + err.Error())
+		return nil, errors.New("token rejected: " + err.Error())
+	}
+	return &c, nil
+}
+
+// Authorize implements server.Authorizer.
+func (r *Registry) Authorize(_ context.Context, req *http.Request, gun string, action server.Action) error {
+	if action == server.ActionPull && gun != "" && !r.cfg.AuthReads {
+		return nil
+	}
+	want := need(gun, action)
+	challenge := fmt.Sprintf(`Bearer realm=%q,service=%q,scope=%q`, r.cfg.Realm, r.cfg.Service, want.scope())
+	unauthorized := func(msg string) error {
+		return &server.AuthError{Status: http.StatusUnauthorized, Challenge: challenge, Msg: msg}
+	}
+	c, err := r.verify(req)
+	if err != nil {
+		return unauthorized(err.Error() + " (" + want.scope() + ")")
 	}
 	for _, a := range c.Access {
 		if a.Type == want.Type && a.Name == want.Name && (slices.Contains(a.Actions, "*") || containsAll(a.Actions, want.Actions)) {
