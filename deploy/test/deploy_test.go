@@ -199,6 +199,11 @@ func TestCompose(t *testing.T) {
 	if srv, ok := p.Services["signet-server"]; !ok || len(srv.Ports) != 1 || srv.Ports[0].Published != "4443" {
 		t.Errorf("the server is not on port 4443 of the host")
 	}
+	for _, name := range []string{"signet-server", "signet-signer"} {
+		if !p.Services[name].ReadOnly {
+			t.Errorf("compose service %s must have a read-only root filesystem", name)
+		}
+	}
 }
 
 // decode strictly into a Kubernetes type chosen by kind.
