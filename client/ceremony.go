@@ -1,0 +1,295 @@
+package client
+
+import (
+	"context"
+	"crypto"
+	"encoding/pem"
+	"errors"
+	"fmt"
+	"os"
+	"slices"
+	"time"
+
+	"github.com/sigstore/sigstore/pkg/signature"
+	"github.com/theupdateframework/go-tuf/v2/metadata"
+	"github.com/youmark/pkcs8"
+)
+
+// The offline root ceremony: roots are made, signed and checked with no
+// network; only RootPublish talks to the server. A root's private keys live
+// in key files (or a token) on the ceremony machine, never on the server.
+
+// RootPlan describes a new root.
+type RootPlan struct {
+	Keys      int // root keys to generate (N)
+	Threshold int // signatures needed (K)
+	// TargetsKeys are the targets role's public keys; if empty, one is
+	// generated in the key store.
+	TargetsKeys      []*metadata.Key
+	TargetsThreshold int
+	// Timestamp and Snapshot are the server's online public keys
+	// (signet key fetch GUN timestamp writes one to a file). Snapshot may be
+	// nil for a developer-made snapshot, which the first targets key signs.
+	Timestamp, Snapshot *metadata.Key
+	Expires             time.Time
+}
+
+// RootInit generates the root keys (one encrypted file each) and returns
+// the unsigned root.json naming them.
+func (c *Client) RootInit(ctx context.Context, p RootPlan) ([]byte, error) {
+	if p.Keys < 1 || p.Threshold < 1 || p.Threshold > p.Keys {
+		return nil, fmt.Errorf("client: a root needs 1 ≤ threshold (%d) ≤ keys (%d)", p.Threshold, p.Keys)
+	}
+	if p.Timestamp == nil {
+		return nil, errors.New("client: the root must name the server's timestamp key (signet key fetch GUN timestamp)")
+	}
+	if p.Expires.IsZero() {
+		p.Expires = c.opts.Now().Add(RootLifetime)
+	}
+	root := metadata.Root(p.Expires)
+	root.Signed.ConsistentSnapshot = true
+	for range p.Keys {
+		k, err := c.keys.Generate(ctx, metadata.ROOT)
+		if err != nil {
+			return nil, err
+		}
+		if err := root.Signed.AddKey(k.Public, metadata.ROOT); err != nil {
+			return nil, fmt.Errorf("client: %w", err)
+		}
+	}
+	root.Signed.Roles[metadata.ROOT].Threshold = p.Threshold
+	targets := p.TargetsKeys
+	if len(targets) == 0 {
+		k, err := c.keys.Generate(ctx, metadata.TARGETS)
+		if err != nil {
+			return nil, err
+		}
+		targets = []*metadata.Key{k.Public}
+	}
+	for _, k := range targets {
+		if err := root.Signed.AddKey(k, metadata.TARGETS); err != nil {
+			return nil, fmt.Errorf("client: %w", err)
+		}
+	}
+	root.Signed.Roles[metadata.TARGETS].Threshold = max(1, p.TargetsThreshold)
+	if err := root.Signed.AddKey(p.Timestamp, metadata.TIMESTAMP); err != nil {
+		return nil, fmt.Errorf("client: %w", err)
+	}
+	snapshot := p.Snapshot
+	if snapshot == nil {
+		snapshot = targets[0]
+	}
+	if err := root.Signed.AddKey(snapshot, metadata.SNAPSHOT); err != nil {
+		return nil, fmt.Errorf("client: %w", err)
+	}
+	return root.ToBytes(true)
+}
+
+// RootChange describes the next root version.
+type RootChange struct {
+	AddKeys    []*metadata.Key
+	RemoveKeys []string // key IDs
+	Threshold  int      // 0 keeps it
+	Expires    time.Time
+}
+
+// RootNext returns the next, unsigned version of root with change applied
+// (a rotation; with an empty change, a re-sign that extends expiry).
+func (c *Client) RootNext(root []byte, change RootChange) ([]byte, error) {
+	m, err := metadata.Root().FromBytes(root)
+	if err != nil {
+		return nil, fmt.Errorf("client: %w", err)
+	}
+	m.ClearSignatures()
+	m.Signed.Version++
+	m.Signed.Expires = change.Expires
+	if m.Signed.Expires.IsZero() {
+		m.Signed.Expires = c.opts.Now().Add(RootLifetime)
+	}
+	for _, id := range change.RemoveKeys {
+		if err := m.Signed.RevokeKey(id, metadata.ROOT); err != nil {
+			return nil, fmt.Errorf("client: remove root key %s: %w", id, err)
+		}
+	}
+	for _, k := range change.AddKeys {
+		if err := m.Signed.AddKey(k, metadata.ROOT); err != nil {
+			return nil, fmt.Errorf("client: %w", err)
+		}
+	}
+	role := m.Signed.Roles[metadata.ROOT]
+	if change.Threshold > 0 {
+		role.Threshold = change.Threshold
+	}
+	if role.Threshold < 1 || role.Threshold > len(role.KeyIDs) {
+		return nil, fmt.Errorf("client: root threshold %d with %d keys", role.Threshold, len(role.KeyIDs))
+	}
+	return m.ToBytes(true)
+}
+
+// RootSign adds the signature of one key to root, offline. keyFile is an
+// encrypted PKCS#8 key file (as signet writes them); pass decrypts it.
+func RootSign(root []byte, keyFile string, pass []byte) ([]byte, error) {
+	m, err := metadata.Root().FromBytes(root)
+	if err != nil {
+		return nil, fmt.Errorf("client: %w", err)
+	}
+	s, err := loadKeyFile(keyFile, pass)
+	if err != nil {
+		return nil, err
+	}
+	pub, err := s.PublicKey()
+	if err != nil {
+		return nil, err
+	}
+	k, err := metadata.KeyFromPublicKey(pub)
+	if err != nil {
+		return nil, err
+	}
+	id, _ := k.ID()
+	m.Signatures = slices.DeleteFunc(m.Signatures, func(sig metadata.Signature) bool { return sig.KeyID == id })
+	if _, err := m.Sign(s); err != nil {
+		return nil, fmt.Errorf("client: sign with %s: %w", id, err)
+	}
+	return m.ToBytes(true)
+}
+
+func loadKeyFile(path string, pass []byte) (signature.Signer, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("client: %w", err)
+	}
+	b, _ := pem.Decode(data)
+	if b == nil || b.Type != "ENCRYPTED PRIVATE KEY" {
+		return nil, fmt.Errorf("client: %s is not an encrypted PKCS#8 key", path)
+	}
+	priv, err := pkcs8.ParsePKCS8PrivateKey(b.Bytes, pass)
+	if err != nil {
+		return nil, fmt.Errorf("client: %s: wrong passphrase or damaged key: %w", path, err)
+	}
+	return signature.LoadSigner(priv, crypto.Hash(0))
+}
+
+// KeySignature says whether one root key signed.
+type KeySignature struct {
+	ID     string
+	Signed bool
+}
+
+// RootReport is what RootVerify found.
+type RootReport struct {
+	Version   int64
+	Keys      []KeySignature // the root role's keys
+	Threshold int
+	// SelfOK: a threshold of the root's own keys signed it.
+	SelfOK bool
+	// PreviousOK: a threshold of the previous root's keys signed it (only
+	// checked when a previous root is given).
+	PreviousOK bool
+	Errors     []string
+}
+
+// RootVerify reports, per key, who signed root and whether its own
+// threshold (and, given the previous root, the previous threshold) is met.
+func RootVerify(root, previous []byte) (*RootReport, error) {
+	m, err := metadata.Root().FromBytes(root)
+	if err != nil {
+		return nil, fmt.Errorf("client: %w", err)
+	}
+	role := m.Signed.Roles[metadata.ROOT]
+	r := &RootReport{Version: m.Signed.Version, Threshold: role.Threshold}
+	for _, id := range role.KeyIDs {
+		signed := false
+		one := *m
+		one.Signed.Roles = map[string]*metadata.Role{metadata.ROOT: {KeyIDs: []string{id}, Threshold: 1}}
+		if one.VerifyDelegate(metadata.ROOT, m) == nil {
+			signed = true
+		}
+		r.Keys = append(r.Keys, KeySignature{ID: id, Signed: signed})
+	}
+	if err := m.VerifyDelegate(metadata.ROOT, m); err == nil {
+		r.SelfOK = true
+	} else {
+		r.Errors = append(r.Errors, "own threshold: "+err.Error())
+	}
+	if previous != nil {
+		prev, err := metadata.Root().FromBytes(previous)
+		if err != nil {
+			return nil, fmt.Errorf("client: previous root: %w", err)
+		}
+		if err := prev.VerifyDelegate(metadata.ROOT, m); err == nil {
+			r.PreviousOK = true
+		} else {
+			r.Errors = append(r.Errors, "previous root's threshold: "+err.Error())
+		}
+		if m.Signed.Version != prev.Signed.Version+1 {
+			r.Errors = append(r.Errors, fmt.Sprintf("version %d does not follow %d", m.Signed.Version, prev.Signed.Version))
+		}
+	}
+	return r, nil
+}
+
+// RootPublish uploads a signed root from an online machine that holds no
+// root key. For a new repository it also publishes an empty targets v1,
+// signed by the targets keys this key store holds.
+func (c *Client) RootPublish(ctx context.Context, gun string, root []byte) error {
+	ctx, cancel := context.WithTimeout(ctx, c.opts.Timeout)
+	defer cancel()
+	m, err := metadata.Root().FromBytes(root)
+	if err != nil {
+		return fmt.Errorf("client: %w", err)
+	}
+	files := map[string][]byte{metadata.ROOT: root}
+	if m.Signed.Version == 1 {
+		held, err := c.heldKeys(ctx, m.Signed.Roles[metadata.TARGETS].KeyIDs)
+		if err != nil {
+			return err
+		}
+		if len(held) == 0 {
+			return fmt.Errorf("client: the first publish of %s needs targets v1: %w: none of its targets keys is in this trust directory", gun, ErrNoKey)
+		}
+		targets := metadata.Targets(c.opts.Now().Add(TargetsLifetime))
+		data, err := c.sign(ctx, targets, held...)
+		if err != nil {
+			return err
+		}
+		files[metadata.TARGETS] = data
+	}
+	if err := c.post(ctx, gun, files); err != nil {
+		return err
+	}
+	if m.Signed.Version == 1 {
+		return c.PinRoot(gun, root)
+	}
+	return nil
+}
+
+// RoleExpiry is one role's expiry, from Status.
+type RoleExpiry struct {
+	Role    string
+	Version int64
+	Expires time.Time
+	Soon    bool // a developer-signed role that expires within 30 days
+}
+
+// Status updates gun and reports when each loaded role expires.
+func (c *Client) Status(ctx context.Context, gun string) ([]RoleExpiry, error) {
+	tm, err := c.Update(ctx, gun)
+	if err != nil {
+		return nil, err
+	}
+	now := c.opts.Now()
+	soon := func(t time.Time) bool { return t.Sub(now) < 30*24*time.Hour }
+	out := []RoleExpiry{
+		{Role: metadata.ROOT, Version: tm.Root.Signed.Version, Expires: tm.Root.Signed.Expires},
+		{Role: metadata.TIMESTAMP, Version: tm.Timestamp.Signed.Version, Expires: tm.Timestamp.Signed.Expires},
+		{Role: metadata.SNAPSHOT, Version: tm.Snapshot.Signed.Version, Expires: tm.Snapshot.Signed.Expires},
+	}
+	for name, t := range tm.Targets {
+		out = append(out, RoleExpiry{Role: name, Version: t.Signed.Version, Expires: t.Signed.Expires})
+	}
+	for i := range out {
+		// The server keeps timestamp (and its own snapshots) fresh.
+		out[i].Soon = out[i].Role != metadata.TIMESTAMP && out[i].Role != metadata.SNAPSHOT && soon(out[i].Expires)
+	}
+	return out, nil
+}

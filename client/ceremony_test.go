@@ -1,0 +1,159 @@
+package client_test
+
+import (
+	"context"
+	"errors"
+	"net/http"
+	"path/filepath"
+	"testing"
+
+	"github.com/theupdateframework/go-tuf/v2/metadata"
+
+	"github.com/signetdev/signet/client"
+)
+
+// TestRootCeremony: a 2-of-3 root made offline, published later, resolved
+// by a client pinned to it; a root signed by 1 of 3 is refused; a rotation
+// that removes a key and raises the threshold is accepted only with both
+// thresholds, an old client follows it, and one signed only by new keys is
+// refused.
+func TestRootCeremony(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	url := newServer(t, nil)
+	online := newClient(t, url, t.TempDir())
+	ts, err := online.ServerKey(ctx, gun, metadata.TIMESTAMP) // signet key fetch
+	if err != nil {
+		t.Fatal(err)
+	}
+	snap, err := online.ServerKey(ctx, gun, metadata.SNAPSHOT)
+	if err != nil {
+		t.Fatal(err)
+	}
+	targetsKey, err := online.Keys().Generate(ctx, metadata.TARGETS)
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	// Offline: no server reachable from the ceremony machine.
+	ceremonyDir := t.TempDir()
+	ceremony := newClient(t, "http://127.0.0.1:1", ceremonyDir)
+	unsigned, err := ceremony.RootInit(ctx, client.RootPlan{Keys: 3, Threshold: 2, TargetsKeys: []*metadata.Key{targetsKey.Public}, Timestamp: ts, Snapshot: snap})
+	if err != nil {
+		t.Fatal(err)
+	}
+	keys, _ := ceremony.Keys().List(ctx)
+	var rootKeys []string
+	for _, k := range keys {
+		if k.Role == metadata.ROOT {
+			rootKeys = append(rootKeys, filepath.Join(ceremonyDir, "private", k.ID+".key"))
+		}
+	}
+	if len(rootKeys) != 3 {
+		t.Fatalf("%d root key files", len(rootKeys))
+	}
+	sign := func(root []byte, files ...string) []byte {
+		t.Helper()
+		for _, f := range files {
+			var err error
+			if root, err = client.RootSign(root, f, []byte("test passphrase")); err != nil {
+				t.Fatal(err)
+			}
+		}
+		return root
+	}
+	oneOfThree := sign(unsigned, rootKeys[0])
+	if rep, _ := client.RootVerify(oneOfThree, nil); rep.SelfOK || !rep.Keys[0].Signed && !rep.Keys[1].Signed && !rep.Keys[2].Signed {
+		t.Fatalf("1 of 3: %+v", rep)
+	}
+	var se *client.ServerError
+	if err := online.RootPublish(ctx, gun, oneOfThree); !errors.As(err, &se) || se.Status != http.StatusBadRequest || se.Code != "INVALID_SIGNATURE" {
+		t.Fatalf("publish of a root signed by 1 of 3: %v", err)
+	}
+	v1 := sign(unsigned, rootKeys[0], rootKeys[1])
+	if rep, _ := client.RootVerify(v1, nil); !rep.SelfOK {
+		t.Fatalf("2 of 3: %+v", rep)
+	}
+
+	// Online: publish, sign a tag, resolve from a client pinned to the root.
+	if err := online.RootPublish(ctx, gun, v1); err != nil {
+		t.Fatal(err)
+	}
+	if err := online.Publish(ctx, gun, []client.Change{{Tag: "1.0", Digest: d10, Size: 1}}); err != nil {
+		t.Fatal(err)
+	}
+	engine := newClient(t, url, t.TempDir())
+	if err := engine.PinRoot(gun, v1); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := engine.Resolve(ctx, gun+":1.0"); err != nil || got.Digest != d10 {
+		t.Fatalf("resolve: %v %v", got, err)
+	}
+
+	// Rotation: replace key 3 by a new key 4 and raise the threshold to 3.
+	k4, err := ceremony.Keys().Generate(ctx, metadata.ROOT)
+	if err != nil {
+		t.Fatal(err)
+	}
+	key4 := filepath.Join(ceremonyDir, "private", k4.ID+".key")
+	m1, _ := metadata.Root().FromBytes(v1)
+	removed := m1.Signed.Roles[metadata.ROOT].KeyIDs[2]
+	var removedFile string
+	for _, f := range rootKeys {
+		if filepath.Base(f) == removed+".key" {
+			removedFile = f
+		}
+	}
+	var kept []string
+	for _, f := range rootKeys {
+		if f != removedFile {
+			kept = append(kept, f)
+		}
+	}
+	next, err := ceremony.RootNext(v1, client.RootChange{AddKeys: []*metadata.Key{k4.Public}, RemoveKeys: []string{removed}, Threshold: 3})
+	if err != nil {
+		t.Fatal(err)
+	}
+	onlyOld := sign(next, kept...) // old threshold met, new one (3) not
+	if rep, _ := client.RootVerify(onlyOld, v1); rep.SelfOK || !rep.PreviousOK {
+		t.Fatalf("old keys only: %+v", rep)
+	}
+	if err := online.RootPublish(ctx, gun, onlyOld); err == nil {
+		t.Fatal("a rotation without the new threshold was accepted")
+	}
+	// Only new keys: a root of two fresh keys signed by them.
+	n1, _ := ceremony.Keys().Generate(ctx, metadata.ROOT)
+	n2, _ := ceremony.Keys().Generate(ctx, metadata.ROOT)
+	fresh, err := ceremony.RootNext(v1, client.RootChange{AddKeys: []*metadata.Key{n1.Public, n2.Public}, RemoveKeys: m1.Signed.Roles[metadata.ROOT].KeyIDs, Threshold: 2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	freshSigned := sign(fresh, filepath.Join(ceremonyDir, "private", n1.ID+".key"), filepath.Join(ceremonyDir, "private", n2.ID+".key"))
+	if err := online.RootPublish(ctx, gun, freshSigned); err == nil {
+		t.Fatal("a rotation signed only by new keys was accepted")
+	}
+	v2 := sign(next, append(kept, key4)...)
+	if rep, _ := client.RootVerify(v2, v1); !rep.SelfOK || !rep.PreviousOK {
+		t.Fatalf("both thresholds: %+v", rep)
+	}
+	if err := online.RootPublish(ctx, gun, v2); err != nil {
+		t.Fatalf("rotation with both thresholds: %v", err)
+	}
+	// The old client follows the chain to root v2.
+	tm, err := engine.Update(ctx, gun)
+	if err != nil || tm.Root.Signed.Version != 2 {
+		t.Fatalf("old client after rotation: %v", err)
+	}
+	if _, err := engine.Resolve(ctx, gun+":1.0"); err != nil {
+		t.Fatal(err)
+	}
+	st, err := online.Status(ctx, gun)
+	if err != nil || len(st) < 4 {
+		t.Fatalf("status: %v %v", st, err)
+	}
+	for _, r := range st {
+		if r.Soon {
+			t.Errorf("%s expires soon: %v", r.Role, r.Expires)
+		}
+	}
+}
