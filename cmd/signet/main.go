@@ -9,6 +9,9 @@
 //	signet key generate|list|import|export
 //	signet trust pin GUN --root FILE
 //	signet trust show GUN
+//	signet key fetch GUN timestamp|snapshot --out FILE
+//	signet root init|sign|verify|rotate|resign|publish   (offline ceremony)
+//	signet status GUN
 //
 // Global flags --server (SIGNET_SERVER), --trust-dir (SIGNET_TRUST_DIR,
 // default ~/.signet), -o json. SIGNET_TOKEN is sent as a bearer token; for
@@ -100,7 +103,7 @@ func exitCode(err error) int {
 		return exitUsage
 	case errors.Is(err, client.ErrNotSigned), errors.Is(err, errMismatch):
 		return exitNotSigned
-	case errors.As(err, &te), errors.Is(err, client.ErrNoTrust):
+	case errors.As(err, &te), errors.Is(err, client.ErrNoTrust), errors.Is(err, client.ErrThreshold), errors.Is(err, client.ErrExpired):
 		return exitTrust
 	}
 	return exitError
@@ -124,7 +127,8 @@ func (a *app) command() *cobra.Command {
 	pf.StringVar(&a.trustDir, "trust-dir", or(a.getenv("SIGNET_TRUST_DIR"), filepath.Join(home, ".signet")), "trust directory: pinned roots, cache, keys (SIGNET_TRUST_DIR)")
 	pf.StringVarP(&a.output, "output", "o", "text", "output format: text or json")
 
-	root.AddCommand(a.initCmd(), a.signCmd(), a.unsignCmd(), a.resolveCmd(), a.verifyCmd(), a.listCmd(), a.keyCmd(), a.trustCmd())
+	root.AddCommand(a.initCmd(), a.signCmd(), a.unsignCmd(), a.resolveCmd(), a.verifyCmd(), a.listCmd(), a.keyCmd(), a.trustCmd(),
+		a.rootCmd(), a.statusCmd())
 	return root
 }
 
@@ -443,7 +447,7 @@ func (a *app) keyCmd() *cobra.Command {
 		},
 	}
 	imp.Flags().StringVar(&importRole, "role", metadata.TARGETS, "role the key is for")
-	cmd.AddCommand(gen, list, export, imp)
+	cmd.AddCommand(gen, list, export, imp, a.keyFetchCmd())
 	return cmd
 }
 

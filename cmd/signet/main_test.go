@@ -203,3 +203,62 @@ func TestTwoProcessesShareACache(t *testing.T) {
 		}
 	}
 }
+
+// TestCeremonyWalkthrough follows the README's ceremony (N=3, K=2) through
+// the CLI: fetch the server keys online, make and sign the root offline,
+// carry the targets key over, publish, sign, and resolve from a pinned root.
+func TestCeremonyWalkthrough(t *testing.T) {
+	t.Parallel()
+	srv := newServer(t)
+	gun := "registry.example.com/team/ceremony"
+	online := &cli{t: t, server: srv, trustDir: t.TempDir()}
+	offline := &cli{t: t, server: "http://127.0.0.1:1", trustDir: t.TempDir()} // no network
+	work := t.TempDir()
+	f := func(name string) string { return filepath.Join(work, name) }
+	must := func(c *cli, args ...string) string {
+		t.Helper()
+		code, out, e := c.run(args...)
+		if code != 0 {
+			t.Fatalf("%v: exit %d: %s", args, code, e)
+		}
+		return out
+	}
+	must(online, "key", "fetch", gun, "timestamp", "--out", f("timestamp.key.json"))
+	must(online, "key", "fetch", gun, "snapshot", "--out", f("snapshot.key.json"))
+	must(offline, "root", "init", gun, "--keys", "3", "--threshold", "2", "--timestamp-key", f("timestamp.key.json"), "--snapshot-key", f("snapshot.key.json"), "--out", f("root.json"))
+	keys := strings.Fields(must(offline, "key", "list"))
+	var rootKeys []string
+	var targetsKey string
+	for i := 0; i+1 < len(keys); i += 2 {
+		switch keys[i+1] {
+		case "root":
+			rootKeys = append(rootKeys, filepath.Join(offline.trustDir, "private", keys[i]+".key"))
+		case "targets":
+			targetsKey = keys[i]
+		}
+	}
+	if len(rootKeys) != 3 || targetsKey == "" {
+		t.Fatalf("keys: %v", keys)
+	}
+	must(offline, "root", "sign", f("root.json"), "--key", rootKeys[0])
+	if code, _, _ := offline.run("root", "verify", f("root.json")); code != exitTrust {
+		t.Fatalf("1 of 3 verified (exit %d)", code)
+	}
+	must(offline, "root", "sign", f("root.json"), "--key", rootKeys[1])
+	must(offline, "root", "verify", f("root.json"))
+	// Carry the targets key (still encrypted) to the online machine.
+	if err := os.WriteFile(f("targets.pem"), []byte(must(offline, "key", "export", targetsKey)), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	must(online, "key", "import", f("targets.pem"), "--role", "targets")
+	must(online, "root", "publish", gun, f("root.json"))
+	must(online, "sign", gun+":1.0", "--digest", digest1, "--size", "1")
+	engine := &cli{t: t, server: srv, trustDir: t.TempDir()}
+	must(engine, "trust", "pin", gun, "--root", f("root.json"))
+	if out := must(engine, "resolve", gun+":1.0"); strings.TrimSpace(out) != gun+"@"+digest1 {
+		t.Fatalf("resolve: %q", out)
+	}
+	if out := must(online, "status", gun); !strings.Contains(out, "targets") {
+		t.Fatalf("status: %s", out)
+	}
+}

@@ -1,0 +1,271 @@
+package main
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"text/tabwriter"
+	"time"
+
+	"github.com/spf13/cobra"
+	"github.com/theupdateframework/go-tuf/v2/metadata"
+
+	"github.com/signetdev/signet/client"
+)
+
+func readKeyFile(path string) (*metadata.Key, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	var k metadata.Key
+	if err := json.Unmarshal(data, &k); err != nil {
+		return nil, fmt.Errorf("%s is not TUF key JSON: %w", path, err)
+	}
+	return &k, nil
+}
+
+// rootCmd is the offline root ceremony (issue 5). Only `publish` needs the
+// network.
+func (a *app) rootCmd() *cobra.Command {
+	cmd := &cobra.Command{Use: "root", Short: "Offline root key ceremony: init, sign, verify, rotate, resign, publish"}
+
+	var keys, threshold int
+	var tsFile, snapFile, out string
+	var targetsFiles []string
+	initCmd := &cobra.Command{
+		Use: "init GUN --keys N --threshold K --timestamp-key FILE [--snapshot-key FILE] [--targets-key FILE…] --out root.json", Args: exactArgs(1),
+		Short: "Make N root keys (encrypted files) and an unsigned root.json; works with no network",
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if tsFile == "" || out == "" {
+				return usageError{errors.New("--timestamp-key FILE (from `signet key fetch GUN timestamp`) and --out FILE are required")}
+			}
+			plan := client.RootPlan{Keys: keys, Threshold: threshold}
+			var err error
+			if plan.Timestamp, err = readKeyFile(tsFile); err != nil {
+				return err
+			}
+			if snapFile != "" {
+				if plan.Snapshot, err = readKeyFile(snapFile); err != nil {
+					return err
+				}
+			}
+			for _, f := range targetsFiles {
+				k, err := readKeyFile(f)
+				if err != nil {
+					return err
+				}
+				plan.TargetsKeys = append(plan.TargetsKeys, k)
+			}
+			c, err := a.client()
+			if err != nil {
+				return err
+			}
+			root, err := c.RootInit(cmd.Context(), plan)
+			if err != nil {
+				return err
+			}
+			if err := os.WriteFile(out, root, 0o644); err != nil {
+				return err
+			}
+			fmt.Fprintf(a.stdout, "wrote unsigned %s for %s (%d of %d root keys must sign it: signet root sign %s --key FILE)\n", out, args[0], threshold, keys, out)
+			return nil
+		},
+	}
+	initCmd.Flags().IntVar(&keys, "keys", 3, "root keys to make (N)")
+	initCmd.Flags().IntVar(&threshold, "threshold", 2, "root signatures required (K)")
+	initCmd.Flags().StringVar(&tsFile, "timestamp-key", "", "the server's timestamp key (signet key fetch GUN timestamp)")
+	initCmd.Flags().StringVar(&snapFile, "snapshot-key", "", "the server's snapshot key (omit to sign snapshots with the targets key)")
+	initCmd.Flags().StringArrayVar(&targetsFiles, "targets-key", nil, "targets public key file (TUF JSON); default: make one here")
+	initCmd.Flags().StringVar(&out, "out", "root.json", "where to write the unsigned root")
+
+	var keyFile string
+	sign := &cobra.Command{
+		Use: "sign root.json --key FILE", Args: exactArgs(1), Short: "Add one root key's signature, offline",
+		RunE: func(_ *cobra.Command, args []string) error {
+			if keyFile == "" {
+				return usageError{errors.New("--key FILE is required")}
+			}
+			data, err := os.ReadFile(args[0])
+			if err != nil {
+				return err
+			}
+			pass, err := a.passphrase(metadata.ROOT, keyFile)
+			if err != nil {
+				return err
+			}
+			signed, err := client.RootSign(data, keyFile, pass)
+			if err != nil {
+				return err
+			}
+			return os.WriteFile(args[0], signed, 0o644)
+		},
+	}
+	sign.Flags().StringVar(&keyFile, "key", "", "encrypted root key file")
+
+	var previous string
+	verify := &cobra.Command{
+		Use: "verify root.json [--previous old-root.json]", Args: exactArgs(1), Short: "Show who signed and whether the thresholds are met",
+		RunE: func(_ *cobra.Command, args []string) error {
+			data, err := os.ReadFile(args[0])
+			if err != nil {
+				return err
+			}
+			var prev []byte
+			if previous != "" {
+				if prev, err = os.ReadFile(previous); err != nil {
+					return err
+				}
+			}
+			rep, err := client.RootVerify(data, prev)
+			if err != nil {
+				return err
+			}
+			if err := a.print(rep, func(w io.Writer) {
+				tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+				fmt.Fprintf(tw, "root v%d, threshold %d\n", rep.Version, rep.Threshold)
+				for _, k := range rep.Keys {
+					fmt.Fprintf(tw, "%s\tsigned: %v\n", k.ID, k.Signed)
+				}
+				tw.Flush()
+				for _, e := range rep.Errors {
+					fmt.Fprintln(w, "✗", e)
+				}
+			}); err != nil {
+				return err
+			}
+			if !rep.SelfOK || (prev != nil && !rep.PreviousOK) {
+				return fmt.Errorf("%w: %s is not signed to its thresholds yet", client.ErrThreshold, args[0])
+			}
+			return nil
+		},
+	}
+	verify.Flags().StringVar(&previous, "previous", "", "the root this one replaces (checks its threshold too)")
+
+	var addKeys, removeKeys []string
+	var newThreshold int
+	var expires time.Duration
+	next := func(use, short string, rotate bool) *cobra.Command {
+		c := &cobra.Command{
+			Use: use, Args: exactArgs(1), Short: short,
+			RunE: func(_ *cobra.Command, args []string) error {
+				data, err := os.ReadFile(args[0])
+				if err != nil {
+					return err
+				}
+				ch := client.RootChange{Expires: time.Now().Add(expires)}
+				if rotate {
+					ch.RemoveKeys, ch.Threshold = removeKeys, newThreshold
+					for _, f := range addKeys {
+						k, err := readKeyFile(f)
+						if err != nil {
+							return err
+						}
+						ch.AddKeys = append(ch.AddKeys, k)
+					}
+				}
+				cl, err := a.client()
+				if err != nil {
+					return err
+				}
+				n, err := cl.RootNext(data, ch)
+				if err != nil {
+					return err
+				}
+				if err := os.WriteFile(out, n, 0o644); err != nil {
+					return err
+				}
+				fmt.Fprintf(a.stdout, "wrote unsigned %s: sign it with a threshold of the old root's keys and of its own\n", out)
+				return nil
+			},
+		}
+		c.Flags().StringVar(&out, "out", "root.next.json", "where to write the next root")
+		c.Flags().DurationVar(&expires, "expires", client.RootLifetime, "lifetime of the next root")
+		if rotate {
+			c.Flags().StringArrayVar(&addKeys, "add-key", nil, "public root key file (TUF JSON) to add")
+			c.Flags().StringArrayVar(&removeKeys, "remove-key", nil, "root key ID to remove")
+			c.Flags().IntVar(&newThreshold, "threshold", 0, "new root threshold (default: unchanged)")
+		}
+		return c
+	}
+
+	publish := &cobra.Command{
+		Use: "publish GUN root.json", Args: exactArgs(2), Short: "Upload a signed root (no root private key needed here)",
+		RunE: func(cmd *cobra.Command, args []string) error {
+			data, err := os.ReadFile(args[1])
+			if err != nil {
+				return err
+			}
+			c, err := a.client()
+			if err != nil {
+				return err
+			}
+			if err := c.RootPublish(cmd.Context(), args[0], data); err != nil {
+				return err
+			}
+			fmt.Fprintf(a.stdout, "published the root of %s\n", args[0])
+			return nil
+		},
+	}
+	cmd.AddCommand(initCmd, sign, verify, next("rotate root.json", "Make the next root version with keys added or removed, or a new threshold", true),
+		next("resign root.json", "Make the next root version with a new expiry", false), publish)
+	return cmd
+}
+
+// keyFetchCmd writes a server key to a file for the ceremony machine.
+func (a *app) keyFetchCmd() *cobra.Command {
+	var out string
+	cmd := &cobra.Command{
+		Use: "fetch GUN ROLE --out FILE", Args: exactArgs(2), Short: "Write the server's timestamp or snapshot public key to a file",
+		RunE: func(cmd *cobra.Command, args []string) error {
+			c, err := a.client()
+			if err != nil {
+				return err
+			}
+			k, err := c.ServerKey(cmd.Context(), args[0], args[1])
+			if err != nil {
+				return err
+			}
+			data, err := json.MarshalIndent(k, "", "  ")
+			if err != nil {
+				return err
+			}
+			if out == "" {
+				out = args[1] + ".key.json"
+			}
+			return os.WriteFile(out, data, 0o644)
+		},
+	}
+	cmd.Flags().StringVar(&out, "out", "", "file to write (default ROLE.key.json)")
+	return cmd
+}
+
+func (a *app) statusCmd() *cobra.Command {
+	return &cobra.Command{
+		Use: "status GUN", Args: exactArgs(1), Short: "Show when each role expires; warn within 30 days",
+		RunE: func(cmd *cobra.Command, args []string) error {
+			c, err := a.client()
+			if err != nil {
+				return err
+			}
+			st, err := c.Status(cmd.Context(), args[0])
+			if err != nil {
+				return err
+			}
+			return a.print(st, func(w io.Writer) {
+				tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+				fmt.Fprintln(tw, "ROLE\tVERSION\tEXPIRES\t")
+				for _, r := range st {
+					warn := ""
+					if r.Soon {
+						warn = "⚠ expires within 30 days: re-sign it"
+					}
+					fmt.Fprintf(tw, "%s\t%d\t%s\t%s\n", r.Role, r.Version, r.Expires.UTC().Format(time.RFC3339), warn)
+				}
+				tw.Flush()
+			})
+		},
+	}
+}
