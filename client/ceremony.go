@@ -2,7 +2,6 @@ package client
 
 import (
 	"context"
-	"crypto"
 	"encoding/pem"
 	"errors"
 	"fmt"
@@ -12,7 +11,6 @@ import (
 
 	"github.com/sigstore/sigstore/pkg/signature"
 	"github.com/theupdateframework/go-tuf/v2/metadata"
-	"github.com/youmark/pkcs8"
 )
 
 // The offline root ceremony: roots are made, signed and checked with no
@@ -159,14 +157,11 @@ func loadKeyFile(path string, pass []byte) (signature.Signer, error) {
 		return nil, fmt.Errorf("client: %w", err)
 	}
 	b, _ := pem.Decode(data)
-	if b == nil || b.Type != "ENCRYPTED PRIVATE KEY" {
-		return nil, fmt.Errorf("client: %s is not an encrypted PKCS#8 key", path)
-	}
-	priv, err := pkcs8.ParsePKCS8PrivateKey(b.Bytes, pass)
+	s, err := decrypt(b, pass)
 	if err != nil {
-		return nil, fmt.Errorf("client: %s: wrong passphrase or damaged key: %w", path, err)
+		return nil, fmt.Errorf("client: %s: %w", path, err)
 	}
-	return signature.LoadSigner(priv, crypto.Hash(0))
+	return s, nil
 }
 
 // KeySignature says whether one root key signed.

@@ -145,16 +145,24 @@ func (s *FileKeyStore) Signer(_ context.Context, keyID string) (signature.Signer
 	if err != nil {
 		return nil, err
 	}
-	priv, err := pkcs8.ParsePKCS8PrivateKey(b.Bytes, pass)
-	if err != nil {
-		return nil, fmt.Errorf("client: key %s: wrong passphrase or damaged file: %w", keyID, err)
-	}
-	sg, err := signature.LoadSigner(priv, crypto.Hash(0))
+	sg, err := decrypt(b, pass)
 	if err != nil {
 		return nil, fmt.Errorf("client: key %s: %w", keyID, err)
 	}
 	s.unlocked[keyID] = sg
 	return sg, nil
+}
+
+// decrypt opens an encrypted PKCS#8 PEM block.
+func decrypt(b *pem.Block, pass []byte) (signature.Signer, error) {
+	if b == nil || b.Type != "ENCRYPTED PRIVATE KEY" {
+		return nil, errors.New("not an encrypted PKCS#8 key")
+	}
+	priv, err := pkcs8.ParsePKCS8PrivateKey(b.Bytes, pass)
+	if err != nil {
+		return nil, fmt.Errorf("wrong passphrase or damaged key: %w", err)
+	}
+	return signature.LoadSigner(priv, crypto.Hash(0))
 }
 
 // List implements KeyStore.
