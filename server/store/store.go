@@ -124,3 +124,56 @@ type MetaStore interface {
 type Watcher interface {
 	Watch(ctx context.Context, changed func(gun string)) error
 }
+
+// ErrStagedConflict reports that a staged change was updated or removed by
+// someone else since it was read. Nothing was stored.
+var ErrStagedConflict = errors.New("store: staged change changed concurrently")
+
+// MaxStagedPerGUN bounds how many staged changes one repository may hold.
+const MaxStagedPerGUN = 64
+
+// Staged is a partially signed change to a repository's metadata, waiting
+// for more signatures (k-of-n signing). Data is opaque to the store.
+type Staged struct {
+	GUN string
+	ID  string
+	// Revision is 1 when created and grows by one with every update; an
+	// update names the revision it read.
+	Revision  int64
+	Data      []byte
+	CreatedAt time.Time
+	Expires   time.Time
+}
+
+// StagedStore stores staged changes. Every backend implements it; Delete
+// of a repository removes its staged changes too. Expired changes are kept
+// until DeleteExpiredStaged: readers compare Expires with their own clock.
+type StagedStore interface {
+	// CreateStaged stores a new staged change with Revision 1. It returns
+	// ErrStagedConflict if gun already holds a change with s.ID, and
+	// ErrTooManyStaged if gun already holds MaxStagedPerGUN changes.
+	CreateStaged(ctx context.Context, s *Staged) error
+	// UpdateStaged replaces Data of the change s.GUN/s.ID if its revision
+	// is still s.Revision, and then sets s.Revision to the new revision.
+	// Otherwise it returns ErrStagedConflict (changed) or ErrNotFound (gone).
+	UpdateStaged(ctx context.Context, s *Staged) error
+	// GetStaged returns one staged change, or ErrNotFound.
+	GetStaged(ctx context.Context, gun, id string) (*Staged, error)
+	// ListStaged returns gun's staged changes, oldest first.
+	ListStaged(ctx context.Context, gun string) ([]*Staged, error)
+	// DeleteStaged removes one staged change if its revision is still
+	// revision (0: any), else ErrStagedConflict; ErrNotFound if gone.
+	DeleteStaged(ctx context.Context, gun, id string, revision int64) error
+	// PublishStaged stores updates as UpdateMany does and, in the same
+	// transaction, removes the staged change gun/id if its revision is still
+	// revision. Otherwise nothing is stored and the error is
+	// ErrStagedConflict (or ErrNotFound if the change is gone).
+	PublishStaged(ctx context.Context, gun, id string, revision int64, updates []Update) error
+	// DeleteExpiredStaged removes every staged change that expired before
+	// the given time and returns how many.
+	DeleteExpiredStaged(ctx context.Context, before time.Time) (int64, error)
+}
+
+// ErrTooManyStaged reports that a repository holds MaxStagedPerGUN staged
+// changes already.
+var ErrTooManyStaged = errors.New("store: too many staged changes")

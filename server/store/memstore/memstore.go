@@ -24,13 +24,14 @@ type Store struct {
 	versions map[key][]*store.Meta // ascending by version
 	changes  []store.Change
 	nextID   int64
+	staged   map[key]*store.Staged // key.role holds the staged change's ID
 }
 
 var _ store.MetaStore = (*Store)(nil)
 
 // New returns an empty store.
 func New() *Store {
-	return &Store{now: time.Now, versions: map[key][]*store.Meta{}, nextID: 1}
+	return &Store{now: time.Now, versions: map[key][]*store.Meta{}, nextID: 1, staged: map[key]*store.Staged{}}
 }
 
 func clone(m *store.Meta) *store.Meta {
@@ -46,6 +47,10 @@ func (s *Store) UpdateMany(ctx context.Context, gun string, updates []store.Upda
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	return s.updateLocked(gun, updates)
+}
+
+func (s *Store) updateLocked(gun string, updates []store.Update) error {
 	for _, u := range updates {
 		for _, m := range s.versions[key{gun, u.Role}] {
 			if m.Version == u.Version {
@@ -115,6 +120,11 @@ func (s *Store) Delete(ctx context.Context, gun string) error {
 	}
 	if !found {
 		return fmt.Errorf("memstore: delete %s: %w", gun, store.ErrNotFound)
+	}
+	for k := range s.staged {
+		if k.gun == gun {
+			delete(s.staged, k)
+		}
 	}
 	s.changes = append(s.changes, store.Change{ID: s.nextID, GUN: gun, Category: store.ChangeDeletion, CreatedAt: s.now().UTC()})
 	s.nextID++

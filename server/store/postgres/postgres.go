@@ -125,52 +125,59 @@ func translate(err error) error {
 
 // UpdateMany implements store.MetaStore.
 func (s *Store) UpdateMany(ctx context.Context, gun string, updates []store.Update) error {
-	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
-		roles := make([]string, len(updates))
-		versions := make([]int64, len(updates))
-		for i, u := range updates {
-			roles[i], versions[i] = u.Role, u.Version
-		}
-		// Serialise writers of this GUN, then look for a collision: the
-		// loser learns which role lost. The primary key stays the guard.
-		// Two statements (one round trip): under READ COMMITTED the lookup
-		// must take its snapshot after the lock is held.
-		pre := &pgx.Batch{}
-		pre.Queue(`SELECT pg_advisory_xact_lock(hashtextextended($1, 0))`, gun)
-		pre.Queue(`SELECT f.role, f.version FROM tuf_files f
+	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error { return updateTx(ctx, tx, gun, updates) })
+	return updateErr(gun, err)
+}
+
+// updateTx stores updates of gun in tx: the body of UpdateMany.
+func updateTx(ctx context.Context, tx pgx.Tx, gun string, updates []store.Update) error {
+	roles := make([]string, len(updates))
+	versions := make([]int64, len(updates))
+	for i, u := range updates {
+		roles[i], versions[i] = u.Role, u.Version
+	}
+	// Serialise writers of this GUN, then look for a collision: the
+	// loser learns which role lost. The primary key stays the guard.
+	// Two statements (one round trip): under READ COMMITTED the lookup
+	// must take its snapshot after the lock is held.
+	pre := &pgx.Batch{}
+	pre.Queue(`SELECT pg_advisory_xact_lock(hashtextextended($1, 0))`, gun)
+	pre.Queue(`SELECT f.role, f.version FROM tuf_files f
 			JOIN unnest($2::text[], $3::bigint[]) AS u(role, version) ON f.role = u.role AND f.version = u.version
 			WHERE f.gun = $1 LIMIT 1`, gun, roles, versions)
-		br := tx.SendBatch(ctx, pre)
-		_, lockErr := br.Exec()
-		var role string
-		var version int64
-		scanErr := br.QueryRow().Scan(&role, &version)
-		if err := errors.Join(lockErr, br.Close()); err != nil {
-			return err
-		}
-		switch {
-		case scanErr == nil:
-			return &store.VersionConflictError{GUN: gun, Role: role, Version: version}
-		case !errors.Is(scanErr, pgx.ErrNoRows):
-			return scanErr
-		}
-		b := &pgx.Batch{}
-		var tsVersion int64
-		var tsSHA string
-		for _, u := range updates {
-			b.Queue(`INSERT INTO tuf_files (gun, role, version, sha256, data, expires) VALUES ($1, $2, $3, $4, $5, $6)`,
-				gun, u.Role, u.Version, u.SHA256, u.Data, u.Expires)
-			b.Queue(`INSERT INTO current_files (gun, role, version, expires) VALUES ($1, $2, $3, $4)
+	br := tx.SendBatch(ctx, pre)
+	_, lockErr := br.Exec()
+	var role string
+	var version int64
+	scanErr := br.QueryRow().Scan(&role, &version)
+	if err := errors.Join(lockErr, br.Close()); err != nil {
+		return err
+	}
+	switch {
+	case scanErr == nil:
+		return &store.VersionConflictError{GUN: gun, Role: role, Version: version}
+	case !errors.Is(scanErr, pgx.ErrNoRows):
+		return scanErr
+	}
+	b := &pgx.Batch{}
+	var tsVersion int64
+	var tsSHA string
+	for _, u := range updates {
+		b.Queue(`INSERT INTO tuf_files (gun, role, version, sha256, data, expires) VALUES ($1, $2, $3, $4, $5, $6)`,
+			gun, u.Role, u.Version, u.SHA256, u.Data, u.Expires)
+		b.Queue(`INSERT INTO current_files (gun, role, version, expires) VALUES ($1, $2, $3, $4)
 				ON CONFLICT (gun, role) DO UPDATE SET version = EXCLUDED.version, expires = EXCLUDED.expires
 				WHERE EXCLUDED.version > current_files.version`, gun, u.Role, u.Version, u.Expires)
-			if u.Role == "timestamp" {
-				tsVersion, tsSHA = u.Version, u.SHA256
-			}
+		if u.Role == "timestamp" {
+			tsVersion, tsSHA = u.Version, u.SHA256
 		}
-		b.Queue(`INSERT INTO changefeed (gun, category, version, sha256) VALUES ($1, $2, $3, $4)`, gun, store.ChangeUpdate, tsVersion, tsSHA)
-		b.Queue(`SELECT pg_notify($1, $2)`, channel, gun)
-		return tx.SendBatch(ctx, b).Close()
-	})
+	}
+	b.Queue(`INSERT INTO changefeed (gun, category, version, sha256) VALUES ($1, $2, $3, $4)`, gun, store.ChangeUpdate, tsVersion, tsSHA)
+	b.Queue(`SELECT pg_notify($1, $2)`, channel, gun)
+	return tx.SendBatch(ctx, b).Close()
+}
+
+func updateErr(gun string, err error) error {
 	var vc *store.VersionConflictError
 	if errors.As(err, &vc) {
 		return err
@@ -233,6 +240,7 @@ func (s *Store) Delete(ctx context.Context, gun string) error {
 		}
 		b := &pgx.Batch{}
 		b.Queue(`DELETE FROM current_files WHERE gun = $1`, gun)
+		b.Queue(`DELETE FROM staged_changes WHERE gun = $1`, gun)
 		b.Queue(`INSERT INTO changefeed (gun, category) VALUES ($1, $2)`, gun, store.ChangeDeletion)
 		b.Queue(`SELECT pg_notify($1, $2)`, channel, gun)
 		return tx.SendBatch(ctx, b).Close()

@@ -63,16 +63,28 @@ func nanos(t time.Time) int64 { return t.UTC().UnixNano() }
 func fromNanos(n int64) time.Time { return time.Unix(0, n).UTC() }
 
 // UpdateMany implements store.MetaStore.
-func (s *Store) UpdateMany(ctx context.Context, gun string, updates []store.Update) (err error) {
+func (s *Store) UpdateMany(ctx context.Context, gun string, updates []store.Update) error {
+	return s.inTx(ctx, "update "+gun, func(tx *sql.Tx) error { return s.updateTx(ctx, tx, gun, updates) })
+}
+
+// inTx runs fn in a transaction and commits it if fn succeeds.
+func (s *Store) inTx(ctx context.Context, what string, fn func(*sql.Tx) error) error {
 	tx, err := s.db.BeginTx(ctx, nil)
 	if err != nil {
-		return fmt.Errorf("sqlite: update %s: %w", gun, err)
+		return fmt.Errorf("sqlite: %s: %w", what, err)
 	}
-	defer func() {
-		if err != nil {
-			_ = tx.Rollback()
-		}
-	}()
+	if err := fn(tx); err != nil {
+		_ = tx.Rollback()
+		return err
+	}
+	if err := tx.Commit(); err != nil {
+		return fmt.Errorf("sqlite: %s: commit: %w", what, err)
+	}
+	return nil
+}
+
+// updateTx stores updates of gun in tx: the body of UpdateMany.
+func (s *Store) updateTx(ctx context.Context, tx *sql.Tx, gun string, updates []store.Update) error {
 	now := nanos(s.now())
 	var tsVersion int64
 	var tsSHA string
@@ -101,9 +113,6 @@ func (s *Store) UpdateMany(ctx context.Context, gun string, updates []store.Upda
 	if _, err := tx.ExecContext(ctx, `INSERT INTO changefeed (gun, category, version, sha256, created_at) VALUES (?, ?, ?, ?, ?)`,
 		gun, store.ChangeUpdate, tsVersion, tsSHA, now); err != nil {
 		return fmt.Errorf("sqlite: update %s: changefeed: %w", gun, err)
-	}
-	if err := tx.Commit(); err != nil {
-		return fmt.Errorf("sqlite: update %s: commit: %w", gun, err)
 	}
 	return nil
 }
@@ -154,33 +163,25 @@ func (s *Store) GetChecksum(ctx context.Context, gun, role, checksum string) (*s
 }
 
 // Delete implements store.MetaStore.
-func (s *Store) Delete(ctx context.Context, gun string) (err error) {
-	tx, err := s.db.BeginTx(ctx, nil)
-	if err != nil {
-		return fmt.Errorf("sqlite: delete %s: %w", gun, err)
-	}
-	defer func() {
+func (s *Store) Delete(ctx context.Context, gun string) error {
+	return s.inTx(ctx, "delete "+gun, func(tx *sql.Tx) error {
+		res, err := tx.ExecContext(ctx, `DELETE FROM tuf_files WHERE gun = ?`, gun)
 		if err != nil {
-			_ = tx.Rollback()
+			return fmt.Errorf("sqlite: delete %s: %w", gun, err)
 		}
-	}()
-	res, err := tx.ExecContext(ctx, `DELETE FROM tuf_files WHERE gun = ?`, gun)
-	if err != nil {
-		return fmt.Errorf("sqlite: delete %s: %w", gun, err)
-	}
-	if n, err := res.RowsAffected(); err != nil || n == 0 {
-		return fmt.Errorf("sqlite: delete %s: %w", gun, store.ErrNotFound)
-	}
-	if _, err := tx.ExecContext(ctx, `DELETE FROM current_files WHERE gun = ?`, gun); err != nil {
-		return fmt.Errorf("sqlite: delete %s: %w", gun, err)
-	}
-	if _, err := tx.ExecContext(ctx, `INSERT INTO changefeed (gun, category, created_at) VALUES (?, ?, ?)`, gun, store.ChangeDeletion, nanos(s.now())); err != nil {
-		return fmt.Errorf("sqlite: delete %s: changefeed: %w", gun, err)
-	}
-	if err := tx.Commit(); err != nil {
-		return fmt.Errorf("sqlite: delete %s: commit: %w", gun, err)
-	}
-	return nil
+		if n, err := res.RowsAffected(); err != nil || n == 0 {
+			return fmt.Errorf("sqlite: delete %s: %w", gun, store.ErrNotFound)
+		}
+		for _, q := range []string{`DELETE FROM current_files WHERE gun = ?`, `DELETE FROM staged_changes WHERE gun = ?`} {
+			if _, err := tx.ExecContext(ctx, q, gun); err != nil {
+				return fmt.Errorf("sqlite: delete %s: %w", gun, err)
+			}
+		}
+		if _, err := tx.ExecContext(ctx, `INSERT INTO changefeed (gun, category, created_at) VALUES (?, ?, ?)`, gun, store.ChangeDeletion, nanos(s.now())); err != nil {
+			return fmt.Errorf("sqlite: delete %s: changefeed: %w", gun, err)
+		}
+		return nil
+	})
 }
 
 // Changes implements store.MetaStore.

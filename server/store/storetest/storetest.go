@@ -30,6 +30,11 @@ func Run(t *testing.T, newStore func(t *testing.T) store.MetaStore) {
 		{"ChangesPaging", testChangesPaging},
 		{"Expiring", testExpiring},
 		{"CanceledContext", testCanceledContext},
+		{"Staged", stagedTest(testStaged)},
+		{"StagedRevisions", stagedTest(testStagedRevisions)},
+		{"StagedPublish", stagedTest(testStagedPublish)},
+		{"StagedRacePublish", stagedTest(testStagedRacePublish)},
+		{"StagedBoundAndExpiry", stagedTest(testStagedBoundAndExpiry)},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
