@@ -44,8 +44,10 @@ func notFound(msg string) error {
 // statusOf maps tufrepo's codes to HTTP statuses.
 func statusOf(c tufrepo.Code) int {
 	switch c {
-	case tufrepo.CodeVersionConflict:
+	case tufrepo.CodeVersionConflict, tufrepo.CodeStaleStaged, tufrepo.CodeTooManyStaged:
 		return http.StatusConflict
+	case tufrepo.CodeStagedExpired:
+		return http.StatusGone
 	case tufrepo.CodeNotFound:
 		return http.StatusNotFound
 	case tufrepo.CodeSignerDown, tufrepo.CodeStoreDown:

@@ -199,6 +199,11 @@ func (s *Server) repoRoutes() http.Handler {
 	t.Post("/_trust/tuf/*", s.handle(s.rotateKey))
 	t.Post("/_trust/tuf/", s.handle(s.publish))
 	t.Delete("/_trust/tuf/", s.handle(s.deleteRepo))
+	t.Get("/_trust/staged/", s.handle(s.listStaged))
+	t.Post("/_trust/staged/", s.handle(s.stage))
+	t.Get("/_trust/staged/{id}", s.handle(s.getStaged))
+	t.Post("/_trust/staged/{id}", s.handle(s.approve))
+	t.Delete("/_trust/staged/{id}", s.handle(s.withdrawStaged))
 	t.NotFound(s.handle(func(http.ResponseWriter, *http.Request) error { return notFound("no such endpoint") }))
 	t.MethodNotAllowed(s.handle(func(http.ResponseWriter, *http.Request) error {
 		return &httpError{status: http.StatusMethodNotAllowed, code: codeMethod, msg: "method not allowed"}
@@ -267,5 +272,10 @@ func (s *Server) sweepOnce(ctx context.Context) {
 	s.metrics.refreshes.Add(float64(n))
 	if err != nil && ctx.Err() == nil {
 		s.log.WarnContext(ctx, "sweep incomplete", "refreshed", n, "err", err)
+	}
+	if n, err := s.repo.SweepStaged(ctx); err != nil && ctx.Err() == nil {
+		s.log.WarnContext(ctx, "sweep of expired staged changes failed", "err", err)
+	} else if n > 0 {
+		s.log.InfoContext(ctx, "removed expired staged changes", "count", n)
 	}
 }

@@ -291,3 +291,75 @@ func (c *Cache) removeLocked(el *list.Element) {
 	delete(c.guns, g.gun)
 	c.bytes -= g.bytes
 }
+
+// errNoStaged: the wrapped store keeps no staged changes (every backend
+// does; only a test fake might not).
+var errNoStaged = errors.New("metacache: the store does not keep staged changes")
+
+func (d direct) staged() (store.StagedStore, error) {
+	ss, ok := d.c.MetaStore.(store.StagedStore)
+	if !ok {
+		return nil, errNoStaged
+	}
+	return ss, nil
+}
+
+// The direct view passes staged changes through; publishing one
+// invalidates the GUN like any write.
+
+func (d direct) CreateStaged(ctx context.Context, s *store.Staged) error {
+	ss, err := d.staged()
+	if err != nil {
+		return err
+	}
+	return ss.CreateStaged(ctx, s)
+}
+
+func (d direct) UpdateStaged(ctx context.Context, s *store.Staged) error {
+	ss, err := d.staged()
+	if err != nil {
+		return err
+	}
+	return ss.UpdateStaged(ctx, s)
+}
+
+func (d direct) GetStaged(ctx context.Context, gun, id string) (*store.Staged, error) {
+	ss, err := d.staged()
+	if err != nil {
+		return nil, err
+	}
+	return ss.GetStaged(ctx, gun, id)
+}
+
+func (d direct) ListStaged(ctx context.Context, gun string) ([]*store.Staged, error) {
+	ss, err := d.staged()
+	if err != nil {
+		return nil, err
+	}
+	return ss.ListStaged(ctx, gun)
+}
+
+func (d direct) DeleteStaged(ctx context.Context, gun, id string, revision int64) error {
+	ss, err := d.staged()
+	if err != nil {
+		return err
+	}
+	return ss.DeleteStaged(ctx, gun, id, revision)
+}
+
+func (d direct) PublishStaged(ctx context.Context, gun, id string, revision int64, updates []store.Update) error {
+	ss, err := d.staged()
+	if err != nil {
+		return err
+	}
+	defer d.c.Invalidate(gun)
+	return ss.PublishStaged(ctx, gun, id, revision, updates)
+}
+
+func (d direct) DeleteExpiredStaged(ctx context.Context, before time.Time) (int64, error) {
+	ss, err := d.staged()
+	if err != nil {
+		return 0, err
+	}
+	return ss.DeleteExpiredStaged(ctx, before)
+}

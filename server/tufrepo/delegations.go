@@ -1,8 +1,6 @@
 package tufrepo
 
 import (
-	"crypto/sha256"
-	"crypto/x509"
 	"encoding/json"
 	"fmt"
 	"slices"
@@ -233,7 +231,7 @@ func (s *state) changedDelegations(root *metadata.Metadata[metadata.RootType], f
 
 // verifyTargets checks signatures, versions against the new snapshot and
 // expiry of every planned role with go-tuf, delegators first.
-func (s *state) verifyTargets(trusted *trustedmetadata.TrustedMetadata, nodes []*node) error {
+func (s *state) verifyTargets(trusted *trustedmetadata.TrustedMetadata, nodes []*node, partial bool, p *prepared) error {
 	for _, n := range nodes {
 		if n.delegator != metadata.ROOT {
 			if _, ok := trusted.Targets[n.delegator]; !ok {
@@ -246,6 +244,15 @@ func (s *state) verifyTargets(trusted *trustedmetadata.TrustedMetadata, nodes []
 			}
 		}
 		data, ok := s.up.raw[n.name]
+		if ok && partial {
+			done, err := s.verifyPartial(trusted, n, data, p)
+			if err != nil {
+				return err
+			}
+			if !done {
+				continue
+			}
+		}
 		if !ok {
 			cur, err := s.current(n.name)
 			if err != nil {
@@ -350,15 +357,11 @@ func checkThreshold(in, role string, keys map[string]*metadata.Key, ids []string
 		if !ok || k == nil {
 			return refuse(CodeInvalid, in, "role %s names key %s, which is not defined", role, id)
 		}
-		pub, err := k.ToPublicKey()
+		fp, err := fingerprint(k)
 		if err != nil {
 			return refuse(CodeInvalid, in, "key %s does not parse: %v", id, err)
 		}
-		der, err := x509.MarshalPKIXPublicKey(pub)
-		if err != nil {
-			return refuse(CodeInvalid, in, "key %s: %v", id, err)
-		}
-		distinct[sha256.Sum256(der)] = true
+		distinct[fp] = true
 	}
 	if threshold < 1 || threshold > len(distinct) {
 		return refuse(CodeInvalid, in, "role %s has threshold %d but %d distinct keys; the threshold must be between 1 and the number of keys", role, threshold, len(distinct))

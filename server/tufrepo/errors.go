@@ -28,6 +28,9 @@ const (
 	CodeSignerDown       Code = "SIGNER_UNAVAILABLE"    // online signer unreachable
 	CodeStoreDown        Code = "DATABASE_UNAVAILABLE"  // database unreachable
 	CodeUnsupported      Code = "UNSUPPORTED_OPERATION" // e.g. a key for a role that is not server-managed
+	CodeStaleStaged      Code = "STAGED_CHANGE_STALE"   // a role of the staged change was published since
+	CodeStagedExpired    Code = "STAGED_CHANGE_EXPIRED" // a staged change outlived its lifetime
+	CodeTooManyStaged    Code = "TOO_MANY_STAGED"       // the repository holds too many staged changes
 )
 
 // Error is a refusal with a stable code, the role it concerns (if any) and

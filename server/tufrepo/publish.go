@@ -39,7 +39,7 @@ func (r *Repo) Publish(ctx context.Context, gun string, files map[string][]byte)
 	}
 	var lastErr error
 	for range maxPublishAttempts {
-		p, err := r.prepare(ctx, gun, files)
+		p, err := r.prepare(ctx, gun, files, false)
 		if err != nil {
 			return nil, err
 		}
@@ -59,6 +59,11 @@ func (r *Repo) Publish(ctx context.Context, gun string, files map[string][]byte)
 type prepared struct {
 	updates []store.Update
 	result  *Result
+	// roles reports, in partial mode, every uploaded targets-type role and
+	// the distinct keys that signed it; complete is false when one of them
+	// is below its threshold (then updates must not be stored).
+	roles    []StagedRole
+	complete bool
 }
 
 // uploads are the parsed files of one publish.
@@ -186,7 +191,11 @@ func (s *state) storedVersion(role string) (int64, error) {
 	return cur.Version, nil
 }
 
-func (r *Repo) prepare(ctx context.Context, gun string, files map[string][]byte) (*prepared, error) {
+// prepare validates files and builds everything a publish stores. In
+// partial mode (staged changes), uploaded targets-type roles may be signed
+// by fewer keys than their threshold, as long as every signature on them
+// verifies; prepared.complete says whether all thresholds are met.
+func (r *Repo) prepare(ctx context.Context, gun string, files map[string][]byte, partial bool) (*prepared, error) {
 	now := r.now().UTC()
 	up, err := parseUploads(files)
 	if err != nil {
@@ -276,14 +285,14 @@ func (r *Repo) prepare(ctx context.Context, gun string, files map[string][]byte)
 	if _, err := trusted.UpdateSnapshot(snapBytes, false); err != nil {
 		return nil, fromTUF(metadata.SNAPSHOT, err)
 	}
-	if err := s.verifyTargets(trusted, verify); err != nil {
+	p := &prepared{updates: updates, result: res, complete: true}
+	if err := s.verifyTargets(trusted, verify, partial, p); err != nil {
 		return nil, err
 	}
-
 	for _, u := range updates {
 		res.Versions[u.Role] = u.Version
 	}
-	return &prepared{updates: updates, result: res}, nil
+	return p, nil
 }
 
 // trustRoot loads the stored root, or the uploaded one (as the next link of

@@ -44,6 +44,7 @@ type Repo struct {
 	log               *slog.Logger
 	timestampLifetime time.Duration
 	snapshotLifetime  time.Duration
+	stagedLifetime    time.Duration
 	keyAlgorithm      signer.Algorithm
 	keys              keyCache
 	roots             rootCache
@@ -76,6 +77,7 @@ func New(st store.MetaStore, sg signer.Service, opts ...Option) *Repo {
 		log:               slog.New(slog.DiscardHandler),
 		timestampLifetime: DefaultTimestampLifetime,
 		snapshotLifetime:  DefaultSnapshotLifetime,
+		stagedLifetime:    DefaultStagedLifetime,
 		keyAlgorithm:      signer.Ed25519,
 		keys:              keyCache{entries: map[string]keyEntry{}},
 		roots:             rootCache{roots: map[string]*metadata.Metadata[metadata.RootType]{}},
