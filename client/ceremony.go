@@ -249,7 +249,7 @@ func (c *Client) RootPublish(ctx context.Context, gun string, root []byte) error
 		}
 		files[metadata.TARGETS] = data
 	}
-	if err := c.post(ctx, gun, files); err != nil {
+	if _, err := c.post(ctx, gun, files); err != nil {
 		return err
 	}
 	if m.Signed.Version == 1 {

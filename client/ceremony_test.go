@@ -79,7 +79,7 @@ func TestRootCeremony(t *testing.T) {
 	if err := online.RootPublish(ctx, gun, v1); err != nil {
 		t.Fatal(err)
 	}
-	if err := online.Publish(ctx, gun, []client.Change{{Tag: "1.0", Digest: d10, Size: 1}}); err != nil {
+	if _, err := online.Publish(ctx, gun, []client.Change{{Tag: "1.0", Digest: d10, Size: 1}}); err != nil {
 		t.Fatal(err)
 	}
 	engine := newClient(t, url, t.TempDir())

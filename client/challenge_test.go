@@ -76,7 +76,7 @@ func TestFollowsRegistryChallenge(t *testing.T) {
 	if err != nil {
 		t.Fatalf("init through the token service: %v", err)
 	}
-	if err := dev.Publish(ctx, gun, []client.Change{{Tag: "1.0", Digest: d10, Size: 1}}); err != nil {
+	if _, err := dev.Publish(ctx, gun, []client.Change{{Tag: "1.0", Digest: d10, Size: 1}}); err != nil {
 		t.Fatal(err)
 	}
 	if got, err := dev.Resolve(ctx, gun+":1.0"); err != nil || got.Digest != d10 {

@@ -67,7 +67,7 @@ func publisher(t *testing.T, url string) (dev, engine *client.Client) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := dev.Publish(ctx, gun, []client.Change{{Tag: "1.0", Digest: d10, Size: 1234}}); err != nil {
+	if _, err := dev.Publish(ctx, gun, []client.Change{{Tag: "1.0", Digest: d10, Size: 1234}}); err != nil {
 		t.Fatal(err)
 	}
 	engine = newClient(t, url, t.TempDir())
@@ -92,7 +92,7 @@ func TestSignResolveUnsign(t *testing.T) {
 	if _, err := engine.Resolve(ctx, gun+":2.0"); !errors.Is(err, client.ErrNotSigned) || !strings.Contains(err.Error(), gun+":2.0 is not signed") {
 		t.Fatalf("unsigned tag: %v", err)
 	}
-	if err := dev.Publish(ctx, gun, []client.Change{{Tag: "1.0", Remove: true}}); err != nil {
+	if _, err := dev.Publish(ctx, gun, []client.Change{{Tag: "1.0", Remove: true}}); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := engine.Resolve(ctx, gun+":1.0"); !errors.Is(err, client.ErrNotSigned) {
@@ -182,7 +182,7 @@ func TestAttacksFailClosed(t *testing.T) {
 	if _, err := engine.Resolve(ctx, gun+":1.0"); err != nil {
 		t.Fatal(err)
 	}
-	if err := dev.Publish(ctx, gun, []client.Change{{Tag: "1.1", Digest: digest.FromString("1.1"), Size: 1}}); err != nil {
+	if _, err := dev.Publish(ctx, gun, []client.Change{{Tag: "1.1", Digest: digest.FromString("1.1"), Size: 1}}); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := engine.Resolve(ctx, gun+":1.1"); err != nil {
@@ -263,7 +263,7 @@ func TestSharedTrustDir(t *testing.T) {
 		})
 	}
 	for v := range 5 {
-		if err := dev.Publish(ctx, gun, []client.Change{{Tag: "v", Digest: digest.FromString(string(rune('a' + v))), Size: 1}}); err != nil {
+		if _, err := dev.Publish(ctx, gun, []client.Change{{Tag: "v", Digest: digest.FromString(string(rune('a' + v))), Size: 1}}); err != nil {
 			t.Error(err)
 		}
 	}
@@ -294,7 +294,7 @@ func TestConcurrentPublishersRetry(t *testing.T) {
 	for i := range 6 {
 		wg.Go(func() {
 			c := devs[i%2]
-			if err := c.Publish(ctx, gun, []client.Change{{Tag: fmt.Sprintf("t%d", i), Digest: digest.FromString(fmt.Sprint(i)), Size: 1}}); err != nil {
+			if _, err := c.Publish(ctx, gun, []client.Change{{Tag: fmt.Sprintf("t%d", i), Digest: digest.FromString(fmt.Sprint(i)), Size: 1}}); err != nil {
 				t.Error(err)
 			}
 		})
@@ -320,7 +320,7 @@ func TestMaxStaleness(t *testing.T) {
 	if _, err := lazy.Resolve(ctx, gun+":1.0"); err != nil {
 		t.Fatal(err)
 	}
-	if err := dev.Publish(ctx, gun, []client.Change{{Tag: "2.0", Digest: d10, Size: 1}}); err != nil {
+	if _, err := dev.Publish(ctx, gun, []client.Change{{Tag: "2.0", Digest: d10, Size: 1}}); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := lazy.Resolve(ctx, gun+":2.0"); !errors.Is(err, client.ErrNotSigned) {

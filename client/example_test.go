@@ -35,7 +35,7 @@ func Example() {
 		log.Fatal(err)
 	}
 	d := digest.FromString("the manifest")
-	if err := dev.Publish(ctx, "registry.example.com/team/app", []client.Change{{Tag: "1.2", Digest: d, Size: 12}}); err != nil {
+	if _, err := dev.Publish(ctx, "registry.example.com/team/app", []client.Change{{Tag: "1.2", Digest: d, Size: 12}}); err != nil {
 		log.Fatal(err)
 	}
 

@@ -11,6 +11,7 @@ import (
 	"math/rand/v2"
 	"mime/multipart"
 	"net/http"
+	"slices"
 	"time"
 
 	"github.com/opencontainers/go-digest"
@@ -86,7 +87,7 @@ func (c *Client) Init(ctx context.Context, gun string) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	if err := c.post(ctx, gun, map[string][]byte{metadata.ROOT: rootBytes, metadata.TARGETS: targetsBytes}); err != nil {
+	if _, err := c.post(ctx, gun, map[string][]byte{metadata.ROOT: rootBytes, metadata.TARGETS: targetsBytes}); err != nil {
 		return nil, err
 	}
 	return rootBytes, c.PinRoot(gun, rootBytes)
@@ -110,76 +111,270 @@ func (c *Client) ServerKey(ctx context.Context, gun, role string) (*metadata.Key
 	return &k, nil
 }
 
-// Publish applies changes to gun's targets, signs and publishes them. On a
-// conflict (someone published meanwhile) it updates, re-applies the changes
-// and retries, a bounded number of times.
-func (c *Client) Publish(ctx context.Context, gun string, changes []Change) error {
+// Outcome is the result of a publish.
+type Outcome struct {
+	// Roles are the roles this change signed, sorted.
+	Roles []string
+	// Published maps every stored role to its new version when the change
+	// was published.
+	Published map[string]int64
+	// Staged is set instead when some role is signed by fewer keys than its
+	// threshold: the change waits on the server for other key holders to
+	// approve it (Approve, signet approve).
+	Staged *StagedChange
+}
+
+// Publish signs changes with the keys of the role each tag belongs to and
+// publishes them in one upload (see PublishAs).
+func (c *Client) Publish(ctx context.Context, gun string, changes []Change) (*Outcome, error) {
+	return c.PublishAs(ctx, gun, "", changes)
+}
+
+// PublishAs applies changes to role ("targets" or a delegated role) and
+// publishes them in one upload. With role "", each added tag goes to the
+// first delegated role, in TUF's pre-order walk, that may list it and whose
+// key this trust directory holds, else to targets; a removed tag is removed
+// from the role that lists it. When a role's threshold needs more keys
+// than this trust directory holds, the change is staged on the server for
+// the other holders. On a conflict (someone published meanwhile) it
+// updates, re-applies the changes and retries, a bounded number of times.
+func (c *Client) PublishAs(ctx context.Context, gun, role string, changes []Change) (*Outcome, error) {
+	if len(changes) == 0 {
+		return nil, errors.New("client: nothing to publish")
+	}
+	return c.retry(ctx, gun, func(s *roleState) error {
+		for _, ch := range changes {
+			if err := s.apply(role, ch); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+}
+
+// retry builds the pending roles with build on the latest verified state
+// and submits them, again on each 409.
+func (c *Client) retry(ctx context.Context, gun string, build func(*roleState) error) (*Outcome, error) {
 	ctx, cancel := context.WithTimeout(ctx, c.opts.Timeout)
 	defer cancel()
 	var last error
 	for attempt := range maxAttempts {
-		err := c.publishOnce(ctx, gun, changes)
+		out, err := c.submitOnce(ctx, gun, build)
 		var se *ServerError
-		if !errors.As(err, &se) || se.Status != http.StatusConflict {
-			return err
+		if !errors.As(err, &se) || se.Status != http.StatusConflict || se.Code == "STAGED_CHANGE_STALE" {
+			return out, err
 		}
 		last = err
 		c.log.InfoContext(ctx, "publish conflicted; retrying on the new state", "gun", gun, "attempt", attempt+1)
 		// Jittered backoff, so that racing publishers spread out.
 		select {
 		case <-ctx.Done():
-			return fmt.Errorf("client: publish %s: %w", gun, ctx.Err())
+			return nil, fmt.Errorf("client: publish %s: %w", gun, ctx.Err())
 		case <-time.After(time.Duration(attempt+1) * time.Duration(rand.Int64N(int64(20*time.Millisecond)))):
 		}
 	}
-	return fmt.Errorf("client: publish %s: %w: %w", gun, ErrConflict, last)
+	return nil, fmt.Errorf("client: publish %s: %w: %w", gun, ErrConflict, last)
 }
 
-func (c *Client) publishOnce(ctx context.Context, gun string, changes []Change) error {
+func (c *Client) submitOnce(ctx context.Context, gun string, build func(*roleState) error) (*Outcome, error) {
 	unlock, err := c.lock(gun)
 	if err != nil {
-		return err
+		return nil, err
 	}
+	defer unlock()
 	up, err := c.current(ctx, gun)
-	unlock()
 	if err != nil {
-		return err
+		return nil, err
 	}
 	trusted := up.GetTrustedMetadataSet()
-	cur := trusted.Targets[metadata.TARGETS]
-	next := metadata.Targets(c.opts.Now().Add(TargetsLifetime))
-	next.Signed.Version = cur.Signed.Version + 1
-	next.Signed.Delegations = cur.Signed.Delegations
-	for path, tf := range cur.Signed.Targets {
-		next.Signed.Targets[path] = tf
+	s := c.roleState(ctx, gun, &trusted)
+	if err := build(s); err != nil {
+		return nil, err
 	}
-	for _, ch := range changes {
-		if ch.Remove {
-			delete(next.Signed.Targets, ch.Tag)
+	return c.submit(ctx, s)
+}
+
+// apply puts one change into the pending next version of its role.
+func (s *roleState) apply(role string, ch Change) error {
+	if ch.Remove {
+		if role == "" {
+			t, err := s.listing(ch.Tag)
+			if err != nil {
+				return err
+			}
+			role = t
+		}
+		m, err := s.next(role)
+		if err != nil {
+			return err
+		}
+		if _, ok := m.Signed.Targets[ch.Tag]; !ok {
+			return fmt.Errorf("client: %s: %s does not list %s: %w", s.gun, role, ch.Tag, ErrNotSigned)
+		}
+		delete(m.Signed.Targets, ch.Tag)
+		return nil
+	}
+	if err := ch.Digest.Validate(); err != nil || ch.Digest.Algorithm() != digest.SHA256 {
+		return fmt.Errorf("client: %s: digest %q is not a sha256 digest", ch.Tag, ch.Digest)
+	}
+	sum, err := hex.DecodeString(ch.Digest.Encoded())
+	if err != nil {
+		return fmt.Errorf("client: %s: %w", ch.Tag, err)
+	}
+	if role == "" {
+		if role, err = s.pick(ch.Tag); err != nil {
+			return err
+		}
+	}
+	m, err := s.next(role)
+	if err != nil {
+		return err
+	}
+	m.Signed.Targets[ch.Tag] = &metadata.TargetFiles{Length: ch.Size, Hashes: metadata.Hashes{"sha256": sum}}
+	return nil
+}
+
+// walk visits, in TUF's pre-order, the roles a client resolving tag would
+// visit (terminating delegations honoured), until visit returns true.
+func (s *roleState) walk(tag string, visit func(role string, m *metadata.Metadata[metadata.TargetsType]) (bool, error)) error {
+	stack := []string{metadata.TARGETS}
+	seen := map[string]bool{}
+	for len(stack) > 0 && len(seen) < maxRoles {
+		role := stack[len(stack)-1]
+		stack = stack[:len(stack)-1]
+		if seen[role] {
 			continue
 		}
-		if err := ch.Digest.Validate(); err != nil || ch.Digest.Algorithm() != digest.SHA256 {
-			return fmt.Errorf("client: %s: digest %q is not a sha256 digest", ch.Tag, ch.Digest)
-		}
-		sum, err := hex.DecodeString(ch.Digest.Encoded())
+		seen[role] = true
+		m, err := s.load(role)
 		if err != nil {
-			return fmt.Errorf("client: %s: %w", ch.Tag, err)
+			return err
 		}
-		next.Signed.Targets[ch.Tag] = &metadata.TargetFiles{Length: ch.Size, Hashes: metadata.Hashes{"sha256": sum}}
+		if done, err := visit(role, m); done || err != nil {
+			return err
+		}
+		if m == nil || m.Signed.Delegations == nil {
+			continue
+		}
+		d := m.Signed.Delegations
+		var children []string
+		if d.SuccinctRoles != nil {
+			for _, r := range d.SuccinctRoles.GetRolesForTarget(tag) {
+				children = append(children, r.Name)
+			}
+		}
+		for _, r := range d.GetRolesForTarget(tag) {
+			children = append(children, r.Name)
+			if r.Terminating {
+				stack = stack[:0]
+				break
+			}
+		}
+		slices.Reverse(children)
+		stack = append(stack, children...)
 	}
-	ids := trusted.Root.Signed.Roles[metadata.TARGETS].KeyIDs
-	held, err := c.heldKeys(ctx, ids)
+	return nil
+}
+
+// pick chooses the role to sign tag with: the first delegated role in
+// pre-order that may list it and whose key this trust directory holds,
+// else targets if its key is held.
+func (s *roleState) pick(tag string) (string, error) {
+	var picked string
+	err := s.walk(tag, func(role string, _ *metadata.Metadata[metadata.TargetsType]) (bool, error) {
+		if role == metadata.TARGETS {
+			return false, nil
+		}
+		d, err := s.delegationOf(role)
+		if err != nil {
+			return false, err
+		}
+		held, err := s.c.heldKeys(s.ctx, d.keyIDs)
+		if err != nil || len(held) == 0 {
+			return false, err
+		}
+		picked = role
+		return true, nil
+	})
+	if err != nil || picked != "" {
+		return picked, err
+	}
+	d, err := s.delegationOf(metadata.TARGETS)
 	if err != nil {
-		return err
+		return "", err
 	}
-	if len(held) == 0 {
-		return fmt.Errorf("client: %s: %w: none of the targets keys %v is in this trust directory", gun, ErrNoKey, ids)
+	if held, err := s.c.heldKeys(s.ctx, d.keyIDs); err != nil || len(held) > 0 {
+		return metadata.TARGETS, err
 	}
-	data, err := c.sign(ctx, next, held...)
+	return "", fmt.Errorf("client: %s:%s: %w: this trust directory holds no key of targets or of a delegation that may sign %s", s.gun, tag, ErrNoKey, tag)
+}
+
+// listing returns the role that lists tag, as a resolving client finds it.
+func (s *roleState) listing(tag string) (string, error) {
+	var found string
+	err := s.walk(tag, func(role string, m *metadata.Metadata[metadata.TargetsType]) (bool, error) {
+		if m != nil {
+			if _, ok := m.Signed.Targets[tag]; ok {
+				found = role
+				return true, nil
+			}
+		}
+		return false, nil
+	})
+	if err == nil && found == "" {
+		err = &NotSignedError{GUN: s.gun, Tag: tag}
+	}
+	return found, err
+}
+
+// submit signs every pending role with the keys this trust directory holds
+// of it and publishes them together, or stages them when a role is below
+// its threshold.
+func (c *Client) submit(ctx context.Context, s *roleState) (*Outcome, error) {
+	out := &Outcome{}
+	files := map[string][]byte{}
+	complete, signed := true, 0
+	for role, m := range s.pending {
+		d, err := s.delegationOf(role)
+		if err != nil {
+			return nil, err
+		}
+		for path := range m.Signed.Targets {
+			if !d.allows(path) {
+				return nil, fmt.Errorf("client: %s may not sign %s: it is outside the paths delegated to it", role, path)
+			}
+		}
+		held, err := c.heldKeys(ctx, d.keyIDs)
+		if err != nil {
+			return nil, err
+		}
+		m.ClearSignatures()
+		if files[role], err = c.sign(ctx, m, held...); err != nil {
+			return nil, err
+		}
+		signed += len(held)
+		complete = complete && len(held) >= d.threshold
+		out.Roles = append(out.Roles, role)
+	}
+	slices.Sort(out.Roles)
+	if signed == 0 {
+		return nil, fmt.Errorf("client: %s: %w: this trust directory holds no key of %v", s.gun, ErrNoKey, out.Roles)
+	}
+	if complete {
+		versions, err := c.post(ctx, s.gun, files)
+		out.Published = versions
+		return out, err
+	}
+	st, err := c.postStaged(ctx, s.gun, "", files)
 	if err != nil {
-		return err
+		return nil, err
 	}
-	return c.post(ctx, gun, map[string][]byte{metadata.TARGETS: data})
+	if st.Published != nil {
+		out.Published = st.Published
+	} else {
+		out.Staged = st
+	}
+	return out, nil
 }
 
 func (c *Client) heldKeys(ctx context.Context, ids []string) ([]string, error) {
@@ -189,12 +384,11 @@ func (c *Client) heldKeys(ctx context.Context, ids []string) ([]string, error) {
 	}
 	var held []string
 	for _, k := range keys {
-		for _, id := range ids {
-			if k.ID == id {
-				held = append(held, id)
-			}
+		if slices.Contains(ids, k.ID) && !slices.Contains(held, k.ID) {
+			held = append(held, k.ID)
 		}
 	}
+	slices.Sort(held)
 	return held, nil
 }
 
@@ -217,30 +411,42 @@ func (c *Client) sign(ctx context.Context, m interface {
 	return m.ToBytes(false)
 }
 
-func (c *Client) post(ctx context.Context, gun string, files map[string][]byte) error {
+func (c *Client) post(ctx context.Context, gun string, files map[string][]byte) (map[string]int64, error) {
+	body, err := c.upload(ctx, gun, c.tufURL(gun), files)
+	if err != nil {
+		return nil, fmt.Errorf("client: publish %s: %w", gun, err)
+	}
+	var res struct {
+		Versions map[string]int64 `json:"versions"`
+	}
+	if err := json.Unmarshal(body, &res); err != nil {
+		return nil, fmt.Errorf("client: publish %s: answer: %w", gun, err)
+	}
+	return res.Versions, nil
+}
+
+// upload POSTs files as multipart/form-data, one part per role, to u.
+func (c *Client) upload(ctx context.Context, gun, u string, files map[string][]byte) ([]byte, error) {
 	var buf bytes.Buffer
 	mw := multipart.NewWriter(&buf)
 	for role, data := range files {
 		w, err := mw.CreateFormFile("files", role)
 		if err != nil {
-			return err
+			return nil, err
 		}
 		if _, err := w.Write(data); err != nil {
-			return err
+			return nil, err
 		}
 	}
 	if err := mw.Close(); err != nil {
-		return err
+		return nil, err
 	}
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, c.tufURL(gun), &buf)
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, u, &buf)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	req.Header.Set("Content-Type", mw.FormDataContentType())
-	if _, err := c.do(ctx, gun, "push,pull", req); err != nil {
-		return fmt.Errorf("client: publish %s: %w", gun, err)
-	}
-	return nil
+	return c.do(ctx, gun, "push,pull", req)
 }
 
 // do sends req about gun, needing actions, and returns the body of a 2xx

@@ -8,7 +8,6 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
-	"slices"
 	"time"
 
 	"github.com/distribution/reference"
@@ -56,11 +55,18 @@ func (c *Client) Resolve(ctx context.Context, ref string) (*Target, error) {
 			if te := classify(gun, err); errors.As(te, new(*TrustError)) {
 				return te
 			}
-			// go-tuf reports a tag no trusted role lists with an untyped error.
-			return &NotSignedError{GUN: gun, Tag: tag}
+			// go-tuf reports a tag no trusted role lists with an untyped
+			// error, and stops at a delegation that was never signed (no
+			// snapshot entry). The walk below treats such a delegation as
+			// empty, as Notary did, and goes on.
 		}
 		trusted := up.GetTrustedMetadataSet()
-		t, err = find(&trusted, gun, tag)
+		s := c.roleState(ctx, gun, &trusted)
+		role, err := s.listing(tag)
+		if err != nil {
+			return err
+		}
+		t, err = targetOf(gun, tag, role, trusted.Targets[role].Signed.Targets[tag])
 		return err
 	})
 	return t, err
@@ -83,47 +89,14 @@ func (c *Client) withState(ctx context.Context, gun string, fn func(*updater.Upd
 	return fn(up)
 }
 
-// find repeats go-tuf's pre-order walk over the roles the updater loaded,
-// to name the role that lists the tag.
-func find(trusted *trustedmetadata.TrustedMetadata, gun, tag string) (*Target, error) {
-	stack := []string{metadata.TARGETS}
-	seen := map[string]bool{}
-	for len(stack) > 0 {
-		role := stack[len(stack)-1]
-		stack = stack[:len(stack)-1]
-		m, ok := trusted.Targets[role]
-		if !ok || seen[role] {
-			continue
-		}
-		seen[role] = true
-		if tf, ok := m.Signed.Targets[tag]; ok {
-			sum, ok := tf.Hashes["sha256"]
-			if !ok || len(sum) != 32 {
-				return nil, &TrustError{GUN: gun, Kind: ErrInvalid, Err: fmt.Errorf("%s lists %s without a sha256 digest", role, tag)}
-			}
-			return &Target{GUN: gun, Tag: tag, Digest: digest.NewDigestFromEncoded(digest.SHA256, hex.EncodeToString(sum)), Size: tf.Length, Role: role}, nil
-		}
-		d := m.Signed.Delegations
-		if d == nil {
-			continue
-		}
-		var children []string
-		if d.SuccinctRoles != nil {
-			for _, r := range d.SuccinctRoles.GetRolesForTarget(tag) {
-				children = append(children, r.Name)
-			}
-		}
-		for _, r := range d.GetRolesForTarget(tag) {
-			children = append(children, r.Name)
-			if r.Terminating {
-				stack = stack[:0]
-				break
-			}
-		}
-		slices.Reverse(children)
-		stack = append(stack, children...)
+// targetOf turns the entry of tag in role into a Target; it must name a
+// sha256 digest.
+func targetOf(gun, tag, role string, tf *metadata.TargetFiles) (*Target, error) {
+	sum, ok := tf.Hashes["sha256"]
+	if !ok || len(sum) != 32 {
+		return nil, &TrustError{GUN: gun, Kind: ErrInvalid, Err: fmt.Errorf("%s lists %s without a sha256 digest", role, tag)}
 	}
-	return nil, &NotSignedError{GUN: gun, Tag: tag}
+	return &Target{GUN: gun, Tag: tag, Digest: digest.NewDigestFromEncoded(digest.SHA256, hex.EncodeToString(sum)), Size: tf.Length, Role: role}, nil
 }
 
 // Update runs a TUF update of gun (timestamp, snapshot, top-level targets)

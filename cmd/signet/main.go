@@ -258,7 +258,7 @@ func (a *app) signCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			if err := c.Publish(cmd.Context(), gun, []client.Change{{Tag: tag, Digest: d, Size: size}}); err != nil {
+			if _, err := c.Publish(cmd.Context(), gun, []client.Change{{Tag: tag, Digest: d, Size: size}}); err != nil {
 				return err
 			}
 			return a.print(map[string]any{"gun": gun, "tag": tag, "digest": d, "size": size}, func(w io.Writer) {
@@ -285,7 +285,7 @@ func (a *app) unsignCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			if err := c.Publish(cmd.Context(), gun, []client.Change{{Tag: tag, Remove: true}}); err != nil {
+			if _, err := c.Publish(cmd.Context(), gun, []client.Change{{Tag: tag, Remove: true}}); err != nil {
 				return err
 			}
 			return a.print(map[string]string{"gun": gun, "tag": tag}, func(w io.Writer) { fmt.Fprintf(w, "removed the signature of %s:%s\n", gun, tag) })

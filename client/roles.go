@@ -1,0 +1,269 @@
+package client
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"net/url"
+	"slices"
+
+	"github.com/theupdateframework/go-tuf/v2/metadata"
+	"github.com/theupdateframework/go-tuf/v2/metadata/trustedmetadata"
+)
+
+// errNotDelegated: no published role delegates to the role asked for.
+var errNotDelegated = errors.New("not delegated")
+
+// maxRoles bounds how many delegated roles one walk loads.
+const maxRoles = 4096
+
+// roleState is a verified repository state that publishing works on: the
+// go-tuf trusted set plus the delegated roles loaded into it on demand.
+type roleState struct {
+	c       *Client
+	ctx     context.Context
+	gun     string
+	trusted *trustedmetadata.TrustedMetadata
+	// delegator of every role seen so far ("root" for targets).
+	delegator map[string]string
+	// pending holds the next versions being built: a pending delegator's
+	// delegations decide the keys of the roles it delegates.
+	pending map[string]*metadata.Metadata[metadata.TargetsType]
+}
+
+func (c *Client) roleState(ctx context.Context, gun string, trusted *trustedmetadata.TrustedMetadata) *roleState {
+	return &roleState{c: c, ctx: ctx, gun: gun, trusted: trusted, delegator: map[string]string{metadata.TARGETS: metadata.ROOT}, pending: map[string]*metadata.Metadata[metadata.TargetsType]{}}
+}
+
+// load returns the verified current version of role, downloading and
+// verifying it (and its delegators) with go-tuf if the updater has not
+// loaded it yet. It returns nil, nil for a role that is delegated but was
+// never published, and an error for a role nobody delegates to.
+func (s *roleState) load(role string) (*metadata.Metadata[metadata.TargetsType], error) {
+	if m, ok := s.trusted.Targets[role]; ok {
+		return m, nil
+	}
+	parent, err := s.findDelegator(role)
+	if err != nil {
+		return nil, err
+	}
+	return s.fetch(role, parent)
+}
+
+// fetch downloads role (delegated by the loaded parent) at the version the
+// trusted snapshot lists, and verifies it.
+func (s *roleState) fetch(role, parent string) (*metadata.Metadata[metadata.TargetsType], error) {
+	if m, ok := s.trusted.Targets[role]; ok {
+		return m, nil
+	}
+	mf, ok := s.trusted.Snapshot.Signed.Meta[role+".json"]
+	if !ok {
+		return nil, nil // delegated, never published
+	}
+	u := s.c.tufURL(s.gun) + fmt.Sprintf("%d.%s.json", mf.Version, url.PathEscape(role))
+	req, err := http.NewRequestWithContext(s.ctx, http.MethodGet, u, nil)
+	if err != nil {
+		return nil, err
+	}
+	data, err := s.c.do(s.ctx, s.gun, "pull", req)
+	if err != nil {
+		return nil, fmt.Errorf("client: fetch %s of %s: %w", role, s.gun, err)
+	}
+	m, err := s.trusted.UpdateDelegatedTargets(data, role, parent)
+	if err != nil {
+		return nil, classify(s.gun, err)
+	}
+	return m, nil
+}
+
+// findDelegator walks the delegation tree in TUF's pre-order, loading
+// roles as it goes, until it finds the role that delegates to role.
+func (s *roleState) findDelegator(role string) (string, error) {
+	if p, ok := s.delegator[role]; ok {
+		return p, nil
+	}
+	stack := []string{metadata.TARGETS}
+	visited := map[string]bool{}
+	for len(stack) > 0 && len(visited) < maxRoles {
+		name := stack[len(stack)-1]
+		stack = stack[:len(stack)-1]
+		if visited[name] {
+			continue
+		}
+		visited[name] = true
+		m, ok := s.pending[name] // a delegator being changed delegates as changed
+		if !ok {
+			var err error
+			if m, err = s.fetch(name, s.delegator[name]); err != nil {
+				return "", err
+			}
+		}
+		if m == nil || m.Signed.Delegations == nil {
+			continue
+		}
+		d := m.Signed.Delegations
+		if d.SuccinctRoles != nil && d.SuccinctRoles.IsDelegatedRole(role) {
+			s.delegator[role] = name
+			return name, nil
+		}
+		var children []string
+		for _, r := range d.Roles {
+			if _, ok := s.delegator[r.Name]; !ok {
+				s.delegator[r.Name] = name
+			}
+			if r.Name == role {
+				return name, nil
+			}
+			children = append(children, r.Name)
+		}
+		slices.Reverse(children)
+		stack = append(stack, children...)
+	}
+	return "", fmt.Errorf("client: no role of %s delegates to %s: %w", s.gun, role, errNotDelegated)
+}
+
+// delegation is what a role's delegator says about it.
+type delegation struct {
+	keys      map[string]*metadata.Key
+	keyIDs    []string
+	threshold int
+	// allows reports whether the role may list a target path (through its
+	// own delegation only; delegators higher up are checked by the server).
+	allows func(path string) bool
+}
+
+// delegationOf returns the delegation of role; its delegator must be
+// loaded (load(role) does that).
+func (s *roleState) delegationOf(role string) (*delegation, error) {
+	if role == metadata.TARGETS {
+		r := s.trusted.Root.Signed.Roles[metadata.TARGETS]
+		return &delegation{keys: s.trusted.Root.Signed.Keys, keyIDs: r.KeyIDs, threshold: r.Threshold, allows: func(string) bool { return true }}, nil
+	}
+	parent, err := s.findDelegator(role)
+	if err != nil {
+		return nil, err
+	}
+	pm, ok := s.pending[parent]
+	if !ok {
+		if pm, err = s.load(parent); err != nil {
+			return nil, err
+		}
+	}
+	if pm == nil || pm.Signed.Delegations == nil {
+		return nil, fmt.Errorf("client: %s of %s is not published", parent, s.gun)
+	}
+	d := pm.Signed.Delegations
+	if sr := d.SuccinctRoles; sr != nil && sr.IsDelegatedRole(role) {
+		return &delegation{keys: d.Keys, keyIDs: sr.KeyIDs, threshold: sr.Threshold, allows: func(p string) bool {
+			r := sr.GetRolesForTarget(p)
+			return len(r) == 1 && r[0].Name == role
+		}}, nil
+	}
+	for i := range d.Roles {
+		if r := &d.Roles[i]; r.Name == role {
+			return &delegation{keys: d.Keys, keyIDs: r.KeyIDs, threshold: r.Threshold, allows: func(p string) bool {
+				ok, err := r.IsDelegatedPath(p)
+				return err == nil && ok
+			}}, nil
+		}
+	}
+	return nil, fmt.Errorf("client: %s does not delegate to %s", parent, role)
+}
+
+// next returns the pending next version of role: the current one's
+// targets and delegations (deep-copied) with version + 1 and a fresh
+// expiry, or an empty version 1 for a role never published.
+func (s *roleState) next(role string) (*metadata.Metadata[metadata.TargetsType], error) {
+	if m, ok := s.pending[role]; ok {
+		return m, nil
+	}
+	cur, err := s.load(role)
+	if err != nil {
+		return nil, err
+	}
+	m := metadata.Targets(s.c.opts.Now().Add(TargetsLifetime))
+	if cur != nil {
+		b, err := json.Marshal(cur.Signed)
+		if err != nil {
+			return nil, fmt.Errorf("client: copy %s: %w", role, err)
+		}
+		if err := json.Unmarshal(b, &m.Signed); err != nil {
+			return nil, fmt.Errorf("client: copy %s: %w", role, err)
+		}
+		m.Signed.Version = cur.Signed.Version + 1
+		m.Signed.Expires = s.c.opts.Now().Add(TargetsLifetime).UTC()
+	}
+	s.pending[role] = m
+	return m, nil
+}
+
+// EditDelegations changes, with edit (AddDelegation, RemoveDelegationKeys,
+// AddSigner, …), the delegations that delegator ("targets" or a delegated
+// role) makes, and publishes its next version. Delegated roles that the
+// edit would leave unverifiable (a key revoked, a threshold raised, a
+// delegation re-created over old metadata) are re-signed in the same change
+// by the keys this trust directory holds; when those are not enough, the
+// whole change is staged for the remaining key holders to approve. Either
+// way the repository never wedges on a revoked key (Notary issue #1500).
+func (c *Client) EditDelegations(ctx context.Context, gun, delegator string, edit func(*metadata.TargetsType) error) (*Outcome, error) {
+	return c.retry(ctx, gun, func(s *roleState) error {
+		cur, err := s.load(delegator)
+		if err != nil {
+			return err
+		}
+		if cur == nil {
+			return fmt.Errorf("client: %s of %s is not published yet: sign a tag with it first", delegator, gun)
+		}
+		m, err := s.next(delegator)
+		if err != nil {
+			return err
+		}
+		if err := edit(&m.Signed); err != nil {
+			return err
+		}
+		return s.resignInvalidated(delegator, cur, m)
+	})
+}
+
+// resignInvalidated adds to the pending roles every published role that
+// next (the pending version of delegator) delegates to but whose current
+// signatures it would no longer accept.
+func (s *roleState) resignInvalidated(delegator string, cur, next *metadata.Metadata[metadata.TargetsType]) error {
+	if next.Signed.Delegations == nil {
+		return nil
+	}
+	for _, r := range next.Signed.Delegations.Roles {
+		mf, published := s.trusted.Snapshot.Signed.Meta[r.Name+".json"]
+		if !published {
+			continue
+		}
+		if !delegates(cur, r.Name) {
+			// Re-created over metadata the old delegation signed: start
+			// afresh, empty, at a version the snapshot accepts.
+			m := metadata.Targets(s.c.opts.Now().Add(TargetsLifetime))
+			m.Signed.Version = mf.Version + 1
+			s.pending[r.Name] = m
+			continue
+		}
+		old, err := s.fetch(r.Name, delegator)
+		if err != nil {
+			return err
+		}
+		if next.VerifyDelegate(r.Name, old) == nil {
+			continue
+		}
+		if _, err := s.next(r.Name); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func delegates(m *metadata.Metadata[metadata.TargetsType], role string) bool {
+	if m.Signed.Delegations == nil {
+		return false
+	}
+	return slices.ContainsFunc(m.Signed.Delegations.Roles, func(r metadata.DelegatedRole) bool { return r.Name == role })
+}
