@@ -215,7 +215,7 @@ func AddDelegation(t *metadata.TargetsType, spec DelegationSpec) error {
 	}
 	return editDelegations(t, func(d *metadata.Delegations) error {
 		if roleIndex(d, spec.Name) >= 0 {
-			return fmt.Errorf("client: delegation %s exists; use --add-key/--remove-key", spec.Name)
+			return fmt.Errorf("client: delegation %s exists; change it with signet delegation edit --add-key/--remove-key/--threshold", spec.Name)
 		}
 		return addRole(d, spec)
 	})

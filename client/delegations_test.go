@@ -296,7 +296,7 @@ func TestAddDelegation(t *testing.T) {
 		{name: "unusable key", spec: DelegationSpec{Name: "qa", Keys: []*metadata.Key{{Type: "ed25519", Scheme: "ed25519", Value: metadata.KeyVal{PublicKey: "zz"}}}}, wantErr: "does not parse"},
 		{name: "bad path pattern", spec: DelegationSpec{Name: "qa", Keys: []*metadata.Key{k1}, Paths: []string{"v1.["}}, wantErr: "path pattern"},
 		{name: "empty path", spec: DelegationSpec{Name: "qa", Keys: []*metadata.Key{k1}, Paths: []string{""}}, wantErr: "empty path pattern"},
-		{name: "exists", spec: DelegationSpec{Name: "existing", Keys: []*metadata.Key{k1}}, wantErr: "delegation existing exists; use --add-key/--remove-key"},
+		{name: "exists", spec: DelegationSpec{Name: "existing", Keys: []*metadata.Key{k1}}, wantErr: "delegation existing exists; change it with signet delegation edit"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			tt := dgTargets()

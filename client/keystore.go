@@ -3,6 +3,8 @@ package client
 import (
 	"context"
 	"crypto"
+	"crypto/x509"
+	"encoding/base64"
 	"encoding/pem"
 	"errors"
 	"fmt"
@@ -101,7 +103,13 @@ func (s *FileKeyStore) write(role, id string, priv crypto.Signer, pass []byte) e
 	if err != nil {
 		return fmt.Errorf("client: encrypt key %s: %w", id, err)
 	}
-	data := pem.EncodeToMemory(&pem.Block{Type: "ENCRYPTED PRIVATE KEY", Headers: map[string]string{"role": role}, Bytes: der})
+	pubDER, err := x509.MarshalPKIXPublicKey(priv.Public())
+	if err != nil {
+		return fmt.Errorf("client: key %s: %w", id, err)
+	}
+	// The public key rides in a header, so that listing needs no passphrase.
+	headers := map[string]string{"role": role, "public": base64.StdEncoding.EncodeToString(pubDER)}
+	data := pem.EncodeToMemory(&pem.Block{Type: "ENCRYPTED PRIVATE KEY", Headers: headers, Bytes: der})
 	if err := os.MkdirAll(s.dir, 0o700); err != nil {
 		return fmt.Errorf("client: %w", err)
 	}
@@ -165,7 +173,25 @@ func decrypt(b *pem.Block, pass []byte) (signature.Signer, error) {
 	return signature.LoadSigner(priv, crypto.Hash(0))
 }
 
-// List implements KeyStore.
+// publicOf reads the public key header of a key file (nil if absent).
+func publicOf(b *pem.Block) *metadata.Key {
+	der, err := base64.StdEncoding.DecodeString(b.Headers["public"])
+	if err != nil || len(der) == 0 {
+		return nil
+	}
+	pub, err := x509.ParsePKIXPublicKey(der)
+	if err != nil {
+		return nil
+	}
+	k, err := metadata.KeyFromPublicKey(pub)
+	if err != nil {
+		return nil
+	}
+	return k
+}
+
+// List implements KeyStore. Public is nil for key files written before
+// the public key was kept in them.
 func (s *FileKeyStore) List(context.Context) ([]KeyInfo, error) {
 	entries, err := os.ReadDir(s.dir)
 	if errors.Is(err, os.ErrNotExist) {
@@ -184,7 +210,7 @@ func (s *FileKeyStore) List(context.Context) ([]KeyInfo, error) {
 		if err != nil {
 			return nil, err
 		}
-		out = append(out, KeyInfo{ID: id, Role: b.Headers["role"]})
+		out = append(out, KeyInfo{ID: id, Role: b.Headers["role"], Public: publicOf(b)})
 	}
 	return out, nil
 }

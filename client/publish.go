@@ -289,7 +289,7 @@ func (s *roleState) pick(tag string) (string, error) {
 		if err != nil {
 			return false, err
 		}
-		held, err := s.c.heldKeys(s.ctx, d.keyIDs)
+		held, err := s.heldKeys(d.keyIDs)
 		if err != nil || len(held) == 0 {
 			return false, err
 		}
@@ -303,7 +303,7 @@ func (s *roleState) pick(tag string) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	if held, err := s.c.heldKeys(s.ctx, d.keyIDs); err != nil || len(held) > 0 {
+	if held, err := s.heldKeys(d.keyIDs); err != nil || len(held) > 0 {
 		return metadata.TARGETS, err
 	}
 	return "", fmt.Errorf("client: %s:%s: %w: this trust directory holds no key of targets or of a delegation that may sign %s", s.gun, tag, ErrNoKey, tag)
@@ -344,7 +344,7 @@ func (c *Client) submit(ctx context.Context, s *roleState) (*Outcome, error) {
 				return nil, fmt.Errorf("client: %s may not sign %s: it is outside the paths delegated to it", role, path)
 			}
 		}
-		held, err := c.heldKeys(ctx, d.keyIDs)
+		held, err := s.heldKeys(d.keyIDs)
 		if err != nil {
 			return nil, err
 		}

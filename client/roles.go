@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"net/url"
 	"slices"
+	"strings"
 
 	"github.com/theupdateframework/go-tuf/v2/metadata"
 	"github.com/theupdateframework/go-tuf/v2/metadata/trustedmetadata"
@@ -31,10 +32,25 @@ type roleState struct {
 	// pending holds the next versions being built: a pending delegator's
 	// delegations decide the keys of the roles it delegates.
 	pending map[string]*metadata.Metadata[metadata.TargetsType]
+	// held memoises which of a role's keys the key store holds.
+	held map[string][]string
+}
+
+// heldKeys returns the key IDs of ids that this trust directory holds.
+func (s *roleState) heldKeys(ids []string) ([]string, error) {
+	k := strings.Join(ids, ",")
+	if h, ok := s.held[k]; ok {
+		return h, nil
+	}
+	h, err := s.c.heldKeys(s.ctx, ids)
+	if err == nil {
+		s.held[k] = h
+	}
+	return h, err
 }
 
 func (c *Client) roleState(ctx context.Context, gun string, trusted *trustedmetadata.TrustedMetadata) *roleState {
-	return &roleState{c: c, ctx: ctx, gun: gun, trusted: trusted, delegator: map[string]string{metadata.TARGETS: metadata.ROOT}, pending: map[string]*metadata.Metadata[metadata.TargetsType]{}}
+	return &roleState{c: c, ctx: ctx, gun: gun, trusted: trusted, delegator: map[string]string{metadata.TARGETS: metadata.ROOT}, pending: map[string]*metadata.Metadata[metadata.TargetsType]{}, held: map[string][]string{}}
 }
 
 // load returns the verified current version of role, downloading and
@@ -266,4 +282,21 @@ func delegates(m *metadata.Metadata[metadata.TargetsType], role string) bool {
 		return false
 	}
 	return slices.ContainsFunc(m.Signed.Delegations.Roles, func(r metadata.DelegatedRole) bool { return r.Name == role })
+}
+
+// Role returns the verified current version of a targets-type role of gun
+// (after a TUF update), or an error if it was never published.
+func (c *Client) Role(ctx context.Context, gun, role string) (*metadata.Metadata[metadata.TargetsType], error) {
+	ctx, cancel := context.WithTimeout(ctx, c.opts.Timeout)
+	defer cancel()
+	var m *metadata.Metadata[metadata.TargetsType]
+	err := c.withLockedState(ctx, gun, func(s *roleState) error {
+		var err error
+		m, err = s.load(role)
+		if err == nil && m == nil {
+			err = fmt.Errorf("client: %s of %s was never signed", role, gun)
+		}
+		return err
+	})
+	return m, err
 }

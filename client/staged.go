@@ -273,7 +273,7 @@ func (c *Client) Approve(ctx context.Context, gun string, rv *Review) (*StagedCh
 			if err != nil {
 				return err
 			}
-			held, err := c.heldKeys(ctx, d.keyIDs)
+			held, err := s.heldKeys(d.keyIDs)
 			if err != nil || len(held) == 0 {
 				continue
 			}

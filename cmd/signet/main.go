@@ -1,8 +1,8 @@
 // Command signet signs image tags on push and verifies them on pull.
 //
-//	signet init GUN
-//	signet sign REF [--digest sha256:… --size N]
-//	signet unsign REF
+//	signet init GUN [--bins N]
+//	signet sign REF… [--role NAME] [--digest sha256:… --size N] [--from FILE]
+//	signet unsign REF… [--role NAME]
 //	signet resolve REF               prints GUN@sha256:…
 //	signet verify REF --digest sha256:…
 //	signet list GUN
@@ -12,6 +12,10 @@
 //	signet key fetch GUN timestamp|snapshot --out FILE
 //	signet root init|sign|verify|rotate|resign|publish   (offline ceremony)
 //	signet status GUN
+//	signet delegation add|remove|list GUN …  (--add-key, --remove-key, --threshold)
+//	signet signer add|remove|list GUN …
+//	signet staged list|show|withdraw GUN [ID];  signet approve GUN ID
+//	signet repo shard GUN --bins N
 //
 // Global flags --server (SIGNET_SERVER), --trust-dir (SIGNET_TRUST_DIR,
 // default ~/.signet), -o json. SIGNET_TOKEN is sent as a bearer token; for
@@ -44,9 +48,6 @@ import (
 	"text/tabwriter"
 
 	"github.com/google/go-containerregistry/pkg/authn"
-	"github.com/google/go-containerregistry/pkg/name"
-	"github.com/google/go-containerregistry/pkg/v1/remote"
-	"github.com/opencontainers/go-digest"
 	"github.com/spf13/cobra"
 	"github.com/theupdateframework/go-tuf/v2/metadata"
 	"golang.org/x/term"
@@ -128,7 +129,7 @@ func (a *app) command() *cobra.Command {
 	pf.StringVarP(&a.output, "output", "o", "text", "output format: text or json")
 
 	root.AddCommand(a.initCmd(), a.signCmd(), a.unsignCmd(), a.resolveCmd(), a.verifyCmd(), a.listCmd(), a.keyCmd(), a.trustCmd(),
-		a.rootCmd(), a.statusCmd())
+		a.rootCmd(), a.statusCmd(), a.delegationCmd(), a.signerCmd(), a.stagedCmd(), a.approveCmd(), a.repoCmd())
 	return root
 }
 
@@ -206,7 +207,8 @@ func exactArgs(n int) cobra.PositionalArgs {
 }
 
 func (a *app) initCmd() *cobra.Command {
-	return &cobra.Command{
+	var bins int
+	cmd := &cobra.Command{
 		Use:   "init GUN",
 		Short: "Create a repository's trust data: root and targets keys, root.json, empty targets",
 		Args:  exactArgs(1),
@@ -218,79 +220,18 @@ func (a *app) initCmd() *cobra.Command {
 			if _, err := c.Init(cmd.Context(), args[0]); err != nil {
 				return err
 			}
+			if bins > 0 {
+				if err := a.shard(cmd, args[0], bins); err != nil {
+					return err
+				}
+			}
 			return a.print(map[string]string{"gun": args[0], "trust_dir": a.trustDir}, func(w io.Writer) {
 				fmt.Fprintf(w, "initialised %s; its root is pinned in %s (copy it with `signet trust show %s`)\n", args[0], a.trustDir, args[0])
 			})
 		},
 	}
-}
-
-func (a *app) signCmd() *cobra.Command {
-	var dgst string
-	var size int64
-	cmd := &cobra.Command{
-		Use:   "sign REF",
-		Short: "Sign a tag: its digest and size come from the registry, or from --digest and --size",
-		Args:  exactArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			gun, tag, err := client.ParseRef(args[0])
-			if err != nil {
-				return usageError{err}
-			}
-			var d digest.Digest
-			if dgst != "" {
-				if d, err = digest.Parse(dgst); err != nil || size <= 0 {
-					return usageError{errors.New("--digest sha256:… needs --size N (the manifest's size in bytes)")}
-				}
-			} else {
-				ref, err := name.ParseReference(args[0])
-				if err != nil {
-					return usageError{err}
-				}
-				fmt.Fprintf(a.stderr, "reading %s from the registry…\n", args[0])
-				desc, err := remote.Head(ref, remote.WithContext(cmd.Context()), remote.WithAuthFromKeychain(authn.DefaultKeychain))
-				if err != nil {
-					return fmt.Errorf("read %s from the registry: %w", args[0], err)
-				}
-				d, size = digest.Digest(desc.Digest.String()), desc.Size
-			}
-			c, err := a.client()
-			if err != nil {
-				return err
-			}
-			if _, err := c.Publish(cmd.Context(), gun, []client.Change{{Tag: tag, Digest: d, Size: size}}); err != nil {
-				return err
-			}
-			return a.print(map[string]any{"gun": gun, "tag": tag, "digest": d, "size": size}, func(w io.Writer) {
-				fmt.Fprintf(w, "signed %s:%s → %s (%d bytes)\n", gun, tag, d, size)
-			})
-		},
-	}
-	cmd.Flags().StringVar(&dgst, "digest", "", "manifest digest (sha256:…) to sign without asking the registry")
-	cmd.Flags().Int64Var(&size, "size", 0, "manifest size in bytes, with --digest")
+	cmd.Flags().IntVar(&bins, "bins", 0, "keep tags in this many hashed bins (a power of two; for repositories with many tags)")
 	return cmd
-}
-
-func (a *app) unsignCmd() *cobra.Command {
-	return &cobra.Command{
-		Use:   "unsign REF",
-		Short: "Remove a tag's signature",
-		Args:  exactArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			gun, tag, err := client.ParseRef(args[0])
-			if err != nil {
-				return usageError{err}
-			}
-			c, err := a.client()
-			if err != nil {
-				return err
-			}
-			if _, err := c.Publish(cmd.Context(), gun, []client.Change{{Tag: tag, Remove: true}}); err != nil {
-				return err
-			}
-			return a.print(map[string]string{"gun": gun, "tag": tag}, func(w io.Writer) { fmt.Fprintf(w, "removed the signature of %s:%s\n", gun, tag) })
-		},
-	}
 }
 
 func (a *app) resolveCmd() *cobra.Command {
@@ -427,6 +368,30 @@ func (a *app) keyCmd() *cobra.Command {
 			return err
 		},
 	}
+	public := &cobra.Command{
+		Use: "public KEYID", Short: "Print a held key's public key (TUF key JSON), for signet signer add or delegation add", Args: exactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			c, err := a.client()
+			if err != nil {
+				return err
+			}
+			keys, err := c.Keys().List(cmd.Context())
+			if err != nil {
+				return err
+			}
+			for _, k := range keys {
+				if k.ID == args[0] || (len(args[0]) >= 8 && strings.HasPrefix(k.ID, args[0])) {
+					b, err := json.Marshal(k.Public)
+					if err != nil {
+						return err
+					}
+					_, err = fmt.Fprintf(a.stdout, "%s\n", b)
+					return err
+				}
+			}
+			return fmt.Errorf("no key %s in %s: %w", args[0], a.trustDir, client.ErrNoKey)
+		},
+	}
 	var importRole string
 	imp := &cobra.Command{
 		Use: "import FILE", Short: "Import an encrypted PKCS#8 PEM key", Args: exactArgs(1),
@@ -447,7 +412,7 @@ func (a *app) keyCmd() *cobra.Command {
 		},
 	}
 	imp.Flags().StringVar(&importRole, "role", metadata.TARGETS, "role the key is for")
-	cmd.AddCommand(gen, list, export, imp, a.keyFetchCmd())
+	cmd.AddCommand(gen, list, public, export, imp, a.keyFetchCmd())
 	return cmd
 }
 

@@ -33,7 +33,7 @@ func (c *cli) run(args ...string) (code int, stdout, stderr string) {
 	var out, errb bytes.Buffer
 	env := map[string]string{
 		"SIGNET_SERVER": c.server, "SIGNET_TRUST_DIR": c.trustDir,
-		"SIGNET_ROOT_PASSPHRASE": "root pw", "SIGNET_TARGETS_PASSPHRASE": "targets pw",
+		"SIGNET_ROOT_PASSPHRASE": "root pw", "SIGNET_TARGETS_PASSPHRASE": "targets pw", "SIGNET_DELEGATION_PASSPHRASE": "delegation pw",
 	}
 	a := &app{stdin: strings.NewReader(""), stdout: &out, stderr: &errb, getenv: func(k string) string { return env[k] }, scryptCost: 1 << 10}
 	root := a.command()

@@ -1,0 +1,128 @@
+package main
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+const digest2 = "sha256:1111111111111111111111111111111111111111111111111111111111111111"
+
+func (c *cli) ok(args ...string) string {
+	c.t.Helper()
+	code, out, errOut := c.run(args...)
+	if code != exitOK {
+		c.t.Fatalf("signet %v: exit %d: %s", args, code, errOut)
+	}
+	return out
+}
+
+// newSigner makes a developer's trust directory with a pinned root and a
+// delegation key, and writes the key's public part to a file.
+func newSigner(t *testing.T, srv, gun, rootFile string) (*cli, string, string) {
+	t.Helper()
+	c := &cli{t: t, server: srv, trustDir: t.TempDir()}
+	c.ok("trust", "pin", gun, "--root", rootFile)
+	id := strings.Fields(c.ok("key", "generate", "--role", "targets/delegate"))[0]
+	pub := filepath.Join(t.TempDir(), "key.pub")
+	if err := os.WriteFile(pub, []byte(c.ok("key", "public", id)), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return c, id, pub
+}
+
+// TestSignerAddEndToEnd: the owner adds a signer by public key; the signer
+// signs from their own trust directory through the running server; an
+// engine resolves it; removing the signer revokes them.
+func TestSignerAddEndToEnd(t *testing.T) {
+	t.Parallel()
+	srv := newServer(t)
+	gun := "registry.example.com/team/app"
+	owner := &cli{t: t, server: srv, trustDir: t.TempDir()}
+	owner.ok("init", gun)
+	rootFile := filepath.Join(t.TempDir(), "root.json")
+	if err := os.WriteFile(rootFile, []byte(owner.ok("trust", "show", gun)), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	alice, aliceID, alicePub := newSigner(t, srv, gun, rootFile)
+	owner.ok("signer", "add", gun, "alice", "--key", alicePub)
+	if out := owner.ok("signer", "list", gun); !strings.Contains(out, "targets/releases") || !strings.Contains(out, "targets/alice") || !strings.Contains(out, aliceID[:12]) {
+		t.Fatalf("signer list:\n%s", out)
+	}
+
+	out := alice.ok("sign", gun+":1.0", "--digest", digest1, "--size", "10")
+	if !strings.Contains(out, "published as targets/releases") {
+		t.Fatalf("alice's sign:\n%s", out)
+	}
+	engine := &cli{t: t, server: srv, trustDir: t.TempDir()}
+	engine.ok("trust", "pin", gun, "--root", rootFile)
+	if out := engine.ok("resolve", gun+":1.0"); !strings.Contains(out, digest1) {
+		t.Fatalf("resolve: %s", out)
+	}
+
+	// Several tags in one publish from a file.
+	list := filepath.Join(t.TempDir(), "tags")
+	if err := os.WriteFile(list, []byte("# CI build 42\n"+gun+":a "+digest1+" 10\n\n"+gun+":b "+digest2+" 20\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	alice.ok("sign", "--from", list)
+	if out := engine.ok("resolve", gun+":b"); !strings.Contains(out, digest2) {
+		t.Fatalf("resolve b: %s", out)
+	}
+	if code, _, errOut := alice.run("sign", "--from", list, gun+":c", "--digest", "nonsense", "--size", "1"); code != exitUsage {
+		t.Fatalf("bad digest: exit %d %s", code, errOut)
+	}
+
+	owner.ok("signer", "remove", gun, "alice")
+	if code, _, errOut := alice.run("sign", gun+":2.0", "--digest", digest1, "--size", "10"); code == exitOK || !strings.Contains(errOut, "no signing key") {
+		t.Fatalf("revoked signer signs: exit %d %s", code, errOut)
+	}
+	if code, _, _ := engine.run("resolve", gun+":1.0"); code != exitNotSigned {
+		t.Fatalf("a revoked signer's tag resolves: exit %d", code)
+	}
+}
+
+// TestDelegationThresholdTwoApprove: a 2-of-2 delegation: the first signer
+// stages, the second reviews and approves from another trust directory.
+func TestDelegationThresholdTwoApprove(t *testing.T) {
+	t.Parallel()
+	srv := newServer(t)
+	gun := "registry.example.com/team/app"
+	owner := &cli{t: t, server: srv, trustDir: t.TempDir()}
+	owner.ok("init", gun)
+	rootFile := filepath.Join(t.TempDir(), "root.json")
+	if err := os.WriteFile(rootFile, []byte(owner.ok("trust", "show", gun)), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	alice, _, alicePub := newSigner(t, srv, gun, rootFile)
+	bob, _, bobPub := newSigner(t, srv, gun, rootFile)
+	if code, _, errOut := owner.run("delegation", "add", gun, "targets/prod", "--key", alicePub, "--key", bobPub, "--threshold", "3"); code == exitOK || !strings.Contains(errOut, "threshold") {
+		t.Fatalf("threshold above the keys: exit %d %s", code, errOut)
+	}
+	owner.ok("delegation", "add", gun, "targets/prod", "--key", alicePub, "--key", bobPub, "--threshold", "2", "--paths", "prod-*")
+	if out := owner.ok("delegation", "list", gun); !strings.Contains(out, "targets/prod") || !strings.Contains(out, "prod-*") {
+		t.Fatalf("delegation list:\n%s", out)
+	}
+	out := alice.ok("sign", gun+":prod-1", "--digest", digest1, "--size", "10")
+	if !strings.Contains(out, "staged as change") {
+		t.Fatalf("first of two signatures:\n%s", out)
+	}
+	id := strings.Fields(strings.SplitAfter(out, "staged as change ")[1])[0]
+	id = strings.TrimSuffix(id, ":")
+	if out := bob.ok("staged", "list", gun); !strings.Contains(out, id) || !strings.Contains(out, "1/2") {
+		t.Fatalf("staged list:\n%s", out)
+	}
+	engine := &cli{t: t, server: srv, trustDir: t.TempDir()}
+	engine.ok("trust", "pin", gun, "--root", rootFile)
+	if code, _, _ := engine.run("resolve", gun+":prod-1"); code != exitNotSigned {
+		t.Fatalf("a staged tag resolves: exit %d", code)
+	}
+	out = bob.ok("approve", gun, id)
+	if !strings.Contains(out, "+ targets/prod prod-1 → "+digest1) || !strings.Contains(out, "published") {
+		t.Fatalf("approve:\n%s", out)
+	}
+	if out := engine.ok("resolve", gun+":prod-1"); !strings.Contains(out, digest1) {
+		t.Fatalf("resolve: %s", out)
+	}
+}

@@ -1,0 +1,214 @@
+package main
+
+import (
+	"bufio"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"strconv"
+	"strings"
+
+	"github.com/google/go-containerregistry/pkg/authn"
+	"github.com/google/go-containerregistry/pkg/name"
+	"github.com/google/go-containerregistry/pkg/v1/remote"
+	"github.com/opencontainers/go-digest"
+	"github.com/spf13/cobra"
+
+	"github.com/signetdev/signet/client"
+)
+
+func (a *app) signCmd() *cobra.Command {
+	var (
+		dgst, role, from string
+		size             int64
+	)
+	cmd := &cobra.Command{
+		Use:   "sign REF…",
+		Short: "Sign tags in one publish: digests and sizes come from the registry, from --digest and --size, or from --from FILE",
+		Long: `Sign one or more tags of one repository in a single publish.
+
+Each REF's digest and size are read from the registry, unless --digest and
+--size are given (one REF only) or --from FILE lists "REF DIGEST SIZE" per
+line ("-" reads standard input; blank lines and # comments are skipped).
+
+Without --role, each tag goes to the first delegation (in TUF's resolution
+order) that may sign it and whose key this trust directory holds, else to
+targets. When a role needs more signatures than the keys held here, the
+change is staged on the server for the other key holders: signet approve.`,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			changes, gun, err := a.signChanges(cmd, args, dgst, size, from)
+			if err != nil {
+				return err
+			}
+			c, err := a.client()
+			if err != nil {
+				return err
+			}
+			out, err := c.PublishAs(cmd.Context(), gun, role, changes)
+			if err != nil {
+				return err
+			}
+			return a.printOutcome(gun, out, changes)
+		},
+	}
+	cmd.Flags().StringVar(&dgst, "digest", "", "manifest digest (sha256:…) to sign without asking the registry (one REF)")
+	cmd.Flags().Int64Var(&size, "size", 0, "manifest size in bytes, with --digest")
+	cmd.Flags().StringVar(&role, "role", "", "sign into this role (targets or a delegation); default: picked per tag")
+	cmd.Flags().StringVar(&from, "from", "", `file of "REF DIGEST SIZE" lines to sign in one publish ("-": standard input)`)
+	return cmd
+}
+
+// signChanges collects the tags to sign; all must be of one repository.
+func (a *app) signChanges(cmd *cobra.Command, args []string, dgst string, size int64, from string) ([]client.Change, string, error) {
+	var changes []client.Change
+	var gun string
+	add := func(ref string, d digest.Digest, size int64) error {
+		g, tag, err := client.ParseRef(ref)
+		if err != nil {
+			return usageError{err}
+		}
+		if gun != "" && g != gun {
+			return usageError{fmt.Errorf("one publish signs tags of one repository: %s and %s differ", gun, g)}
+		}
+		gun = g
+		changes = append(changes, client.Change{Tag: tag, Digest: d, Size: size})
+		return nil
+	}
+	if from != "" {
+		lines, err := a.readSignList(from)
+		if err != nil {
+			return nil, "", err
+		}
+		for _, l := range lines {
+			if err := add(l.ref, l.digest, l.size); err != nil {
+				return nil, "", err
+			}
+		}
+	}
+	if dgst != "" {
+		d, err := digest.Parse(dgst)
+		if err != nil || size <= 0 || len(args) != 1 {
+			return nil, "", usageError{errors.New("--digest sha256:… needs --size N (the manifest's size in bytes) and exactly one REF")}
+		}
+		return changes, gun, add(args[0], d, size)
+	}
+	for _, ref := range args {
+		r, err := name.ParseReference(ref)
+		if err != nil {
+			return nil, "", usageError{err}
+		}
+		fmt.Fprintf(a.stderr, "reading %s from the registry…\n", ref)
+		desc, err := remote.Head(r, remote.WithContext(cmd.Context()), remote.WithAuthFromKeychain(authn.DefaultKeychain))
+		if err != nil {
+			return nil, "", fmt.Errorf("read %s from the registry: %w", ref, err)
+		}
+		if err := add(ref, digest.Digest(desc.Digest.String()), desc.Size); err != nil {
+			return nil, "", err
+		}
+	}
+	if len(changes) == 0 {
+		return nil, "", usageError{errors.New("nothing to sign: give REF… or --from FILE")}
+	}
+	return changes, gun, nil
+}
+
+type signLine struct {
+	ref    string
+	digest digest.Digest
+	size   int64
+}
+
+func (a *app) readSignList(path string) ([]signLine, error) {
+	var r io.Reader = a.stdin
+	if path != "-" {
+		f, err := os.Open(path)
+		if err != nil {
+			return nil, err
+		}
+		defer f.Close()
+		r = f
+	}
+	var out []signLine
+	sc := bufio.NewScanner(r)
+	for n := 1; sc.Scan(); n++ {
+		line := strings.TrimSpace(sc.Text())
+		if line == "" || strings.HasPrefix(line, "#") {
+			continue
+		}
+		f := strings.Fields(line)
+		if len(f) != 3 {
+			return nil, usageError{fmt.Errorf("%s:%d: want REF DIGEST SIZE", path, n)}
+		}
+		d, err := digest.Parse(f[1])
+		if err != nil {
+			return nil, usageError{fmt.Errorf("%s:%d: %w", path, n, err)}
+		}
+		size, err := strconv.ParseInt(f[2], 10, 64)
+		if err != nil || size <= 0 {
+			return nil, usageError{fmt.Errorf("%s:%d: size %q is not a positive number", path, n, f[2])}
+		}
+		out = append(out, signLine{f[0], d, size})
+	}
+	return out, sc.Err()
+}
+
+// printOutcome reports a publish: which roles signed, and whether it was
+// published or staged for more signatures.
+func (a *app) printOutcome(gun string, out *client.Outcome, changes []client.Change) error {
+	return a.print(map[string]any{"gun": gun, "roles": out.Roles, "published": out.Published, "staged": out.Staged, "changes": changes}, func(w io.Writer) {
+		for _, ch := range changes {
+			if ch.Remove {
+				fmt.Fprintf(w, "removed %s:%s\n", gun, ch.Tag)
+			} else {
+				fmt.Fprintf(w, "signed %s:%s → %s (%d bytes)\n", gun, ch.Tag, ch.Digest, ch.Size)
+			}
+		}
+		if out.Staged != nil {
+			fmt.Fprintf(w, "signed as %s; staged as change %s: needs", strings.Join(out.Roles, ", "), out.Staged.ID)
+			for role, n := range out.Staged.Pending() {
+				fmt.Fprintf(w, " %d more signature(s) of %s", n, role)
+			}
+			fmt.Fprintf(w, "; other key holders run: signet approve %s %s\n", gun, out.Staged.ID)
+			return
+		}
+		fmt.Fprintf(w, "published as %s\n", strings.Join(out.Roles, ", "))
+	})
+}
+
+func (a *app) unsignCmd() *cobra.Command {
+	var role string
+	cmd := &cobra.Command{
+		Use:   "unsign REF…",
+		Short: "Remove tags' signatures in one publish",
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if len(args) == 0 {
+				return usageError{errors.New("unsign takes REF…")}
+			}
+			var changes []client.Change
+			var gun string
+			for _, ref := range args {
+				g, tag, err := client.ParseRef(ref)
+				if err != nil {
+					return usageError{err}
+				}
+				if gun != "" && g != gun {
+					return usageError{fmt.Errorf("one publish changes one repository: %s and %s differ", gun, g)}
+				}
+				gun = g
+				changes = append(changes, client.Change{Tag: tag, Remove: true})
+			}
+			c, err := a.client()
+			if err != nil {
+				return err
+			}
+			out, err := c.PublishAs(cmd.Context(), gun, role, changes)
+			if err != nil {
+				return err
+			}
+			return a.printOutcome(gun, out, changes)
+		},
+	}
+	cmd.Flags().StringVar(&role, "role", "", "remove from this role; default: the role that lists each tag")
+	return cmd
+}
