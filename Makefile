@@ -15,6 +15,8 @@ build:
 test:
 	./scripts/test-deps.sh
 	$(GO) run ./internal/pgtest/cmd/withpg -- $(GO) test -race -count=1 -timeout 8m -tags pkcs11 ./...
+	# Scale tests are built without -race (see client/bins_test.go).
+	$(GO) test -count=1 -timeout 5m -run 'HashedBins' ./client/
 	cd deploy/test && $(GO) test -count=1 ./...
 
 test-short:
