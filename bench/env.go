@@ -150,6 +150,7 @@ func (e *env) figures() []figure {
 		{"sign through the client library", e.signFigure},
 		{"resolve, warm cache", e.resolveWarmFigure},
 		{"resolve, cold cache, 10 / 10k / 100k tags", e.resolveColdFigure},
+		{"hashed bins: resolve and publish, 10 / 10k / 100k tags", e.binsFigure},
 	}
 }
 

@@ -6,6 +6,7 @@
 //
 //	go run ./bench                  full run (3 runs of 5 s per figure)
 //	BENCH_QUICK=1 go run ./bench    every figure once, briefly
+//	BENCH_ONLY=bins go run ./bench  only figures whose name contains "bins"
 //	go run ./bench check FILE       compare a result file's ratios with targets
 //
 // It never fails on speed: it reports. Results go to bench/results/latest.json.
@@ -18,6 +19,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"strings"
 	"syscall"
 	"time"
 )
@@ -98,7 +100,11 @@ func run(ctx context.Context) error {
 	defer env.close()
 
 	rep := Report{When: time.Now().UTC(), Plan: p}
+	only := os.Getenv("BENCH_ONLY")
 	for _, fig := range env.figures() {
+		if only != "" && !strings.Contains(fig.name, only) {
+			continue
+		}
 		fmt.Fprintf(os.Stderr, "bench: %s\n", fig.name)
 		r, err := fig.run(ctx, p)
 		if err != nil {
