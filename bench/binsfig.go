@@ -29,7 +29,10 @@ func (e *env) binsFigure(ctx context.Context, p plan) ([]Result, error) {
 	var fetched []float64
 	for _, sz := range sizes {
 		gun := fmt.Sprintf("bench.example.com/bins-%d", sz.tags)
-		owner, err := e.newClient(filepath.Join(e.tmp, "bins-owner-"+fmt.Sprint(sz.tags)), httpGetter(2))
+		dir := filepath.Join(e.tmp, "bins-owner-"+fmt.Sprint(sz.tags))
+		// Seeding 100k tags is one large publish: no per-request timeout.
+		owner, err := client.New(client.Options{Server: "http://" + e.pgServer.addr, TrustDir: dir, Timeout: 10 * time.Minute,
+			Keys: client.NewFileKeyStore(filepath.Join(dir, "private"), pass, 0)})
 		if err != nil {
 			return nil, err
 		}
