@@ -177,21 +177,16 @@ func (c *Client) retry(ctx context.Context, gun string, build func(*roleState) e
 }
 
 func (c *Client) submitOnce(ctx context.Context, gun string, build func(*roleState) error) (*Outcome, error) {
-	unlock, err := c.lock(gun)
-	if err != nil {
-		return nil, err
-	}
-	defer unlock()
-	up, err := c.current(ctx, gun)
-	if err != nil {
-		return nil, err
-	}
-	trusted := up.GetTrustedMetadataSet()
-	s := c.roleState(ctx, gun, &trusted)
-	if err := build(s); err != nil {
-		return nil, err
-	}
-	return c.submit(ctx, s)
+	var out *Outcome
+	err := c.withLockedState(ctx, gun, func(s *roleState) error {
+		if err := build(s); err != nil {
+			return err
+		}
+		var err error
+		out, err = c.submit(ctx, s)
+		return err
+	})
+	return out, err
 }
 
 // apply puts one change into the pending next version of its role.

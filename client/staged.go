@@ -13,6 +13,7 @@ import (
 
 	"github.com/opencontainers/go-digest"
 	"github.com/theupdateframework/go-tuf/v2/metadata"
+	"github.com/theupdateframework/go-tuf/v2/metadata/updater"
 )
 
 // K-of-n signing: when a role's threshold needs keys held by several
@@ -189,17 +190,10 @@ func (c *Client) ReviewStaged(ctx context.Context, gun, id string) (*Review, err
 
 // withLockedState runs fn on gun's verified state with the GUN locked.
 func (c *Client) withLockedState(ctx context.Context, gun string, fn func(*roleState) error) error {
-	unlock, err := c.lock(gun)
-	if err != nil {
-		return err
-	}
-	defer unlock()
-	up, err := c.current(ctx, gun)
-	if err != nil {
-		return err
-	}
-	trusted := up.GetTrustedMetadataSet()
-	return fn(c.roleState(ctx, gun, &trusted))
+	return c.withState(ctx, gun, func(up *updater.Updater) error {
+		trusted := up.GetTrustedMetadataSet()
+		return fn(c.roleState(ctx, gun, &trusted))
+	})
 }
 
 func target(gun, tag, role string, tf *metadata.TargetFiles) *Target {
