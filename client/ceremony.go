@@ -266,25 +266,30 @@ type RoleExpiry struct {
 	Soon    bool // a developer-signed role that expires within 30 days
 }
 
-// Status updates gun and reports when each loaded role expires.
+// Status updates gun and reports when each role expires: the top-level
+// roles and every published delegated role (hashed bins included).
 func (c *Client) Status(ctx context.Context, gun string) ([]RoleExpiry, error) {
-	tm, err := c.Update(ctx, gun)
+	ctx, cancel := context.WithTimeout(ctx, c.opts.Timeout)
+	defer cancel()
+	var out []RoleExpiry
+	err := c.withLockedState(ctx, gun, func(s *roleState) error {
+		tm := s.trusted
+		out = []RoleExpiry{
+			{Role: metadata.ROOT, Version: tm.Root.Signed.Version, Expires: tm.Root.Signed.Expires},
+			{Role: metadata.TIMESTAMP, Version: tm.Timestamp.Signed.Version, Expires: tm.Timestamp.Signed.Expires},
+			{Role: metadata.SNAPSHOT, Version: tm.Snapshot.Signed.Version, Expires: tm.Snapshot.Signed.Expires},
+		}
+		return s.each(func(name string, t *metadata.Metadata[metadata.TargetsType]) {
+			out = append(out, RoleExpiry{Role: name, Version: t.Signed.Version, Expires: t.Signed.Expires})
+		})
+	})
 	if err != nil {
 		return nil, err
 	}
 	now := c.opts.Now()
-	soon := func(t time.Time) bool { return t.Sub(now) < 30*24*time.Hour }
-	out := []RoleExpiry{
-		{Role: metadata.ROOT, Version: tm.Root.Signed.Version, Expires: tm.Root.Signed.Expires},
-		{Role: metadata.TIMESTAMP, Version: tm.Timestamp.Signed.Version, Expires: tm.Timestamp.Signed.Expires},
-		{Role: metadata.SNAPSHOT, Version: tm.Snapshot.Signed.Version, Expires: tm.Snapshot.Signed.Expires},
-	}
-	for name, t := range tm.Targets {
-		out = append(out, RoleExpiry{Role: name, Version: t.Signed.Version, Expires: t.Signed.Expires})
-	}
 	for i := range out {
 		// The server keeps timestamp (and its own snapshots) fresh.
-		out[i].Soon = out[i].Role != metadata.TIMESTAMP && out[i].Role != metadata.SNAPSHOT && soon(out[i].Expires)
+		out[i].Soon = out[i].Role != metadata.TIMESTAMP && out[i].Role != metadata.SNAPSHOT && out[i].Expires.Sub(now) < 30*24*time.Hour
 	}
 	return out, nil
 }

@@ -300,3 +300,45 @@ func (c *Client) Role(ctx context.Context, gun, role string) (*metadata.Metadata
 	})
 	return m, err
 }
+
+// each calls fn for every published targets-type role, in pre-order,
+// loading (and verifying) each with go-tuf.
+func (s *roleState) each(fn func(string, *metadata.Metadata[metadata.TargetsType])) error {
+	stack := []string{metadata.TARGETS}
+	seen := map[string]bool{}
+	for len(stack) > 0 && len(seen) < maxRoles {
+		name := stack[len(stack)-1]
+		stack = stack[:len(stack)-1]
+		if seen[name] {
+			continue
+		}
+		seen[name] = true
+		m, err := s.fetch(name, s.delegator[name])
+		if err != nil {
+			return err
+		}
+		if m == nil {
+			continue
+		}
+		fn(name, m)
+		d := m.Signed.Delegations
+		if d == nil {
+			continue
+		}
+		var children []string
+		if d.SuccinctRoles != nil {
+			children = d.SuccinctRoles.GetRoles()
+		}
+		for _, r := range d.Roles {
+			children = append(children, r.Name)
+		}
+		for _, child := range children {
+			if _, ok := s.delegator[child]; !ok {
+				s.delegator[child] = name
+			}
+		}
+		slices.Reverse(children)
+		stack = append(stack, children...)
+	}
+	return nil
+}

@@ -118,11 +118,17 @@ func TestDelegationThresholdTwoApprove(t *testing.T) {
 	if code, _, _ := engine.run("resolve", gun+":prod-1"); code != exitNotSigned {
 		t.Fatalf("a staged tag resolves: exit %d", code)
 	}
+	if out := engine.ok("status", gun); !strings.Contains(out, "1 staged change(s) wait") {
+		t.Fatalf("status:\n%s", out)
+	}
 	out = bob.ok("approve", gun, id)
 	if !strings.Contains(out, "+ targets/prod prod-1 → "+digest1) || !strings.Contains(out, "published") {
 		t.Fatalf("approve:\n%s", out)
 	}
 	if out := engine.ok("resolve", gun+":prod-1"); !strings.Contains(out, digest1) {
 		t.Fatalf("resolve: %s", out)
+	}
+	if out := engine.ok("status", gun); !strings.Contains(out, "targets/prod") || strings.Contains(out, "staged change") {
+		t.Fatalf("status after approval:\n%s", out)
 	}
 }

@@ -244,7 +244,7 @@ func (a *app) keyFetchCmd() *cobra.Command {
 
 func (a *app) statusCmd() *cobra.Command {
 	return &cobra.Command{
-		Use: "status GUN", Args: exactArgs(1), Short: "Show when each role expires; warn within 30 days",
+		Use: "status GUN", Args: exactArgs(1), Short: "Show when each role (delegations included) expires, warn within 30 days, and count staged changes",
 		RunE: func(cmd *cobra.Command, args []string) error {
 			c, err := a.client()
 			if err != nil {
@@ -254,7 +254,11 @@ func (a *app) statusCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			return a.print(st, func(w io.Writer) {
+			staged, err := c.ListStaged(cmd.Context(), args[0])
+			if err != nil {
+				return err
+			}
+			return a.print(map[string]any{"roles": st, "staged": staged}, func(w io.Writer) {
 				tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 				fmt.Fprintln(tw, "ROLE\tVERSION\tEXPIRES\t")
 				for _, r := range st {
@@ -265,6 +269,9 @@ func (a *app) statusCmd() *cobra.Command {
 					fmt.Fprintf(tw, "%s\t%d\t%s\t%s\n", r.Role, r.Version, r.Expires.UTC().Format(time.RFC3339), warn)
 				}
 				tw.Flush()
+				if len(staged) > 0 {
+					fmt.Fprintf(w, "%d staged change(s) wait for signatures: signet staged list %s\n", len(staged), args[0])
+				}
 			})
 		},
 	}
