@@ -161,7 +161,9 @@ func (c *Client) retry(ctx context.Context, gun string, build func(*roleState) e
 	for attempt := range maxAttempts {
 		out, err := c.submitOnce(ctx, gun, build)
 		var se *ServerError
-		if !errors.As(err, &se) || se.Status != http.StatusConflict || se.Code == "STAGED_CHANGE_STALE" {
+		if !errors.As(err, &se) || se.Status != http.StatusConflict || se.Code != "VERSION_CONFLICT" {
+			// Only a lost race is worth retrying; a stale staged change or a full
+			// staging area is not.
 			return out, err
 		}
 		last = err
