@@ -69,7 +69,11 @@ func (c *Client) RootInit(ctx context.Context, p RootPlan) ([]byte, error) {
 			return nil, fmt.Errorf("client: %w", err)
 		}
 	}
-	root.Signed.Roles[metadata.TARGETS].Threshold = max(1, p.TargetsThreshold)
+	th := max(1, p.TargetsThreshold)
+	if n := len(root.Signed.Roles[metadata.TARGETS].KeyIDs); th > n {
+		return nil, fmt.Errorf("client: targets threshold %d is above its %d key(s)", th, n)
+	}
+	root.Signed.Roles[metadata.TARGETS].Threshold = th
 	if err := root.Signed.AddKey(p.Timestamp, metadata.TIMESTAMP); err != nil {
 		return nil, fmt.Errorf("client: %w", err)
 	}
@@ -239,8 +243,10 @@ func (c *Client) RootPublish(ctx context.Context, gun string, root []byte) error
 		if err != nil {
 			return err
 		}
-		if len(held) == 0 {
-			return fmt.Errorf("client: the first publish of %s needs targets v1: %w: none of its targets keys is in this trust directory", gun, ErrNoKey)
+		if th := m.Signed.Roles[metadata.TARGETS].Threshold; len(held) < th {
+			// Staging needs a published root: the first targets must be
+			// complete. Later changes are staged for k-of-n signing.
+			return fmt.Errorf("client: the first publish of %s needs targets v1 signed by %d targets keys: %w: this trust directory holds %d (signet key import the others for this publish)", gun, th, ErrNoKey, len(held))
 		}
 		targets := metadata.Targets(c.opts.Now().Add(TargetsLifetime))
 		data, err := c.sign(ctx, targets, held...)

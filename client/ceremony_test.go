@@ -157,3 +157,80 @@ func TestRootCeremony(t *testing.T) {
 		}
 	}
 }
+
+// TestTargetsThresholdTwo: a root made offline names two targets keys with
+// threshold 2. The first publish is signed by both; afterwards each holder
+// signs from their own trust directory: one signature stages the change
+// (clients do not see the tag), the second publishes it.
+func TestTargetsThresholdTwo(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	url := newServer(t, nil)
+	online := newClient(t, url, t.TempDir())
+	ts, err := online.ServerKey(ctx, gun, metadata.TIMESTAMP)
+	if err != nil {
+		t.Fatal(err)
+	}
+	snap, err := online.ServerKey(ctx, gun, metadata.SNAPSHOT)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var holders []*client.Client
+	var pubs []*metadata.Key
+	for range 2 {
+		h := newClient(t, url, t.TempDir())
+		k, err := h.Keys().Generate(ctx, metadata.TARGETS)
+		if err != nil {
+			t.Fatal(err)
+		}
+		pem, err := h.Keys().Export(ctx, k.ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := online.Keys().Import(ctx, metadata.TARGETS, pem); err != nil {
+			t.Fatal(err)
+		}
+		holders, pubs = append(holders, h), append(pubs, k.Public)
+	}
+	dir := t.TempDir()
+	ceremony := newClient(t, "http://127.0.0.1:1", dir)
+	unsigned, err := ceremony.RootInit(ctx, client.RootPlan{Keys: 1, Threshold: 1, TargetsKeys: pubs, TargetsThreshold: 2, Timestamp: ts, Snapshot: snap})
+	if err != nil {
+		t.Fatal(err)
+	}
+	keys, _ := ceremony.Keys().List(ctx)
+	root, err := client.RootSign(unsigned, filepath.Join(dir, "private", keys[0].ID+".key"), []byte("test passphrase"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := online.RootPublish(ctx, gun, root); err != nil { // holds both targets keys
+		t.Fatal(err)
+	}
+	for _, h := range append(holders, online) {
+		if err := h.PinRoot(gun, root); err != nil {
+			t.Fatal(err)
+		}
+	}
+	engine := newDelegate(t, url, root).c
+
+	out, err := holders[0].Publish(ctx, gun, []client.Change{{Tag: "1.0", Digest: d10, Size: 1}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if out.Staged == nil || out.Staged.Pending()[metadata.TARGETS] != 1 {
+		t.Fatalf("one of two targets signatures: %+v", out)
+	}
+	if _, err := engine.Resolve(ctx, gun+":1.0"); !errors.Is(err, client.ErrNotSigned) {
+		t.Fatalf("staged tag resolves: %v", err)
+	}
+	rv, err := holders[1].ReviewStaged(ctx, gun, out.Staged.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if done, err := holders[1].Approve(ctx, gun, rv); err != nil || done.Published[metadata.TARGETS] != 2 {
+		t.Fatalf("second signature: %+v, %v", done, err)
+	}
+	if got, err := engine.Resolve(ctx, gun+":1.0"); err != nil || got.Digest != d10 || got.Role != metadata.TARGETS {
+		t.Fatalf("resolve after approval: %+v, %v", got, err)
+	}
+}
