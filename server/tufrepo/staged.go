@@ -258,8 +258,13 @@ func (r *Repo) Approve(ctx context.Context, gun, id string, files map[string][]b
 		if err != nil {
 			return nil, err
 		}
-		for i := range p.roles {
-			p.roles[i].BaseVersion = baseOf(doc.Roles, p.roles[i].Role)
+		// prepare read the store again: what it validated against must
+		// still be what the change was staged on (a publish may have landed
+		// since checkBase).
+		for _, pr := range p.roles {
+			if err := checkStale(id, doc.Roles, pr.Role, pr.BaseVersion); err != nil {
+				return nil, err
+			}
 		}
 		change := &StagedChange{ID: id, Created: st.CreatedAt, Expires: st.Expires, Roles: p.roles}
 		if p.complete {
@@ -293,17 +298,9 @@ func (r *Repo) Approve(ctx context.Context, gun, id string, files map[string][]b
 	return nil, refuse(CodeVersionConflict, "", "concurrent approvals of staged change %s kept conflicting; retry", id)
 }
 
-func baseOf(roles []StagedRole, role string) int64 {
-	for _, r := range roles {
-		if r.Role == role {
-			return r.BaseVersion
-		}
-	}
-	return 0
-}
-
 // checkBase refuses a staged change once any of its roles was published
-// since it was staged.
+// since it was staged. It runs before validation, so that a stale change
+// gets this message rather than a version conflict.
 func (r *Repo) checkBase(ctx context.Context, gun, id string, roles []StagedRole) error {
 	for _, sr := range roles {
 		cur, err := r.store.GetCurrent(ctx, gun, sr.Role)
@@ -314,8 +311,19 @@ func (r *Repo) checkBase(ctx context.Context, gun, id string, roles []StagedRole
 		case !errors.Is(err, store.ErrNotFound):
 			return storeErr(fmt.Errorf("tufrepo: read %s/%s: %w", gun, sr.Role, err))
 		}
-		if v != sr.BaseVersion {
-			return refuse(CodeStaleStaged, sr.Role, "staged change %s is based on version %d, but version %d has been published since; fetch the latest metadata and stage the change again", id, sr.BaseVersion, v)
+		if err := checkStale(id, roles, sr.Role, v); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// checkStale refuses role of staged change id if its stored version is no
+// longer the one the change is based on.
+func checkStale(id string, roles []StagedRole, role string, stored int64) error {
+	for _, sr := range roles {
+		if sr.Role == role && sr.BaseVersion != stored {
+			return refuse(CodeStaleStaged, role, "staged change %s is based on version %d, but version %d has been published since; fetch the latest metadata and stage the change again", id, sr.BaseVersion, stored)
 		}
 	}
 	return nil
