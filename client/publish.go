@@ -96,16 +96,8 @@ func (c *Client) Init(ctx context.Context, gun string) ([]byte, error) {
 // ServerKey fetches the server's public key of role (timestamp or
 // snapshot) for gun, creating it on first ask.
 func (c *Client) ServerKey(ctx context.Context, gun, role string) (*metadata.Key, error) {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, c.tufURL(gun)+role+".key", nil)
-	if err != nil {
-		return nil, err
-	}
-	body, err := c.do(ctx, gun, "push,pull", req)
-	if err != nil {
-		return nil, fmt.Errorf("client: %s key of %s: %w", role, gun, err)
-	}
 	var k metadata.Key
-	if err := json.Unmarshal(body, &k); err != nil {
+	if err := c.getJSON(ctx, gun, "push,pull", c.tufURL(gun)+role+".key", &k); err != nil {
 		return nil, fmt.Errorf("client: %s key of %s: %w", role, gun, err)
 	}
 	return &k, nil
@@ -444,6 +436,19 @@ func (c *Client) upload(ctx context.Context, gun, u string, files map[string][]b
 	}
 	req.Header.Set("Content-Type", mw.FormDataContentType())
 	return c.do(ctx, gun, "push,pull", req)
+}
+
+// getJSON GETs u about gun, needing actions, and decodes the answer into v.
+func (c *Client) getJSON(ctx context.Context, gun, actions, u string, v any) error {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
+	if err != nil {
+		return err
+	}
+	body, err := c.do(ctx, gun, actions, req)
+	if err != nil {
+		return err
+	}
+	return json.Unmarshal(body, v)
 }
 
 // do sends req about gun, needing actions, and returns the body of a 2xx

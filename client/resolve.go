@@ -96,7 +96,17 @@ func targetOf(gun, tag, role string, tf *metadata.TargetFiles) (*Target, error) 
 	if !ok || len(sum) != 32 {
 		return nil, &TrustError{GUN: gun, Kind: ErrInvalid, Err: fmt.Errorf("%s lists %s without a sha256 digest", role, tag)}
 	}
-	return &Target{GUN: gun, Tag: tag, Digest: digest.NewDigestFromEncoded(digest.SHA256, hex.EncodeToString(sum)), Size: tf.Length, Role: role}, nil
+	return target(gun, tag, role, tf), nil
+}
+
+// target describes the entry of tag in role; Digest is empty when the
+// entry names no sha256 (targetOf refuses such an entry).
+func target(gun, tag, role string, tf *metadata.TargetFiles) *Target {
+	t := &Target{GUN: gun, Tag: tag, Size: tf.Length, Role: role}
+	if sum, ok := tf.Hashes["sha256"]; ok {
+		t.Digest = digest.NewDigestFromEncoded(digest.SHA256, hex.EncodeToString(sum))
+	}
+	return t
 }
 
 // Update runs a TUF update of gun (timestamp, snapshot, top-level targets)

@@ -2,7 +2,6 @@ package client
 
 import (
 	"context"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -11,7 +10,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/opencontainers/go-digest"
 	"github.com/theupdateframework/go-tuf/v2/metadata"
 	"github.com/theupdateframework/go-tuf/v2/metadata/updater"
 )
@@ -75,18 +73,10 @@ func (c *Client) postStaged(ctx context.Context, gun, id string, files map[strin
 func (c *Client) ListStaged(ctx context.Context, gun string) ([]StagedChange, error) {
 	ctx, cancel := context.WithTimeout(ctx, c.opts.Timeout)
 	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, c.stagedURL(gun, ""), nil)
-	if err != nil {
-		return nil, err
-	}
-	body, err := c.do(ctx, gun, "pull", req)
-	if err != nil {
-		return nil, fmt.Errorf("client: staged changes of %s: %w", gun, err)
-	}
 	var res struct {
 		Staged []StagedChange `json:"staged"`
 	}
-	if err := json.Unmarshal(body, &res); err != nil {
+	if err := c.getJSON(ctx, gun, "pull", c.stagedURL(gun, ""), &res); err != nil {
 		return nil, fmt.Errorf("client: staged changes of %s: %w", gun, err)
 	}
 	return res.Staged, nil
@@ -94,16 +84,8 @@ func (c *Client) ListStaged(ctx context.Context, gun string) ([]StagedChange, er
 
 // GetStaged returns one staged change with its files.
 func (c *Client) GetStaged(ctx context.Context, gun, id string) (*StagedChange, error) {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, c.stagedURL(gun, id), nil)
-	if err != nil {
-		return nil, err
-	}
-	body, err := c.do(ctx, gun, "pull", req)
-	if err != nil {
-		return nil, fmt.Errorf("client: staged change %s of %s: %w", id, gun, err)
-	}
 	var st StagedChange
-	if err := json.Unmarshal(body, &st); err != nil {
+	if err := c.getJSON(ctx, gun, "pull", c.stagedURL(gun, id), &st); err != nil {
 		return nil, fmt.Errorf("client: staged change %s of %s: %w", id, gun, err)
 	}
 	return &st, nil
@@ -194,14 +176,6 @@ func (c *Client) withLockedState(ctx context.Context, gun string, fn func(*roleS
 		trusted := up.GetTrustedMetadataSet()
 		return fn(c.roleState(ctx, gun, &trusted))
 	})
-}
-
-func target(gun, tag, role string, tf *metadata.TargetFiles) *Target {
-	t := &Target{GUN: gun, Tag: tag, Size: tf.Length, Role: role}
-	if sum, ok := tf.Hashes["sha256"]; ok {
-		t.Digest = digest.NewDigestFromEncoded(digest.SHA256, hex.EncodeToString(sum))
-	}
-	return t
 }
 
 func diffTargets(gun, role string, old, next map[string]*metadata.TargetFiles) []TagChange {
