@@ -226,43 +226,22 @@ func (s *roleState) apply(role string, ch Change) error {
 // walk visits, in TUF's pre-order, the roles a client resolving tag would
 // visit (terminating delegations honoured), until visit returns true.
 func (s *roleState) walk(tag string, visit func(role string, m *metadata.Metadata[metadata.TargetsType]) (bool, error)) error {
-	stack := []string{metadata.TARGETS}
-	seen := map[string]bool{}
-	for len(stack) > 0 && len(seen) < maxRoles {
-		role := stack[len(stack)-1]
-		stack = stack[:len(stack)-1]
-		if seen[role] {
-			continue
-		}
-		seen[role] = true
-		m, err := s.load(role)
-		if err != nil {
-			return err
-		}
-		if done, err := visit(role, m); done || err != nil {
-			return err
-		}
-		if m == nil || m.Signed.Delegations == nil {
-			continue
-		}
+	return s.preorder(s.load, visit, func(m *metadata.Metadata[metadata.TargetsType]) ([]string, bool) {
 		d := m.Signed.Delegations
-		var children []string
+		var names []string
 		if d.SuccinctRoles != nil {
 			for _, r := range d.SuccinctRoles.GetRolesForTarget(tag) {
-				children = append(children, r.Name)
+				names = append(names, r.Name)
 			}
 		}
 		for _, r := range d.GetRolesForTarget(tag) {
-			children = append(children, r.Name)
+			names = append(names, r.Name)
 			if r.Terminating {
-				stack = stack[:0]
-				break
+				return names, true
 			}
 		}
-		slices.Reverse(children)
-		stack = append(stack, children...)
-	}
-	return nil
+		return names, false
+	})
 }
 
 // pick chooses the role to sign tag with: the first delegated role in

@@ -95,49 +95,88 @@ func (s *roleState) fetch(role, parent string) (*metadata.Metadata[metadata.Targ
 }
 
 // findDelegator walks the delegation tree in TUF's pre-order, loading
-// roles as it goes, until it finds the role that delegates to role.
+// roles as it goes, until it finds the role that delegates to role. A
+// delegator being changed (pending) delegates as changed.
 func (s *roleState) findDelegator(role string) (string, error) {
 	if p, ok := s.delegator[role]; ok {
 		return p, nil
 	}
+	get := func(name string) (*metadata.Metadata[metadata.TargetsType], error) {
+		if m, ok := s.pending[name]; ok {
+			return m, nil
+		}
+		return s.fetch(name, s.delegator[name])
+	}
+	var found string
+	err := s.preorder(get, func(name string, m *metadata.Metadata[metadata.TargetsType]) (bool, error) {
+		if m != nil && (delegates(m, role) || m.Signed.Delegations != nil && m.Signed.Delegations.SuccinctRoles != nil && m.Signed.Delegations.SuccinctRoles.IsDelegatedRole(role)) {
+			found = name
+		}
+		return found != "", nil
+	}, func(m *metadata.Metadata[metadata.TargetsType]) ([]string, bool) {
+		return roleNames(m.Signed.Delegations.Roles), false
+	})
+	if err != nil {
+		return "", err
+	}
+	if found == "" {
+		return "", fmt.Errorf("client: no role of %s delegates to %s: %w", s.gun, role, errNotDelegated)
+	}
+	s.delegator[role] = found
+	return found, nil
+}
+
+// preorder walks the delegation tree from targets in TUF's pre-order
+// (depth first, delegations in their listed order), over at most maxRoles
+// roles. get loads a role (nil: delegated but never published); visit
+// returns true to end the walk; children names the roles a loaded role
+// delegates to that the walk visits next, and whether the walk ends after
+// them (a terminating delegation). It records each child's delegator.
+func (s *roleState) preorder(
+	get func(name string) (*metadata.Metadata[metadata.TargetsType], error),
+	visit func(name string, m *metadata.Metadata[metadata.TargetsType]) (bool, error),
+	children func(m *metadata.Metadata[metadata.TargetsType]) (names []string, terminate bool),
+) error {
 	stack := []string{metadata.TARGETS}
-	visited := map[string]bool{}
-	for len(stack) > 0 && len(visited) < maxRoles {
+	seen := map[string]bool{}
+	for len(stack) > 0 && len(seen) < maxRoles {
 		name := stack[len(stack)-1]
 		stack = stack[:len(stack)-1]
-		if visited[name] {
+		if seen[name] {
 			continue
 		}
-		visited[name] = true
-		m, ok := s.pending[name] // a delegator being changed delegates as changed
-		if !ok {
-			var err error
-			if m, err = s.fetch(name, s.delegator[name]); err != nil {
-				return "", err
-			}
+		seen[name] = true
+		m, err := get(name)
+		if err != nil {
+			return err
+		}
+		if done, err := visit(name, m); done || err != nil {
+			return err
 		}
 		if m == nil || m.Signed.Delegations == nil {
 			continue
 		}
-		d := m.Signed.Delegations
-		if d.SuccinctRoles != nil && d.SuccinctRoles.IsDelegatedRole(role) {
-			s.delegator[role] = name
-			return name, nil
-		}
-		var children []string
-		for _, r := range d.Roles {
-			if _, ok := s.delegator[r.Name]; !ok {
-				s.delegator[r.Name] = name
+		next, terminate := children(m)
+		for _, child := range next {
+			if _, ok := s.delegator[child]; !ok {
+				s.delegator[child] = name
 			}
-			if r.Name == role {
-				return name, nil
-			}
-			children = append(children, r.Name)
 		}
-		slices.Reverse(children)
-		stack = append(stack, children...)
+		if terminate {
+			stack = stack[:0]
+		}
+		slices.Reverse(next)
+		stack = append(stack, next...)
 	}
-	return "", fmt.Errorf("client: no role of %s delegates to %s: %w", s.gun, role, errNotDelegated)
+	return nil
+}
+
+func roleNames(roles []metadata.DelegatedRole) []string {
+	out := make([]string, len(roles))
+	for i, r := range roles {
+		out[i] = r.Name
+	}
+	return out
 }
 
 // delegation is what a role's delegator says about it.
@@ -304,41 +343,18 @@ func (c *Client) Role(ctx context.Context, gun, role string) (*metadata.Metadata
 // each calls fn for every published targets-type role, in pre-order,
 // loading (and verifying) each with go-tuf.
 func (s *roleState) each(fn func(string, *metadata.Metadata[metadata.TargetsType])) error {
-	stack := []string{metadata.TARGETS}
-	seen := map[string]bool{}
-	for len(stack) > 0 && len(seen) < maxRoles {
-		name := stack[len(stack)-1]
-		stack = stack[:len(stack)-1]
-		if seen[name] {
-			continue
+	return s.preorder(func(name string) (*metadata.Metadata[metadata.TargetsType], error) {
+		return s.fetch(name, s.delegator[name])
+	}, func(name string, m *metadata.Metadata[metadata.TargetsType]) (bool, error) {
+		if m != nil {
+			fn(name, m)
 		}
-		seen[name] = true
-		m, err := s.fetch(name, s.delegator[name])
-		if err != nil {
-			return err
+		return false, nil
+	}, func(m *metadata.Metadata[metadata.TargetsType]) ([]string, bool) {
+		var names []string
+		if sr := m.Signed.Delegations.SuccinctRoles; sr != nil {
+			names = sr.GetRoles()
 		}
-		if m == nil {
-			continue
-		}
-		fn(name, m)
-		d := m.Signed.Delegations
-		if d == nil {
-			continue
-		}
-		var children []string
-		if d.SuccinctRoles != nil {
-			children = d.SuccinctRoles.GetRoles()
-		}
-		for _, r := range d.Roles {
-			children = append(children, r.Name)
-		}
-		for _, child := range children {
-			if _, ok := s.delegator[child]; !ok {
-				s.delegator[child] = name
-			}
-		}
-		slices.Reverse(children)
-		stack = append(stack, children...)
-	}
-	return nil
+		return append(names, roleNames(m.Signed.Delegations.Roles)...), false
+	})
 }
