@@ -43,17 +43,30 @@ func (r *Repo) Publish(ctx context.Context, gun string, files map[string][]byte)
 		if err != nil {
 			return nil, err
 		}
-		err = r.store.UpdateMany(ctx, gun, p.updates)
-		if err == nil {
-			r.log.InfoContext(ctx, "published", "gun", gun, "versions", p.result.Versions)
+		conflict, err := r.commit(ctx, gun, p)
+		if err != nil {
+			return nil, err
+		}
+		if conflict == nil {
 			return p.result, nil
 		}
-		if !errors.Is(err, store.ErrVersionExists) {
-			return nil, storeErr(fmt.Errorf("tufrepo: publish %s: %w", gun, err))
-		}
-		lastErr = err
+		lastErr = conflict
 	}
 	return nil, &Error{Code: CodeVersionConflict, Msg: "concurrent publishes to this repository kept conflicting; fetch the latest metadata and retry", Err: lastErr}
+}
+
+// commit stores a prepared publish. A non-nil conflict means it lost a race
+// for a server-made version and stored nothing: validate again.
+func (r *Repo) commit(ctx context.Context, gun string, p *prepared) (conflict, err error) {
+	err = r.store.UpdateMany(ctx, gun, p.updates)
+	switch {
+	case errors.Is(err, store.ErrVersionExists):
+		return err, nil
+	case err != nil:
+		return nil, storeErr(fmt.Errorf("tufrepo: publish %s: %w", gun, err))
+	}
+	r.log.InfoContext(ctx, "published", "gun", gun, "versions", p.result.Versions)
+	return nil, nil
 }
 
 type prepared struct {

@@ -111,14 +111,13 @@ func (r *Repo) Stage(ctx context.Context, gun string, files map[string][]byte) (
 			return nil, err
 		}
 		if p.complete {
-			err := r.store.UpdateMany(ctx, gun, p.updates)
-			if errors.Is(err, store.ErrVersionExists) {
-				continue // lost a race for a server-made version: validate again
-			}
+			conflict, err := r.commit(ctx, gun, p)
 			if err != nil {
-				return nil, storeErr(fmt.Errorf("tufrepo: publish %s: %w", gun, err))
+				return nil, err
 			}
-			r.log.InfoContext(ctx, "published", "gun", gun, "versions", p.result.Versions)
+			if conflict != nil {
+				continue
+			}
 			return &StagedChange{Roles: p.roles, Published: p.result.Versions}, nil
 		}
 		data, err := json.Marshal(stagedDoc{Files: files, Roles: p.roles})
