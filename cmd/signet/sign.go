@@ -64,14 +64,10 @@ func (a *app) signChanges(cmd *cobra.Command, args []string, dgst string, size i
 	var changes []client.Change
 	var gun string
 	add := func(ref string, d digest.Digest, size int64) error {
-		g, tag, err := client.ParseRef(ref)
+		tag, err := sameRepo(&gun, ref)
 		if err != nil {
-			return usageError{err}
+			return err
 		}
-		if gun != "" && g != gun {
-			return usageError{fmt.Errorf("one publish signs tags of one repository: %s and %s differ", gun, g)}
-		}
-		gun = g
 		changes = append(changes, client.Change{Tag: tag, Digest: d, Size: size})
 		return nil
 	}
@@ -111,6 +107,20 @@ func (a *app) signChanges(cmd *cobra.Command, args []string, dgst string, size i
 		return nil, "", usageError{errors.New("nothing to sign: give REF… or --from FILE")}
 	}
 	return changes, gun, nil
+}
+
+// sameRepo parses ref and returns its tag; every ref of one publish must
+// name the repository *gun (set by the first).
+func sameRepo(gun *string, ref string) (string, error) {
+	g, tag, err := client.ParseRef(ref)
+	if err != nil {
+		return "", usageError{err}
+	}
+	if *gun != "" && g != *gun {
+		return "", usageError{fmt.Errorf("one publish changes one repository: %s and %s differ", *gun, g)}
+	}
+	*gun = g
+	return tag, nil
 }
 
 type signLine struct {
@@ -188,14 +198,10 @@ func (a *app) unsignCmd() *cobra.Command {
 			var changes []client.Change
 			var gun string
 			for _, ref := range args {
-				g, tag, err := client.ParseRef(ref)
+				tag, err := sameRepo(&gun, ref)
 				if err != nil {
-					return usageError{err}
+					return err
 				}
-				if gun != "" && g != gun {
-					return usageError{fmt.Errorf("one publish changes one repository: %s and %s differ", gun, g)}
-				}
-				gun = g
 				changes = append(changes, client.Change{Tag: tag, Remove: true})
 			}
 			c, err := a.client()
