@@ -169,7 +169,12 @@ func (c *Cache) Delete(ctx context.Context, gun string) error {
 
 // Direct returns a view whose reads bypass the cache and whose writes still
 // invalidate it: for code that must decide on the latest stored state.
-func (c *Cache) Direct() store.MetaStore { return direct{c} }
+func (c *Cache) Direct() store.MetaStore {
+	if ss, ok := c.MetaStore.(store.StagedStore); ok {
+		return stagedDirect{direct{c}, ss}
+	}
+	return direct{c}
+}
 
 type direct struct{ c *Cache }
 
@@ -292,74 +297,14 @@ func (c *Cache) removeLocked(el *list.Element) {
 	c.bytes -= g.bytes
 }
 
-// errNoStaged: the wrapped store keeps no staged changes (every backend
-// does; only a test fake might not).
-var errNoStaged = errors.New("metacache: the store does not keep staged changes")
-
-func (d direct) staged() (store.StagedStore, error) {
-	ss, ok := d.c.MetaStore.(store.StagedStore)
-	if !ok {
-		return nil, errNoStaged
-	}
-	return ss, nil
+// stagedDirect is the direct view of a store that keeps staged changes:
+// they pass through, and publishing one invalidates the GUN like any write.
+type stagedDirect struct {
+	direct
+	store.StagedStore
 }
 
-// The direct view passes staged changes through; publishing one
-// invalidates the GUN like any write.
-
-func (d direct) CreateStaged(ctx context.Context, s *store.Staged) error {
-	ss, err := d.staged()
-	if err != nil {
-		return err
-	}
-	return ss.CreateStaged(ctx, s)
-}
-
-func (d direct) UpdateStaged(ctx context.Context, s *store.Staged) error {
-	ss, err := d.staged()
-	if err != nil {
-		return err
-	}
-	return ss.UpdateStaged(ctx, s)
-}
-
-func (d direct) GetStaged(ctx context.Context, gun, id string) (*store.Staged, error) {
-	ss, err := d.staged()
-	if err != nil {
-		return nil, err
-	}
-	return ss.GetStaged(ctx, gun, id)
-}
-
-func (d direct) ListStaged(ctx context.Context, gun string) ([]*store.Staged, error) {
-	ss, err := d.staged()
-	if err != nil {
-		return nil, err
-	}
-	return ss.ListStaged(ctx, gun)
-}
-
-func (d direct) DeleteStaged(ctx context.Context, gun, id string, revision int64) error {
-	ss, err := d.staged()
-	if err != nil {
-		return err
-	}
-	return ss.DeleteStaged(ctx, gun, id, revision)
-}
-
-func (d direct) PublishStaged(ctx context.Context, gun, id string, revision int64, updates []store.Update) error {
-	ss, err := d.staged()
-	if err != nil {
-		return err
-	}
+func (d stagedDirect) PublishStaged(ctx context.Context, gun, id string, revision int64, updates []store.Update) error {
 	defer d.c.Invalidate(gun)
-	return ss.PublishStaged(ctx, gun, id, revision, updates)
-}
-
-func (d direct) DeleteExpiredStaged(ctx context.Context, before time.Time) (int64, error) {
-	ss, err := d.staged()
-	if err != nil {
-		return 0, err
-	}
-	return ss.DeleteExpiredStaged(ctx, before)
+	return d.StagedStore.PublishStaged(ctx, gun, id, revision, updates)
 }
