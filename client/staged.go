@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"net/http"
 	"slices"
 	"strings"
@@ -236,13 +237,18 @@ func (c *Client) Approve(ctx context.Context, gun string, rv *Review) (*StagedCh
 	defer cancel()
 	files := map[string][]byte{}
 	err := c.withLockedState(ctx, gun, func(s *roleState) error {
+		// A staged delegator's delegations win over the published ones.
+		maps.Copy(s.pending, rv.roles)
 		for role, m := range rv.roles {
-			d, err := s.delegationOfStaged(role, rv.roles)
+			d, err := s.delegationOf(role)
 			if err != nil {
 				return err
 			}
 			held, err := s.heldKeys(d.keyIDs)
-			if err != nil || len(held) == 0 {
+			if err != nil {
+				return err
+			}
+			if len(held) == 0 {
 				continue
 			}
 			m.ClearSignatures()
@@ -259,16 +265,4 @@ func (c *Client) Approve(ctx context.Context, gun string, rv *Review) (*StagedCh
 		return nil, fmt.Errorf("client: %s: %w: this trust directory holds no key of the roles of staged change %s", gun, ErrNoKey, rv.Change.ID)
 	}
 	return c.postStaged(ctx, gun, rv.Change.ID, files)
-}
-
-// delegationOfStaged returns role's delegation as the staged change leaves
-// it: a staged delegator's delegations win over the published ones.
-func (s *roleState) delegationOfStaged(role string, staged map[string]*metadata.Metadata[metadata.TargetsType]) (*delegation, error) {
-	for name, m := range staged {
-		if name != role {
-			s.pending[name] = m
-		}
-	}
-	defer clear(s.pending)
-	return s.delegationOf(role)
 }
