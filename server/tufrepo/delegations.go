@@ -8,14 +8,9 @@ import (
 
 	"github.com/theupdateframework/go-tuf/v2/metadata"
 	"github.com/theupdateframework/go-tuf/v2/metadata/trustedmetadata"
+
+	"github.com/signetdev/signet/tufrules"
 )
-
-// maxBinBits bounds succinct hashed bins (TAP 15) to 65,536 bins.
-const maxBinBits = 16
-
-// maxWalk bounds how many roles the server loads while looking for the
-// delegator of an uploaded role.
-const maxWalk = 4096
 
 // rule is one delegation on the way from targets to a role: every target the
 // role lists must be allowed by every rule on its chain, as a TUF client's
@@ -63,13 +58,18 @@ func (n *node) child(name string, r rule) *node {
 	return &node{name: name, delegator: n.name, chain: append(slices.Clip(n.chain), r)}
 }
 
-// planTargets finds the delegator of every uploaded targets-type role, checks
-// versions, delegations and delegated paths, and returns the roles to verify
-// top-down: every uploaded one, plus stored ones whose delegation (keys,
-// threshold or paths) this publish changes, so that no change of keys can
-// leave a stored role unverifiable.
+// planTargets checks versions, expiry and delegations of every uploaded
+// targets-type role, finds every delegation that names it, checks delegated
+// paths, and returns the (role, delegator) pairs to verify: every uploaded
+// role under every role that delegates to it, plus stored roles whose
+// delegation (keys, threshold or paths) this publish changes, so that no
+// change of keys can leave a stored role unverifiable and no delegate can
+// take over a role that another delegator also names.
 func (r *Repo) planTargets(s *state, root *metadata.Metadata[metadata.RootType]) ([]*node, error) {
 	for name, m := range s.up.targets {
+		if err := s.ctx.Err(); err != nil {
+			return nil, err
+		}
 		stored, err := s.storedVersion(name)
 		if err != nil {
 			return nil, err
@@ -80,19 +80,31 @@ func (r *Repo) planTargets(s *state, root *metadata.Metadata[metadata.RootType])
 		if m.Signed.IsExpired(r.now()) {
 			return nil, refuse(CodeExpired, name, "expired on %s", m.Signed.Expires.UTC().Format("2006-01-02T15:04:05Z"))
 		}
-		if err := checkDelegations(name, m.Signed.Delegations); err != nil {
-			return nil, err
+		if err := tufrules.CheckDelegations(m.Signed.Delegations); err != nil {
+			return nil, refuse(CodeInvalid, name, "%v", err)
 		}
 	}
-	found, err := s.locate()
+	g, err := s.graph()
 	if err != nil {
 		return nil, err
 	}
-	if err := s.changedDelegations(root, found); err != nil {
+	var out []*node
+	for name := range s.up.targets {
+		if name == metadata.TARGETS {
+			out = append(out, &node{name: metadata.TARGETS, delegator: metadata.ROOT})
+			continue
+		}
+		if len(g.delegators[name]) == 0 {
+			return nil, refuse(CodeUnknownRole, name, "no role delegates to %s: add it to the delegations of targets (or of a delegated role) first", name)
+		}
+		out = append(out, g.delegators[name]...)
+	}
+	changed, err := s.changedDelegations(root, g)
+	if err != nil {
 		return nil, err
 	}
-	out := make([]*node, 0, len(found))
-	for _, n := range found {
+	out = append(out, changed...)
+	for _, n := range out {
 		m, err := s.effective(n.name)
 		if err != nil {
 			return nil, err
@@ -104,24 +116,36 @@ func (r *Repo) planTargets(s *state, root *metadata.Metadata[metadata.RootType])
 				}
 			}
 		}
-		out = append(out, n)
 	}
 	sortByDepth(out)
 	return out, nil
 }
 
-// locate walks the delegation tree of the resulting state in TUF's
-// pre-order, loading only what it must, until every uploaded role is found.
-func (s *state) locate() (map[string]*node, error) {
-	found := map[string]*node{}
-	want := len(s.up.targets)
-	top := &node{name: metadata.TARGETS, delegator: metadata.ROOT}
-	if _, ok := s.up.targets[metadata.TARGETS]; ok {
-		found[metadata.TARGETS] = top
-	}
-	stack := []*node{top}
+// delegationGraph is the delegation tree of the state a publish would
+// leave, as far as uploads need it.
+type delegationGraph struct {
+	// delegators maps a role to one node per role that delegates to it
+	// (in pre-order of the delegators), each with the chain of the
+	// delegator's first path from targets.
+	delegators map[string][]*node
+}
+
+// graph walks the named delegations of the resulting state (uploads over
+// stored roles) from targets in TUF's pre-order, visiting each role once,
+// and records every delegation to a role. Hashed bins are leaves: the walk
+// records the bins that are uploaded (or whose delegation changes) without
+// loading the others, and refuses an uploaded bin that delegates further.
+func (s *state) graph() (*delegationGraph, error) {
+	g := &delegationGraph{delegators: map[string][]*node{}}
+	stack := []*node{{name: metadata.TARGETS, delegator: metadata.ROOT}}
 	visited := map[string]bool{}
-	for len(stack) > 0 && len(found) < want && len(visited) < maxWalk {
+	for len(stack) > 0 {
+		if err := s.ctx.Err(); err != nil {
+			return nil, err
+		}
+		if len(visited) > tufrules.MaxRolesPerRepository {
+			return nil, refuse(CodeInvalid, "", "the delegation tree has more than %d roles", tufrules.MaxRolesPerRepository)
+		}
 		n := stack[len(stack)-1]
 		stack = stack[:len(stack)-1]
 		if visited[n.name] {
@@ -137,59 +161,62 @@ func (s *state) locate() (map[string]*node, error) {
 		}
 		d := m.Signed.Delegations
 		if d.SuccinctRoles != nil {
-			for name := range s.up.targets {
-				if _, ok := found[name]; !ok && d.SuccinctRoles.IsDelegatedRole(name) {
-					found[name] = n.child(name, binRule{bins: d.SuccinctRoles, name: name})
+			for name, um := range s.up.targets {
+				if !d.SuccinctRoles.IsDelegatedRole(name) {
+					continue
 				}
+				if um.Signed.Delegations != nil {
+					return nil, refuse(CodeInvalid, name, "a hashed bin may not delegate further")
+				}
+				g.delegators[name] = append(g.delegators[name], n.child(name, binRule{bins: d.SuccinctRoles, name: name}))
 			}
+			continue
 		}
 		children := make([]*node, 0, len(d.Roles))
 		for i := range d.Roles {
 			c := n.child(d.Roles[i].Name, pathRule{role: &d.Roles[i]})
-			if _, up := s.up.targets[c.name]; up {
-				if _, ok := found[c.name]; !ok {
-					found[c.name] = c
+			if len(c.chain) > tufrules.MaxDelegationDepth {
+				if _, up := s.up.targets[c.name]; up {
+					return nil, refuse(CodeInvalid, c.name, "is delegated %d levels below targets (at most %d)", len(c.chain), tufrules.MaxDelegationDepth)
 				}
+				continue
 			}
+			g.delegators[c.name] = append(g.delegators[c.name], c)
 			children = append(children, c)
 		}
 		for i := len(children) - 1; i >= 0; i-- {
 			stack = append(stack, children[i])
 		}
 	}
-	for name := range s.up.targets {
-		if _, ok := found[name]; !ok {
-			return nil, refuse(CodeUnknownRole, name, "no role delegates to %s: add it to the delegations of targets (or of a delegated role) first", name)
-		}
-	}
-	return found, nil
+	return g, nil
 }
 
-// changedDelegations adds to found the stored roles whose delegation this
-// publish changes without re-signing them.
-func (s *state) changedDelegations(root *metadata.Metadata[metadata.RootType], found map[string]*node) error {
+// changedDelegations returns the stored, not uploaded roles whose
+// delegation this publish changes without re-signing them, under the
+// delegator that changes it.
+func (s *state) changedDelegations(root *metadata.Metadata[metadata.RootType], g *delegationGraph) ([]*node, error) {
+	var out []*node
 	if s.up.root != nil {
 		if _, up := s.up.targets[metadata.TARGETS]; !up {
 			old, err := s.current(metadata.ROOT)
 			if err != nil {
-				return err
+				return nil, err
 			}
 			if old != nil {
 				prev, err := metadata.Root().FromBytes(old.Data)
 				if err != nil {
-					return fmt.Errorf("tufrepo: stored root does not parse: %w", err)
+					return nil, fmt.Errorf("tufrepo: stored root does not parse: %w", err)
 				}
 				if roleEntry(prev.Signed.Keys, prev.Signed.Roles[metadata.TARGETS]) != roleEntry(root.Signed.Keys, root.Signed.Roles[metadata.TARGETS]) {
-					found[metadata.TARGETS] = &node{name: metadata.TARGETS, delegator: metadata.ROOT}
+					out = append(out, &node{name: metadata.TARGETS, delegator: metadata.ROOT})
 				}
 			}
 		}
 	}
 	for name, m := range s.up.targets {
-		n := found[name]
 		old, err := s.storedTargets(name)
 		if err != nil {
-			return err
+			return nil, err
 		}
 		if old == nil || m.Signed.Delegations == nil {
 			continue
@@ -202,49 +229,113 @@ func (s *state) changedDelegations(root *metadata.Metadata[metadata.RootType], f
 				oldEntries[od.Roles[i].Name] = delegationEntry(od.Keys, &od.Roles[i])
 			}
 		}
-		var candidates []*node
+		var candidates []string
 		for i := range nd.Roles {
 			if oldEntries[nd.Roles[i].Name] != delegationEntry(nd.Keys, &nd.Roles[i]) {
-				candidates = append(candidates, n.child(nd.Roles[i].Name, pathRule{role: &nd.Roles[i]}))
+				candidates = append(candidates, nd.Roles[i].Name)
 			}
 		}
 		if nd.SuccinctRoles != nil && (od == nil || succinctEntry(od) != succinctEntry(nd)) {
-			for _, bin := range nd.SuccinctRoles.GetRoles() {
-				candidates = append(candidates, n.child(bin, binRule{bins: nd.SuccinctRoles, name: bin}))
-			}
+			candidates = append(candidates, nd.SuccinctRoles.GetRoles()...)
 		}
 		for _, c := range candidates {
-			if _, ok := found[c.name]; ok {
+			if _, up := s.up.targets[c]; up {
+				continue // verified under every delegator as an upload
+			}
+			v, err := s.storedVersion(c)
+			if err != nil {
+				return nil, err
+			}
+			if v == 0 {
 				continue
 			}
-			v, err := s.storedVersion(c.name)
-			if err != nil {
-				return err
+			n := delegationNode(g, c, name)
+			if n == nil {
+				// A bin, or a role the walk did not reach through name.
+				from := &node{name: name}
+				if ds := g.delegators[name]; len(ds) > 0 {
+					from = ds[0]
+				}
+				if nd.SuccinctRoles != nil {
+					n = from.child(c, binRule{bins: nd.SuccinctRoles, name: c})
+				} else {
+					for i := range nd.Roles {
+						if nd.Roles[i].Name == c {
+							n = from.child(c, pathRule{role: &nd.Roles[i]})
+						}
+					}
+				}
 			}
-			if v > 0 {
-				found[c.name] = c
+			out = append(out, n)
+		}
+	}
+	return out, nil
+}
+
+// delegationNode returns the node of role as delegated by delegator.
+func delegationNode(g *delegationGraph, role, delegator string) *node {
+	for _, n := range g.delegators[role] {
+		if n.delegator == delegator {
+			return n
+		}
+	}
+	return nil
+}
+
+// checkDelegatedPublished refuses uploaded roles that delegate to a role
+// the resulting snapshot does not list: a TUF client that reaches such a
+// delegation stops with an error (§5.6), so every delegation is born
+// published (its first, possibly empty, version in the same publish).
+func checkDelegatedPublished(up *uploads, meta map[string]*metadata.MetaFiles) error {
+	for name, m := range up.targets {
+		d := m.Signed.Delegations
+		if d == nil {
+			continue
+		}
+		var children []string
+		if d.SuccinctRoles != nil {
+			children = d.SuccinctRoles.GetRoles()
+		}
+		for i := range d.Roles {
+			children = append(children, d.Roles[i].Name)
+		}
+		for _, c := range children {
+			if _, ok := meta[metaName(c)]; !ok {
+				return refuse(CodeNotPublished, name, "delegates to %s, which is not published: publish its first version (signed by its own keys, even with no targets) in the same upload, or stage the change for its key holders to approve", c)
 			}
 		}
 	}
 	return nil
 }
 
-// verifyTargets checks signatures, versions against the new snapshot and
-// expiry of every planned role with go-tuf, delegators first.
+// verifyTargets checks, with go-tuf, signatures, versions against the new
+// snapshot and expiry of every planned (role, delegator) pair, delegators
+// first. In partial mode (staged changes), an uploaded role below its
+// threshold is checked signature by signature under its first delegator
+// and reported in p.roles; its other delegations are checked when the
+// change completes.
 func (s *state) verifyTargets(trusted *trustedmetadata.TrustedMetadata, nodes []*node, partial bool, p *prepared) error {
+	staged := map[string]bool{} // roles reported in p.roles
 	for _, n := range nodes {
+		if err := s.ctx.Err(); err != nil {
+			return err
+		}
 		if n.delegator != metadata.ROOT {
-			if _, ok := trusted.Targets[n.delegator]; !ok {
-				// Not changed by this publish: stored, validated when published.
-				m, err := s.effective(n.delegator)
-				if err != nil {
-					return err
-				}
-				trusted.Targets[n.delegator] = m
+			m, err := s.effective(n.delegator)
+			if err != nil {
+				return err
 			}
+			if m == nil {
+				return refuse(CodeUnknownRole, n.name, "its delegator %s is not published", n.delegator)
+			}
+			trusted.Targets[n.delegator] = m
 		}
 		data, ok := s.up.raw[n.name]
 		if ok && partial {
+			if staged[n.name] {
+				continue
+			}
+			staged[n.name] = true
 			done, err := s.verifyPartial(trusted, n, data, p)
 			if err != nil {
 				return err
@@ -262,109 +353,14 @@ func (s *state) verifyTargets(trusted *trustedmetadata.TrustedMetadata, nodes []
 		}
 		if _, err := trusted.UpdateDelegatedTargets(data, n.name, n.delegator); err != nil {
 			e := fromTUF(n.name, err)
-			if !ok {
+			switch {
+			case !ok:
 				e.Msg = "the stored version no longer verifies after this change (" + e.Msg + "); re-sign it in the same publish"
+			case n.delegator != metadata.ROOT:
+				e.Msg = "does not verify under the delegation of " + n.delegator + " (every role that delegates to it must accept it): " + e.Msg
 			}
 			return e
 		}
-	}
-	return nil
-}
-
-// checkRoot checks a new root beyond what go-tuf verifies: every top-level
-// role is present with a threshold between 1 and its number of distinct
-// keys, and every key is of an allowed type.
-func checkRoot(root *metadata.RootType) error {
-	if err := checkKeys(metadata.ROOT, root.Keys); err != nil {
-		return err
-	}
-	for _, name := range metadata.TOP_LEVEL_ROLE_NAMES {
-		role, ok := root.Roles[name]
-		if !ok || role == nil {
-			return refuse(CodeInvalid, metadata.ROOT, "does not define the %s role", name)
-		}
-		if err := checkThreshold(metadata.ROOT, name, root.Keys, role.KeyIDs, role.Threshold); err != nil {
-			return err
-		}
-	}
-	return nil
-}
-
-// checkDelegations checks the delegations a targets-type role makes.
-func checkDelegations(role string, d *metadata.Delegations) error {
-	if d == nil {
-		return nil
-	}
-	if err := checkKeys(role, d.Keys); err != nil {
-		return err
-	}
-	if d.SuccinctRoles != nil {
-		if len(d.Roles) > 0 {
-			return refuse(CodeInvalid, role, "delegations may hold roles or succinct_roles, not both")
-		}
-		sr := d.SuccinctRoles
-		if sr.BitLength < 1 || sr.BitLength > maxBinBits {
-			return refuse(CodeInvalid, role, "succinct_roles bit_length must be between 1 and %d", maxBinBits)
-		}
-		if err := ValidateRoleName(sr.NamePrefix); err != nil || sr.NamePrefix == metadata.TARGETS {
-			return refuse(CodeInvalid, role, "succinct_roles name_prefix %q is not a valid role name", sr.NamePrefix)
-		}
-		return checkThreshold(role, sr.NamePrefix+"-*", d.Keys, sr.KeyIDs, sr.Threshold)
-	}
-	seen := map[string]bool{}
-	for i := range d.Roles {
-		dr := &d.Roles[i]
-		if err := ValidateRoleName(dr.Name); err != nil || dr.Name == metadata.TARGETS {
-			return refuse(CodeInvalid, role, "delegates to %q, which is not a valid role name", dr.Name)
-		}
-		if seen[dr.Name] {
-			return refuse(CodeInvalid, role, "delegates to %s twice", dr.Name)
-		}
-		seen[dr.Name] = true
-		if (len(dr.Paths) == 0) == (len(dr.PathHashPrefixes) == 0) {
-			return refuse(CodeInvalid, role, "delegation to %s must give exactly one of paths or path_hash_prefixes", dr.Name)
-		}
-		if err := checkThreshold(role, dr.Name, d.Keys, dr.KeyIDs, dr.Threshold); err != nil {
-			return err
-		}
-	}
-	return nil
-}
-
-func checkKeys(role string, keys map[string]*metadata.Key) error {
-	for id, k := range keys {
-		if k == nil {
-			return refuse(CodeInvalid, role, "key %s is empty", id)
-		}
-		switch k.Type {
-		case metadata.KeyTypeEd25519, metadata.KeyTypeECDSA_SHA2_P256, metadata.KeyTypeRSASSA_PSS_SHA256:
-		default:
-			return refuse(CodeInvalid, role, "key %s has unsupported type %q (allowed: ed25519, ecdsa-sha2-nistp256, rsa)", id, k.Type)
-		}
-		if _, err := k.ToPublicKey(); err != nil {
-			return refuse(CodeInvalid, role, "key %s does not parse: %v", id, err)
-		}
-	}
-	return nil
-}
-
-// checkThreshold counts distinct public keys, so that one key listed under
-// two key IDs counts once, as go-tuf counts signatures.
-func checkThreshold(in, role string, keys map[string]*metadata.Key, ids []string, threshold int) error {
-	distinct := map[[32]byte]bool{}
-	for _, id := range ids {
-		k, ok := keys[id]
-		if !ok || k == nil {
-			return refuse(CodeInvalid, in, "role %s names key %s, which is not defined", role, id)
-		}
-		fp, err := fingerprint(k)
-		if err != nil {
-			return refuse(CodeInvalid, in, "key %s does not parse: %v", id, err)
-		}
-		distinct[fp] = true
-	}
-	if threshold < 1 || threshold > len(distinct) {
-		return refuse(CodeInvalid, in, "role %s has threshold %d but %d distinct keys; the threshold must be between 1 and the number of keys", role, threshold, len(distinct))
 	}
 	return nil
 }

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -13,6 +12,8 @@ import (
 	"github.com/theupdateframework/go-tuf/v2/metadata/trustedmetadata"
 
 	"github.com/signetdev/signet/server/store"
+	"github.com/signetdev/signet/signer"
+	"github.com/signetdev/signet/tufrules"
 )
 
 // Result describes a stored publish.
@@ -41,6 +42,9 @@ func (r *Repo) Publish(ctx context.Context, gun string, files map[string][]byte)
 	for range maxPublishAttempts {
 		p, err := r.prepare(ctx, gun, files, false)
 		if err != nil {
+			return nil, err
+		}
+		if err := p.sign(ctx); err != nil {
 			return nil, err
 		}
 		conflict, err := r.commit(ctx, gun, p)
@@ -72,6 +76,9 @@ func (r *Repo) commit(ctx context.Context, gun string, p *prepared) (conflict, e
 type prepared struct {
 	updates []store.Update
 	result  *Result
+	// sign completes updates with the server's signatures (snapshot,
+	// timestamp); it is called only once the publish is to be stored.
+	sign func(context.Context) error
 	// roles reports, in partial mode, every uploaded targets-type role and
 	// the distinct keys that signed it; complete is false when one of them
 	// is below its threshold (then updates must not be stored).
@@ -119,28 +126,14 @@ func kindOf(role string) string {
 	return metadata.TARGETS
 }
 
-// ValidateRoleName accepts "targets" and delegated role names: 1–255 bytes
-// of [A-Za-z0-9._-] in non-empty, non-dot segments separated by "/", not
-// starting with digits and a dot ("1.x" would read as version 1 of "x").
+// ValidateRoleName accepts the names of uploadable targets-type roles:
+// "targets" and delegated role names (tufrules.ValidateRoleName).
 func ValidateRoleName(name string) error {
 	if name == metadata.TARGETS {
 		return nil
 	}
-	if name == "" || len(name) > 255 || slices.Contains(metadata.TOP_LEVEL_ROLE_NAMES[:], name) {
-		return refuse(CodeUnknownRole, name, "not a valid role name")
-	}
-	if head, _, ok := strings.Cut(name, "."); ok && strings.Trim(head, "0123456789") == "" {
-		return refuse(CodeUnknownRole, name, "a role name must not start with a number and a dot (it would read as a version)")
-	}
-	for seg := range strings.SplitSeq(name, "/") {
-		if seg == "" || seg == "." || seg == ".." {
-			return refuse(CodeUnknownRole, name, "not a valid role name")
-		}
-		for _, c := range seg {
-			if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '.' || c == '_' || c == '-') {
-				return refuse(CodeUnknownRole, name, "not a valid role name: %q is not allowed", c)
-			}
-		}
+	if err := tufrules.ValidateRoleName(name); err != nil {
+		return refuse(CodeUnknownRole, name, "not a valid role name: %v", err)
 	}
 	return nil
 }
@@ -252,60 +245,88 @@ func (r *Repo) prepare(ctx context.Context, gun string, files map[string][]byte,
 		updates = append(updates, update(name, m.Signed.Version, m.Signed.Expires, files[name]))
 	}
 
+	// Validate everything first: the signer is asked for nothing until the
+	// publish is known to be good, so a refused publish costs no online
+	// signature and the signer's audit log holds only what was stored.
 	oldSnap, err := s.current(metadata.SNAPSHOT)
 	if err != nil {
 		return nil, err
 	}
-	var snapBytes []byte
+	prevTS, err := s.storedVersion(metadata.TIMESTAMP)
+	if err != nil {
+		return nil, err
+	}
+	var (
+		snap        *metadata.Metadata[metadata.SnapshotType] // server-made, signed last
+		snapBytes   []byte                                    // client-made or unchanged
+		snapVersion int64
+	)
 	switch {
 	case serverSnapshot && up.snapshot != nil:
 		return nil, refuse(CodeInvalid, metadata.SNAPSHOT, "snapshot is managed by the server for this repository (root names the server's snapshot key); do not upload it")
 	case serverSnapshot:
-		snap, err := r.nextSnapshot(oldSnap, up, now)
-		if err != nil {
+		if snap, err = r.nextSnapshot(oldSnap, up, now); err != nil {
 			return nil, err
 		}
-		if snapBytes, err = sign(ctx, r.signer, gun, metadata.SNAPSHOT, snap, snapKeys); err != nil {
-			return nil, err
-		}
-		updates = append(updates, update(metadata.SNAPSHOT, snap.Signed.Version, snap.Signed.Expires, snapBytes))
+		snapVersion = snap.Signed.Version
+		trusted.Timestamp = r.nextTimestamp(prevTS, snapVersion, nil, now)
+		trusted.Snapshot = snap
 	case up.snapshot != nil:
 		if err := checkClientSnapshot(up, oldSnap); err != nil {
 			return nil, err
 		}
-		snapBytes = files[metadata.SNAPSHOT]
+		snapBytes, snapVersion = files[metadata.SNAPSHOT], up.snapshot.Signed.Version
 		updates = append(updates, update(metadata.SNAPSHOT, up.snapshot.Signed.Version, up.snapshot.Signed.Expires, snapBytes))
 	case len(up.targets) > 0 || oldSnap == nil:
 		return nil, refuse(CodeMissingRole, metadata.SNAPSHOT, "root does not name the server's snapshot key, so the publish must include a snapshot signed by the repository's snapshot key")
 	default:
-		snapBytes = oldSnap.Data
+		snapBytes, snapVersion = oldSnap.Data, oldSnap.Version // a root-only publish: the snapshot stays
 	}
-
-	ts, err := r.nextTimestamp(s, snapBytes, now)
-	if err != nil {
+	if snapBytes != nil {
+		// A snapshot signed elsewhere (the developer's, or the stored one
+		// under a new root) is verified as a client will verify it.
+		trusted.Timestamp = r.nextTimestamp(prevTS, snapVersion, snapBytes, now)
+		if _, err := trusted.UpdateSnapshot(snapBytes, false); err != nil {
+			return nil, fromTUF(metadata.SNAPSHOT, err)
+		}
+	}
+	if err := checkDelegatedPublished(up, trusted.Snapshot.Signed.Meta); err != nil {
 		return nil, err
 	}
-	tsBytes, err := sign(ctx, r.signer, gun, metadata.TIMESTAMP, ts, tsKeys)
-	if err != nil {
-		return nil, err
-	}
-	updates = append(updates, update(metadata.TIMESTAMP, ts.Signed.Version, ts.Signed.Expires, tsBytes))
-
-	// Check the whole result the way a TUF client will see it.
-	if _, err := trusted.UpdateTimestamp(tsBytes); err != nil {
-		return nil, fromTUF(metadata.TIMESTAMP, err)
-	}
-	if _, err := trusted.UpdateSnapshot(snapBytes, false); err != nil {
-		return nil, fromTUF(metadata.SNAPSHOT, err)
+	if n := len(trusted.Snapshot.Signed.Meta); n > tufrules.MaxRolesPerRepository+1 {
+		return nil, refuse(CodeInvalid, metadata.SNAPSHOT, "the repository would hold %d roles (at most %d)", n-1, tufrules.MaxRolesPerRepository)
 	}
 	p := &prepared{updates: updates, result: res, complete: true}
 	if err := s.verifyTargets(trusted, verify, partial, p); err != nil {
 		return nil, err
 	}
-	for _, u := range updates {
-		res.Versions[u.Role] = u.Version
+	p.sign = func(ctx context.Context) error {
+		return r.signPrepared(ctx, gun, p, snap, snapBytes, snapVersion, snapKeys, tsKeys, prevTS, now)
 	}
 	return p, nil
+}
+
+// signPrepared asks the signer for the server-made snapshot (if any) and
+// the timestamp of a validated publish and completes its updates. It runs
+// only for a publish that will be stored.
+func (r *Repo) signPrepared(ctx context.Context, gun string, p *prepared, snap *metadata.Metadata[metadata.SnapshotType], snapBytes []byte, snapVersion int64, snapKeys, tsKeys []signer.KeyInfo, prevTS int64, now time.Time) error {
+	if snap != nil {
+		var err error
+		if snapBytes, err = sign(ctx, r.signer, gun, metadata.SNAPSHOT, snap, snapKeys); err != nil {
+			return err
+		}
+		p.updates = append(p.updates, update(metadata.SNAPSHOT, snap.Signed.Version, snap.Signed.Expires, snapBytes))
+	}
+	ts := r.nextTimestamp(prevTS, snapVersion, snapBytes, now)
+	tsBytes, err := sign(ctx, r.signer, gun, metadata.TIMESTAMP, ts, tsKeys)
+	if err != nil {
+		return err
+	}
+	p.updates = append(p.updates, update(metadata.TIMESTAMP, ts.Signed.Version, ts.Signed.Expires, tsBytes))
+	for _, u := range p.updates {
+		p.result.Versions[u.Role] = u.Version
+	}
+	return nil
 }
 
 // trustRoot loads the stored root, or the uploaded one (as the next link of
@@ -342,8 +363,8 @@ func (r *Repo) trustRoot(s *state, now time.Time) (*trustedmetadata.TrustedMetad
 	}
 	trusted.RefTime = now
 	if newRoot != nil {
-		if err := checkRoot(&trusted.Root.Signed); err != nil {
-			return nil, err
+		if err := tufrules.CheckRoot(&trusted.Root.Signed); err != nil {
+			return nil, refuse(CodeInvalid, metadata.ROOT, "%v", err)
 		}
 	}
 	if trusted.Root.Signed.IsExpired(now) {
@@ -428,23 +449,20 @@ func checkClientSnapshot(up *uploads, old *store.Meta) error {
 	return nil
 }
 
-func (r *Repo) nextTimestamp(s *state, snapBytes []byte, now time.Time) (*metadata.Metadata[metadata.TimestampType], error) {
-	snap, err := metadata.Snapshot().FromBytes(snapBytes)
-	if err != nil {
-		return nil, fmt.Errorf("tufrepo: snapshot does not parse: %w", err)
-	}
-	prev, err := s.storedVersion(metadata.TIMESTAMP)
-	if err != nil {
-		return nil, err
-	}
+// nextTimestamp builds the timestamp that follows version prev: for a
+// snapshot given as signed bytes it lists their version, length and hash;
+// for a server-made snapshot not yet signed (snapBytes nil) only its
+// version, which is all a check of the delegated roles needs.
+func (r *Repo) nextTimestamp(prev, snapVersion int64, snapBytes []byte, now time.Time) *metadata.Metadata[metadata.TimestampType] {
 	ts := metadata.Timestamp(now.Add(r.timestampLifetime))
 	ts.Signed.Version = prev + 1
-	ts.Signed.Meta = map[string]*metadata.MetaFiles{metaName(metadata.SNAPSHOT): {
-		Version: snap.Signed.Version,
-		Length:  int64(len(snapBytes)),
-		Hashes:  metadata.Hashes{"sha256": sum256(snapBytes)},
-	}}
-	return ts, nil
+	mf := &metadata.MetaFiles{Version: snapVersion}
+	if snapBytes != nil {
+		mf.Length = int64(len(snapBytes))
+		mf.Hashes = metadata.Hashes{"sha256": sum256(snapBytes)}
+	}
+	ts.Signed.Meta = map[string]*metadata.MetaFiles{metaName(metadata.SNAPSHOT): mf}
+	return ts
 }
 
 // sortByDepth orders roles so that every delegator comes before the roles

@@ -3,6 +3,7 @@ package tufrepo_test
 import (
 	"context"
 	"errors"
+	"maps"
 	"sync"
 	"testing"
 	"time"
@@ -69,8 +70,17 @@ func (f *fixture) mustPublish(files map[string][]byte) *tufrepo.Result {
 // initial publishes root v1 and targets v1 with one tag.
 func (f *fixture) initial() {
 	f.t.Helper()
+	f.initialWith(nil)
+}
+
+// initialWith publishes root, targets and, in the same upload, the
+// delegated roles in delegated (a delegation is born published).
+func (f *fixture) initialWith(delegated map[string][]byte) {
+	f.t.Helper()
 	f.dev.AddTag("1.0", "manifest-1.0")
-	f.mustPublish(map[string][]byte{metadata.ROOT: f.dev.RootBytes(), metadata.TARGETS: f.dev.TargetsBytes()})
+	files := map[string][]byte{metadata.ROOT: f.dev.RootBytes(), metadata.TARGETS: f.dev.TargetsBytes()}
+	maps.Copy(files, delegated)
+	f.mustPublish(files)
 }
 
 // verify walks the stored repository as a TUF client would and returns
@@ -329,11 +339,9 @@ func TestDelegatedPathsAndKeyRemoval(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	f.initial()
-
 	rel := metadata.Targets(f.clock.Now().Add(24 * time.Hour))
 	rel.Signed.Targets["release/1.0"] = tuftest.Target("m1")
-	f.mustPublish(map[string][]byte{"targets/releases": tuftest.Sign(t, rel, alice)})
+	f.initialWith(map[string][]byte{"targets/releases": tuftest.Sign(t, rel, alice)})
 
 	outside := tuftest.Clone(t, rel)
 	outside.Signed.Version = 2

@@ -3,8 +3,6 @@ package tufrepo
 import (
 	"context"
 	"crypto/rand"
-	"crypto/sha256"
-	"crypto/x509"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
@@ -17,6 +15,7 @@ import (
 	"github.com/theupdateframework/go-tuf/v2/metadata/trustedmetadata"
 
 	"github.com/signetdev/signet/server/store"
+	"github.com/signetdev/signet/tufrules"
 )
 
 // K-of-n signing of targets and delegated roles. A staged change is a
@@ -111,6 +110,9 @@ func (r *Repo) Stage(ctx context.Context, gun string, files map[string][]byte) (
 			return nil, err
 		}
 		if p.complete {
+			if err := p.sign(ctx); err != nil {
+				return nil, err
+			}
 			conflict, err := r.commit(ctx, gun, p)
 			if err != nil {
 				return nil, err
@@ -267,6 +269,9 @@ func (r *Repo) Approve(ctx context.Context, gun, id string, files map[string][]b
 		}
 		change := &StagedChange{ID: id, Created: st.CreatedAt, Expires: st.Expires, Roles: p.roles}
 		if p.complete {
+			if err := p.sign(ctx); err != nil {
+				return nil, err
+			}
 			err := ss.PublishStaged(ctx, gun, id, st.Revision, p.updates)
 			switch {
 			case err == nil:
@@ -437,7 +442,7 @@ func delegationOf(trusted *trustedmetadata.TrustedMetadata, n *node) (map[string
 // not verify, refuses the upload. Each signature is checked by go-tuf
 // (VerifyDelegate) against a delegation to that key alone.
 func signers(role string, keys map[string]*metadata.Key, ids []string, m *metadata.Metadata[metadata.TargetsType]) ([]string, error) {
-	seen := map[[32]byte]bool{}
+	seen := map[string]bool{}
 	var out []string
 	for _, sig := range m.Signatures {
 		k := keys[sig.KeyID]
@@ -454,7 +459,7 @@ func signers(role string, keys map[string]*metadata.Key, ids []string, m *metada
 		if err := one.VerifyDelegate(role, &single); err != nil {
 			return nil, refuse(CodeSignature, role, "the signature by key %s does not verify", sig.KeyID)
 		}
-		fp, err := fingerprint(k)
+		fp, err := tufrules.Fingerprint(k)
 		if err != nil {
 			return nil, refuse(CodeInvalid, role, "key %s does not parse: %v", sig.KeyID, err)
 		}
@@ -465,19 +470,6 @@ func signers(role string, keys map[string]*metadata.Key, ids []string, m *metada
 	}
 	slices.Sort(out)
 	return out, nil
-}
-
-// fingerprint identifies a public key whatever its key ID.
-func fingerprint(k *metadata.Key) ([32]byte, error) {
-	pub, err := k.ToPublicKey()
-	if err != nil {
-		return [32]byte{}, err
-	}
-	der, err := x509.MarshalPKIXPublicKey(pub)
-	if err != nil {
-		return [32]byte{}, err
-	}
-	return sha256.Sum256(der), nil
 }
 
 // SweepStaged removes staged changes that expired before now.

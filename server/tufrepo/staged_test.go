@@ -185,10 +185,9 @@ func TestStagedKeyRevocation(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	f.initial()
 	rel := metadata.Targets(f.clock.Now().Add(24 * time.Hour))
 	rel.Signed.Targets["1.0"] = tuftest.Target("m1")
-	f.mustPublish(map[string][]byte{"targets/releases": tuftest.Sign(t, rel, alice)})
+	f.initialWith(map[string][]byte{"targets/releases": tuftest.Sign(t, rel, alice)})
 
 	if err := f.dev.Targets.Signed.RevokeKey(alice.ID, "targets/releases"); err != nil {
 		t.Fatal(err)

@@ -65,7 +65,7 @@ func (r *Repo) Refresh(ctx context.Context, gun string) (bool, error) {
 		return false, nil
 	}
 	var updates []store.Update
-	snapBytes := cur[metadata.SNAPSHOT].Data
+	snapBytes, snapVersion := cur[metadata.SNAPSHOT].Data, cur[metadata.SNAPSHOT].Version
 	if snapDue {
 		snap, err := metadata.Snapshot().FromBytes(snapBytes)
 		if err != nil {
@@ -77,11 +77,9 @@ func (r *Repo) Refresh(ctx context.Context, gun string) (bool, error) {
 			return false, err
 		}
 		updates = append(updates, update(metadata.SNAPSHOT, snap.Signed.Version, snap.Signed.Expires, snapBytes))
+		snapVersion = snap.Signed.Version
 	}
-	ts, err := r.nextTimestamp(s, snapBytes, now)
-	if err != nil {
-		return false, err
-	}
+	ts := r.nextTimestamp(cur[metadata.TIMESTAMP].Version, snapVersion, snapBytes, now)
 	tsBytes, err := sign(ctx, r.signer, gun, metadata.TIMESTAMP, ts, tsKeys)
 	if err != nil {
 		return false, err
