@@ -17,7 +17,7 @@ import (
 	"github.com/theupdateframework/go-tuf/v2/metadata"
 	"github.com/youmark/pkcs8"
 
-	"github.com/signetdev/signet/signer"
+	"github.com/signetdev/signet/tufrules"
 )
 
 // PassphraseFunc returns the passphrase of a key of role (root, targets,
@@ -84,7 +84,7 @@ func (s *FileKeyStore) passphrase(role, id string) ([]byte, error) {
 
 // Generate implements KeyStore.
 func (s *FileKeyStore) Generate(_ context.Context, role string) (*KeyInfo, error) {
-	priv, pub, id, err := signer.Generate(signer.Ed25519)
+	priv, pub, id, err := tufrules.GenerateKey(tufrules.Ed25519)
 	if err != nil {
 		return nil, err
 	}

@@ -6,8 +6,8 @@ import (
 	"crypto/x509"
 	"errors"
 	"fmt"
+	"github.com/signetdev/signet/tufrules"
 
-	"github.com/signetdev/signet/signer"
 	"github.com/signetdev/signet/signer/keywrap"
 )
 
@@ -20,7 +20,7 @@ func NewWrapped(kr *keywrap.Keyring) *Wrapped { return &Wrapped{kr: kr} }
 
 // Create implements Backend.
 func (w *Wrapped) Create(_ context.Context, r *Record) (crypto.Signer, error) {
-	priv, pub, id, err := signer.Generate(r.Algorithm)
+	priv, pub, id, err := tufrules.GenerateKey(r.Algorithm)
 	if err != nil {
 		return nil, err
 	}
