@@ -29,7 +29,6 @@ import (
 
 	"github.com/google/go-containerregistry/pkg/authn"
 	"github.com/theupdateframework/go-tuf/v2/metadata"
-	"github.com/theupdateframework/go-tuf/v2/metadata/updater"
 	"golang.org/x/sys/unix"
 )
 
@@ -58,6 +57,10 @@ type Options struct {
 	// server while the last update is younger than it. 0 (default) checks
 	// the timestamp on every resolve.
 	MaxStaleness time.Duration
+	// MaxRolesVisited bounds how many delegated roles one lookup visits
+	// before it gives up with a trust error; default 32, as go-tuf's
+	// updater (tufrules.DefaultMaxRolesVisited).
+	MaxRolesVisited int
 	// Timeout bounds each Resolve or Publish; default 30 s.
 	Timeout time.Duration
 	// Now is the clock for expiry checks; default time.Now.
@@ -80,19 +83,9 @@ type Client struct {
 
 	mu    sync.Mutex
 	locks map[string]*sync.Mutex
-	warm  map[string]*warmState // last verified state per GUN, used under the GUN's lock
+	warm  map[string]*repoState // last verified view per GUN, used under the GUN's lock
 
 	tokens tokenClients
-}
-
-// warmState is a verified repository state kept in memory: while the
-// server's timestamp.json is unchanged (a conditional GET answers 304) and
-// nothing has expired, a resolution reuses it instead of re-reading and
-// re-verifying the cache from disk.
-type warmState struct {
-	up   *updater.Updater
-	f    *fetcher
-	etag string
 }
 
 // New returns a Client.
@@ -113,7 +106,7 @@ func New(opts Options) (*Client, error) {
 	if opts.Now == nil {
 		opts.Now = time.Now
 	}
-	c := &Client{opts: opts, hc: opts.HTTPClient, log: opts.Logger, keys: opts.Keys, locks: map[string]*sync.Mutex{}, warm: map[string]*warmState{}, tokens: tokenClients{clients: map[string]*http.Client{}}}
+	c := &Client{opts: opts, hc: opts.HTTPClient, log: opts.Logger, keys: opts.Keys, locks: map[string]*sync.Mutex{}, warm: map[string]*repoState{}, tokens: tokenClients{clients: map[string]*http.Client{}}}
 	if c.hc == nil {
 		c.hc = &http.Client{}
 	}

@@ -32,7 +32,7 @@ func pass(string, string) ([]byte, error) { return []byte("test passphrase"), ni
 // it (a hostile network or server).
 func newServer(t *testing.T, wrap func(http.Handler) http.Handler) string {
 	t.Helper()
-	srv := server.New(memstore.New(), keystore.NewMemory(), server.WithSweepInterval(0))
+	srv := server.New(memstore.New(), keystore.NewMemory(), server.WithSweepInterval(0), server.WithRequestTimeout(5*time.Minute))
 	h := srv.Handler()
 	if wrap != nil {
 		h = wrap(h)

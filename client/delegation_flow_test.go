@@ -43,6 +43,39 @@ func owned(t *testing.T, url string) (*client.Client, []byte) {
 	return owner, root
 }
 
+// delegateTo makes an edit of targets' delegations that creates
+// delegations. A delegation is born published, signed by its own keys: the
+// owner holds none of them, so the edit is staged, and each approver (a
+// new delegate) approves it until it is published.
+func delegateTo(t *testing.T, owner *client.Client, edit func(*metadata.TargetsType) error, approvers ...*delegate) {
+	t.Helper()
+	ctx := context.Background()
+	out, err := owner.EditDelegations(ctx, gun, metadata.TARGETS, edit)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if out.Published != nil {
+		return
+	}
+	if out.Staged == nil {
+		t.Fatalf("delegation edit: %+v, want published or staged", out)
+	}
+	for _, d := range approvers {
+		rv, err := d.c.ReviewStaged(ctx, gun, out.Staged.ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		done, err := d.c.Approve(ctx, gun, rv)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if done.Published != nil {
+			return
+		}
+	}
+	t.Fatalf("staged delegation %s still waits after %d approvals", out.Staged.ID, len(approvers))
+}
+
 func sign(t *testing.T, c *client.Client, role, tag string) *client.Outcome {
 	t.Helper()
 	out, err := c.PublishAs(context.Background(), gun, role, []client.Change{{Tag: tag, Digest: digest.FromString(tag), Size: 1}})
@@ -69,11 +102,9 @@ func TestSignerAddThenSignFromOwnTrustDir(t *testing.T) {
 	url := newServer(t, nil)
 	owner, root := owned(t, url)
 	alice := newDelegate(t, url, root)
-	if _, err := owner.EditDelegations(ctx, gun, metadata.TARGETS, func(tt *metadata.TargetsType) error {
+	delegateTo(t, owner, func(tt *metadata.TargetsType) error {
 		return client.AddSigner(tt, "alice", alice.key.Public)
-	}); err != nil {
-		t.Fatal(err)
-	}
+	}, alice)
 	// Without --role, alice's client picks targets/releases, the first
 	// delegation in pre-order whose key she holds.
 	out := sign(t, alice.c, "", "1.0")
@@ -117,11 +148,9 @@ func TestDelegatedPathsEnforced(t *testing.T) {
 	url := newServer(t, nil)
 	owner, root := owned(t, url)
 	ci := newDelegate(t, url, root)
-	if _, err := owner.EditDelegations(ctx, gun, metadata.TARGETS, func(tt *metadata.TargetsType) error {
+	delegateTo(t, owner, func(tt *metadata.TargetsType) error {
 		return client.AddDelegation(tt, client.DelegationSpec{Name: "targets/ci", Keys: []*metadata.Key{ci.key.Public}, Paths: []string{"release-*"}})
-	}); err != nil {
-		t.Fatal(err)
-	}
+	}, ci)
 	sign(t, ci.c, "", "release-1")
 	engine := newDelegate(t, url, root).c
 	resolvesTo(t, engine, "release-1", "targets/ci")
@@ -144,11 +173,9 @@ func TestTerminatingOrder(t *testing.T) {
 	first, second := newDelegate(t, url, root), newDelegate(t, url, root)
 	add := func(name string, d *delegate, paths []string, terminating bool) {
 		t.Helper()
-		if _, err := owner.EditDelegations(ctx, gun, metadata.TARGETS, func(tt *metadata.TargetsType) error {
+		delegateTo(t, owner, func(tt *metadata.TargetsType) error {
 			return client.AddDelegation(tt, client.DelegationSpec{Name: name, Keys: []*metadata.Key{d.key.Public}, Paths: paths, Terminating: terminating})
-		}); err != nil {
-			t.Fatal(err)
-		}
+		}, d)
 	}
 	add("targets/first", first, []string{"app-*"}, false)
 	add("targets/second", second, []string{"*"}, false)
@@ -193,11 +220,10 @@ func TestThresholdTwoDelegationStaged(t *testing.T) {
 	url := newServer(t, nil)
 	owner, root := owned(t, url)
 	alice, bob := newDelegate(t, url, root), newDelegate(t, url, root)
-	if _, err := owner.EditDelegations(ctx, gun, metadata.TARGETS, func(tt *metadata.TargetsType) error {
+	// Born published: its empty first version needs both signatures.
+	delegateTo(t, owner, func(tt *metadata.TargetsType) error {
 		return client.AddDelegation(tt, client.DelegationSpec{Name: "targets/releases", Keys: []*metadata.Key{alice.key.Public, bob.key.Public}, Threshold: 2})
-	}); err != nil {
-		t.Fatal(err)
-	}
+	}, alice, bob)
 	out := sign(t, alice.c, "", "2.0")
 	if out.Staged == nil || out.Published != nil {
 		t.Fatalf("one of two signatures: %+v, want a staged change", out)
@@ -224,8 +250,8 @@ func TestThresholdTwoDelegationStaged(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if done.Published["targets/releases"] != 1 {
-		t.Fatalf("approval: %+v, want targets/releases v1 published", done)
+	if done.Published["targets/releases"] != 2 {
+		t.Fatalf("approval: %+v, want targets/releases v2 published", done)
 	}
 	resolvesTo(t, engine, "2.0", "targets/releases")
 }
@@ -241,11 +267,9 @@ func TestRevokedKeyDoesNotWedge(t *testing.T) {
 	url := newServer(t, nil)
 	owner, root := owned(t, url)
 	alice, bob := newDelegate(t, url, root), newDelegate(t, url, root)
-	if _, err := owner.EditDelegations(ctx, gun, metadata.TARGETS, func(tt *metadata.TargetsType) error {
+	delegateTo(t, owner, func(tt *metadata.TargetsType) error {
 		return client.AddDelegation(tt, client.DelegationSpec{Name: "targets/releases", Keys: []*metadata.Key{alice.key.Public, bob.key.Public}})
-	}); err != nil {
-		t.Fatal(err)
-	}
+	}, alice)
 	sign(t, alice.c, "", "1.0")
 
 	out, err := owner.EditDelegations(ctx, gun, metadata.TARGETS, func(tt *metadata.TargetsType) error {

@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"math/rand/v2"
 	"mime/multipart"
 	"net/http"
@@ -17,6 +18,8 @@ import (
 	"github.com/opencontainers/go-digest"
 	"github.com/sigstore/sigstore/pkg/signature"
 	"github.com/theupdateframework/go-tuf/v2/metadata"
+
+	"github.com/signetdev/signet/tufrules"
 )
 
 // Freshness defaults of developer-signed metadata (DESIGN.md).
@@ -224,24 +227,16 @@ func (s *roleState) apply(role string, ch Change) error {
 }
 
 // walk visits, in TUF's pre-order, the roles a client resolving tag would
-// visit (terminating delegations honoured), until visit returns true.
+// visit (tufrules.Walk over the state being built), until visit returns
+// true.
 func (s *roleState) walk(tag string, visit func(role string, m *metadata.Metadata[metadata.TargetsType]) (bool, error)) error {
-	return s.preorder(s.load, visit, func(m *metadata.Metadata[metadata.TargetsType]) ([]string, bool) {
-		d := m.Signed.Delegations
-		var names []string
-		if d.SuccinctRoles != nil {
-			for _, r := range d.SuccinctRoles.GetRolesForTarget(tag) {
-				names = append(names, r.Name)
-			}
-		}
-		for _, r := range d.GetRolesForTarget(tag) {
-			names = append(names, r.Name)
-			if r.Terminating {
-				return names, true
-			}
-		}
-		return names, false
+	err := tufrules.Walk(s.ctx, tag, s.c.opts.MaxRolesVisited, s.walkLoader, func(role, _ string, m *metadata.Metadata[metadata.TargetsType]) (bool, error) {
+		return visit(role, m)
 	})
+	if err != nil {
+		return s.trustErr(err)
+	}
+	return nil
 }
 
 // pick chooses the role to sign tag with: the first delegated role in
@@ -299,6 +294,7 @@ func (s *roleState) listing(tag string) (string, error) {
 // of it and publishes them together, or stages them when a role is below
 // its threshold.
 func (c *Client) submit(ctx context.Context, s *roleState) (*Outcome, error) {
+	s.bearDelegations()
 	out := &Outcome{}
 	files := map[string][]byte{}
 	complete, signed := true, 0
@@ -343,6 +339,38 @@ func (c *Client) submit(ctx context.Context, s *roleState) (*Outcome, error) {
 		out.Staged = st
 	}
 	return out, nil
+}
+
+// bearDelegations adds to the pending roles the first (empty) version of
+// every role a pending role delegates to that was never published: a
+// delegation is born published, signed by its own keys, so that a TUF
+// client reaching it finds it in the snapshot (§5.6). Where this trust
+// directory lacks the new role's keys, submit stages the change for its
+// key holders to approve.
+func (s *roleState) bearDelegations() {
+	for _, role := range slices.Sorted(maps.Keys(s.pending)) {
+		d := s.pending[role].Signed.Delegations
+		if d == nil {
+			continue
+		}
+		var children []string
+		if d.SuccinctRoles != nil {
+			children = d.SuccinctRoles.GetRoles()
+		}
+		for _, r := range d.Roles {
+			children = append(children, r.Name)
+		}
+		for _, child := range children {
+			if _, published := s.trusted.Snapshot.Signed.Meta[metaFile(child)]; published {
+				continue
+			}
+			if _, ok := s.pending[child]; ok {
+				continue
+			}
+			s.pending[child] = metadata.Targets(s.c.opts.Now().Add(TargetsLifetime))
+			s.delegator[child] = role
+		}
+	}
 }
 
 func (c *Client) heldKeys(ctx context.Context, ids []string) ([]string, error) {

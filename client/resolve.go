@@ -5,17 +5,14 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"net/http"
+	"maps"
 	"os"
 	"path/filepath"
-	"time"
 
 	"github.com/distribution/reference"
 	"github.com/opencontainers/go-digest"
 	"github.com/theupdateframework/go-tuf/v2/metadata"
-	"github.com/theupdateframework/go-tuf/v2/metadata/config"
 	"github.com/theupdateframework/go-tuf/v2/metadata/trustedmetadata"
-	"github.com/theupdateframework/go-tuf/v2/metadata/updater"
 )
 
 // Target is a trusted tag.
@@ -43,38 +40,33 @@ func ParseRef(ref string) (gun, tag string, err error) {
 
 // Resolve returns the target that the repository's trusted keys vouch for
 // under ref's tag, after a TUF update of the repository (unless the cache
-// is younger than MaxStaleness).
+// is younger than MaxStaleness). It follows TUF §5.6 exactly: the
+// delegation walk visits roles in pre-order, and a role it reaches that the
+// trusted snapshot does not list, or that does not verify, ends the lookup
+// with a *TrustError: never a fall-through to the next role.
 func (c *Client) Resolve(ctx context.Context, ref string) (*Target, error) {
 	gun, tag, err := ParseRef(ref)
 	if err != nil {
 		return nil, err
 	}
 	var t *Target
-	err = c.withState(ctx, gun, func(up *updater.Updater) error {
-		if _, err := up.GetTargetInfo(tag); err != nil {
-			if te := classify(gun, err); errors.As(te, new(*TrustError)) {
-				return te
-			}
-			// go-tuf reports a tag no trusted role lists with an untyped
-			// error, and stops at a delegation that was never signed (no
-			// snapshot entry). The walk below treats such a delegation as
-			// empty, as Notary did, and goes on.
-		}
-		trusted := up.GetTrustedMetadataSet()
-		s := c.roleState(ctx, gun, &trusted)
-		role, err := s.listing(tag)
+	err = c.withRepo(ctx, gun, func(s *repoState) error {
+		role, tf, err := s.lookup(tag)
 		if err != nil {
 			return err
 		}
-		t, err = targetOf(gun, tag, role, trusted.Targets[role].Signed.Targets[tag])
+		if tf == nil {
+			return &NotSignedError{GUN: gun, Tag: tag}
+		}
+		t, err = targetOf(gun, tag, role, tf)
 		return err
 	})
 	return t, err
 }
 
-// withState runs fn on gun's verified state, with the GUN locked and the
+// withRepo runs fn on gun's verified view, with the GUN locked and the
 // call bounded by the client's timeout.
-func (c *Client) withState(ctx context.Context, gun string, fn func(*updater.Updater) error) error {
+func (c *Client) withRepo(ctx context.Context, gun string, fn func(*repoState) error) error {
 	ctx, cancel := context.WithTimeout(ctx, c.opts.Timeout)
 	defer cancel()
 	unlock, err := c.lock(gun)
@@ -82,11 +74,11 @@ func (c *Client) withState(ctx context.Context, gun string, fn func(*updater.Upd
 		return err
 	}
 	defer unlock()
-	up, err := c.current(ctx, gun)
+	s, err := c.current(ctx, gun)
 	if err != nil {
 		return err
 	}
-	return fn(up)
+	return fn(s)
 }
 
 // targetOf turns the entry of tag in role into a Target; it must name a
@@ -109,12 +101,13 @@ func target(gun, tag, role string, tf *metadata.TargetFiles) *Target {
 	return t
 }
 
-// Update runs a TUF update of gun (timestamp, snapshot, top-level targets)
-// and returns the trusted metadata.
+// Update runs a TUF update of gun (root chain, timestamp, snapshot,
+// top-level targets) and returns the trusted top-level metadata.
 func (c *Client) Update(ctx context.Context, gun string) (*trustedmetadata.TrustedMetadata, error) {
 	var trusted trustedmetadata.TrustedMetadata
-	err := c.withState(ctx, gun, func(up *updater.Updater) error {
-		trusted = up.GetTrustedMetadataSet()
+	err := c.withRepo(ctx, gun, func(s *repoState) error {
+		trusted = *s.trusted
+		trusted.Targets = maps.Clone(s.trusted.Targets)
 		return nil
 	})
 	if err != nil {
@@ -123,93 +116,31 @@ func (c *Client) Update(ctx context.Context, gun string) (*trustedmetadata.Trust
 	return &trusted, nil
 }
 
-// current returns an updater holding gun's verified state: the warm one if
-// the server's timestamp is unchanged and nothing has expired, else a fresh
-// update. The caller holds the lock.
-func (c *Client) current(ctx context.Context, gun string) (*updater.Updater, error) {
+// current returns gun's verified view: the warm one while the server's
+// timestamp.json is unchanged (a conditional GET answers 304) and nothing
+// top-level has expired, else a fresh refresh. A warm view keeps the
+// delegated roles it verified, each under the delegator it was verified
+// against. The caller holds the lock.
+func (c *Client) current(ctx context.Context, gun string) (*repoState, error) {
+	now := c.opts.Now().UTC()
 	c.mu.Lock()
 	w := c.warm[gun]
 	c.mu.Unlock()
 	if w != nil {
-		w.f.ctx = ctx
-		if !expired(w.up.GetTrustedMetadataSet(), c.opts.Now()) && w.f.unchanged(c.tufURL(gun)+"timestamp.json", w.etag) {
-			return w.up, nil
+		w.ctx, w.f.ctx = ctx, ctx
+		if !w.expired(now) && w.f.unchanged(c.tufURL(gun)+"timestamp.json", w.f.etag) {
+			w.trusted.RefTime = now
+			return w, nil
 		}
 	}
-	up, f, err := c.update(ctx, gun, nil)
+	s, err := c.refresh(ctx, gun, nil)
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	delete(c.warm, gun)
-	if err == nil && f.etag != "" && c.opts.MaxStaleness == 0 {
-		c.warm[gun] = &warmState{up: up, f: f, etag: f.etag}
+	if err == nil && s.f.etag != "" && c.opts.MaxStaleness == 0 {
+		c.warm[gun] = s
 	}
-	return up, err
-}
-
-// expired reports whether any loaded top-level role has expired.
-func expired(tm trustedmetadata.TrustedMetadata, now time.Time) bool {
-	if tm.Root == nil || tm.Timestamp == nil || tm.Snapshot == nil || tm.Root.Signed.IsExpired(now) ||
-		tm.Timestamp.Signed.IsExpired(now) || tm.Snapshot.Signed.IsExpired(now) {
-		return true
-	}
-	for _, t := range tm.Targets {
-		if t.Signed.IsExpired(now) {
-			return true
-		}
-	}
-	return false
-}
-
-// update builds a fresh go-tuf updater (an Updater refreshes once and is
-// not safe for concurrent use) and refreshes it. The caller holds the lock.
-func (c *Client) update(ctx context.Context, gun string, fetched *int64) (*updater.Updater, *fetcher, error) {
-	dir := c.cacheDir(gun)
-	root, err := c.trustedRoot(ctx, gun)
-	if err != nil {
-		return nil, nil, err
-	}
-	cfg, err := config.New(c.tufURL(gun), root)
-	if err != nil {
-		return nil, nil, fmt.Errorf("client: %w", err)
-	}
-	cfg.LocalMetadataDir = dir
-	cfg.LocalTargetsDir = filepath.Join(dir, "targets")
-	cfg.TargetsMaxLength = 64 << 20
-	cfg.SnapshotMaxLength = 16 << 20
-	f := &fetcher{ctx: ctx, hc: c.hc, token: c.opts.Token, bytes: fetched}
-	if f.hc, err = c.httpFor(ctx, gun, "pull"); err != nil {
-		return nil, nil, err
-	}
-	cfg.Fetcher = f
-	stamp := filepath.Join(dir, ".updated")
-	if c.opts.MaxStaleness > 0 {
-		if fi, err := os.Stat(stamp); err == nil && time.Since(fi.ModTime()) < c.opts.MaxStaleness {
-			cfg.UnsafeLocalMode = true
-		}
-	}
-	up, err := updater.New(cfg)
-	if err != nil {
-		return nil, nil, classify(gun, err)
-	}
-	up.UnsafeSetRefTime(c.opts.Now())
-	if err := up.Refresh(); err != nil {
-		var he *metadata.ErrDownloadHTTP
-		if errors.As(err, &he) && he.StatusCode == http.StatusNotFound {
-			return nil, nil, fmt.Errorf("client: %s has no trust data on %s: %w", gun, c.opts.Server, ErrNotSigned)
-		}
-		te := classify(gun, err)
-		var tErr *TrustError
-		if errors.As(te, &tErr) && tErr.Kind == ErrExpired {
-			if ts := up.GetTrustedMetadataSet().Timestamp; ts != nil {
-				tErr.Expires = ts.Signed.Expires
-			}
-		}
-		return nil, nil, te
-	}
-	if !cfg.UnsafeLocalMode {
-		_ = os.WriteFile(stamp, nil, 0o600)
-	}
-	return up, f, nil
+	return s, err
 }
 
 // trustedRoot returns the root to start the chain from: the newest root
@@ -233,7 +164,7 @@ func (c *Client) trustedRoot(ctx context.Context, gun string) ([]byte, error) {
 		return nil, err
 	}
 	f := &fetcher{ctx: ctx, hc: hc, token: c.opts.Token}
-	data, err := f.DownloadFile(c.tufURL(gun)+"1.root.json", 512_000, 0)
+	data, err := f.DownloadFile(c.tufURL(gun)+"1.root.json", rootMaxLength, 0)
 	if err != nil {
 		return nil, fmt.Errorf("client: trust on first use of %s: %w", gun, err)
 	}

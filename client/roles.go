@@ -5,28 +5,22 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"net/http"
-	"net/url"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/theupdateframework/go-tuf/v2/metadata"
-	"github.com/theupdateframework/go-tuf/v2/metadata/trustedmetadata"
+
+	"github.com/signetdev/signet/tufrules"
 )
 
 // errNotDelegated: no published role delegates to the role asked for.
 var errNotDelegated = errors.New("not delegated")
 
-// maxRoles bounds how many delegated roles one walk loads.
-const maxRoles = 4096
-
-// roleState is a verified repository state that publishing works on: the
-// go-tuf trusted set plus the delegated roles loaded into it on demand.
+// roleState is a verified repository view that publishing works on: the
+// view's verified roles plus the next versions being built.
 type roleState struct {
-	c       *Client
-	ctx     context.Context
-	gun     string
-	trusted *trustedmetadata.TrustedMetadata
+	*repoState
 	// delegator of every role seen so far ("root" for targets).
 	delegator map[string]string
 	// pending holds the next versions being built: a pending delegator's
@@ -49,134 +43,97 @@ func (s *roleState) heldKeys(ids []string) ([]string, error) {
 	return h, err
 }
 
-func (c *Client) roleState(ctx context.Context, gun string, trusted *trustedmetadata.TrustedMetadata) *roleState {
-	return &roleState{c: c, ctx: ctx, gun: gun, trusted: trusted, delegator: map[string]string{metadata.TARGETS: metadata.ROOT}, pending: map[string]*metadata.Metadata[metadata.TargetsType]{}, held: map[string][]string{}}
+func (c *Client) roleState(v *repoState) *roleState {
+	return &roleState{repoState: v, delegator: map[string]string{metadata.TARGETS: metadata.ROOT}, pending: map[string]*metadata.Metadata[metadata.TargetsType]{}, held: map[string][]string{}}
 }
 
-// load returns the verified current version of role, downloading and
-// verifying it (and its delegators) with go-tuf if the updater has not
-// loaded it yet. It returns nil, nil for a role that is delegated but was
-// never published, and an error for a role nobody delegates to.
+// load returns the verified current version of role, verifying it (and
+// its delegators) if the view has not yet. It returns nil, nil for a role
+// that is delegated but was never published (the snapshot does not list
+// it: publishing its first version is what the caller is about), and an
+// error for a role nobody delegates to.
 func (s *roleState) load(role string) (*metadata.Metadata[metadata.TargetsType], error) {
-	if m, ok := s.trusted.Targets[role]; ok {
-		return m, nil
+	if role == metadata.TARGETS {
+		return s.trusted.Targets[metadata.TARGETS], nil
 	}
 	parent, err := s.findDelegator(role)
 	if err != nil {
 		return nil, err
 	}
-	return s.fetch(role, parent)
+	return s.under(role, parent)
 }
 
-// fetch downloads role (delegated by the loaded parent) at the version the
-// trusted snapshot lists, and verifies it.
-func (s *roleState) fetch(role, parent string) (*metadata.Metadata[metadata.TargetsType], error) {
-	if m, ok := s.trusted.Targets[role]; ok {
+// under returns role as verified under the current version of parent, or
+// nil if the snapshot does not list role.
+func (s *roleState) under(role, parent string) (*metadata.Metadata[metadata.TargetsType], error) {
+	var pm *metadata.Metadata[metadata.TargetsType]
+	if parent != metadata.ROOT {
+		var err error
+		if pm, err = s.load(parent); err != nil {
+			return nil, err
+		}
+		if pm == nil || !tufrules.Delegates(pm.Signed.Delegations, role) {
+			return nil, nil // a delegation being created
+		}
+	}
+	m, err := s.repoState.load(role, parent, pm)
+	if errors.Is(err, errUnpublished) {
+		return nil, nil
+	}
+	return m, err
+}
+
+// walkLoader loads roles for a walk over the state being built: a pending
+// version wins over the published one; a published role is verified under
+// its published delegator; a delegated role never published reads as empty
+// (its first version is what is being built).
+func (s *roleState) walkLoader(role, parent string, pm *metadata.Metadata[metadata.TargetsType]) (*metadata.Metadata[metadata.TargetsType], error) {
+	if _, ok := s.delegator[role]; !ok {
+		s.delegator[role] = parent
+	}
+	if m, ok := s.pending[role]; ok {
 		return m, nil
 	}
-	mf, ok := s.trusted.Snapshot.Signed.Meta[role+".json"]
-	if !ok {
-		return nil, nil // delegated, never published
+	empty := metadata.Targets(time.Time{})
+	if _, ok := s.pending[parent]; ok && parent != metadata.ROOT {
+		pub, err := s.load(parent)
+		if err != nil {
+			return nil, err
+		}
+		if pub == nil || !tufrules.Delegates(pub.Signed.Delegations, role) {
+			return empty, nil
+		}
+		pm = pub
 	}
-	u := s.c.tufURL(s.gun) + fmt.Sprintf("%d.%s.json", mf.Version, url.PathEscape(role))
-	req, err := http.NewRequestWithContext(s.ctx, http.MethodGet, u, nil)
-	if err != nil {
-		return nil, err
+	m, err := s.repoState.load(role, parent, pm)
+	if errors.Is(err, errUnpublished) {
+		return empty, nil
 	}
-	data, err := s.c.do(s.ctx, s.gun, "pull", req)
-	if err != nil {
-		return nil, fmt.Errorf("client: fetch %s of %s: %w", role, s.gun, err)
-	}
-	m, err := s.trusted.UpdateDelegatedTargets(data, role, parent)
-	if err != nil {
-		return nil, classify(s.gun, err)
-	}
-	return m, nil
+	return m, err
 }
 
-// findDelegator walks the delegation tree in TUF's pre-order, loading
-// roles as it goes, until it finds the role that delegates to role. A
-// delegator being changed (pending) delegates as changed.
+// findDelegator walks the delegation tree in TUF's pre-order until it
+// finds the role that delegates to role. A delegator being changed
+// (pending) delegates as changed.
 func (s *roleState) findDelegator(role string) (string, error) {
 	if p, ok := s.delegator[role]; ok {
 		return p, nil
 	}
-	get := func(name string) (*metadata.Metadata[metadata.TargetsType], error) {
-		if m, ok := s.pending[name]; ok {
-			return m, nil
-		}
-		return s.fetch(name, s.delegator[name])
-	}
 	var found string
-	err := s.preorder(get, func(name string, m *metadata.Metadata[metadata.TargetsType]) (bool, error) {
-		if m != nil && (delegates(m, role) || m.Signed.Delegations != nil && m.Signed.Delegations.SuccinctRoles != nil && m.Signed.Delegations.SuccinctRoles.IsDelegatedRole(role)) {
+	err := tufrules.Walk(s.ctx, "", tufrules.MaxRolesPerRepository, s.walkLoader, func(name, _ string, m *metadata.Metadata[metadata.TargetsType]) (bool, error) {
+		if tufrules.Delegates(m.Signed.Delegations, role) {
 			found = name
 		}
 		return found != "", nil
-	}, func(m *metadata.Metadata[metadata.TargetsType]) ([]string, bool) {
-		return roleNames(m.Signed.Delegations.Roles), false
 	})
 	if err != nil {
-		return "", err
+		return "", s.trustErr(err)
 	}
 	if found == "" {
 		return "", fmt.Errorf("client: no role of %s delegates to %s: %w", s.gun, role, errNotDelegated)
 	}
 	s.delegator[role] = found
 	return found, nil
-}
-
-// preorder walks the delegation tree from targets in TUF's pre-order
-// (depth first, delegations in their listed order), over at most maxRoles
-// roles. get loads a role (nil: delegated but never published); visit
-// returns true to end the walk; children names the roles a loaded role
-// delegates to that the walk visits next, and whether the walk ends after
-// them (a terminating delegation). It records each child's delegator.
-func (s *roleState) preorder(
-	get func(name string) (*metadata.Metadata[metadata.TargetsType], error),
-	visit func(name string, m *metadata.Metadata[metadata.TargetsType]) (bool, error),
-	children func(m *metadata.Metadata[metadata.TargetsType]) (names []string, terminate bool),
-) error {
-	stack := []string{metadata.TARGETS}
-	seen := map[string]bool{}
-	for len(stack) > 0 && len(seen) < maxRoles {
-		name := stack[len(stack)-1]
-		stack = stack[:len(stack)-1]
-		if seen[name] {
-			continue
-		}
-		seen[name] = true
-		m, err := get(name)
-		if err != nil {
-			return err
-		}
-		if done, err := visit(name, m); done || err != nil {
-			return err
-		}
-		if m == nil || m.Signed.Delegations == nil {
-			continue
-		}
-		next, terminate := children(m)
-		for _, child := range next {
-			if _, ok := s.delegator[child]; !ok {
-				s.delegator[child] = name
-			}
-		}
-		if terminate {
-			stack = stack[:0]
-		}
-		slices.Reverse(next)
-		stack = append(stack, next...)
-	}
-	return nil
-}
-
-func roleNames(roles []metadata.DelegatedRole) []string {
-	out := make([]string, len(roles))
-	for i, r := range roles {
-		out[i] = r.Name
-	}
-	return out
 }
 
 // delegation is what a role's delegator says about it.
@@ -302,9 +259,12 @@ func (s *roleState) resignInvalidated(delegator string, cur, next *metadata.Meta
 			s.pending[r.Name] = m
 			continue
 		}
-		old, err := s.fetch(r.Name, delegator)
+		old, err := s.under(r.Name, delegator)
 		if err != nil {
 			return err
+		}
+		if old == nil {
+			continue
 		}
 		if next.VerifyDelegate(r.Name, old) == nil {
 			continue
@@ -341,20 +301,14 @@ func (c *Client) Role(ctx context.Context, gun, role string) (*metadata.Metadata
 }
 
 // each calls fn for every published targets-type role, in pre-order,
-// loading (and verifying) each with go-tuf.
+// each verified under the delegator the walk reached it through.
 func (s *roleState) each(fn func(string, *metadata.Metadata[metadata.TargetsType])) error {
-	return s.preorder(func(name string) (*metadata.Metadata[metadata.TargetsType], error) {
-		return s.fetch(name, s.delegator[name])
-	}, func(name string, m *metadata.Metadata[metadata.TargetsType]) (bool, error) {
-		if m != nil {
-			fn(name, m)
-		}
+	err := tufrules.Walk(s.ctx, "", tufrules.MaxRolesPerRepository, s.repoState.load, func(name, _ string, m *metadata.Metadata[metadata.TargetsType]) (bool, error) {
+		fn(name, m)
 		return false, nil
-	}, func(m *metadata.Metadata[metadata.TargetsType]) ([]string, bool) {
-		var names []string
-		if sr := m.Signed.Delegations.SuccinctRoles; sr != nil {
-			names = sr.GetRoles()
-		}
-		return append(names, roleNames(m.Signed.Delegations.Roles)...), false
 	})
+	if err != nil {
+		return s.trustErr(err)
+	}
+	return nil
 }

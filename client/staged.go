@@ -12,7 +12,6 @@ import (
 	"time"
 
 	"github.com/theupdateframework/go-tuf/v2/metadata"
-	"github.com/theupdateframework/go-tuf/v2/metadata/updater"
 )
 
 // K-of-n signing: when a role's threshold needs keys held by several
@@ -173,9 +172,8 @@ func (c *Client) ReviewStaged(ctx context.Context, gun, id string) (*Review, err
 
 // withLockedState runs fn on gun's verified state with the GUN locked.
 func (c *Client) withLockedState(ctx context.Context, gun string, fn func(*roleState) error) error {
-	return c.withState(ctx, gun, func(up *updater.Updater) error {
-		trusted := up.GetTrustedMetadataSet()
-		return fn(c.roleState(ctx, gun, &trusted))
+	return c.withRepo(ctx, gun, func(s *repoState) error {
+		return fn(c.roleState(s))
 	})
 }
 

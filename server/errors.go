@@ -22,6 +22,7 @@ const (
 	codeDenied          = "DENIED"
 	codeUnavailable     = "UNAVAILABLE"
 	codeInternal        = "INTERNAL_ERROR"
+	codeTimeout         = "REQUEST_TIMEOUT"
 )
 
 // httpError is a refusal decided by the HTTP layer itself.
@@ -101,6 +102,8 @@ func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) {
 		status, item = http.StatusNotFound, errorItem{Code: string(tufrepo.CodeNotFound), Message: "metadata not found"}
 	case errors.Is(err, store.ErrUnavailable):
 		status, item = http.StatusServiceUnavailable, errorItem{Code: string(tufrepo.CodeStoreDown), Message: "the database is unavailable"}
+	case errors.Is(err, context.DeadlineExceeded):
+		status, item = http.StatusServiceUnavailable, errorItem{Code: codeTimeout, Message: "the request took longer than the server allows and was stopped; nothing was stored: retry, or publish in smaller batches"}
 	case errors.Is(err, context.Canceled) && r.Context().Err() != nil:
 		// The client hung up: nobody reads the answer.
 		w.WriteHeader(499)

@@ -99,6 +99,10 @@ func WithSweepInterval(d time.Duration) Option { return func(o *options) { o.swe
 // prefixes; others are refused with 403.
 func WithGUNPrefixes(prefixes ...string) Option { return func(o *options) { o.prefixes = prefixes } }
 
+// WithRequestTimeout bounds every request's work (default
+// DefaultRequestTimout); a publish past it stops and answers 503.
+func WithRequestTimeout(d time.Duration) Option { return func(o *options) { o.timeout = d } }
+
 // WithKeyCreationLimit bounds how fast one client (by address) may create
 // server keys: perSecond on average, burst at once. 0 disables the limit.
 func WithKeyCreationLimit(perSecond float64, burst int) Option {

@@ -153,7 +153,7 @@ func tree(t *testing.T) map[string]*metadata.Metadata[metadata.TargetsType] {
 func TestWalkPreOrder(t *testing.T) {
 	roles := tree(t)
 	var loads []string
-	load := func(role, parent string) (*metadata.Metadata[metadata.TargetsType], error) {
+	load := func(role, parent string, _ *metadata.Metadata[metadata.TargetsType]) (*metadata.Metadata[metadata.TargetsType], error) {
 		loads = append(loads, parent+">"+role)
 		m, ok := roles[role]
 		if !ok {
@@ -190,7 +190,7 @@ func TestWalkPreOrder(t *testing.T) {
 func TestWalkLimit(t *testing.T) {
 	k, id := key(t)
 	// A chain targets → r0 → r1 → … deeper than the limit.
-	load := func(role, parent string) (*metadata.Metadata[metadata.TargetsType], error) {
+	load := func(role, parent string, _ *metadata.Metadata[metadata.TargetsType]) (*metadata.Metadata[metadata.TargetsType], error) {
 		m := metadata.Targets(time.Now().Add(time.Hour))
 		m.Signed.Delegations = &metadata.Delegations{Keys: map[string]*metadata.Key{id: k}, Roles: []metadata.DelegatedRole{{Name: role + "x", KeyIDs: []string{id}, Threshold: 1, Paths: []string{"*"}}}}
 		return m, nil

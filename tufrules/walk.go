@@ -9,9 +9,11 @@ import (
 )
 
 // Loader returns the verified metadata of role as its delegator parent
-// delegates it ("root" for "targets"). A role that cannot be loaded or
-// verified is an error, never an empty role: TUF §5.6 aborts the lookup.
-type Loader func(role, parent string) (*metadata.Metadata[metadata.TargetsType], error)
+// delegates it: parent is "root" (and delegator nil) for "targets", else
+// the delegated role whose loaded metadata, delegator, names role. A role
+// that cannot be loaded or verified is an error, never an empty role: TUF
+// §5.6 aborts the lookup.
+type Loader func(role, parent string, delegator *metadata.Metadata[metadata.TargetsType]) (*metadata.Metadata[metadata.TargetsType], error)
 
 // Visitor sees each role the walk loads, with its delegator; it returns
 // true to end the walk.
@@ -43,8 +45,11 @@ func Walk(ctx context.Context, target string, maxRoles int, load Loader, visit V
 	if maxRoles <= 0 {
 		maxRoles = DefaultMaxRolesVisited
 	}
-	type edge struct{ role, parent string }
-	stack := []edge{{metadata.TARGETS, metadata.ROOT}}
+	type edge struct {
+		role, parent string
+		delegator    *metadata.Metadata[metadata.TargetsType]
+	}
+	stack := []edge{{metadata.TARGETS, metadata.ROOT, nil}}
 	visited := map[string]bool{}
 	for len(stack) > 0 {
 		if err := ctx.Err(); err != nil {
@@ -58,7 +63,7 @@ func Walk(ctx context.Context, target string, maxRoles int, load Loader, visit V
 		if visited[e.role] {
 			continue
 		}
-		m, err := load(e.role, e.parent)
+		m, err := load(e.role, e.parent, e.delegator)
 		if err != nil {
 			return err
 		}
@@ -74,11 +79,11 @@ func Walk(ctx context.Context, target string, maxRoles int, load Loader, visit V
 		if target == "" {
 			names := roleNames(d)
 			for _, n := range names {
-				children = append(children, edge{n, e.role})
+				children = append(children, edge{n, e.role, m})
 			}
 		} else {
 			for _, r := range d.GetRolesForTarget(target) {
-				children = append(children, edge{r.Name, e.role})
+				children = append(children, edge{r.Name, e.role, m})
 				if r.Terminating {
 					stack = stack[:0]
 					break

@@ -1,0 +1,383 @@
+package client
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strconv"
+	"time"
+
+	"github.com/theupdateframework/go-tuf/v2/metadata"
+	"github.com/theupdateframework/go-tuf/v2/metadata/trustedmetadata"
+
+	"github.com/signetdev/signet/tufrules"
+)
+
+// Lengths the client downloads at most where the metadata above gives none
+// (go-tuf's names; targets and snapshot are larger than go-tuf's defaults
+// because one flat repository may list 100,000 tags).
+const (
+	rootMaxLength      = 512_000
+	timestampMaxLength = 16_384
+	snapshotMaxLength  = 16 << 20
+	targetsMaxLength   = 64 << 20
+	maxRootRotations   = 256
+)
+
+// errUnpublished: a delegated role the trusted snapshot does not list.
+var errUnpublished = errors.New("delegated role is not in the trusted snapshot")
+
+// repoState is one verified view of a repository: the top-level roles of
+// one TUF refresh (root chain, timestamp, snapshot, targets, all checked by
+// go-tuf's trustedmetadata) and the delegated roles verified in this view,
+// each under the delegator the walk reached it through. Nothing verified
+// under one delegator is trusted under another. It is used under the GUN's
+// lock; ctx is the current call's.
+type repoState struct {
+	c       *Client
+	ctx     context.Context
+	gun     string
+	dir     string // the cache directory
+	trusted *trustedmetadata.TrustedMetadata
+	f       *fetcher
+	// verified holds delegated roles by (role, delegator).
+	verified map[[2]string]*metadata.Metadata[metadata.TargetsType]
+	// checked holds delegators whose delegations passed tufrules.
+	checked map[string]bool
+}
+
+// refresh makes a fresh verified view of gun: from the cache alone while
+// it is younger than MaxStaleness, else by a TUF update from the server
+// (TUF §5.3–5.5, as go-tuf's updater does it, on go-tuf's
+// trustedmetadata with the client's clock).
+func (c *Client) refresh(ctx context.Context, gun string, fetched *int64) (*repoState, error) {
+	root, err := c.trustedRoot(ctx, gun)
+	if err != nil {
+		return nil, err
+	}
+	hc, err := c.httpFor(ctx, gun, "pull")
+	if err != nil {
+		return nil, err
+	}
+	s := &repoState{c: c, ctx: ctx, gun: gun, dir: c.cacheDir(gun), f: &fetcher{ctx: ctx, hc: hc, token: c.opts.Token, bytes: fetched}}
+	stamp := filepath.Join(s.dir, ".updated")
+	if c.opts.MaxStaleness > 0 {
+		if fi, err := os.Stat(stamp); err == nil && c.opts.Now().Sub(fi.ModTime()) < c.opts.MaxStaleness {
+			if err := s.start(root); err != nil {
+				return nil, err
+			}
+			if err := s.loadLocal(); err == nil {
+				return s, nil
+			}
+			c.log.InfoContext(ctx, "cached trust data incomplete; updating from the server", "gun", gun)
+		}
+	}
+	if err := s.start(root); err != nil {
+		return nil, err
+	}
+	if err := s.update(); err != nil {
+		var he *metadata.ErrDownloadHTTP
+		if errors.As(err, &he) && he.StatusCode == http.StatusNotFound {
+			return nil, fmt.Errorf("client: %s has no trust data on %s: %w", gun, c.opts.Server, ErrNotSigned)
+		}
+		return nil, s.trustErr(err)
+	}
+	_ = os.WriteFile(stamp, nil, 0o600)
+	return s, nil
+}
+
+// start trusts root, the newest root this trust directory verified or the
+// pinned one.
+func (s *repoState) start(root []byte) error {
+	t, err := trustedmetadata.New(root)
+	if err != nil {
+		return s.trustErr(err)
+	}
+	t.RefTime = s.c.opts.Now().UTC()
+	if err := tufrules.CheckRoot(&t.Root.Signed); err != nil {
+		return &TrustError{GUN: s.gun, Kind: ErrInvalid, Err: fmt.Errorf("trusted root v%d: %w", t.Root.Signed.Version, err)}
+	}
+	s.trusted = t
+	s.verified = map[[2]string]*metadata.Metadata[metadata.TargetsType]{}
+	s.checked = map[string]bool{}
+	return s.persist(metadata.ROOT, root)
+}
+
+// update runs the TUF update of the top-level roles.
+func (s *repoState) update() error {
+	t := s.trusted
+	for v := t.Root.Signed.Version + 1; v <= t.Root.Signed.Version+maxRootRotations; v++ {
+		data, err := s.download(metadata.ROOT, rootMaxLength, v)
+		var he *metadata.ErrDownloadHTTP
+		if errors.As(err, &he) && he.StatusCode == http.StatusNotFound {
+			break
+		}
+		if err != nil {
+			return err
+		}
+		if _, err := t.UpdateRoot(data); err != nil {
+			return err
+		}
+		if err := tufrules.CheckRoot(&t.Root.Signed); err != nil {
+			return &TrustError{GUN: s.gun, Kind: ErrInvalid, Err: fmt.Errorf("root v%d: %w", t.Root.Signed.Version, err)}
+		}
+		if err := s.persist(metadata.ROOT, data); err != nil {
+			return err
+		}
+	}
+
+	if data, err := s.cached(metadata.TIMESTAMP); err == nil {
+		if _, err := t.UpdateTimestamp(data); err != nil && !errors.Is(err, &metadata.ErrRepository{}) {
+			return err
+		}
+	}
+	data, err := s.download(metadata.TIMESTAMP, timestampMaxLength, 0)
+	if err != nil {
+		return err
+	}
+	switch _, err := t.UpdateTimestamp(data); {
+	case errors.Is(err, &metadata.ErrEqualVersionNumber{}):
+		// The cached timestamp is the current one.
+	case err != nil:
+		return err
+	default:
+		if err := s.persist(metadata.TIMESTAMP, data); err != nil {
+			return err
+		}
+	}
+
+	loaded := false
+	if data, err := s.cached(metadata.SNAPSHOT); err == nil {
+		_, err := t.UpdateSnapshot(data, true)
+		if err != nil && !errors.Is(err, &metadata.ErrRepository{}) {
+			return err
+		}
+		loaded = err == nil
+	}
+	if !loaded {
+		mf := t.Timestamp.Signed.Meta[metaFile(metadata.SNAPSHOT)]
+		if mf == nil {
+			return &metadata.ErrRepository{Msg: "timestamp does not list snapshot.json"}
+		}
+		data, err := s.download(metadata.SNAPSHOT, lengthOr(mf.Length, snapshotMaxLength), mf.Version)
+		if err != nil {
+			return err
+		}
+		if _, err := t.UpdateSnapshot(data, false); err != nil {
+			return err
+		}
+		if err := s.persist(metadata.SNAPSHOT, data); err != nil {
+			return err
+		}
+	}
+	_, err = s.load(metadata.TARGETS, metadata.ROOT, nil)
+	return err
+}
+
+// loadLocal verifies timestamp, snapshot and targets from the cache alone
+// (for MaxStaleness), against the trusted root and the clock.
+func (s *repoState) loadLocal() error {
+	t := s.trusted
+	data, err := s.cached(metadata.TIMESTAMP)
+	if err != nil {
+		return err
+	}
+	if _, err := t.UpdateTimestamp(data); err != nil {
+		return err
+	}
+	if data, err = s.cached(metadata.SNAPSHOT); err != nil {
+		return err
+	}
+	if _, err := t.UpdateSnapshot(data, true); err != nil {
+		return err
+	}
+	data, err = s.cached(metadata.TARGETS)
+	if err != nil {
+		return err
+	}
+	_, err = t.UpdateDelegatedTargets(data, metadata.TARGETS, metadata.ROOT)
+	return err
+}
+
+// load is the tufrules.Loader of this view: the verified metadata of role
+// under delegator (the loaded metadata of parent; nil for targets under
+// root). A role is taken from the cache when it verifies there, else
+// downloaded at the version and length the trusted snapshot lists. A
+// delegated role the snapshot does not list is an error wrapping
+// errUnpublished: TUF §5.6 stops the lookup there.
+func (s *repoState) load(role, parent string, delegator *metadata.Metadata[metadata.TargetsType]) (*metadata.Metadata[metadata.TargetsType], error) {
+	if role == metadata.TARGETS {
+		if m := s.trusted.Targets[metadata.TARGETS]; m != nil {
+			return m, nil
+		}
+	}
+	key := [2]string{role, parent}
+	if m, ok := s.verified[key]; ok && !m.Signed.IsExpired(s.trusted.RefTime) {
+		return m, nil
+	}
+	tm := s.trusted
+	if role != metadata.TARGETS {
+		if err := s.checkDelegator(parent, delegator); err != nil {
+			return nil, err
+		}
+		if !tufrules.Delegates(delegator.Signed.Delegations, role) {
+			return nil, &TrustError{GUN: s.gun, Kind: ErrInvalid, Err: fmt.Errorf("%s does not delegate to %s", parent, role)}
+		}
+		// A set of its own, so that role is verified against this
+		// delegator and nothing else.
+		tm = &trustedmetadata.TrustedMetadata{Root: tm.Root, Timestamp: tm.Timestamp, Snapshot: tm.Snapshot, RefTime: tm.RefTime,
+			Targets: map[string]*metadata.Metadata[metadata.TargetsType]{parent: delegator}}
+	}
+	mf, ok := tm.Snapshot.Signed.Meta[metaFile(role)]
+	if !ok {
+		return nil, &TrustError{GUN: s.gun, Kind: ErrInvalid, Err: fmt.Errorf("%s delegates to %s, but the trusted snapshot does not list %s: %w", parent, role, role, errUnpublished)}
+	}
+	if data, err := s.cached(role); err == nil {
+		if m, err := tm.UpdateDelegatedTargets(data, role, parent); err == nil {
+			s.verified[key] = m
+			return m, nil
+		}
+	}
+	data, err := s.download(role, lengthOr(mf.Length, targetsMaxLength), mf.Version)
+	if err != nil {
+		return nil, s.trustErr(fmt.Errorf("fetch %s: %w", role, err))
+	}
+	m, err := tm.UpdateDelegatedTargets(data, role, parent)
+	if err != nil {
+		return nil, s.trustErr(err)
+	}
+	if err := s.persist(role, data); err != nil {
+		return nil, err
+	}
+	s.verified[key] = m
+	return m, nil
+}
+
+// checkDelegator applies the repository rules (tufrules) to the
+// delegations of a delegator once per view: duplicate key IDs, key types
+// and bounds are refused before any signature is checked against them.
+func (s *repoState) checkDelegator(parent string, d *metadata.Metadata[metadata.TargetsType]) error {
+	if d == nil {
+		return &TrustError{GUN: s.gun, Kind: ErrInvalid, Err: fmt.Errorf("no metadata for delegator %s", parent)}
+	}
+	if s.checked[parent] {
+		return nil
+	}
+	if err := tufrules.CheckDelegations(d.Signed.Delegations); err != nil {
+		return &TrustError{GUN: s.gun, Kind: ErrInvalid, Err: fmt.Errorf("delegations of %s: %w", parent, err)}
+	}
+	s.checked[parent] = true
+	return nil
+}
+
+// lookup finds tag as a TUF client does (tufrules.Walk, §5.6.7): the role
+// that lists it and its entry, or nil when no visited role lists it. Any
+// role the walk cannot load or verify ends it with a TrustError.
+func (s *repoState) lookup(tag string) (string, *metadata.TargetFiles, error) {
+	var (
+		role string
+		tf   *metadata.TargetFiles
+	)
+	err := tufrules.Walk(s.ctx, tag, s.c.opts.MaxRolesVisited, s.load, func(name, _ string, m *metadata.Metadata[metadata.TargetsType]) (bool, error) {
+		if t, ok := m.Signed.Targets[tag]; ok {
+			role, tf = name, t
+			return true, nil
+		}
+		return false, nil
+	})
+	if err != nil {
+		return "", nil, s.trustErr(err)
+	}
+	return role, tf, nil
+}
+
+// trustErr classifies err as a TrustError where it is one (go-tuf's typed
+// errors, tufrules' rules); other errors are wrapped with the GUN.
+func (s *repoState) trustErr(err error) error {
+	var te *TrustError
+	if errors.As(err, &te) {
+		return te
+	}
+	if errors.Is(err, tufrules.ErrRule) {
+		return &TrustError{GUN: s.gun, Kind: ErrInvalid, Err: err}
+	}
+	if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
+		return fmt.Errorf("client: update %s: %w", s.gun, err)
+	}
+	te2 := classify(s.gun, err)
+	var tErr *TrustError
+	if errors.As(te2, &tErr) && tErr.Kind == ErrExpired && s.trusted != nil && s.trusted.Timestamp != nil {
+		tErr.Expires = s.trusted.Timestamp.Signed.Expires
+	}
+	return te2
+}
+
+// download fetches role at version (0: the unversioned name; versioned
+// only when the root asks for consistent snapshots, and always for root)
+// through the fetcher, which refuses anything longer than maxLength.
+func (s *repoState) download(role string, maxLength, version int64) ([]byte, error) {
+	name := url.PathEscape(role) + ".json"
+	if version > 0 && (role == metadata.ROOT || s.trusted.Root.Signed.ConsistentSnapshot) && role != metadata.TIMESTAMP {
+		name = strconv.FormatInt(version, 10) + "." + name
+	}
+	return s.f.DownloadFile(s.c.tufURL(s.gun)+name, maxLength, 0)
+}
+
+// cachePath is where role is cached: top-level roles under their own
+// names (as go-tuf's updater keeps them), delegated roles path-escaped in
+// a folder of their own, so that no delegated role's file can stand for a
+// top-level one, even on a case-insensitive file system.
+func (s *repoState) cachePath(role string) string {
+	if tufrules.IsTopLevel(role) {
+		return filepath.Join(s.dir, role+".json")
+	}
+	return filepath.Join(s.dir, "delegated", url.PathEscape(role)+".json")
+}
+
+func (s *repoState) cached(role string) ([]byte, error) {
+	return os.ReadFile(s.cachePath(role))
+}
+
+// persist writes verified metadata to the cache atomically.
+func (s *repoState) persist(role string, data []byte) error {
+	p := s.cachePath(role)
+	if err := os.MkdirAll(filepath.Dir(p), 0o700); err != nil {
+		return fmt.Errorf("client: cache %s: %w", role, err)
+	}
+	tmp, err := os.CreateTemp(filepath.Dir(p), ".tmp-*")
+	if err != nil {
+		return fmt.Errorf("client: cache %s: %w", role, err)
+	}
+	_, werr := tmp.Write(data)
+	cerr := tmp.Close()
+	if err := errors.Join(werr, cerr); err != nil {
+		_ = os.Remove(tmp.Name())
+		return fmt.Errorf("client: cache %s: %w", role, err)
+	}
+	if err := os.Rename(tmp.Name(), p); err != nil {
+		_ = os.Remove(tmp.Name())
+		return fmt.Errorf("client: cache %s: %w", role, err)
+	}
+	return nil
+}
+
+// expired reports whether any top-level role of the view has expired.
+func (s *repoState) expired(now time.Time) bool {
+	t := s.trusted
+	return t.Root == nil || t.Timestamp == nil || t.Snapshot == nil || t.Targets[metadata.TARGETS] == nil ||
+		t.Root.Signed.IsExpired(now) || t.Timestamp.Signed.IsExpired(now) || t.Snapshot.Signed.IsExpired(now) ||
+		t.Targets[metadata.TARGETS].Signed.IsExpired(now)
+}
+
+func metaFile(role string) string { return role + ".json" }
+
+func lengthOr(n, max int64) int64 {
+	if n > 0 {
+		return n
+	}
+	return max
+}
