@@ -120,7 +120,7 @@ func TestDuplicateKeyIDsRefused(t *testing.T) {
 	next := tuftest.Clone(t, f.dev.Root)
 	next.Signed.Version = 2
 	id := f.dev.TargetsKeys[0].ID
-	next.Signed.Roles[metadata.TARGETS].KeyIDs = slices.Repeat([]string{id}, 200)
+	next.Signed.Roles[metadata.TARGETS].KeyIDs = slices.Repeat([]string{id}, 60)
 	if _, err := f.publish(map[string][]byte{metadata.ROOT: tuftest.Sign(t, next, f.dev.RootKeys...)}); codeOf(err) != tufrepo.CodeInvalid {
 		t.Fatalf("root with 200 copies of a key ID: %v", err)
 	}
@@ -128,7 +128,7 @@ func TestDuplicateKeyIDsRefused(t *testing.T) {
 	k := tuftest.NewKey(t)
 	rel := metadata.Targets(f.clock.Now().Add(24 * time.Hour))
 	delegate(t, &f.dev.Targets.Signed.Delegations, "targets/releases", []string{"*"}, k)
-	f.dev.Targets.Signed.Delegations.Roles[0].KeyIDs = slices.Repeat([]string{k.ID}, 200)
+	f.dev.Targets.Signed.Delegations.Roles[0].KeyIDs = slices.Repeat([]string{k.ID}, 60)
 	f.dev.Bump()
 	_, err := f.publish(map[string][]byte{metadata.TARGETS: f.dev.TargetsBytes(), "targets/releases": tuftest.Sign(t, rel, k)})
 	if codeOf(err) != tufrepo.CodeInvalid {
