@@ -49,13 +49,17 @@ func (l *keyLimiter) allow(r *http.Request) bool {
 }
 
 // gunAllowed reports whether gun is under one of the allowed prefixes (all
-// GUNs when there are none).
+// GUNs when there are none). A prefix matches whole path components:
+// "registry.example.com" admits "registry.example.com/app", never
+// "registry.example.com.evil.io/app"; a prefix ending in "/" is the same
+// as one without.
 func gunAllowed(prefixes []string, gun string) bool {
 	if len(prefixes) == 0 {
 		return true
 	}
 	for _, p := range prefixes {
-		if strings.HasPrefix(gun, p) {
+		p = strings.TrimSuffix(p, "/")
+		if rest, ok := strings.CutPrefix(gun, p); ok && (rest == "" || strings.HasPrefix(rest, "/")) {
 			return true
 		}
 	}

@@ -422,6 +422,14 @@ func TestGUNPrefixesAndKeyCreationLimit(t *testing.T) {
 	if codes[0] != 200 || codes[1] != 200 || codes[2] != http.StatusTooManyRequests {
 		t.Fatalf("key creations: %v", codes)
 	}
+	// Prefixes match whole path components.
+	whole := httptest.NewServer(server.New(memstore.New(), keystore.NewMemory(), server.WithSweepInterval(0), server.WithGUNPrefixes("registry.example.com")).Handler())
+	defer whole.Close()
+	for path, want := range map[string]int{"registry.example.com.evil.io/app": http.StatusForbidden, "registry.example.comx/app": http.StatusForbidden, "registry.example.com/app": http.StatusNotFound} {
+		if resp, _ := e.do(http.MethodGet, whole.URL+"/v2/"+path+"/_trust/tuf/timestamp.json", nil, ""); resp.StatusCode != want {
+			t.Errorf("%s under prefix registry.example.com: %d, want %d", path, resp.StatusCode, want)
+		}
+	}
 	// Fetching a key that exists is not limited.
 	if resp, _ := e.do(http.MethodGet, e.url+"/v2/registry.example.com/app0/_trust/tuf/timestamp.key", nil, ""); resp.StatusCode != 200 {
 		t.Fatalf("existing key: %d", resp.StatusCode)

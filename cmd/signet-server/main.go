@@ -67,6 +67,7 @@ type config struct {
 	RegistryService   string
 	RegistryIssuer    string
 	RegistryKeys      string
+	RegistryMaxLife   time.Duration
 	KeyCreateRate     float64
 	KeyCreateBurst    int
 }
@@ -96,10 +97,11 @@ func (c *config) Flags(fs *flag.FlagSet) {
 	fs.StringVar(&c.RegistryService, "registry-service", "", "with --auth registry: this server's service name (the tokens' audience)")
 	fs.StringVar(&c.RegistryIssuer, "registry-issuer", "", "with --auth registry: the token service's issuer")
 	fs.StringVar(&c.RegistryKeys, "registry-keys", "", "with --auth registry: JWKS file or PEM certificate bundle of the token service's keys")
+	fs.DurationVar(&c.RegistryMaxLife, "registry-max-token-lifetime", auth.DefaultMaxTokenLifetime, "with --auth registry: refuse tokens valid for longer than this (tokens must carry exp)")
 	fs.StringVar(&c.Tokens, "tokens", "", "token file for --auth token (signet-server token create)")
 	fs.BoolVar(&c.AuthReads, "auth-reads", false, "require a pull scope for reads too")
 	fs.BoolVar(&c.AllowAnonymous, "allow-anonymous-writes", false, "allow --auth none on a non-loopback address")
-	fs.Func("gun-prefix", "serve only repositories whose name starts with this (repeatable; in the environment, comma-separated)", func(v string) error {
+	fs.Func("gun-prefix", "serve only repositories under this name prefix, matched by whole path components (repeatable; in the environment, comma-separated)", func(v string) error {
 		for p := range strings.SplitSeq(v, ",") {
 			if p = strings.TrimSpace(p); p != "" {
 				c.GUNPrefixes = append(c.GUNPrefixes, p)
@@ -194,7 +196,7 @@ func authorizer(cfg config) (server.Authorizer, error) {
 		return auth.LoadTokens(cfg.Tokens, cfg.AuthReads)
 	case "registry":
 		return auth.NewRegistry(auth.RegistryConfig{Realm: cfg.RegistryRealm, Service: cfg.RegistryService,
-			Issuer: cfg.RegistryIssuer, Keys: cfg.RegistryKeys, AuthReads: cfg.AuthReads})
+			Issuer: cfg.RegistryIssuer, Keys: cfg.RegistryKeys, AuthReads: cfg.AuthReads, MaxLifetime: cfg.RegistryMaxLife})
 	}
 	return server.AllowAll{}, nil
 }

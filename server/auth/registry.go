@@ -29,8 +29,15 @@ type RegistryConfig struct {
 	Keys    string // JWKS file, or a PEM bundle of certificates, holding the token service's public keys
 	// AuthReads requires a pull grant for reads too.
 	AuthReads bool
-	Now       func() time.Time
+	// MaxLifetime bounds how long a token may be valid (exp - iat, or exp -
+	// now when it has no iat); default DefaultMaxTokenLifetime. Docker's
+	// token servers issue tokens of minutes.
+	MaxLifetime time.Duration
+	Now         func() time.Time
 }
+
+// DefaultMaxTokenLifetime is RegistryConfig.MaxLifetime's default.
+const DefaultMaxTokenLifetime = time.Hour
 
 // Registry authorises requests by registry tokens. Safe for concurrent use.
 type Registry struct {
@@ -47,6 +54,9 @@ func NewRegistry(cfg RegistryConfig) (*Registry, error) {
 	}
 	if cfg.Now == nil {
 		cfg.Now = time.Now
+	}
+	if cfg.MaxLifetime <= 0 {
+		cfg.MaxLifetime = DefaultMaxTokenLifetime
 	}
 	data, err := os.ReadFile(cfg.Keys)
 	if err != nil {
@@ -138,8 +148,21 @@ func (r *Registry) verify(req *http.Request) (*claims, error) {
 	if !verified {
 		return nil, errors.New("token signature does not verify with the token service's keys")
 	}
-	if err := c.Claims.ValidateWithLeeway(jwt.Expected{Issuer: r.cfg.Issuer, AnyAudience: jwt.Audience{r.cfg.Service}, Time: r.cfg.Now()}, 30*time.Second); err != nil {
+	const leeway = 30 * time.Second
+	now := r.cfg.Now()
+	if err := c.Claims.ValidateWithLeeway(jwt.Expected{Issuer: r.cfg.Issuer, AnyAudience: jwt.Audience{r.cfg.Service}, Time: now}, leeway); err != nil {
 		return nil, errors.New("token rejected: " + err.Error())
+	}
+	// A token without an expiry would be valid forever.
+	if c.Expiry == nil {
+		return nil, errors.New("token rejected: it has no expiry (exp claim)")
+	}
+	from := now
+	if c.IssuedAt != nil {
+		from = c.IssuedAt.Time()
+	}
+	if life := c.Expiry.Time().Sub(from); life > r.cfg.MaxLifetime+leeway {
+		return nil, fmt.Errorf("token rejected: valid for %s, longer than the %s this server accepts", life.Round(time.Second), r.cfg.MaxLifetime)
 	}
 	return &c, nil
 }

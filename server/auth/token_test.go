@@ -184,7 +184,11 @@ func TestRegistryTokens(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		tok, err := josejwt.Signed(sig).Claims(josejwt.Claims{Issuer: iss, Audience: josejwt.Audience{aud}, Expiry: josejwt.NewNumericDate(exp), IssuedAt: josejwt.NewNumericDate(now.Add(-time.Minute))}).
+		cl := josejwt.Claims{Issuer: iss, Audience: josejwt.Audience{aud}, IssuedAt: josejwt.NewNumericDate(now.Add(-time.Minute))}
+		if !exp.IsZero() {
+			cl.Expiry = josejwt.NewNumericDate(exp)
+		}
+		tok, err := josejwt.Signed(sig).Claims(cl).
 			Claims(map[string]any{"access": access}).Serialize()
 		if err != nil {
 			t.Fatal(err)
@@ -202,14 +206,16 @@ func TestRegistryTokens(t *testing.T) {
 		want   int
 	}{
 		{"no token", "", gun, server.ActionPush, 401},
-		{"right scope", mint(key, "auth.example.com", "notary.example.com", now.Add(time.Hour), push), gun, server.ActionPush, 0},
-		{"another GUN", mint(key, "auth.example.com", "notary.example.com", now.Add(time.Hour), push), "registry.example.com/other", server.ActionPush, 403},
-		{"push is not delete", mint(key, "auth.example.com", "notary.example.com", now.Add(time.Hour), push), gun, server.ActionAdmin, 403},
+		{"right scope", mint(key, "auth.example.com", "notary.example.com", now.Add(30*time.Minute), push), gun, server.ActionPush, 0},
+		{"another GUN", mint(key, "auth.example.com", "notary.example.com", now.Add(30*time.Minute), push), "registry.example.com/other", server.ActionPush, 403},
+		{"push is not delete", mint(key, "auth.example.com", "notary.example.com", now.Add(30*time.Minute), push), gun, server.ActionAdmin, 403},
+		{"no expiry", mint(key, "auth.example.com", "notary.example.com", time.Time{}, push), gun, server.ActionPush, 401},
+		{"valid for a day", mint(key, "auth.example.com", "notary.example.com", now.Add(24*time.Hour), push), gun, server.ActionPush, 401},
 		{"expired", mint(key, "auth.example.com", "notary.example.com", now.Add(-time.Hour), push), gun, server.ActionPush, 401},
-		{"wrong issuer", mint(key, "evil.example.com", "notary.example.com", now.Add(time.Hour), push), gun, server.ActionPush, 401},
+		{"wrong issuer", mint(key, "evil.example.com", "notary.example.com", now.Add(30*time.Minute), push), gun, server.ActionPush, 401},
 		{"wrong audience", mint(key, "auth.example.com", "other.example.com", now.Add(time.Hour), push), gun, server.ActionPush, 401},
-		{"bad signature", mint(other, "auth.example.com", "notary.example.com", now.Add(time.Hour), push), gun, server.ActionPush, 401},
-		{"catalog for the change feed", mint(key, "auth.example.com", "notary.example.com", now.Add(time.Hour), []map[string]any{{"type": "registry", "name": "catalog", "actions": []string{"*"}}}), "", server.ActionAdmin, 0},
+		{"bad signature", mint(other, "auth.example.com", "notary.example.com", now.Add(30*time.Minute), push), gun, server.ActionPush, 401},
+		{"catalog for the change feed", mint(key, "auth.example.com", "notary.example.com", now.Add(30*time.Minute), []map[string]any{{"type": "registry", "name": "catalog", "actions": []string{"*"}}}), "", server.ActionAdmin, 0},
 		{"anonymous read", "", gun, server.ActionPull, 0},
 	} {
 		r := httptest.NewRequest(http.MethodPost, "/", nil)
