@@ -6,6 +6,8 @@ import (
 	"math/bits"
 
 	"github.com/theupdateframework/go-tuf/v2/metadata"
+
+	"github.com/signetdev/signet/tufrules"
 )
 
 // Hashed bins (TAP 15, go-tuf's SuccinctRoles) keep large repositories
@@ -19,7 +21,7 @@ const BinsPrefix = "bins"
 
 // MaxBins bounds the number of bins: the snapshot lists every bin, so its
 // size grows with N.
-const MaxBins = 4096
+const MaxBins = 1 << tufrules.MaxBinBits
 
 // binBits returns log2(n) for a power of two between 2 and MaxBins.
 func binBits(n int) (int, error) {

@@ -3,17 +3,12 @@ package client
 import (
 	"bytes"
 	"crypto"
-	"crypto/ecdsa"
-	"crypto/ed25519"
-	"crypto/elliptic"
-	"crypto/rsa"
-	"crypto/sha256"
 	"crypto/x509"
-	"encoding/hex"
 	"encoding/json"
 	"encoding/pem"
 	"errors"
 	"fmt"
+	"github.com/signetdev/signet/tufrules"
 	"maps"
 	"path"
 	"slices"
@@ -26,13 +21,6 @@ import (
 // every signer's keys into: Docker resolves tags through it before any
 // per-signer role.
 const ReleasesRole = "targets/releases"
-
-const (
-	// maxRoleNameLen bounds delegated role names (they become file names).
-	maxRoleNameLen = 255
-	// minRSABits is the smallest RSA modulus accepted for delegation keys.
-	minRSABits = 2048
-)
 
 // ParsePublicKey reads one public key given as
 //
@@ -87,7 +75,7 @@ func parsePublicKey(data []byte) (*metadata.Key, error) {
 		return nil, fmt.Errorf("PEM block %q is not supported (want PUBLIC KEY or CERTIFICATE)", block.Type)
 	}
 	// Check before KeyFromPublicKey: it labels every ECDSA key P-256.
-	if err := checkPublicKey(pub); err != nil {
+	if err := tufrules.CheckPublicKey(pub); err != nil {
 		return nil, err
 	}
 	k, err := metadata.KeyFromPublicKey(pub)
@@ -108,72 +96,10 @@ func keyFromTUFJSON(s []byte) (*metadata.Key, error) {
 	if p, ok := k.Value.UnrecognizedFields["private"]; ok && p != nil && p != "" {
 		return nil, errors.New("TUF key JSON holds a private key; give the public key only")
 	}
-	if _, err := keyFingerprint(&k); err != nil {
+	if _, err := tufrules.Fingerprint(&k); err != nil {
 		return nil, err
 	}
 	return &k, nil
-}
-
-// checkPublicKey accepts ed25519, ECDSA P-256 and RSA keys of at least
-// minRSABits.
-func checkPublicKey(pub crypto.PublicKey) error {
-	switch p := pub.(type) {
-	case ed25519.PublicKey:
-		if len(p) != ed25519.PublicKeySize {
-			return fmt.Errorf("ed25519 public key has %d bytes, want %d", len(p), ed25519.PublicKeySize)
-		}
-	case *ecdsa.PublicKey:
-		if p.Curve != elliptic.P256() {
-			return fmt.Errorf("ECDSA curve %s is not supported (want P-256)", p.Curve.Params().Name)
-		}
-	case *rsa.PublicKey:
-		if p.N.BitLen() < minRSABits {
-			return fmt.Errorf("RSA key of %d bits is too small (want at least %d)", p.N.BitLen(), minRSABits)
-		}
-	case ed25519.PrivateKey, *ecdsa.PrivateKey, *rsa.PrivateKey:
-		return errors.New("is a private key; give the public key")
-	case nil:
-		return errors.New("no public key")
-	default:
-		return fmt.Errorf("key type %T is not supported (want ed25519, ECDSA P-256 or RSA)", pub)
-	}
-	return nil
-}
-
-// keyFingerprint checks that k is a supported TUF key whose public value
-// parses and returns the hex sha256 of its PKIX encoding: two keys with the
-// same fingerprint are the same key, whatever their key IDs.
-func keyFingerprint(k *metadata.Key) (string, error) {
-	if k == nil {
-		return "", errors.New("no key")
-	}
-	var want string
-	switch k.Type {
-	case metadata.KeyTypeEd25519:
-		want = metadata.KeySchemeEd25519
-	case metadata.KeyTypeECDSA_SHA2_P256, metadata.KeyTypeECDSA_SHA2_P256_COMPAT:
-		want = metadata.KeySchemeECDSA_SHA2_P256
-	case metadata.KeyTypeRSASSA_PSS_SHA256:
-		want = metadata.KeySchemeRSASSA_PSS_SHA256
-	default:
-		return "", fmt.Errorf("keytype %q is not supported (want ed25519, ecdsa or rsa)", k.Type)
-	}
-	if k.Scheme != want {
-		return "", fmt.Errorf("keytype %q with scheme %q is not supported (want scheme %q)", k.Type, k.Scheme, want)
-	}
-	pub, err := k.ToPublicKey()
-	if err != nil {
-		return "", fmt.Errorf("%s public value does not parse: %w", k.Type, err)
-	}
-	if err := checkPublicKey(pub); err != nil {
-		return "", err
-	}
-	der, err := x509.MarshalPKIXPublicKey(pub)
-	if err != nil {
-		return "", err
-	}
-	sum := sha256.Sum256(der)
-	return hex.EncodeToString(sum[:]), nil
 }
 
 // DelegationSpec describes a delegated role for AddDelegation.
@@ -426,47 +352,17 @@ func ListSigners(t *metadata.TargetsType) []DelegationInfo {
 	return out
 }
 
-// validateRoleName accepts non-empty names of at most maxRoleNameLen bytes
-// made of "/"-separated segments of [A-Za-z0-9._-], other than "." and
-// "..", that are not a top-level role's name.
+// validateRoleName applies tufrules' grammar of delegated role names.
 func validateRoleName(name string) error {
-	if name == "" {
-		return errors.New("client: delegation name is empty")
-	}
-	if len(name) > maxRoleNameLen {
-		return fmt.Errorf("client: delegation name is %d bytes long (at most %d)", len(name), maxRoleNameLen)
-	}
-	for _, top := range []string{metadata.ROOT, metadata.TARGETS, metadata.SNAPSHOT, metadata.TIMESTAMP} {
-		if strings.EqualFold(name, top) {
-			return fmt.Errorf("client: delegation name %q is a top-level role's", name)
-		}
-	}
-	for seg := range strings.SplitSeq(name, "/") {
-		if err := validateSegment(seg); err != nil {
-			return fmt.Errorf("client: delegation name %q: %w", name, err)
-		}
-	}
-	return nil
-}
-
-func validateSegment(seg string) error {
-	switch seg {
-	case "":
-		return errors.New("empty segment")
-	case ".", "..":
-		return fmt.Errorf("segment %q", seg)
-	}
-	for _, c := range seg {
-		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '.' || c == '_' || c == '-') {
-			return fmt.Errorf("character %q (want A-Z a-z 0-9 . _ - and / between segments)", c)
-		}
+	if err := tufrules.ValidateRoleName(name); err != nil {
+		return fmt.Errorf("client: delegation name: %w", err)
 	}
 	return nil
 }
 
 // signerRole returns the role name of signer: "targets/<signer>".
 func signerRole(signer string) (string, error) {
-	if err := validateSegment(signer); err != nil {
+	if err := tufrules.ValidateSegment(signer); err != nil {
 		return "", fmt.Errorf("client: signer name %q: %w", signer, err)
 	}
 	name := metadata.TARGETS + "/" + signer
@@ -601,18 +497,15 @@ func addRoleKeys(d *metadata.Delegations, i int, keys []*metadata.Key) error {
 }
 
 func checkThreshold(d *metadata.Delegations, name string, ids []string, k int) error {
-	if k < 1 {
-		return fmt.Errorf("client: delegation %s: threshold %d is below 1", name, k)
-	}
-	if n := distinctKeys(d, ids); k > n {
-		return fmt.Errorf("client: delegation %s: threshold %d is above its %d distinct key(s)", name, k, n)
+	if err := tufrules.CheckRoleKeys(name, d.Keys, ids, k); err != nil {
+		return fmt.Errorf("client: delegation %s: %w", name, err)
 	}
 	return nil
 }
 
 // checkKey validates k and returns its key ID and fingerprint.
 func checkKey(k *metadata.Key) (id, fp string, err error) {
-	fp, err = keyFingerprint(k)
+	fp, err = tufrules.Fingerprint(k)
 	if err != nil {
 		return "", "", fmt.Errorf("client: key: %w", err)
 	}
@@ -636,7 +529,7 @@ func roleFingerprints(d *metadata.Delegations, ids []string) map[string]string {
 	fps := map[string]string{}
 	for _, id := range ids {
 		if k, ok := d.Keys[id]; ok {
-			if fp, err := keyFingerprint(k); err == nil {
+			if fp, err := tufrules.Fingerprint(k); err == nil {
 				fps[fp] = id
 			}
 		}

@@ -167,19 +167,10 @@ func (s *roleState) delegationOf(role string) (*delegation, error) {
 		return nil, fmt.Errorf("client: %s of %s is not published", parent, s.gun)
 	}
 	d := pm.Signed.Delegations
-	if sr := d.SuccinctRoles; sr != nil && sr.IsDelegatedRole(role) {
-		return &delegation{keys: d.Keys, keyIDs: sr.KeyIDs, threshold: sr.Threshold, allows: func(p string) bool {
-			r := sr.GetRolesForTarget(p)
-			return len(r) == 1 && r[0].Name == role
+	if ids, threshold, ok := tufrules.Delegation(d, role); ok {
+		return &delegation{keys: d.Keys, keyIDs: ids, threshold: threshold, allows: func(p string) bool {
+			return tufrules.Allows(d, role, p)
 		}}, nil
-	}
-	for i := range d.Roles {
-		if r := &d.Roles[i]; r.Name == role {
-			return &delegation{keys: d.Keys, keyIDs: r.KeyIDs, threshold: r.Threshold, allows: func(p string) bool {
-				ok, err := r.IsDelegatedPath(p)
-				return err == nil && ok
-			}}, nil
-		}
 	}
 	return nil, fmt.Errorf("client: %s does not delegate to %s", parent, role)
 }

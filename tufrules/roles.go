@@ -59,8 +59,11 @@ func CheckRoleKeys(role string, keys map[string]*metadata.Key, ids []string, thr
 		}
 		distinct[fp] = true
 	}
-	if threshold < 1 || threshold > len(distinct) {
-		return broken("role %s has threshold %d but %d distinct key(s); the threshold must be between 1 and the number of keys", role, threshold, len(distinct))
+	if threshold < 1 {
+		return broken("role %s: threshold %d is below 1", role, threshold)
+	}
+	if threshold > len(distinct) {
+		return broken("role %s: threshold %d is above its %d distinct key(s)", role, threshold, len(distinct))
 	}
 	return nil
 }
@@ -152,18 +155,28 @@ func CheckDelegations(d *metadata.Delegations) error {
 // Delegates reports whether d (a delegator's delegations) delegates to
 // role, by name or as one of its hashed bins.
 func Delegates(d *metadata.Delegations, role string) bool {
+	_, _, ok := Delegation(d, role)
+	return ok
+}
+
+// Delegation returns the key IDs and threshold d gives role (by name, or
+// as one of its hashed bins), and whether d delegates to role at all.
+func Delegation(d *metadata.Delegations, role string) (ids []string, threshold int, ok bool) {
 	if d == nil {
-		return false
+		return nil, 0, false
 	}
-	if d.SuccinctRoles != nil {
-		return d.SuccinctRoles.IsDelegatedRole(role)
+	if sr := d.SuccinctRoles; sr != nil {
+		if sr.IsDelegatedRole(role) {
+			return sr.KeyIDs, sr.Threshold, true
+		}
+		return nil, 0, false
 	}
 	for i := range d.Roles {
 		if d.Roles[i].Name == role {
-			return true
+			return d.Roles[i].KeyIDs, d.Roles[i].Threshold, true
 		}
 	}
-	return false
+	return nil, 0, false
 }
 
 // Allows reports whether d lets role list target: role is one of d's named

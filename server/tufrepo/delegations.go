@@ -2,9 +2,11 @@ package tufrepo
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/theupdateframework/go-tuf/v2/metadata"
 	"github.com/theupdateframework/go-tuf/v2/metadata/trustedmetadata"
@@ -130,63 +132,63 @@ type delegationGraph struct {
 	delegators map[string][]*node
 }
 
-// graph walks the named delegations of the resulting state (uploads over
-// stored roles) from targets in TUF's pre-order, visiting each role once,
-// and records every delegation to a role. Hashed bins are leaves: the walk
-// records the bins that are uploaded (or whose delegation changes) without
-// loading the others, and refuses an uploaded bin that delegates further.
+// graph walks the delegation tree of the resulting state (uploads over
+// stored roles) in TUF's pre-order (tufrules.Walk, each role once) and
+// records every delegation to a role, with the chain of its delegator's
+// first path from targets. Hashed bins are leaves: the walk records the
+// bins that are uploaded without loading the others, and refuses an
+// uploaded bin that delegates further.
 func (s *state) graph() (*delegationGraph, error) {
 	g := &delegationGraph{delegators: map[string][]*node{}}
-	stack := []*node{{name: metadata.TARGETS, delegator: metadata.ROOT}}
-	visited := map[string]bool{}
-	for len(stack) > 0 {
-		if err := s.ctx.Err(); err != nil {
-			return nil, err
+	first := map[string]*node{metadata.TARGETS: {name: metadata.TARGETS, delegator: metadata.ROOT}}
+	leaf := metadata.Targets(time.Time{})
+	load := func(role, parent string, d *metadata.Metadata[metadata.TargetsType]) (*metadata.Metadata[metadata.TargetsType], error) {
+		if n := first[role]; n == nil || len(n.chain) > tufrules.MaxDelegationDepth ||
+			d != nil && d.Signed.Delegations.SuccinctRoles != nil {
+			return leaf, nil // too deep to follow, or a bin: not loaded
 		}
-		if len(visited) > tufrules.MaxRolesPerRepository {
-			return nil, refuse(CodeInvalid, "", "the delegation tree has more than %d roles", tufrules.MaxRolesPerRepository)
+		m, err := s.effective(role)
+		if m == nil || err != nil {
+			return leaf, err
 		}
-		n := stack[len(stack)-1]
-		stack = stack[:len(stack)-1]
-		if visited[n.name] {
-			continue
+		return m, nil
+	}
+	visit := func(role, _ string, m *metadata.Metadata[metadata.TargetsType]) (bool, error) {
+		n, d := first[role], m.Signed.Delegations
+		if d == nil {
+			return false, nil
 		}
-		visited[n.name] = true
-		m, err := s.effective(n.name)
-		if err != nil {
-			return nil, err
-		}
-		if m == nil || m.Signed.Delegations == nil {
-			continue
-		}
-		d := m.Signed.Delegations
 		if d.SuccinctRoles != nil {
 			for name, um := range s.up.targets {
 				if !d.SuccinctRoles.IsDelegatedRole(name) {
 					continue
 				}
 				if um.Signed.Delegations != nil {
-					return nil, refuse(CodeInvalid, name, "a hashed bin may not delegate further")
+					return true, refuse(CodeInvalid, name, "a hashed bin may not delegate further")
 				}
 				g.delegators[name] = append(g.delegators[name], n.child(name, binRule{bins: d.SuccinctRoles, name: name}))
 			}
-			continue
+			return false, nil
 		}
-		children := make([]*node, 0, len(d.Roles))
 		for i := range d.Roles {
 			c := n.child(d.Roles[i].Name, pathRule{role: &d.Roles[i]})
-			if len(c.chain) > tufrules.MaxDelegationDepth {
-				if _, up := s.up.targets[c.name]; up {
-					return nil, refuse(CodeInvalid, c.name, "is delegated %d levels below targets (at most %d)", len(c.chain), tufrules.MaxDelegationDepth)
-				}
-				continue
+			if _, up := s.up.targets[c.name]; up && len(c.chain) > tufrules.MaxDelegationDepth {
+				return true, refuse(CodeInvalid, c.name, "is delegated %d levels below targets (at most %d)", len(c.chain), tufrules.MaxDelegationDepth)
 			}
 			g.delegators[c.name] = append(g.delegators[c.name], c)
-			children = append(children, c)
+			if first[c.name] == nil {
+				first[c.name] = c
+			}
 		}
-		for i := len(children) - 1; i >= 0; i-- {
-			stack = append(stack, children[i])
-		}
+		return false, nil
+	}
+	err := tufrules.Walk(s.ctx, "", tufrules.MaxRolesPerRepository, load, visit)
+	var le *tufrules.WalkLimitError
+	if errors.As(err, &le) {
+		return nil, refuse(CodeInvalid, "", "the delegation tree has more than %d roles", tufrules.MaxRolesPerRepository)
+	}
+	if err != nil {
+		return nil, err
 	}
 	return g, nil
 }

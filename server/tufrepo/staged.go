@@ -423,15 +423,9 @@ func delegationOf(trusted *trustedmetadata.TrustedMetadata, n *node) (map[string
 		role := trusted.Root.Signed.Roles[metadata.TARGETS]
 		return trusted.Root.Signed.Keys, role.KeyIDs, role.Threshold, nil
 	}
-	if d := trusted.Targets[n.delegator]; d != nil && d.Signed.Delegations != nil {
-		del := d.Signed.Delegations
-		if sr := del.SuccinctRoles; sr != nil && sr.IsDelegatedRole(n.name) {
-			return del.Keys, sr.KeyIDs, sr.Threshold, nil
-		}
-		for i := range del.Roles {
-			if del.Roles[i].Name == n.name {
-				return del.Keys, del.Roles[i].KeyIDs, del.Roles[i].Threshold, nil
-			}
+	if d := trusted.Targets[n.delegator]; d != nil {
+		if ids, threshold, ok := tufrules.Delegation(d.Signed.Delegations, n.name); ok {
+			return d.Signed.Delegations.Keys, ids, threshold, nil
 		}
 	}
 	return nil, nil, 0, refuse(CodeUnknownRole, n.name, "%s does not delegate to it", n.delegator)
