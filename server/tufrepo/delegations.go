@@ -216,11 +216,14 @@ func (s *state) changedDelegations(root *metadata.Metadata[metadata.RootType], g
 		}
 	}
 	for name, m := range s.up.targets {
+		if m.Signed.Delegations == nil {
+			continue
+		}
 		old, err := s.storedTargets(name)
 		if err != nil {
 			return nil, err
 		}
-		if old == nil || m.Signed.Delegations == nil {
+		if old == nil {
 			continue
 		}
 		nd, od := m.Signed.Delegations, old.Signed.Delegations
@@ -346,14 +349,18 @@ func (s *state) verifyTargets(trusted *trustedmetadata.TrustedMetadata, nodes []
 				continue
 			}
 		}
+		m := s.up.targets[n.name]
 		if !ok {
 			cur, err := s.current(n.name)
 			if err != nil {
 				return err
 			}
+			if m, err = s.storedTargets(n.name); err != nil {
+				return err
+			}
 			data = cur.Data
 		}
-		if _, err := trusted.UpdateDelegatedTargets(data, n.name, n.delegator); err != nil {
+		if err := verifyRole(trusted, n.name, n.delegator, m, data); err != nil {
 			e := fromTUF(n.name, err)
 			switch {
 			case !ok:
@@ -364,6 +371,41 @@ func (s *state) verifyTargets(trusted *trustedmetadata.TrustedMetadata, nodes []
 			return e
 		}
 	}
+	return nil
+}
+
+// verifyRole checks m (the bytes data, parsed once) as go-tuf's
+// trustedmetadata.UpdateDelegatedTargets does: the snapshot's entry for
+// the role (version; length and hashes where given), signatures to the
+// threshold delegator gives it (go-tuf's VerifyDelegate), expiry. It then
+// trusts m as the role, for the roles it delegates to.
+func verifyRole(trusted *trustedmetadata.TrustedMetadata, role, delegator string, m *metadata.Metadata[metadata.TargetsType], data []byte) error {
+	mf, ok := trusted.Snapshot.Signed.Meta[metaName(role)]
+	if !ok {
+		return &metadata.ErrRepository{Msg: fmt.Sprintf("snapshot does not contain information for %s", role)}
+	}
+	if err := mf.VerifyLengthHashes(data); err != nil {
+		return err
+	}
+	if m.Signed.Type != metadata.TARGETS {
+		return &metadata.ErrRepository{Msg: fmt.Sprintf("expected %s, got %s", metadata.TARGETS, m.Signed.Type)}
+	}
+	var err error
+	if delegator == metadata.ROOT {
+		err = trusted.Root.VerifyDelegate(role, m)
+	} else {
+		err = trusted.Targets[delegator].VerifyDelegate(role, m)
+	}
+	if err != nil {
+		return err
+	}
+	if m.Signed.Version != mf.Version {
+		return &metadata.ErrBadVersionNumber{Msg: fmt.Sprintf("expected %s version %d, got %d", role, mf.Version, m.Signed.Version)}
+	}
+	if m.Signed.IsExpired(trusted.RefTime) {
+		return &metadata.ErrExpiredMetadata{Msg: fmt.Sprintf("new %s is expired", role)}
+	}
+	trusted.Targets[role] = m
 	return nil
 }
 

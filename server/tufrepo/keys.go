@@ -89,3 +89,35 @@ func (c *rootCache) trusted(m *store.Meta) (*trustedmetadata.TrustedMetadata, er
 	}
 	return &trustedmetadata.TrustedMetadata{Root: root, Targets: map[string]*metadata.Metadata[metadata.TargetsType]{}}, nil
 }
+
+// maxParsed bounds the parsed-role cache.
+const maxParsed = 1024
+
+// parsedCache keeps stored targets-type roles parsed, by sha256, so that a
+// publish into a delegated role does not parse its unchanged delegators
+// again. The bytes were validated when they were published; the cache
+// only saves their decoding. Cached roles are shared and read-only.
+type parsedCache struct {
+	mu    sync.Mutex
+	roles map[string]*metadata.Metadata[metadata.TargetsType]
+}
+
+func (c *parsedCache) targets(m *store.Meta) (*metadata.Metadata[metadata.TargetsType], error) {
+	c.mu.Lock()
+	t, ok := c.roles[m.SHA256]
+	c.mu.Unlock()
+	if ok {
+		return t, nil
+	}
+	t, err := metadata.Targets().FromBytes(m.Data)
+	if err != nil {
+		return nil, err
+	}
+	c.mu.Lock()
+	if len(c.roles) >= maxParsed {
+		clear(c.roles)
+	}
+	c.roles[m.SHA256] = t
+	c.mu.Unlock()
+	return t, nil
+}

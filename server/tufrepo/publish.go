@@ -146,6 +146,7 @@ type state struct {
 	up      *uploads
 	stored  map[string]*store.Meta                              // nil value: not stored
 	targets map[string]*metadata.Metadata[metadata.TargetsType] // parsed stored targets-type roles
+	parsed  *parsedCache
 }
 
 func (s *state) current(role string) (*store.Meta, error) {
@@ -173,7 +174,7 @@ func (s *state) storedTargets(role string) (*metadata.Metadata[metadata.TargetsT
 	if err != nil || cur == nil {
 		return nil, err
 	}
-	m, err := metadata.Targets().FromBytes(cur.Data)
+	m, err := s.parsed.targets(cur)
 	if err != nil {
 		return nil, fmt.Errorf("tufrepo: stored %s/%s v%d does not parse: %w", s.gun, role, cur.Version, err)
 	}
@@ -207,7 +208,7 @@ func (r *Repo) prepare(ctx context.Context, gun string, files map[string][]byte,
 	if err != nil {
 		return nil, err
 	}
-	s := &state{ctx: ctx, st: r.store, gun: gun, up: up, stored: map[string]*store.Meta{}, targets: map[string]*metadata.Metadata[metadata.TargetsType]{}}
+	s := &state{ctx: ctx, st: r.store, gun: gun, up: up, stored: map[string]*store.Meta{}, targets: map[string]*metadata.Metadata[metadata.TargetsType]{}, parsed: &r.parsed}
 
 	trusted, err := r.trustRoot(s, now)
 	if err != nil {

@@ -48,6 +48,7 @@ type Repo struct {
 	keyAlgorithm      signer.Algorithm
 	keys              keyCache
 	roots             rootCache
+	parsed            parsedCache
 }
 
 // Option configures a Repo.
@@ -81,6 +82,7 @@ func New(st store.MetaStore, sg signer.Service, opts ...Option) *Repo {
 		keyAlgorithm:      signer.Ed25519,
 		keys:              keyCache{entries: map[string]keyEntry{}},
 		roots:             rootCache{roots: map[string]*metadata.Metadata[metadata.RootType]{}},
+		parsed:            parsedCache{roles: map[string]*metadata.Metadata[metadata.TargetsType]{}},
 	}
 	for _, o := range opts {
 		o(r)
