@@ -5,6 +5,7 @@ import (
 	"os"
 	"slices"
 	"testing"
+	"time"
 
 	"github.com/theupdateframework/go-tuf/v2/metadata"
 
@@ -31,13 +32,17 @@ func TestDifferential(t *testing.T) {
 		{"staged-delegation", false, flowStagedDelegation},
 		{"staged-targets", false, flowStagedTargets},
 	}
-	needTufJS(t)
+	js := startTufJS(t)
 	for _, f := range flows {
 		t.Run(f.name, func(t *testing.T) {
 			t.Parallel()
 			r := newRepo(t, f.name)
-			r.tufjs = f.tufjs
+			if f.tufjs {
+				r.tufjs = js
+			}
+			start := time.Now()
 			f.run(r)
+			t.Logf("%d steps in %v", r.steps, time.Since(start).Round(time.Millisecond))
 		})
 	}
 }

@@ -1,7 +1,10 @@
 package difftest
 
 import (
+	"bufio"
 	"bytes"
+	"io"
+	"sync"
 	"encoding/json"
 	"os"
 	"os/exec"
@@ -33,35 +36,80 @@ func needTufJS(t *testing.T) {
 	}
 }
 
-// tufJS resolves tags with tuf-js (a fresh Updater per tag, pinned to
+// tufJS is one Node.js process running js/resolve.mjs for the whole
+// test; flows running in parallel take turns. Starting Node.js costs more
+// than resolving a repository's tags, so it is started once.
+type tufJS struct {
+	mu     sync.Mutex
+	cmd    *exec.Cmd
+	in     io.WriteCloser
+	out    *bufio.Reader
+	stderr bytes.Buffer
+}
+
+// startTufJS installs tuf-js if needed and starts the resolver; it stops
+// when t's test ends.
+func startTufJS(t *testing.T) *tufJS {
+	t.Helper()
+	needTufJS(t)
+	js := &tufJS{cmd: exec.Command("node", "resolve.mjs")}
+	js.cmd.Dir = jsDir
+	js.cmd.Stderr = &js.stderr
+	var err error
+	if js.in, err = js.cmd.StdinPipe(); err != nil {
+		t.Fatal(err)
+	}
+	stdout, err := js.cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	js.out = bufio.NewReader(stdout)
+	if err := js.cmd.Start(); err != nil {
+		t.Fatalf("tuf-js: start node resolve.mjs: %v", err)
+	}
+	t.Cleanup(func() {
+		js.in.Close()
+		if err := js.cmd.Wait(); err != nil {
+			t.Errorf("tuf-js: node resolve.mjs: %v\n%s", err, js.stderr.String())
+		}
+	})
+	return js
+}
+
+// resolve resolves tags with tuf-js (a fresh Updater per tag, pinned to
 // root) and returns its answers by tag.
-func tufJS(t *testing.T, metadataURL string, root []byte, tags []string) map[string]answer {
+func (js *tufJS) resolve(t *testing.T, metadataURL string, root []byte, tags []string) map[string]answer {
 	t.Helper()
 	rootFile := filepath.Join(t.TempDir(), "root.json")
 	if err := os.WriteFile(rootFile, root, 0o600); err != nil {
 		t.Fatal(err)
 	}
-	cmd := exec.Command("node", append([]string{"resolve.mjs", metadataURL, rootFile}, tags...)...)
-	cmd.Dir = jsDir
-	var stderr bytes.Buffer
-	cmd.Stderr = &stderr
-	out, err := cmd.Output()
+	req, err := json.Marshal(map[string]any{"url": metadataURL, "root": rootFile, "tags": tags})
 	if err != nil {
-		t.Fatalf("tuf-js: node resolve.mjs: %v\n%s", err, stderr.String())
+		t.Fatal(err)
+	}
+	js.mu.Lock()
+	defer js.mu.Unlock()
+	if _, err := js.in.Write(append(req, '\n')); err != nil {
+		t.Fatalf("tuf-js: write to node resolve.mjs: %v\n%s", err, js.stderr.String())
+	}
+	line, err := js.out.ReadBytes('\n')
+	if err != nil {
+		t.Fatalf("tuf-js: read from node resolve.mjs: %v\n%s", err, js.stderr.String())
 	}
 	var res []struct {
 		Tag, Kind, SHA256, Error string
 		Length                   int64
 	}
-	if err := json.Unmarshal(out, &res); err != nil {
-		t.Fatalf("tuf-js: output %q: %v", out, err)
+	if err := json.Unmarshal(line, &res); err != nil {
+		t.Fatalf("tuf-js: answer %q: %v", line, err)
 	}
 	answers := map[string]answer{}
 	for _, a := range res {
 		answers[a.Tag] = answer{kind: kind(a.Kind), sha256: a.SHA256, length: a.Length, detail: "tuf-js: " + a.Error}
 	}
 	if len(answers) != len(tags) {
-		t.Fatalf("tuf-js answered %d of %d tags: %s", len(answers), len(tags), out)
+		t.Fatalf("tuf-js answered %d of %d tags: %s", len(answers), len(tags), line)
 	}
 	return answers
 }
