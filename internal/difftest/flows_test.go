@@ -31,6 +31,8 @@ func TestDifferential(t *testing.T) {
 		{"server-key-rotation", true, flowServerKeyRotation},
 		{"staged-delegation", false, flowStagedDelegation},
 		{"staged-targets", false, flowStagedTargets},
+		{"takeover", false, flowTakeover},
+		{"compromised-snapshot-key", false, flowCompromisedSnapshotKey},
 	}
 	js := startTufJS(t)
 	for _, f := range flows {
@@ -407,4 +409,69 @@ func flowStagedTargets(r *repo) {
 	r.do("co-owner approves 1.0", func() error { return r.settle(staged, co) })
 	r.do("co-owner signs 1.1: staged, waiting for the owner", stage(co, "1.1"))
 	r.do("owner approves 1.1", func() error { return r.settle(staged, r.owner) })
+}
+
+// flowTakeover is issue 13's second weakness, through the ordinary flows:
+// targets delegates targets/alice (alice-*, alice's key) and targets/team
+// (*, bob's key); team delegates targets/bob (bob's key). Alice then
+// delegates targets/bob from her own role to her own key, which re-creates
+// targets/bob signed by her. A correct server refuses that (or the walk
+// through team refuses her targets/bob); clients must agree either way,
+// also when one resolution has already verified targets/bob through alice
+// (issue 13's fourth weakness: a role verified through one delegator reused
+// on another path).
+func flowTakeover(r *repo) {
+	r.init()
+	alice, bob := r.actor("alice", "targets/alice"), r.actor("bob", "targets/team")
+	delegate := func(by *actor, delegator string, to *actor, name string, paths ...string) func() error {
+		return func() error {
+			return r.edit(by, delegator, func(tt *metadata.TargetsType) error {
+				return client.AddDelegation(tt, client.DelegationSpec{Name: name, Keys: []*metadata.Key{to.key.Public}, Paths: paths})
+			}, to)
+		}
+	}
+	r.do("delegation add targets/alice --paths alice-* (alice's key)", delegate(r.owner, metadata.TARGETS, alice, "targets/alice", "alice-*"))
+	r.do("delegation add targets/team --paths * (bob's key)", delegate(r.owner, metadata.TARGETS, bob, "targets/team", "*"))
+	r.do("alice signs alice-1, bob signs team-1", func() error {
+		if _, err := r.sign(alice, "targets/alice", "alice-1"); err != nil {
+			return err
+		}
+		_, err := r.sign(bob, "targets/team", "team-1")
+		return err
+	})
+	r.do("bob delegates targets/bob (his key) from targets/team", delegate(bob, "targets/team", bob, "targets/bob"))
+	r.do("bob signs bob-1 into targets/bob", r.published(bob, "targets/bob", "bob-1"))
+	r.try("alice delegates targets/bob to her own key from targets/alice", delegate(alice, "targets/alice", alice, "targets/bob"))
+	r.try("alice signs alice-2 into targets/bob", r.published(alice, "targets/bob", "alice-2"))
+	r.try("bob signs bob-2 into targets/bob", r.published(bob, "targets/bob", "bob-2"))
+}
+
+// flowCompromisedSnapshotKey is issue 13's third weakness: whoever holds
+// the online snapshot key serves a snapshot without targets/releases. The
+// reference clients refuse every tag whose walk reaches targets/releases;
+// a client that treats the missing role as empty resolves 1.0 to the
+// digest targets/ci signed instead.
+func flowCompromisedSnapshotKey(r *repo) {
+	r.init()
+	rel, ci := r.actor("releaser", client.ReleasesRole), r.actor("ci", "targets/ci")
+	add := func(a *actor, name string) func() error {
+		return func() error {
+			return r.edit(r.owner, metadata.TARGETS, func(tt *metadata.TargetsType) error {
+				return client.AddDelegation(tt, client.DelegationSpec{Name: name, Keys: []*metadata.Key{a.key.Public}})
+			}, a)
+		}
+	}
+	r.do("delegation add targets/releases", add(rel, client.ReleasesRole))
+	r.do("delegation add targets/ci", add(ci, "targets/ci"))
+	r.do("owner signs owner-1; releaser signs 1.0", func() error {
+		if _, err := r.sign(r.owner, metadata.TARGETS, "owner-1"); err != nil {
+			return err
+		}
+		_, err := r.sign(rel, client.ReleasesRole, "1.0")
+		return err
+	})
+	r.do("ci signs 1.0 (another digest) and ci-1", r.published(ci, "targets/ci", "1.0", "ci-1"))
+	r.do("the holder of the online snapshot key serves a snapshot without targets/releases", func() error {
+		return r.forgeSnapshotWithout(client.ReleasesRole)
+	})
 }

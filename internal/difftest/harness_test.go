@@ -3,18 +3,22 @@ package difftest
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
 	"net/http/httptest"
+	"os"
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync/atomic"
 	"testing"
 
 	"github.com/opencontainers/go-digest"
+	"github.com/secure-systems-lab/go-securesystemslib/cjson"
 	"github.com/theupdateframework/go-tuf/v2/metadata"
 	"github.com/theupdateframework/go-tuf/v2/metadata/config"
 	"github.com/theupdateframework/go-tuf/v2/metadata/updater"
@@ -96,7 +100,15 @@ type repo struct {
 	root   []byte // root v1: what every engine pins
 	owner  *actor
 	engine *client.Client // a long-lived signet engine: cache and in-memory state carried across steps
-	tags   map[string]bool
+	// goTUFDir is the metadata cache of the long-lived go-tuf updater.
+	goTUFDir string
+	tags     map[string]bool
+	// signer is the server's in-process signer: the online timestamp and
+	// snapshot keys, which a flow may use as an attacker holding them.
+	signer *keystore.Signer
+	// forged maps request paths to the bytes a hostile server answers
+	// instead of the real server's (see forgeSnapshotWithout).
+	forged atomic.Pointer[map[string][]byte]
 	// tufjs, if set, also resolves every tag after every step.
 	tufjs *tufJS
 	steps int
@@ -104,10 +116,20 @@ type repo struct {
 
 func newRepo(t *testing.T, name string) *repo {
 	t.Helper()
-	srv := server.New(memstore.New(), keystore.NewMemory(), server.WithSweepInterval(0))
-	hs := httptest.NewServer(srv.Handler())
+	r := &repo{t: t, ctx: context.Background(), name: name, gun: "registry.example.com/difftest/" + name, tags: map[string]bool{}, signer: keystore.NewMemory()}
+	real := server.New(memstore.New(), r.signer, server.WithSweepInterval(0)).Handler()
+	hs := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+		if f := r.forged.Load(); f != nil {
+			if b, ok := (*f)[req.URL.EscapedPath()]; ok {
+				w.Header().Set("Content-Type", "application/json")
+				w.Write(b)
+				return
+			}
+		}
+		real.ServeHTTP(w, req)
+	}))
 	t.Cleanup(hs.Close)
-	r := &repo{t: t, ctx: context.Background(), name: name, url: hs.URL, gun: "registry.example.com/difftest/" + name, tags: map[string]bool{}}
+	r.url = hs.URL
 	r.owner = r.actor("owner", "")
 	return r
 }
@@ -145,6 +167,10 @@ func (r *repo) initialised(root []byte) {
 	r.t.Helper()
 	r.root = root
 	r.engine = r.actor("engine", "").c
+	r.goTUFDir = filepath.Join(r.t.TempDir(), "gotuf")
+	if err := os.Mkdir(r.goTUFDir, 0o700); err != nil {
+		r.t.Fatal(err)
+	}
 }
 
 // init is `signet init`: one root key and one targets key held by the
@@ -165,6 +191,19 @@ func (r *repo) do(step string, fn func() error) {
 	step = fmt.Sprintf("step %d %q", r.steps, step)
 	if err := fn(); err != nil {
 		r.t.Fatalf("flow %s, %s: %v", r.name, step, err)
+	}
+	r.check(step)
+}
+
+// try is do for a step that a correct server or client may refuse (an
+// attack through the ordinary flows): a refusal is logged, and the clients
+// are compared either way.
+func (r *repo) try(step string, fn func() error) {
+	r.t.Helper()
+	r.steps++
+	step = fmt.Sprintf("step %d %q", r.steps, step)
+	if err := fn(); err != nil {
+		r.t.Logf("flow %s, %s: refused: %v", r.name, step, err)
 	}
 	r.check(step)
 }
@@ -261,10 +300,13 @@ func (r *repo) allTags() []string {
 	return out
 }
 
-// check resolves every tag with go-tuf's updater (the reference), a fresh
-// signet client (pinned to root v1, empty cache), the long-lived signet
-// engine and, for tuf-js repositories, tuf-js; it reports every
-// disagreement with the reference.
+// check resolves every tag with each client and compares it with the
+// go-tuf updater in the same position: a fresh signet client (pinned to
+// root v1, empty cache) and tuf-js against a fresh go-tuf updater; the
+// long-lived signet engine against a go-tuf updater whose metadata
+// directory has followed the repository since root v1 (a client that has
+// seen an earlier snapshot must refuse some things a fresh one accepts, TUF
+// §5.5.5). It reports every disagreement.
 func (r *repo) check(step string) {
 	r.t.Helper()
 	tags := r.allTags()
@@ -273,48 +315,61 @@ func (r *repo) check(step string) {
 	if r.tufjs != nil {
 		js = r.tufjs.resolve(r.t, r.metadataURL(), r.root, tags)
 	}
+	type pair struct {
+		who    string
+		got    answer
+		refWho string
+		ref    answer
+	}
 	for _, tag := range tags {
-		ref := r.goTUF(tag)
-		others := []struct {
-			who string
-			a   answer
-		}{
-			{"signet (fresh engine)", r.signet(fresh, tag)},
-			{"signet (long-lived engine)", r.signet(r.engine, tag)},
+		refFresh, refLong := r.goTUF(tag, ""), r.goTUF(tag, r.goTUFDir)
+		pairs := []pair{
+			{who: "signet (fresh)", got: r.signet(fresh, tag), refWho: "go-tuf (fresh)", ref: refFresh},
+			{who: "signet (long-lived)", got: r.signet(r.engine, tag), refWho: "go-tuf (long-lived)", ref: refLong},
 		}
 		if r.tufjs != nil {
-			others = append(others, struct {
-				who string
-				a   answer
-			}{"tuf-js", js[tag]})
+			pairs = append(pairs, pair{who: "tuf-js (fresh)", got: js[tag], refWho: "go-tuf (fresh)", ref: refFresh})
 		}
 		var report []string
 		disagree := false
-		for _, o := range others {
+		for _, p := range pairs {
 			mark := ""
-			if !o.a.agrees(ref) {
+			if !p.got.agrees(p.ref) {
 				disagree, mark = true, "DISAGREES: "
 			}
-			report = append(report, fmt.Sprintf("%s: %s%s", o.who, mark, o.a))
+			report = append(report, fmt.Sprintf("%s: %s; %s: %s%s", p.refWho, p.ref, p.who, mark, p.got))
 		}
 		if disagree {
-			r.t.Errorf("flow %s, %s, tag %q: go-tuf's updater (reference): %s; %s", r.name, step, tag, ref, strings.Join(report, "; "))
+			r.t.Errorf("flow %s, %s, tag %q:\n\t%s", r.name, step, tag, strings.Join(report, "\n\t"))
 		}
 	}
 }
 
-// goTUF resolves tag with a fresh go-tuf updater: the pinned root v1,
-// nothing cached, go-tuf's own fetcher and defaults. go-tuf walks the
-// delegations itself (TUF §5.6). It keeps what it verifies in memory only
-// (DisableLocalCache): a fresh machine has no cache to read, and writing one
-// per tag made file system calls most of this test's time.
-func (r *repo) goTUF(tag string) answer {
+// goTUF resolves tag with a new go-tuf updater: go-tuf's own fetcher and
+// defaults; go-tuf walks the delegations itself (TUF §5.6). With dir "" it
+// is a fresh machine: root v1, nothing cached, and what it verifies kept in
+// memory only (DisableLocalCache: writing a cache per tag made file system
+// calls most of this test's time). Otherwise dir is its metadata cache, kept
+// across steps, and it starts from the newest root cached there (as
+// signet's client does and go-tuf's documentation asks).
+func (r *repo) goTUF(tag, dir string) answer {
 	r.t.Helper()
-	cfg, err := config.New(r.metadataURL(), r.root)
+	root := r.root
+	if dir != "" {
+		if b, err := os.ReadFile(filepath.Join(dir, "root.json")); err == nil {
+			root = b
+		}
+	}
+	cfg, err := config.New(r.metadataURL(), root)
 	if err != nil {
 		r.t.Fatal(err)
 	}
-	cfg.DisableLocalCache = true
+	if dir == "" {
+		cfg.DisableLocalCache = true
+	} else {
+		cfg.LocalMetadataDir = dir
+		cfg.LocalTargetsDir = dir + "-targets"
+	}
 	up, err := updater.New(cfg)
 	if err != nil {
 		return answer{kind: refused, detail: "go-tuf: " + err.Error()}
@@ -368,6 +423,100 @@ func (r *repo) rotateServerKey(role string) (*metadata.Key, error) {
 		return nil, fmt.Errorf("rotate the %s key: %w", role, err)
 	}
 	return &k, nil
+}
+
+// forgeSnapshotWithout acts as whoever holds the online snapshot and
+// timestamp keys (a compromised server, or its signer's host): from now on
+// the server answers a snapshot that no longer lists role, one version
+// above the real one, and a timestamp naming it. Issue 13: a client must
+// refuse what such a snapshot leaves out, not walk past it.
+func (r *repo) forgeSnapshotWithout(role string) error {
+	base := "/v2/" + r.gun + "/_trust/tuf/"
+	get := func(name string) ([]byte, error) {
+		resp, err := http.Get(r.url + base + name)
+		if err != nil {
+			return nil, err
+		}
+		defer resp.Body.Close()
+		var buf bytes.Buffer
+		if _, err := buf.ReadFrom(resp.Body); err != nil {
+			return nil, err
+		}
+		if resp.StatusCode != http.StatusOK {
+			return nil, fmt.Errorf("GET %s: %d", name, resp.StatusCode)
+		}
+		return buf.Bytes(), nil
+	}
+	root, err := metadata.Root().FromBytes(r.root)
+	if err != nil {
+		return err
+	}
+	tsBytes, err := get("timestamp.json")
+	if err != nil {
+		return err
+	}
+	ts, err := metadata.Timestamp().FromBytes(tsBytes)
+	if err != nil {
+		return err
+	}
+	snapBytes, err := get(fmt.Sprintf("%d.snapshot.json", ts.Signed.Meta["snapshot.json"].Version))
+	if err != nil {
+		return err
+	}
+	snap, err := metadata.Snapshot().FromBytes(snapBytes)
+	if err != nil {
+		return err
+	}
+	if _, ok := snap.Signed.Meta[role+".json"]; !ok {
+		return fmt.Errorf("the snapshot does not list %s", role)
+	}
+	delete(snap.Signed.Meta, role+".json")
+	snap.Signed.Version++
+	if snapBytes, err = r.signOnline(metadata.SNAPSHOT, root.Signed.Roles[metadata.SNAPSHOT].KeyIDs, snap); err != nil {
+		return err
+	}
+	sum := sha256.Sum256(snapBytes)
+	ts.Signed.Version++
+	ts.Signed.Meta["snapshot.json"] = &metadata.MetaFiles{Version: snap.Signed.Version, Length: int64(len(snapBytes)), Hashes: metadata.Hashes{"sha256": sum[:]}}
+	if tsBytes, err = r.signOnline(metadata.TIMESTAMP, root.Signed.Roles[metadata.TIMESTAMP].KeyIDs, ts); err != nil {
+		return err
+	}
+	r.forged.Store(&map[string][]byte{
+		base + "timestamp.json": tsBytes,
+		base + fmt.Sprintf("%d.snapshot.json", snap.Signed.Version): snapBytes,
+	})
+	return nil
+}
+
+// signOnline signs m with the server's online keys of role, through the
+// server's own signer.
+func (r *repo) signOnline(role string, keyIDs []string, m interface {
+	ClearSignatures()
+	ToBytes(bool) ([]byte, error)
+}) ([]byte, error) {
+	var signed any
+	var add func(metadata.Signature)
+	switch m := m.(type) {
+	case *metadata.Metadata[metadata.SnapshotType]:
+		signed, add = m.Signed, func(s metadata.Signature) { m.Signatures = append(m.Signatures, s) }
+	case *metadata.Metadata[metadata.TimestampType]:
+		signed, add = m.Signed, func(s metadata.Signature) { m.Signatures = append(m.Signatures, s) }
+	default:
+		return nil, fmt.Errorf("signOnline: %T", m)
+	}
+	payload, err := cjson.EncodeCanonical(signed)
+	if err != nil {
+		return nil, err
+	}
+	m.ClearSignatures()
+	for _, id := range keyIDs {
+		sig, err := r.signer.Sign(r.ctx, r.gun, role, id, payload)
+		if err != nil {
+			return nil, fmt.Errorf("sign %s with the online key %s: %w", role, id, err)
+		}
+		add(metadata.Signature{KeyID: id, Signature: sig})
+	}
+	return m.ToBytes(false)
 }
 
 // keyFile is where a's file key store keeps key id.

@@ -3,12 +3,12 @@ package difftest
 import (
 	"bufio"
 	"bytes"
-	"io"
-	"sync"
 	"encoding/json"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"sync"
 	"testing"
 )
 
