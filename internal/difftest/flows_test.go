@@ -1,3 +1,10 @@
+// The differential test resolves every tag with four clients after every
+// step; the race detector slows that about fivefold without adding anything
+// (the clients' concurrency is tested in client/): it runs without -race, as
+// its own step of `make test`.
+
+//go:build !race
+
 package difftest
 
 import (
@@ -31,6 +38,7 @@ func TestDifferential(t *testing.T) {
 		{"server-key-rotation", true, flowServerKeyRotation},
 		{"staged-delegation", false, flowStagedDelegation},
 		{"staged-targets", false, flowStagedTargets},
+		{"no-consistent-snapshot", true, flowNoConsistentSnapshot},
 		{"takeover", false, flowTakeover},
 		{"compromised-snapshot-key", false, flowCompromisedSnapshotKey},
 	}
@@ -46,15 +54,6 @@ func TestDifferential(t *testing.T) {
 			f.run(r)
 			t.Logf("%d steps in %v", r.steps, time.Since(start).Round(time.Millisecond))
 		})
-	}
-}
-
-// signs returns the step "a signs tags into role" (role "": the CLI's own
-// choice).
-func (r *repo) signs(a *actor, role string, tags ...string) func() error {
-	return func() error {
-		_, err := r.sign(a, role, tags...)
-		return err
 	}
 }
 
@@ -148,6 +147,12 @@ func flowPathsTerminating(r *repo) {
 			return client.RemoveDelegation(tt, "targets/first")
 		})
 	})
+	r.do("delegation add targets/first again, terminating, over its old metadata", func() error {
+		return r.edit(r.owner, metadata.TARGETS, func(tt *metadata.TargetsType) error {
+			return client.AddDelegation(tt, client.DelegationSpec{Name: "targets/first", Keys: []*metadata.Key{first.key.Public}, Paths: []string{"app-*"}, Terminating: true})
+		}, first)
+	})
+	r.do("first signs app-3", r.published(first, "targets/first", "app-3"))
 }
 
 // flowNested: a delegate delegates further (targets → targets/team →
@@ -170,6 +175,25 @@ func flowNested(r *repo) {
 	r.do("dave signs team-dave-1 and team-dave-2", r.published(dave, "targets/team/dave", "team-dave-1", "team-dave-2"))
 	r.do("carol signs team-dave-2 herself (her listing comes first)", r.published(carol, "targets/team", "team-dave-2"))
 	r.do("dave signs team-dave-3 (the CLI picks his role)", r.published(dave, "", "team-dave-3"))
+	// A terminating delegation deeper down ends the whole walk: targets/zz,
+	// listed after targets/team, is not asked for dave's tags either.
+	zed := r.actor("zed", "targets/zz")
+	r.do("delegation add targets/zz --paths * (after targets/team)", func() error {
+		return r.edit(r.owner, metadata.TARGETS, func(tt *metadata.TargetsType) error {
+			return client.AddDelegation(tt, client.DelegationSpec{Name: "targets/zz", Keys: []*metadata.Key{zed.key.Public}})
+		}, zed)
+	})
+	r.do("zed signs team-dave-3, team-dave-7 and team-2", r.published(zed, "targets/zz", "team-dave-3", "team-dave-7", "team-2"))
+	r.do("carol makes targets/team/dave terminating", func() error {
+		return r.edit(carol, "targets/team", func(tt *metadata.TargetsType) error {
+			for i := range tt.Delegations.Roles {
+				if tt.Delegations.Roles[i].Name == "targets/team/dave" {
+					tt.Delegations.Roles[i].Terminating = true
+				}
+			}
+			return nil
+		})
+	})
 	r.do("carol removes the delegation to dave", func() error {
 		return r.edit(carol, "targets/team", func(tt *metadata.TargetsType) error {
 			return client.RemoveDelegation(tt, "targets/team/dave")
@@ -474,4 +498,42 @@ func flowCompromisedSnapshotKey(r *repo) {
 	r.do("the holder of the online snapshot key serves a snapshot without targets/releases", func() error {
 		return r.forgeSnapshotWithout(client.ReleasesRole)
 	})
+}
+
+// flowNoConsistentSnapshot: a root with consistent_snapshot false; clients
+// then fetch the latest {role}.json instead of {version}.{role}.json, for
+// delegated roles too.
+func flowNoConsistentSnapshot(r *repo) {
+	r.init()
+	ids, err := rootKeyIDs(r.root)
+	if err != nil {
+		r.t.Fatal(err)
+	}
+	ci := r.actor("ci", "targets/ci")
+	r.do("root v2 with consistent_snapshot false", func() error {
+		next, err := r.owner.c.RootNext(r.root, client.RootChange{})
+		if err != nil {
+			return err
+		}
+		m, err := metadata.Root().FromBytes(next)
+		if err != nil {
+			return err
+		}
+		m.Signed.ConsistentSnapshot = false
+		if next, err = m.ToBytes(true); err != nil {
+			return err
+		}
+		if next, err = rootSign(next, r.owner, ids...); err != nil {
+			return err
+		}
+		return r.owner.c.RootPublish(r.ctx, r.gun, next)
+	})
+	r.do("owner signs 1.0", r.published(r.owner, "", "1.0"))
+	r.do("delegation add targets/ci --paths release-*", func() error {
+		return r.edit(r.owner, metadata.TARGETS, func(tt *metadata.TargetsType) error {
+			return client.AddDelegation(tt, client.DelegationSpec{Name: "targets/ci", Keys: []*metadata.Key{ci.key.Public}, Paths: []string{"release-*"}})
+		}, ci)
+	})
+	r.do("ci signs release-1", r.published(ci, "", "release-1"))
+	r.do("ci re-signs release-1", r.published(ci, "", "release-1"))
 }

@@ -1,3 +1,10 @@
+// The differential test resolves every tag with four clients after every
+// step; the race detector slows that about fivefold without adding anything
+// (the clients' concurrency is tested in client/): it runs without -race, as
+// its own step of `make test`.
+
+//go:build !race
+
 package difftest
 
 import (
