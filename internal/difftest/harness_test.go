@@ -441,7 +441,11 @@ func (r *repo) rotateServerKey(role string) (*metadata.Key, error) {
 func (r *repo) forgeSnapshotWithout(role string) error {
 	base := "/v2/" + r.gun + "/_trust/tuf/"
 	get := func(name string) ([]byte, error) {
-		resp, err := http.Get(r.url + base + name)
+		req, err := http.NewRequestWithContext(r.ctx, http.MethodGet, r.url+base+name, nil)
+		if err != nil {
+			return nil, err
+		}
+		resp, err := http.DefaultClient.Do(req)
 		if err != nil {
 			return nil, err
 		}
