@@ -17,6 +17,8 @@ test:
 	$(GO) run ./internal/pgtest/cmd/withpg -- $(GO) test -race -count=1 -timeout 8m -tags pkcs11 ./...
 	# Scale tests are built without -race (see client/bins_test.go).
 	$(GO) test -count=1 -timeout 5m -run 'HashedBins' ./client/
+	# The differential test against go-tuf and tuf-js (internal/difftest), likewise.
+	$(GO) test -count=1 -timeout 5m ./internal/difftest/
 	cd deploy/test && $(GO) test -count=1 ./...
 
 test-short:
