@@ -4,7 +4,9 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"os"
+	"slices"
 	"strings"
 	"text/tabwriter"
 
@@ -44,8 +46,9 @@ func (a *app) edit(cmd *cobra.Command, gun, delegator, what string, fn func(*met
 	return a.print(map[string]any{"gun": gun, "change": what, "roles": out.Roles, "published": out.Published, "staged": out.Staged}, func(w io.Writer) {
 		fmt.Fprintf(w, "%s\n", what)
 		if out.Staged != nil {
-			fmt.Fprintf(w, "staged as change %s (signed as %s): it re-signs delegated roles whose keys this trust directory does not hold;\n", out.Staged.ID, strings.Join(out.Roles, ", "))
-			fmt.Fprintf(w, "their key holders run: signet approve %s %s\n", gun, out.Staged.ID)
+			pending := slices.Sorted(maps.Keys(out.Staged.Pending()))
+			fmt.Fprintf(w, "staged as change %s, not yet in effect: waiting for the key holders of %s to approve\n", out.Staged.ID, strings.Join(pending, ", "))
+			fmt.Fprintf(w, "(a new or changed delegation is published signed by its own keys, which this trust directory does not hold); they run: signet approve %s %s\n", gun, out.Staged.ID)
 			return
 		}
 		fmt.Fprintf(w, "published %s\n", strings.Join(out.Roles, ", "))

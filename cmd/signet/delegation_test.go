@@ -9,6 +9,16 @@ import (
 
 const digest2 = "sha256:1111111111111111111111111111111111111111111111111111111111111111"
 
+// stagedID returns the staged change a command's output names.
+func stagedID(t *testing.T, out string) string {
+	t.Helper()
+	_, rest, ok := strings.Cut(out, "staged as change ")
+	if !ok {
+		t.Fatalf("no staged change in:\n%s", out)
+	}
+	return strings.TrimRight(strings.Fields(rest)[0], ",:")
+}
+
 func (c *cli) ok(args ...string) string {
 	c.t.Helper()
 	code, out, errOut := c.run(args...)
@@ -46,12 +56,18 @@ func TestSignerAddEndToEnd(t *testing.T) {
 		t.Fatal(err)
 	}
 	alice, aliceID, alicePub := newSigner(t, srv, gun, rootFile)
-	owner.ok("signer", "add", gun, "alice", "--key", alicePub)
+	// Born published: the new roles need alice's signature, so the change
+	// waits for her approval.
+	out := owner.ok("signer", "add", gun, "alice", "--key", alicePub)
+	if !strings.Contains(out, "waiting for the key holders of targets/alice, targets/releases") {
+		t.Fatalf("signer add:\n%s", out)
+	}
+	alice.ok("approve", gun, stagedID(t, out))
 	if out := owner.ok("signer", "list", gun); !strings.Contains(out, "targets/releases") || !strings.Contains(out, "targets/alice") || !strings.Contains(out, aliceID[:12]) {
 		t.Fatalf("signer list:\n%s", out)
 	}
 
-	out := alice.ok("sign", gun+":1.0", "--digest", digest1, "--size", "10")
+	out = alice.ok("sign", gun+":1.0", "--digest", digest1, "--size", "10")
 	if !strings.Contains(out, "published as targets/releases") {
 		t.Fatalf("alice's sign:\n%s", out)
 	}
@@ -100,7 +116,9 @@ func TestDelegationThresholdTwoApprove(t *testing.T) {
 	if code, _, errOut := owner.run("delegation", "add", gun, "targets/prod", "--key", alicePub, "--key", bobPub, "--threshold", "3"); code == exitOK || !strings.Contains(errOut, "threshold") {
 		t.Fatalf("threshold above the keys: exit %d %s", code, errOut)
 	}
-	owner.ok("delegation", "add", gun, "targets/prod", "--key", alicePub, "--key", bobPub, "--threshold", "2", "--paths", "prod-*")
+	id := stagedID(t, owner.ok("delegation", "add", gun, "targets/prod", "--key", alicePub, "--key", bobPub, "--threshold", "2", "--paths", "prod-*"))
+	alice.ok("approve", gun, id)
+	bob.ok("approve", gun, id)
 	if out := owner.ok("delegation", "list", gun); !strings.Contains(out, "targets/prod") || !strings.Contains(out, "prod-*") {
 		t.Fatalf("delegation list:\n%s", out)
 	}
@@ -108,7 +126,7 @@ func TestDelegationThresholdTwoApprove(t *testing.T) {
 	if !strings.Contains(out, "staged as change") {
 		t.Fatalf("first of two signatures:\n%s", out)
 	}
-	id := strings.Fields(strings.SplitAfter(out, "staged as change ")[1])[0]
+	id = strings.Fields(strings.SplitAfter(out, "staged as change ")[1])[0]
 	id = strings.TrimSuffix(id, ":")
 	if out := bob.ok("staged", "list", gun); !strings.Contains(out, id) || !strings.Contains(out, "1/2") {
 		t.Fatalf("staged list:\n%s", out)
