@@ -254,7 +254,10 @@ func TestSignerDownAndBack(t *testing.T) {
 	}
 	tr := &http.Transport{TLSClientConfig: tc}
 	defer tr.CloseIdleConnections()
-	sc := signerclient.New("https://"+addr, &http.Client{Transport: tr}, signerclient.WithTimeout(2*time.Second))
+	// A generous timeout: the first call (TLS handshake, key creation in
+	// Postgres) can be slow on a loaded 2-core machine; "down" below is a
+	// refused connection, not a timeout.
+	sc := signerclient.New("https://"+addr, &http.Client{Transport: tr}, signerclient.WithTimeout(15*time.Second))
 	srv := server.New(st, sc, server.WithSweepInterval(0))
 	hs := httptest.NewServer(srv.Handler())
 	defer hs.Close()
