@@ -199,7 +199,7 @@ func TestRoleBindingOverAPI(t *testing.T) {
 	s := newSetup(t)
 	p := startSigner(t, freeAddr(t), s.env, s.args...)
 	defer p.stop(t)
-	c := signerclient.New("https://"+p.addr, s.client(t, s.clientCert, s.clientKey))
+	c := signerclient.New("https://"+p.addr, s.client(t, s.clientCert, s.clientKey), slowOK)
 	ctx := context.Background()
 	k, err := c.EnsureKey(ctx, "example.com/app", metadata.TIMESTAMP, "")
 	if err != nil {
@@ -364,7 +364,7 @@ func TestWrongPassphraseStopsStartup(t *testing.T) {
 	t.Parallel()
 	s := newSetup(t)
 	p := startSigner(t, freeAddr(t), s.env, s.args...)
-	c := signerclient.New("https://"+p.addr, s.client(t, s.clientCert, s.clientKey))
+	c := signerclient.New("https://"+p.addr, s.client(t, s.clientCert, s.clientKey), slowOK)
 	if _, err := c.EnsureKey(context.Background(), "example.com/app", metadata.TIMESTAMP, ""); err != nil {
 		t.Fatal(err)
 	}
@@ -398,7 +398,7 @@ func TestCertsAndRewrap(t *testing.T) {
 	pool, _ := tlsutil.LoadPool(filepath.Join(dir, "ca.pem"))
 	cert, _ := tls.LoadX509KeyPair(filepath.Join(dir, "server.pem"), filepath.Join(dir, "server-key.pem"))
 	hc := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool, Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS13}}}
-	c := signerclient.New("https://"+p.addr, hc)
+	c := signerclient.New("https://"+p.addr, hc, slowOK)
 	k, err := c.EnsureKey(context.Background(), "example.com/app", metadata.TIMESTAMP, "")
 	if err != nil {
 		t.Fatalf("dev certificates: %v", err)
@@ -410,10 +410,15 @@ func TestCertsAndRewrap(t *testing.T) {
 	}
 	p = startSigner(t, freeAddr(t), map[string]string{"SIGNET_SIGNER_PASSPHRASE_NEW": "new"}, append(args, "--passphrase-alias", "new")...)
 	defer p.stop(t)
-	c = signerclient.New("https://"+p.addr, hc)
+	c = signerclient.New("https://"+p.addr, hc, slowOK)
 	if got, err := c.PublicKey(context.Background(), "example.com/app", metadata.TIMESTAMP); err != nil || got.ID != k.ID {
 		t.Fatalf("after rewrap: %v %v", got, err)
 	}
 }
 
 func TestMain(m *testing.M) { pgtest.Main(m) }
+
+// slowOK gives test calls to a real signer process room on a loaded
+// machine (a -race build, Postgres, several test binaries at once); the
+// tests check answers, not speed.
+var slowOK = signerclient.WithTimeout(20 * time.Second)
