@@ -8,6 +8,7 @@ import (
 	"strings"
 	"sync"
 
+	"github.com/google/go-containerregistry/pkg/authn"
 	"github.com/google/go-containerregistry/pkg/name"
 	"github.com/google/go-containerregistry/pkg/v1/remote/transport"
 )
@@ -34,10 +35,33 @@ func (c *Client) httpFor(ctx context.Context, gun, actions string) (*http.Client
 	if ok {
 		return hc, nil
 	}
-	if !c.challenges(ctx) {
-		return c.hc, nil
+	hc, err := RegistryTokenClient(ctx, c.hc, c.opts.Server, gun, actions, c.opts.Keychain)
+	if err != nil {
+		return nil, fmt.Errorf("client: %w", err)
 	}
-	u, err := url.Parse(c.opts.Server)
+	if hc == c.hc {
+		return hc, nil // no challenge: ask again next time
+	}
+	c.tokens.mu.Lock()
+	c.tokens.clients[key] = hc
+	c.tokens.mu.Unlock()
+	return hc, nil
+}
+
+// RegistryTokenClient returns an HTTP client for requests to server (a
+// signet-server, or a notary-server such as Docker Hub's) about gun that
+// need actions ("pull", or "push,pull"). When server challenges for
+// registry tokens (GET /v2/ answers 401 Bearer), the client gets one from
+// the token service, paid with kc's credentials for the GUN's registry, as
+// Docker's content trust did; otherwise it is base itself.
+func RegistryTokenClient(ctx context.Context, base *http.Client, server, gun, actions string, kc authn.Keychain) (*http.Client, error) {
+	if base == nil {
+		base = http.DefaultClient
+	}
+	if kc == nil || !challenges(ctx, base, server) {
+		return base, nil
+	}
+	u, err := url.Parse(server)
 	if err != nil {
 		return nil, err
 	}
@@ -47,41 +71,37 @@ func (c *Client) httpFor(ctx context.Context, gun, actions string) (*http.Client
 	}
 	reg, err := name.NewRegistry(u.Host, opts...)
 	if err != nil {
-		return nil, fmt.Errorf("client: server %s: %w", c.opts.Server, err)
+		return nil, fmt.Errorf("server %s: %w", server, err)
 	}
 	// The registry's own credentials pay for the token, as Docker's
 	// content trust did.
 	domain, _, _ := strings.Cut(gun, "/")
 	gunReg, err := name.NewRegistry(domain)
 	if err != nil {
-		return nil, fmt.Errorf("client: registry of %s: %w", gun, err)
+		return nil, fmt.Errorf("registry of %s: %w", gun, err)
 	}
-	auth, err := c.opts.Keychain.Resolve(gunReg)
+	auth, err := kc.Resolve(gunReg)
 	if err != nil {
-		return nil, fmt.Errorf("client: credentials for %s: %w", domain, err)
+		return nil, fmt.Errorf("credentials for %s: %w", domain, err)
 	}
-	base := c.hc.Transport
-	if base == nil {
-		base = http.DefaultTransport
+	rt := base.Transport
+	if rt == nil {
+		rt = http.DefaultTransport
 	}
-	rt, err := transport.NewWithContext(ctx, reg, auth, base, []string{"repository:" + gun + ":" + actions})
+	tr, err := transport.NewWithContext(ctx, reg, auth, rt, []string{"repository:" + gun + ":" + actions})
 	if err != nil {
-		return nil, fmt.Errorf("client: log in to %s for %s: %w", c.opts.Server, gun, err)
+		return nil, fmt.Errorf("log in to %s for %s: %w", server, gun, err)
 	}
-	hc = &http.Client{Transport: rt, Timeout: c.hc.Timeout}
-	c.tokens.mu.Lock()
-	c.tokens.clients[key] = hc
-	c.tokens.mu.Unlock()
-	return hc, nil
+	return &http.Client{Transport: tr, Timeout: base.Timeout}, nil
 }
 
-// challenges reports whether the server asks for registry tokens.
-func (c *Client) challenges(ctx context.Context) bool {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, c.opts.Server+"/v2/", nil)
+// challenges reports whether server asks for registry tokens.
+func challenges(ctx context.Context, hc *http.Client, server string) bool {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, strings.TrimSuffix(server, "/")+"/v2/", nil)
 	if err != nil {
 		return false
 	}
-	resp, err := c.hc.Do(req)
+	resp, err := hc.Do(req)
 	if err != nil {
 		return false
 	}

@@ -3,6 +3,8 @@ package client
 import (
 	"context"
 	"crypto"
+	"crypto/ecdsa"
+	"crypto/rsa"
 	"crypto/x509"
 	"encoding/base64"
 	"encoding/pem"
@@ -169,6 +171,20 @@ func decrypt(b *pem.Block, pass []byte) (signature.Signer, error) {
 	priv, err := pkcs8.ParsePKCS8PrivateKey(b.Bytes, pass)
 	if err != nil {
 		return nil, fmt.Errorf("wrong passphrase or damaged key: %w", err)
+	}
+	return loadSigner(priv)
+}
+
+// loadSigner makes a signer that signs as go-tuf verifies the key's TUF
+// scheme: ed25519; ECDSA P-256 over sha256 (ecdsa-sha2-nistp256); RSA-PSS
+// over sha256 (rsassa-pss-sha256). signature.LoadSigner with no hash
+// refuses ECDSA keys, which imported Notary keys are.
+func loadSigner(priv crypto.PrivateKey) (signature.Signer, error) {
+	switch k := priv.(type) {
+	case *ecdsa.PrivateKey:
+		return signature.LoadECDSASigner(k, crypto.SHA256)
+	case *rsa.PrivateKey:
+		return signature.LoadRSAPSSSigner(k, crypto.SHA256, &rsa.PSSOptions{SaltLength: rsa.PSSSaltLengthEqualsHash})
 	}
 	return signature.LoadSigner(priv, crypto.Hash(0))
 }

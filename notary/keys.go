@@ -116,6 +116,10 @@ func fingerprint(pub crypto.PublicKey) (string, error) {
 	return hex.EncodeToString(sum[:]), nil
 }
 
+// Fingerprint returns the hex sha256 of a Go public key's PKIX DER, as
+// PublicKey.Fingerprint does.
+func Fingerprint(pub crypto.PublicKey) (string, error) { return fingerprint(pub) }
+
 // Fingerprint returns the hex sha256 of the key's PKIX DER: equal for the
 // same key material whatever its Notary key ID.
 func (k PublicKey) Fingerprint() (string, error) {
@@ -262,4 +266,3 @@ func short(id string) string {
 	}
 	return id
 }
-

@@ -86,4 +86,3 @@ func (f PrivateKeyFile) Decrypt(pass []byte) (crypto.Signer, error) {
 	}
 	return s, nil
 }
-
