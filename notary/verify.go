@@ -224,11 +224,12 @@ func (v *verifier) root() ([]byte, error) {
 		}
 	}
 	v.repo.RootChain = []int64{trusted.Version}
+	from := trusted.Version
 	for n := trusted.Version + 1; n <= latest.Version; n++ {
 		data := latestBytes
 		if n != latest.Version {
 			if data, err = v.src.Get(v.ctx, v.gun, RoleRoot, Want{Version: n}); err != nil {
-				return nil, fmt.Errorf("%w: root v%d is needed to chain pinned v%d to v%d: %w", ErrUntrustedRoot, n, trusted.Version, latest.Version, err)
+				return nil, fmt.Errorf("%w: root v%d is needed to chain the pinned v%d to v%d: %w", ErrUntrustedRoot, n, from, latest.Version, err)
 			}
 		}
 		next, env, err := ParseRoot(data)

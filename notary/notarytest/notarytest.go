@@ -302,3 +302,8 @@ func write(t testing.TB, p string, b []byte) {
 
 // Hex is the sha256 of m in hex.
 func Hex(m notary.FileMeta) string { return hex.EncodeToString(m.Hashes["sha256"]) }
+
+func sum(data []byte) string {
+	s := sha256.Sum256(data)
+	return hex.EncodeToString(s[:])
+}
