@@ -130,6 +130,7 @@ func (a *app) command() *cobra.Command {
 
 	root.AddCommand(a.initCmd(), a.signCmd(), a.unsignCmd(), a.resolveCmd(), a.verifyCmd(), a.listCmd(), a.keyCmd(), a.trustCmd(),
 		a.rootCmd(), a.statusCmd(), a.delegationCmd(), a.signerCmd(), a.stagedCmd(), a.approveCmd(), a.repoCmd())
+	root.AddCommand(a.migrateCmd())
 	return root
 }
 

@@ -1,0 +1,209 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"net/http/httptest"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/signetdev/signet/notary"
+	"github.com/signetdev/signet/notary/notarytest"
+)
+
+// The fixtures were written by a real Notary v0.7.0 (see its README).
+const fixtures = "../../notary/testdata"
+
+// at is inside every fixture's validity; their timestamps expire on
+// 2026-12-06.
+const at = "--verify-at=2026-12-01T20:00:00Z"
+
+var notaryEnv = map[string]string{
+	"NOTARY_TARGETS_PASSPHRASE": "fixture-targets-passphrase",
+	"NOTARY_ROOT_PASSPHRASE":    "fixture-root-passphrase",
+}
+
+// runEnv runs signet in-process like cli.run, with extra environment.
+func (c *cli) runEnv(extra map[string]string, args ...string) (code int, stdout, stderr string) {
+	c.t.Helper()
+	var out, errb bytes.Buffer
+	env := map[string]string{
+		"SIGNET_SERVER": c.server, "SIGNET_TRUST_DIR": c.trustDir,
+		"SIGNET_ROOT_PASSPHRASE": "root pw", "SIGNET_TARGETS_PASSPHRASE": "targets pw", "SIGNET_DELEGATION_PASSPHRASE": "delegation pw",
+	}
+	for k, v := range extra {
+		env[k] = v
+	}
+	a := &app{stdin: strings.NewReader(""), stdout: &out, stderr: &errb, getenv: func(k string) string { return env[k] }, scryptCost: 1 << 10}
+	root := a.command()
+	root.SetArgs(args)
+	root.SetOut(&out)
+	root.SetErr(&errb)
+	code = exitOK
+	if err := root.ExecuteContext(context.Background()); err != nil {
+		code = exitCode(err)
+		errb.WriteString(err.Error())
+	}
+	return code, out.String(), errb.String()
+}
+
+// pinnedEngine returns an engine that pinned dev's new root of gun.
+func pinnedEngine(t *testing.T, dev *cli, gun string) *cli {
+	t.Helper()
+	code, root, e := dev.run("trust", "show", gun)
+	if code != 0 {
+		t.Fatal(e)
+	}
+	f := filepath.Join(t.TempDir(), "root.json")
+	if err := os.WriteFile(f, []byte(root), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	engine := &cli{t: t, server: dev.server, trustDir: t.TempDir()}
+	if code, _, e := engine.run("trust", "pin", gun, "--root", f); code != 0 {
+		t.Fatal(e)
+	}
+	return engine
+}
+
+func resolves(t *testing.T, engine *cli, ref, digest string) {
+	t.Helper()
+	code, out, e := engine.run("resolve", ref)
+	gun, _, _ := strings.Cut(ref, ":")
+	if code != 0 || strings.TrimSpace(out) != gun+"@"+digest {
+		t.Fatalf("resolve %s: %d %q %s", ref, code, out, e)
+	}
+}
+
+// TestMigrateNotaryTrustDir: `signet migrate notary --from-dir
+// ~/.docker/trust --all --init` moves registry.example.com/acme/old, with
+// its targets key, and a re-run changes nothing.
+func TestMigrateNotaryTrustDir(t *testing.T) {
+	t.Parallel()
+	dev := &cli{t: t, server: newServer(t), trustDir: t.TempDir()}
+	td := fixtures + "/docker-trust-dir"
+	gun := "registry.example.com/acme/old"
+	code, out, e := dev.runEnv(notaryEnv, "migrate", "notary", "--from-dir", td, "--all", "--init", at)
+	if code != 0 || !strings.Contains(out, "v1") || strings.Count(out, "migrated") != 2 || !strings.Contains(out, "signet trust pin") || !strings.Contains(out, "key imported") {
+		t.Fatalf("exit %d\n%s\n%s", code, out, e)
+	}
+	engine := pinnedEngine(t, dev, gun)
+	resolves(t, engine, gun+":v1", "sha256:b2c1755dfff615b906d80a3120cf6316e3beaf721bc4a75d27d87daf7cf3561e")
+	resolves(t, engine, gun+":v2", "sha256:1143b9b4e11155615d3b442e65cef2e71e87cb13d0f59afc06bd5ddc3c0f340c")
+	code, out, e = dev.runEnv(notaryEnv, "-o", "json", "migrate", "notary", gun, "--from-dir", td, at)
+	var reps []struct {
+		Publishes int
+		Rows      []struct{ Outcome string }
+	}
+	if code != 0 || json.Unmarshal([]byte(out), &reps) != nil || len(reps) != 1 || reps[0].Publishes != 0 || reps[0].Rows[0].Outcome != "already there" {
+		t.Fatalf("re-run: exit %d\n%s\n%s", code, out, e)
+	}
+}
+
+// TestMigrateNotaryServer reads a notary-server's read API behind a
+// registry token challenge (credentials from SIGNET_AUTH): feat's root
+// chain v1 → v4 from a given root.json, flattened; and app trusted on
+// first use, with a warning.
+func TestMigrateNotaryServer(t *testing.T) {
+	t.Parallel()
+	ns := &notarytest.Server{Dir: notary.ServerDir{Dir: fixtures}, User: "ci", Password: "s3cret"}
+	hs := httptest.NewServer(ns)
+	t.Cleanup(hs.Close)
+	ns.URL = hs.URL
+	dev := &cli{t: t, server: newServer(t), trustDir: t.TempDir()}
+	auth := map[string]string{"SIGNET_AUTH": "ci:s3cret"}
+	feat := "example.com/demo/feat"
+	root1 := fixtures + "/example.com/demo/feat/root.1.json"
+	code, out, e := dev.runEnv(auth, "migrate", "notary", feat, "--from", hs.URL, "--root", root1, "--flatten", "--init", at)
+	if code != 0 || !strings.Contains(out, "targets/releases") || !strings.Contains(out, "migrated") {
+		t.Fatalf("exit %d\n%s\n%s", code, out, e)
+	}
+	resolves(t, pinnedEngine(t, dev, feat), feat+":v2", "sha256:64ab6e53abd7583364b6c36a1b2c77cc3f29956d89fd9c626f10008d90539c40")
+	app := "example.com/demo/app"
+	code, out, e = dev.runEnv(auth, "migrate", "notary", app, "--from", hs.URL, "--trust-on-first-use", "--init", at)
+	if code != 0 || !strings.Contains(e, "WARNING: TRUST ON FIRST USE") || strings.Count(out, "migrated") != 23 {
+		t.Fatalf("exit %d\n%s\n%s", code, out, e)
+	}
+	// Without credentials, the server's refusal is the reason.
+	code, out, _ = dev.runEnv(nil, "migrate", "notary", app, "--from", hs.URL, "--trust-on-first-use", "--dry-run", at)
+	if code != exitError || !strings.Contains(out, "log in to "+hs.URL) || !strings.Contains(out, "bad credentials") {
+		t.Fatalf("without credentials: exit %d\n%s", code, out)
+	}
+}
+
+// TestMigrateNotaryRefused: a tampered digest is refused with the reason,
+// nothing is published; expired data needs --allow-expired; --dry-run
+// publishes nothing; usage errors exit 2.
+func TestMigrateNotaryRefused(t *testing.T) {
+	t.Parallel()
+	srv := newServer(t)
+	dev := &cli{t: t, server: srv, trustDir: t.TempDir()}
+	gun := "registry.example.com/acme/old"
+	dir := t.TempDir()
+	for _, f := range []string{"root.1.json", "snapshot.2.json", "targets.2.json", "timestamp.1.json"} {
+		b, err := os.ReadFile(filepath.Join(fixtures, gun, f))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if f == "targets.2.json" {
+			b = bytes.Replace(b, []byte("ssF1Xf/2FbkG2AoxIM9jFuO+r3IbxKddJ9h9r3zzVh4="), []byte("AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA="), 1)
+		}
+		if err := os.MkdirAll(filepath.Join(dir, gun), 0o700); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(dir, gun, f), b, 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	root := filepath.Join(fixtures, gun, "root.1.json")
+	code, out, _ := dev.run("migrate", "notary", gun, "--from-dir", dir, "--root", root, "--init", at)
+	if code != exitError || !strings.Contains(out, "REFUSED") || !strings.Contains(out, "targets: metadata does not match the hashes that vouch for it") {
+		t.Fatalf("tampered: exit %d\n%s", code, out)
+	}
+	if code, _, _ := dev.run("trust", "show", gun); code == 0 {
+		t.Fatal("a refused migration created the Signet repository")
+	}
+	good := filepath.Join(fixtures)
+	code, out, _ = dev.run("migrate", "notary", gun, "--from-dir", good, "--root", root, "--init", "--verify-at=2026-12-16T00:00:00Z")
+	if code != exitError || !strings.Contains(out, "timestamp v1 expired on 2026-12-15T18:51:47Z") || !strings.Contains(out, "--allow-expired") {
+		t.Fatalf("expired: exit %d\n%s", code, out)
+	}
+	code, out, e := dev.run("migrate", "notary", gun, "--from-dir", good, "--root", root, "--init", "--dry-run", at)
+	if code != 0 || strings.Count(out, "would migrate") != 2 || !strings.Contains(out, "dry run") {
+		t.Fatalf("dry run: exit %d\n%s\n%s", code, out, e)
+	}
+	if code, _, _ := dev.run("trust", "show", gun); code == 0 {
+		t.Fatal("a dry run created the Signet repository")
+	}
+	code, _, e = dev.run("migrate", "notary", gun, "--from-dir", good, "--root", root, "--init", "--allow-expired", "--verify-at=2026-12-16T00:00:00Z")
+	if code != 0 {
+		t.Fatalf("--allow-expired: %s", e)
+	}
+	for _, args := range [][]string{{"migrate", "notary", gun}, {"migrate", "notary", "--from-dir", good}, {"migrate", "notary", "Not A GUN", "--from-dir", good}} {
+		if code, _, _ := dev.run(args...); code != exitUsage {
+			t.Errorf("%v: exit %d", args, code)
+		}
+	}
+	if code, out, _ := dev.run("migrate", "notary", "example.com/demo/app", "--from-dir", good); code != exitError || !strings.Contains(out, "no trust anchor for example.com/demo/app") || !strings.Contains(out, "--trust-on-first-use") {
+		t.Errorf("no anchor: %d %s", code, out)
+	}
+}
+
+// TestMigrateNotaryBinary runs the real signet binary (this test binary as
+// the CLI) on the trust directory, in a dry run: exit status and report.
+func TestMigrateNotaryBinary(t *testing.T) {
+	t.Parallel()
+	self, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(self, "migrate", "notary", "--all", "--from-dir", fixtures+"/docker-trust-dir", "--init", "--dry-run", at)
+	cmd.Env = append(os.Environ(), "SIGNET_TEST_AS_CLI=1", "SIGNET_SERVER="+newServer(t), "SIGNET_TRUST_DIR="+t.TempDir(), "NOTARY_TARGETS_PASSPHRASE=fixture-targets-passphrase")
+	out, err := cmd.CombinedOutput()
+	if err != nil || !strings.Contains(string(out), "registry.example.com/acme/old (dry run: nothing changed)") || !strings.Contains(string(out), "key would import") {
+		t.Fatalf("%v\n%s", err, out)
+	}
+}
