@@ -246,4 +246,4 @@ func FuzzParse(f *testing.F) {
 type oneFile []byte
 
 func (o oneFile) Get(context.Context, string, string, notary.Want) ([]byte, error) { return o, nil }
-func (o oneFile) String() string                                                  { return "fuzz" }
+func (o oneFile) String() string                                                   { return "fuzz" }

@@ -166,7 +166,9 @@ func (a *app) migrateNotary(ctx context.Context, f migrateFlags, guns []string) 
 		Flatten: f.flatten, DryRun: f.dryRun, Init: f.init, MaxUploadBytes: f.batchBytes,
 	}
 	if isTerminal(a.stderr) {
-		o.Progress = func(gun string, done, total int) { fmt.Fprintf(a.stderr, "%s: %d/%d tags published\n", gun, done, total) }
+		o.Progress = func(gun string, done, total int) {
+			fmt.Fprintf(a.stderr, "%s: %d/%d tags published\n", gun, done, total)
+		}
 	}
 	m, err := migrate.New(o)
 	if err != nil {
@@ -313,4 +315,3 @@ func isTerminal(w io.Writer) bool {
 	f, ok := w.(*os.File)
 	return ok && term.IsTerminal(int(f.Fd()))
 }
-
