@@ -7,8 +7,10 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"net/http"
 	"os"
+	"slices"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -242,8 +244,8 @@ func printReports(w io.Writer, reports []*migrate.GUNReport) {
 		}
 		if rep.Staged != "" {
 			fmt.Fprintf(w, "  staged change %s waits for:", rep.Staged)
-			for role, n := range rep.StagedFor {
-				fmt.Fprintf(w, " %s (%d signature(s))", role, n)
+			for _, role := range slices.Sorted(maps.Keys(rep.StagedFor)) {
+				fmt.Fprintf(w, " %s (%d more signature(s), by a holder of key %s)", role, rep.StagedFor[role], strings.Join(shortAll(rep.Approvers[role]), " or "))
 			}
 			fmt.Fprintf(w, "\n  each delegate approves with: signet approve %s %s\n", rep.GUN, rep.Staged)
 		}
@@ -309,6 +311,14 @@ func (a *app) notaryPassphrase(role string) ([]byte, error) {
 	p, err := term.ReadPassword(int(f.Fd()))
 	fmt.Fprintln(a.stderr)
 	return p, err
+}
+
+func shortAll(ids []string) []string {
+	out := make([]string, len(ids))
+	for i, id := range ids {
+		out[i] = short(id)
+	}
+	return out
 }
 
 func isTerminal(w io.Writer) bool {

@@ -207,3 +207,25 @@ func TestMigrateNotaryBinary(t *testing.T) {
 		t.Fatalf("%v\n%s", err, out)
 	}
 }
+
+// TestImportNotaryRootKey: a Notary root key file imports with `signet key
+// import` (SIGNET_ROOT_PASSPHRASE set to its Notary passphrase) and signs:
+// the README's way to make it one of the new Signet root's keys.
+func TestImportNotaryRootKey(t *testing.T) {
+	t.Parallel()
+	dev := &cli{t: t, server: newServer(t), trustDir: t.TempDir()}
+	key := fixtures + "/docker-trust-dir/private/0b6ae1607ae4a4a700c0e6126df493012eb8d8bc1361238d98d4b3b2b8136554.key"
+	code, out, e := dev.runEnv(map[string]string{"SIGNET_ROOT_PASSPHRASE": "fixture-root-passphrase"}, "key", "import", key, "--role", "root")
+	if code != 0 {
+		t.Fatalf("%d %s %s", code, out, e)
+	}
+	code, out, e = dev.run("key", "list")
+	fields := strings.Fields(out)
+	if code != 0 || len(fields) != 2 || fields[1] != "root" {
+		t.Fatalf("%q %s", out, e)
+	}
+	code, pub, e := dev.run("key", "public", fields[0])
+	if code != 0 || !strings.Contains(pub, `"ecdsa-sha2-nistp256"`) {
+		t.Fatalf("%q %s", pub, e)
+	}
+}

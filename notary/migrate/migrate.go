@@ -116,6 +116,9 @@ type GUNReport struct {
 	// approve it (role → signatures missing).
 	Staged      string         `json:"staged,omitempty"`
 	StagedFor   map[string]int `json:"staged_for,omitempty"`
+	// Approvers are, per staged role, the Signet key IDs that may sign it:
+	// whoever holds one approves (signet approve GUN ID).
+	Approvers map[string][]string `json:"approvers,omitempty"`
 	Publishes   int            `json:"publishes"`
 	Rows        []Row          `json:"rows"`
 	DryRun      bool           `json:"dry_run,omitempty"`
@@ -154,8 +157,10 @@ func (m *Migrator) Migrate(ctx context.Context, gun string) *GUNReport {
 	if err := m.migrate(ctx, gun, rep); err != nil {
 		rep.Error = err.Error()
 		for i := range rep.Rows {
-			if r := &rep.Rows[i]; r.Outcome != Skipped && r.Outcome != AlreadyThere {
-				r.Outcome, r.Reason = Skipped, "the repository was not migrated: "+err.Error()
+			// Rows already published (or staged) by an earlier, independent
+			// step keep their outcome; the rest were not migrated.
+			if r := &rep.Rows[i]; r.Outcome == "" || r.Outcome == WouldMigrate {
+				r.Outcome, r.Reason = Skipped, "not migrated: "+err.Error()
 			}
 		}
 		m.log.WarnContext(ctx, "notary migration refused", "gun", gun, "err", err)

@@ -215,6 +215,9 @@ func TestMigrateServerFiles(t *testing.T) {
 	if !slices.Equal(rep.RootChain, []int64{1, 2, 3, 4}) || rep.Staged == "" || rep.StagedFor["targets/releases"] != 1 || rep.Rows[0].Outcome != migrate.StagedFor+" targets/releases" {
 		t.Fatalf("feat mirrored: %+v", rep)
 	}
+	if a := rep.Approvers["targets/releases"]; len(a) != 1 || !strings.Contains(strings.Join(rep.Delegations, " "), a[0][:12]) {
+		t.Fatalf("approvers %v, delegations %v", rep.Approvers, rep.Delegations)
+	}
 	if _, err := e.engine(feat).Resolve(ctx, feat+":v2"); !errors.Is(err, client.ErrNotSigned) {
 		t.Fatalf("a staged tag resolved: %v", err)
 	}

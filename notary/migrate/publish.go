@@ -145,6 +145,8 @@ func conflicting(st *state, tag string, sum []byte, size int64) string {
 type group struct {
 	roles []string
 	specs []spec
+	// keys: role → the Signet key IDs that may sign it.
+	keys map[string][]string
 }
 
 func (m *Migrator) publish(ctx context.Context, gun string, repo *notary.Repository, st *state, p *plan, held map[string]bool, rep *GUNReport) error {
@@ -159,7 +161,16 @@ func (m *Migrator) publish(ctx context.Context, gun string, repo *notary.Reposit
 	}
 	// Which roles this trust directory can sign now (group a), and which
 	// wait for their delegates (group b, staged).
-	var a, b group
+	a, b := group{keys: map[string][]string{}}, group{keys: map[string][]string{}}
+	for _, g := range []*group{&a, &b} {
+		g.keys[metadata.TARGETS] = st.targetsKeys
+		for name, d := range st.delegations {
+			g.keys[name] = d.KeyIDs
+		}
+		for _, sp := range p.specs {
+			g.keys[sp.Name] = sp.keyIDs
+		}
+	}
 	inA := map[string]bool{metadata.TARGETS: true}
 	for _, sp := range p.specs {
 		if inA[sp.delegator] && heldCount(sp.keyIDs) >= sp.Threshold {
@@ -315,7 +326,10 @@ func (m *Migrator) publishA(ctx context.Context, gun string, g group, p *plan, t
 		published = append(published, batch)
 		outcome := Migrated
 		if out.Staged != nil {
-			rep.Staged, rep.StagedFor = out.Staged.ID, out.Staged.Pending()
+			rep.Staged, rep.StagedFor, rep.Approvers = out.Staged.ID, out.Staged.Pending(), map[string][]string{}
+			for role := range rep.StagedFor {
+				rep.Approvers[role] = g.keys[role]
+			}
 			outcome = StagedFor + " " + strings.Join(slices.Sorted(maps.Keys(out.Staged.Pending())), ", ")
 		}
 		for role, chs := range batch {
@@ -402,6 +416,10 @@ func (m *Migrator) stageB(ctx context.Context, gun string, g group, p *plan, rep
 func (m *Migrator) markStaged(g group, p *plan, rep *GUNReport, s *client.StagedChange, outcome string) {
 	if s != nil {
 		rep.Staged, rep.StagedFor = s.ID, s.Pending()
+		rep.Approvers = map[string][]string{}
+		for role := range rep.StagedFor {
+			rep.Approvers[role] = g.keys[role]
+		}
 	}
 	for _, role := range g.roles {
 		for _, ch := range p.adds[role] {
