@@ -114,15 +114,15 @@ type GUNReport struct {
 	Created bool `json:"created,omitempty"`
 	// Staged is the staged change waiting for delegates, and who must
 	// approve it (role → signatures missing).
-	Staged      string         `json:"staged,omitempty"`
-	StagedFor   map[string]int `json:"staged_for,omitempty"`
+	Staged    string         `json:"staged,omitempty"`
+	StagedFor map[string]int `json:"staged_for,omitempty"`
 	// Approvers are, per staged role, the Signet key IDs that may sign it:
 	// whoever holds one approves (signet approve GUN ID).
-	Approvers map[string][]string `json:"approvers,omitempty"`
-	Publishes   int            `json:"publishes"`
-	Rows        []Row          `json:"rows"`
-	DryRun      bool           `json:"dry_run,omitempty"`
-	Delegations []string       `json:"delegations,omitempty"`
+	Approvers   map[string][]string `json:"approvers,omitempty"`
+	Publishes   int                 `json:"publishes"`
+	Rows        []Row               `json:"rows"`
+	DryRun      bool                `json:"dry_run,omitempty"`
+	Delegations []string            `json:"delegations,omitempty"`
 }
 
 // Failed reports whether the GUN was refused or failed.
