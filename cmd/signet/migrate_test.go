@@ -127,6 +127,14 @@ func TestMigrateNotaryServer(t *testing.T) {
 	if code != 0 || !strings.Contains(e, "WARNING: TRUST ON FIRST USE") || strings.Count(out, "migrated") != 23 {
 		t.Fatalf("exit %d\n%s\n%s", code, out, e)
 	}
+	// --notary-dir: the roots and keys of a trust directory, the metadata
+	// from the server.
+	old := "registry.example.com/acme/old"
+	code, out, e = dev.runEnv(map[string]string{"SIGNET_AUTH": "ci:s3cret", "NOTARY_TARGETS_PASSPHRASE": "fixture-targets-passphrase"},
+		"migrate", "notary", old, "--from", hs.URL, "--notary-dir", fixtures+"/docker-trust-dir", "--init", at)
+	if code != 0 || strings.Count(out, "migrated") != 2 || !strings.Contains(out, "key imported") {
+		t.Fatalf("--notary-dir: exit %d\n%s\n%s", code, out, e)
+	}
 	// Without credentials, the server's refusal is the reason.
 	code, out, _ = dev.runEnv(nil, "migrate", "notary", app, "--from", hs.URL, "--trust-on-first-use", "--dry-run", at)
 	if code != exitError || !strings.Contains(out, "log in to "+hs.URL) || !strings.Contains(out, "bad credentials") {

@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/opencontainers/go-digest"
 	"go.uber.org/goleak"
 
 	"github.com/signetdev/signet/client"
@@ -224,6 +225,15 @@ func TestMigrateServerFiles(t *testing.T) {
 	again := mustOK(t, e.migrator(src, anchor(feat)).Migrate(ctx, feat))
 	if again.Publishes != 0 || !strings.HasPrefix(again.Rows[0].Outcome, migrate.AlreadyThere) {
 		t.Fatalf("re-run staged again: %+v", again)
+	}
+	// Once targets changes, that staged change is stale: a re-run stages a
+	// fresh one and says which to withdraw.
+	if _, err := e.dev.PublishAs(ctx, feat, "targets", []client.Change{{Tag: "other", Digest: digest.Digest("sha256:" + strings.Repeat("ab", 32)), Size: 1}}); err != nil {
+		t.Fatal(err)
+	}
+	fresh := mustOK(t, e.migrator(src, anchor(feat)).Migrate(ctx, feat))
+	if fresh.Publishes != 1 || fresh.Staged == rep.Staged || !strings.Contains(strings.Join(fresh.Notes, "\n"), "staged change "+rep.Staged+" is stale") {
+		t.Fatalf("stale staged change: %+v", fresh)
 	}
 }
 

@@ -22,8 +22,9 @@ type state struct {
 	// targetsKeys and targetsThreshold are the root's targets role.
 	targetsKeys      []string
 	targetsThreshold int
-	// roles: published role → its tags.
-	roles map[string]map[string]*metadata.TargetFiles
+	// roles: published role → its tags; versions: → its version.
+	roles    map[string]map[string]*metadata.TargetFiles
+	versions map[string]int64
 	// delegations: delegated role → its delegation and delegator.
 	delegations map[string]metadata.DelegatedRole
 	delegator   map[string]string
@@ -32,7 +33,7 @@ type state struct {
 // signetState reads the Signet repository (after a full TUF update).
 func (m *Migrator) signetState(ctx context.Context, gun string, rep *GUNReport) (*state, error) {
 	c := m.o.Client
-	st := &state{roles: map[string]map[string]*metadata.TargetFiles{}, delegations: map[string]metadata.DelegatedRole{}, delegator: map[string]string{}}
+	st := &state{roles: map[string]map[string]*metadata.TargetFiles{}, versions: map[string]int64{}, delegations: map[string]metadata.DelegatedRole{}, delegator: map[string]string{}}
 	if _, err := c.PinnedRoot(gun); errors.Is(err, client.ErrNoTrust) {
 		if !m.o.Init {
 			return nil, fmt.Errorf("no Signet root is pinned for %s: create the Signet repository with --init (a new root key, Notary's targets key kept), or by a key ceremony (signet root init … --targets-key) and pin its root (signet trust pin)", gun)
@@ -61,7 +62,7 @@ func (m *Migrator) signetState(ctx context.Context, gun string, rep *GUNReport) 
 	for len(stack) > 0 && len(st.roles) < notary.MaxRoles {
 		it := stack[len(stack)-1]
 		stack = stack[:len(stack)-1]
-		st.roles[it.name] = it.m.Signed.Targets
+		st.roles[it.name], st.versions[it.name] = it.m.Signed.Targets, it.m.Signed.Version
 		if it.m.Signed.Delegations == nil {
 			continue
 		}
@@ -239,7 +240,7 @@ func (m *Migrator) publish(ctx context.Context, gun string, repo *notary.Reposit
 		}
 	}
 	if len(b.roles) > 0 || len(b.specs) > 0 {
-		if err := m.stageB(ctx, gun, b, p, rep); err != nil {
+		if err := m.stageB(ctx, gun, b, p, st, rep.Publishes == 0, rep); err != nil {
 			return err
 		}
 	}
@@ -383,8 +384,10 @@ func (m *Migrator) undo(ctx context.Context, gun string, g group, published []ma
 }
 
 // stageB stages group b (roles whose keys this trust directory lacks) as
-// one change for their delegates, unless an identical one already waits.
-func (m *Migrator) stageB(ctx context.Context, gun string, g group, p *plan, rep *GUNReport) error {
+// one change for their delegates, unless one for the same roles already
+// waits and is still current (unchanged is true when this run published
+// nothing before it, and every role it is based on is at that version).
+func (m *Migrator) stageB(ctx context.Context, gun string, g group, p *plan, st *state, unchanged bool, rep *GUNReport) error {
 	c := m.o.Client
 	staged, err := c.ListStaged(ctx, gun)
 	if err != nil {
@@ -392,13 +395,19 @@ func (m *Migrator) stageB(ctx context.Context, gun string, g group, p *plan, rep
 	}
 	for _, s := range staged {
 		names := map[string]bool{}
+		current := unchanged
 		for _, r := range s.Roles {
 			names[r.Role] = true
+			current = current && r.BaseVersion == st.versions[r.Role]
 		}
-		if !slices.ContainsFunc(g.roles, func(r string) bool { return !names[r] }) {
+		if slices.ContainsFunc(g.roles, func(r string) bool { return !names[r] }) {
+			continue
+		}
+		if current {
 			m.markStaged(g, p, rep, &s, AlreadyThere+" (staged as "+s.ID+")")
 			return nil
 		}
+		rep.Notes = append(rep.Notes, fmt.Sprintf("staged change %s is stale (the repository changed since); a new one replaces it: signet staged withdraw %s %s", s.ID, gun, s.ID))
 	}
 	out, err := c.PublishChangeSet(ctx, gun, changeSet(g, p.adds, true))
 	if err != nil {
