@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"maps"
+	"net/http"
 	"slices"
 	"strings"
 
@@ -493,6 +494,10 @@ func (m *Migrator) create(ctx context.Context, gun string, repo *notary.Reposito
 		return nil, err
 	}
 	if err := c.RootPublish(ctx, gun, signed); err != nil {
+		var se *client.ServerError
+		if errors.As(err, &se) && se.Status == http.StatusConflict {
+			return nil, fmt.Errorf("%w: the Signet repository %s exists already: pin its root (signet trust pin %s --root root.json) and run again without --init: %w", ErrConflict, gun, gun, err)
+		}
 		return nil, fmt.Errorf("create the Signet repository: %w", err)
 	}
 	rep.Created = true

@@ -30,7 +30,8 @@ var tsExpiry = time.Date(2026, 12, 6, 11, 0, 0, 0, time.UTC)
 // targets lists an older digest of "1.0" than targets/releases.
 func docker(t *testing.T, gun string) (*notarytest.Repo, *notarytest.Key) {
 	r := notarytest.NewRepo(t, gun, tsExpiry)
-	alice := notarytest.NewKey(t)
+	// docker trust signer add loads the signer's key as an x509 certificate.
+	alice := notarytest.NewRootKey(t, "alice", r.CertStart)
 	r.Tags["1.0"] = notarytest.Tag("old manifest")
 	r.Tags["base"] = notarytest.Tag("base manifest")
 	r.Delegations = []*notarytest.Delegation{
@@ -109,6 +110,13 @@ func TestMirrorDelegations(t *testing.T) {
 	again := mustOK(t, m.Migrate(ctx, gun))
 	if again.Publishes != 0 {
 		t.Fatalf("re-run published: %+v", again)
+	}
+	// Another machine that has not pinned the Signet root cannot --init
+	// over it.
+	other := newEnv(t, e.url)
+	m2 := other.migrator(td, notary.Anchor{Root: pinned})
+	if rep := m2.Migrate(ctx, gun); !rep.Failed() || !strings.Contains(rep.Error, "exists already: pin its root") {
+		t.Fatalf("init over an existing repository: %+v", rep)
 	}
 }
 
