@@ -57,7 +57,11 @@ verify is reported and skipped; nothing of it is published.
 The trust anchor is, in order: --root FILE (a Notary root.json or the root
 certificate), the root pinned in the trust directory (--from-dir of a
 ~/.docker/trust or ~/.notary, or --notary-dir), or with
---trust-on-first-use the first root the source serves.`,
+--trust-on-first-use the first root the source serves.
+
+Exit status: 0 when every repository was migrated (or, with --dry-run,
+would be), 1 when any was refused or failed (the report says why), 2 for
+usage errors.`,
 		RunE: func(cmd *cobra.Command, args []string) error { return a.migrateNotary(cmd.Context(), f, args) },
 	}
 	fl := cmd.Flags()

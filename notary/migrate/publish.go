@@ -224,11 +224,11 @@ func (m *Migrator) publish(ctx context.Context, gun string, repo *notary.Reposit
 		return nil
 	}
 	if !st.exists {
-		targetsKeys, err := m.create(ctx, gun, repo, held, rep)
+		targetsKeys, threshold, err := m.create(ctx, gun, repo, held, rep)
 		if err != nil {
 			return err
 		}
-		st.targetsKeys, st.targetsThreshold = targetsKeys, 1
+		st.targetsKeys, st.targetsThreshold = targetsKeys, threshold
 		for _, id := range targetsKeys {
 			held[id] = true
 		}
@@ -446,61 +446,71 @@ func (m *Migrator) markStaged(g group, p *plan, rep *GUNReport, s *client.Staged
 // key store; a ceremony can rotate in more), Notary's targets keys as the
 // targets role when this directory holds enough of them (else a new
 // targets key), and the server's timestamp and snapshot keys. It returns
-// the targets key IDs.
-func (m *Migrator) create(ctx context.Context, gun string, repo *notary.Repository, held map[string]bool, rep *GUNReport) ([]string, error) {
+// the targets key IDs and threshold.
+func (m *Migrator) create(ctx context.Context, gun string, repo *notary.Repository, held map[string]bool, rep *GUNReport) ([]string, int, error) {
 	c := m.o.Client
 	ts, err := c.ServerKey(ctx, gun, metadata.TIMESTAMP)
 	if err != nil {
-		return nil, err
+		return nil, 0, err
 	}
 	snap, err := c.ServerKey(ctx, gun, metadata.SNAPSHOT)
 	if err != nil {
-		return nil, err
+		return nil, 0, err
 	}
 	plan := client.RootPlan{Keys: 1, Threshold: 1, Timestamp: ts, Snapshot: snap}
 	tr := repo.Roles[0]
+	var notaryKeys []*metadata.Key
+	heldN := 0
 	for _, id := range tr.KeyIDs {
 		k, err := tufKey(tr.Keys[id])
 		if err != nil {
-			return nil, err
+			return nil, 0, err
 		}
 		kid, _ := k.ID()
+		if slices.ContainsFunc(notaryKeys, func(x *metadata.Key) bool { y, _ := x.ID(); return y == kid }) {
+			continue
+		}
+		notaryKeys = append(notaryKeys, k)
 		if held[kid] {
-			plan.TargetsKeys = append(plan.TargetsKeys, k)
+			heldN++
 		}
 	}
-	if len(plan.TargetsKeys) == 0 {
-		rep.Notes = append(rep.Notes, "this trust directory holds no Notary targets key of "+gun+": a new Signet targets key was generated")
+	if heldN >= tr.Threshold {
+		// Notary's targets keys and threshold carry over.
+		plan.TargetsKeys, plan.TargetsThreshold = notaryKeys, tr.Threshold
+	} else {
+		rep.Notes = append(rep.Notes, fmt.Sprintf("this trust directory holds %d of the %d Notary targets key(s) of %s that must sign: a new Signet targets key was generated", heldN, tr.Threshold, gun))
 	}
 	unsigned, err := c.RootInit(ctx, plan)
 	if err != nil {
-		return nil, err
+		return nil, 0, err
 	}
 	root, err := metadata.Root().FromBytes(unsigned)
 	if err != nil {
-		return nil, fmt.Errorf("migrate: %w", err)
+		return nil, 0, fmt.Errorf("migrate: %w", err)
 	}
 	for _, id := range root.Signed.Roles[metadata.ROOT].KeyIDs {
 		s, err := c.Keys().Signer(ctx, id)
 		if err != nil {
-			return nil, err
+			return nil, 0, err
 		}
 		if _, err := root.Sign(s); err != nil {
-			return nil, fmt.Errorf("migrate: sign the new root with %s: %w", id, err)
+			return nil, 0, fmt.Errorf("migrate: sign the new root with %s: %w", id, err)
 		}
 	}
 	signed, err := root.ToBytes(true)
 	if err != nil {
-		return nil, err
+		return nil, 0, err
 	}
 	if err := c.RootPublish(ctx, gun, signed); err != nil {
 		var se *client.ServerError
 		if errors.As(err, &se) && se.Status == http.StatusConflict {
-			return nil, fmt.Errorf("%w: the Signet repository %s exists already: pin its root (signet trust pin %s --root root.json) and run again without --init: %w", ErrConflict, gun, gun, err)
+			return nil, 0, fmt.Errorf("%w: the Signet repository %s exists already: pin its root (signet trust pin %s --root root.json) and run again without --init: %w", ErrConflict, gun, gun, err)
 		}
-		return nil, fmt.Errorf("create the Signet repository: %w", err)
+		return nil, 0, fmt.Errorf("create the Signet repository: %w", err)
 	}
 	rep.Created = true
 	rep.Publishes++
-	return root.Signed.Roles[metadata.TARGETS].KeyIDs, nil
+	tr2 := root.Signed.Roles[metadata.TARGETS]
+	return tr2.KeyIDs, tr2.Threshold, nil
 }
