@@ -142,6 +142,7 @@ func TestRefused(t *testing.T) {
 	cases := []struct {
 		name   string
 		build  func(r *notarytest.Repo)
+		tamper func(r *notarytest.Repo) func(string, map[string]any) []*notarytest.Key
 		anchor func(r *notarytest.Repo) notary.Anchor
 		edit   func(t *testing.T, dir string)
 		now    func() time.Time
@@ -176,6 +177,18 @@ func TestRefused(t *testing.T) {
 		{name: "root certificate for another GUN", build: func(r *notarytest.Repo) {
 			r.Root = notarytest.NewRootKey(t, "registry.example.com/team/other", r.CertStart)
 		}, want: notary.ErrUntrustedRoot, reason: `certificate for "registry.example.com/team/other"`},
+		{name: "key listed under another key ID", tamper: func(r *notarytest.Repo) func(string, map[string]any) []*notarytest.Key {
+			return func(role string, signed map[string]any) []*notarytest.Key {
+				if role == "root" {
+					keys := signed["keys"].(map[string]any)
+					fake := strings.Repeat("ab", 32)
+					keys[fake] = keys[r.Targets.ID]
+					delete(keys, r.Targets.ID)
+					signed["roles"].(map[string]any)["targets"] = map[string]any{"keyids": []string{fake}, "threshold": 1}
+				}
+				return nil
+			}
+		}, want: notary.ErrMalformed, reason: "key listed as abababababab has key ID"},
 		{name: "expired", now: func() time.Time { return tsExpiry.Add(time.Hour) }, want: notary.ErrExpired, reason: "--allow-expired"},
 	}
 	for _, tc := range cases {
@@ -185,7 +198,11 @@ func TestRefused(t *testing.T) {
 			if tc.build != nil {
 				tc.build(r)
 			}
-			r.Build(t, nil)
+			var tamper func(string, map[string]any) []*notarytest.Key
+			if tc.tamper != nil {
+				tamper = tc.tamper(r)
+			}
+			r.Build(t, tamper)
 			dir := t.TempDir()
 			r.WriteServerDir(t, dir)
 			if tc.edit != nil {
