@@ -12,6 +12,7 @@ import (
 	"os"
 	"slices"
 	"strings"
+	"sync"
 	"text/tabwriter"
 	"time"
 
@@ -96,8 +97,20 @@ func (a *app) migrateNotary(ctx context.Context, f migrateFlags, guns []string) 
 	var trustDir *notary.TrustDir
 	switch {
 	case f.from != "":
+		// One token per GUN (the client's token code, as for signet-server).
+		var mu sync.Mutex
+		clients := map[string]*http.Client{}
 		src = notary.Server{URL: f.from, HTTPClient: func(ctx context.Context, gun string) (*http.Client, error) {
-			return client.RegistryTokenClient(ctx, nil, f.from, gun, "pull", a.keychain())
+			mu.Lock()
+			defer mu.Unlock()
+			if hc, ok := clients[gun]; ok {
+				return hc, nil
+			}
+			hc, err := client.RegistryTokenClient(ctx, nil, f.from, gun, "pull", a.keychain())
+			if err == nil {
+				clients[gun] = hc
+			}
+			return hc, err
 		}}
 	case notary.IsTrustDir(f.fromDir):
 		td := notary.TrustDir{Dir: f.fromDir}
