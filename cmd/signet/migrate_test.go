@@ -237,3 +237,50 @@ func TestImportNotaryRootKey(t *testing.T) {
 		t.Fatalf("%q %s", pub, e)
 	}
 }
+
+// TestMigrateNotaryIntoCeremonyRoot follows the README: the Notary targets
+// key is imported and named by a ceremony's root, which is published and
+// pinned; the migration (no --init) then signs with that same key.
+func TestMigrateNotaryIntoCeremonyRoot(t *testing.T) {
+	t.Parallel()
+	dev := &cli{t: t, server: newServer(t), trustDir: t.TempDir()}
+	gun := "registry.example.com/acme/old"
+	td := fixtures + "/docker-trust-dir"
+	env := map[string]string{"SIGNET_TARGETS_PASSPHRASE": "fixture-targets-passphrase", "NOTARY_TARGETS_PASSPHRASE": "fixture-targets-passphrase"}
+	must := func(args ...string) string {
+		t.Helper()
+		code, out, e := dev.runEnv(env, args...)
+		if code != 0 {
+			t.Fatalf("%v: exit %d: %s", args, code, e)
+		}
+		return out
+	}
+	work := t.TempDir()
+	f := func(n string) string { return filepath.Join(work, n) }
+	must("key", "import", td+"/private/8151ac5c8bcda4fa684e77e17b5ea9372d19ecf8618734e90ee6593abe37a38c.key", "--role", "targets")
+	targetsID := strings.Fields(must("key", "list"))[0]
+	if err := os.WriteFile(f("notary-targets.pub"), []byte(must("key", "public", targetsID)), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	must("key", "fetch", gun, "timestamp", "--out", f("ts.json"))
+	must("key", "fetch", gun, "snapshot", "--out", f("snap.json"))
+	must("root", "init", gun, "--keys", "1", "--threshold", "1", "--timestamp-key", f("ts.json"), "--snapshot-key", f("snap.json"), "--targets-key", f("notary-targets.pub"), "--out", f("root.json"))
+	var rootKey string
+	keys := strings.Fields(must("key", "list"))
+	for i := 0; i+1 < len(keys); i += 2 {
+		if keys[i+1] == "root" {
+			rootKey = filepath.Join(dev.trustDir, "private", keys[i]+".key")
+		}
+	}
+	must("root", "sign", f("root.json"), "--key", rootKey)
+	must("root", "publish", gun, f("root.json"))
+	out := must("migrate", "notary", gun, "--from-dir", td, at)
+	if strings.Count(out, "migrated") != 2 || strings.Contains(out, "key imported") || strings.Contains(out, "created the Signet repository") {
+		t.Fatalf("%s", out)
+	}
+	engine := &cli{t: t, server: dev.server, trustDir: t.TempDir()}
+	if code, _, e := engine.run("trust", "pin", gun, "--root", f("root.json")); code != 0 {
+		t.Fatal(e)
+	}
+	resolves(t, engine, gun+":v2", "sha256:1143b9b4e11155615d3b442e65cef2e71e87cb13d0f59afc06bd5ddc3c0f340c")
+}
