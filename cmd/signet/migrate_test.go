@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/signetdev/signet/notary"
 	"github.com/signetdev/signet/notary/notarytest"
@@ -283,4 +284,54 @@ func TestMigrateNotaryIntoCeremonyRoot(t *testing.T) {
 		t.Fatal(e)
 	}
 	resolves(t, engine, gun+":v2", "sha256:1143b9b4e11155615d3b442e65cef2e71e87cb13d0f59afc06bd5ddc3c0f340c")
+}
+
+// TestMigrateNotaryAllSkipsTheBadOne: with --all, a repository that does
+// not verify is reported and skipped, the others are migrated, and the
+// exit status says not everything was.
+func TestMigrateNotaryAllSkipsTheBadOne(t *testing.T) {
+	t.Parallel()
+	td := t.TempDir()
+	copyTree(t, fixtures+"/docker-trust-dir", td)
+	bad := "registry.example.com/acme/bad"
+	r := notarytest.NewRepo(t, bad, time.Date(2026, 12, 6, 0, 0, 0, 0, time.UTC))
+	r.Tags["v1"] = notarytest.Tag("bad v1")
+	r.Build(t, nil)
+	r.WriteTrustDir(t, td, nil)
+	// The cached targets no longer match the snapshot that vouches for it.
+	p := filepath.Join(td, "tuf", bad, "metadata", "targets.json")
+	b, _ := os.ReadFile(p)
+	if err := os.WriteFile(p, bytes.Replace(b, []byte(`"length":6`), []byte(`"length":7`), 1), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	dev := &cli{t: t, server: newServer(t), trustDir: t.TempDir()}
+	code, out, e := dev.runEnv(notaryEnv, "migrate", "notary", "--all", "--from-dir", td, "--init", at)
+	if code != exitError || !strings.Contains(e, "1 of 2 repositories were not migrated") || !strings.Contains(out, "REFUSED: notary: "+bad+": targets: metadata does not match") || strings.Count(out, " migrated") != 2 {
+		t.Fatalf("exit %d\n%s\n%s", code, out, e)
+	}
+	if code, _, _ := dev.run("trust", "show", bad); code == 0 {
+		t.Fatal("the refused repository was created on Signet")
+	}
+	resolves(t, pinnedEngine(t, dev, "registry.example.com/acme/old"), "registry.example.com/acme/old:v1", "sha256:b2c1755dfff615b906d80a3120cf6316e3beaf721bc4a75d27d87daf7cf3561e")
+}
+
+func copyTree(t *testing.T, from, to string) {
+	t.Helper()
+	err := filepath.Walk(from, func(p string, fi os.FileInfo, err error) error {
+		if err != nil {
+			return err
+		}
+		rel, _ := filepath.Rel(from, p)
+		if fi.IsDir() {
+			return os.MkdirAll(filepath.Join(to, rel), 0o700)
+		}
+		b, err := os.ReadFile(p)
+		if err != nil {
+			return err
+		}
+		return os.WriteFile(filepath.Join(to, rel), b, 0o600)
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
 }
