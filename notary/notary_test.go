@@ -247,3 +247,34 @@ type oneFile []byte
 
 func (o oneFile) Get(context.Context, string, string, notary.Want) ([]byte, error) { return o, nil }
 func (o oneFile) String() string                                                   { return "fuzz" }
+
+// TestNestedPaths: Notary restricts a nested delegation to the parts of
+// its path prefixes inside its delegator's; a tag outside them is refused.
+func TestNestedPaths(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	gun := "registry.example.com/team/nested"
+	k := notarytest.NewKey(t)
+	build := func(tags map[string]notary.FileMeta) notary.ServerDir {
+		r := notarytest.NewRepo(t, gun, time.Date(2026, 12, 6, 0, 0, 0, 0, time.UTC))
+		r.Delegations = []*notarytest.Delegation{{Name: "targets/ci", Keys: []*notarytest.Key{k}, Paths: []string{"ci-"}, Tags: map[string]notary.FileMeta{},
+			Delegations: []*notarytest.Delegation{{Name: "targets/ci/nightly", Keys: []*notarytest.Key{k}, Paths: []string{"ci-nightly-", "release-"}, Tags: tags}}}}
+		r.Build(t, nil)
+		dir := t.TempDir()
+		r.WriteServerDir(t, dir)
+		return notary.ServerDir{Dir: dir}
+	}
+	src := build(map[string]notary.FileMeta{"ci-nightly-1": notarytest.Tag("n1")})
+	repo, err := notary.Verify(ctx, src, gun, notary.Options{Anchor: notary.Anchor{TOFU: true}, Now: fixedNow})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := repo.Role("targets/ci/nightly"); n == nil || n.Delegator != "targets/ci" || !slices.Equal(n.Paths, []string{"ci-nightly-"}) || len(n.Targets) != 1 {
+		t.Fatalf("nightly: %+v", n)
+	}
+	src = build(map[string]notary.FileMeta{"release-1": notarytest.Tag("r1")})
+	_, err = notary.Verify(ctx, src, gun, notary.Options{Anchor: notary.Anchor{TOFU: true}, Now: fixedNow})
+	if !errors.Is(err, notary.ErrPath) || !strings.Contains(err.Error(), `targets/ci/nightly v1 lists "release-1"`) {
+		t.Fatalf("outside the delegator's paths: %v", err)
+	}
+}

@@ -39,6 +39,11 @@ func docker(t *testing.T, gun string) (*notarytest.Repo, *notarytest.Key) {
 		{Name: "targets/alice", Keys: []*notarytest.Key{alice}, Paths: []string{"alice-"}, Tags: map[string]notary.FileMeta{"alice-1": notarytest.Tag("a1")}},
 		{Name: "targets/bob", Keys: []*notarytest.Key{alice}, Paths: []string{"bob-"}, Tags: map[string]notary.FileMeta{}},
 	}
+	// A nested delegation: targets/releases delegates qa-… to
+	// targets/releases/qa (and "other-", outside nothing, passes through).
+	r.Delegations[0].Delegations = []*notarytest.Delegation{
+		{Name: "targets/releases/qa", Keys: []*notarytest.Key{alice}, Paths: []string{"qa-"}, Tags: map[string]notary.FileMeta{"qa-1": notarytest.Tag("qa one")}},
+	}
 	return r, alice
 }
 
@@ -92,8 +97,15 @@ func TestMirrorDelegations(t *testing.T) {
 		t.Fatalf("the targets/targets-releases conflict on 1.0 is not reported: %+v", rep.Rows)
 	}
 	eng := e.engine(gun)
-	w := want(r, map[string]notary.FileMeta{"1.0": notarytest.Tag("new manifest"), "2.0": notarytest.Tag("two"), "base": notarytest.Tag("base manifest"), "alice-1": notarytest.Tag("a1")})
-	checkResolves(t, eng, gun, w, map[string]string{"1.0": "targets/releases", "2.0": "targets/releases", "base": "targets", "alice-1": "targets/alice"})
+	w := want(r, map[string]notary.FileMeta{"1.0": notarytest.Tag("new manifest"), "2.0": notarytest.Tag("two"), "base": notarytest.Tag("base manifest"), "alice-1": notarytest.Tag("a1"), "qa-1": notarytest.Tag("qa one")})
+	checkResolves(t, eng, gun, w, map[string]string{"1.0": "targets/releases", "2.0": "targets/releases", "base": "targets", "alice-1": "targets/alice", "qa-1": "targets/releases/qa"})
+	rel, err := eng.Role(ctx, gun, "targets/releases")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if qa := client.ListDelegations(&rel.Signed); len(qa) != 1 || qa[0].Name != "targets/releases/qa" || qa[0].Paths[0] != "qa-*" {
+		t.Fatalf("nested delegation: %+v", qa)
+	}
 	ds, err := eng.Role(ctx, gun, "targets")
 	if err != nil {
 		t.Fatal(err)

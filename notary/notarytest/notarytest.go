@@ -138,6 +138,23 @@ type Delegation struct {
 	Tags      map[string]notary.FileMeta
 	// Signers sign the role (default: Keys).
 	Signers []*Key
+	// Delegations are the roles this one delegates to (NAME/…).
+	Delegations []*Delegation
+}
+
+// delegationsOf is the "delegations" object delegating to ds.
+func delegationsOf(ds []*Delegation) map[string]any {
+	dk := map[string]any{}
+	roles := []any{}
+	for _, d := range ds {
+		var ids []string
+		for _, k := range d.Keys {
+			dk[k.ID] = key(k)
+			ids = append(ids, k.ID)
+		}
+		roles = append(roles, map[string]any{"name": d.Name, "keyids": ids, "threshold": max(1, d.Threshold), "paths": d.Paths})
+	}
+	return map[string]any{"keys": dk, "roles": roles}
 }
 
 // Repo is a Notary repository: keys, tags and delegations of targets.
@@ -202,30 +219,22 @@ func (r *Repo) Build(t testing.TB, tamper func(role string, signed map[string]an
 	}
 	rootBytes := sign("root", r.RootSigned(1), r.Root)
 	exp := r.Expires.Format(time.RFC3339Nano)
-	dk := map[string]any{}
-	var roles []any
-	for _, d := range r.Delegations {
-		var ids []string
-		for _, k := range d.Keys {
-			dk[k.ID] = key(k)
-			ids = append(ids, k.ID)
-		}
-		roles = append(roles, map[string]any{"name": d.Name, "keyids": ids, "threshold": max(1, d.Threshold), "paths": d.Paths})
-	}
-	if roles == nil {
-		roles = []any{}
-	}
 	snapMeta := map[string]any{"root": meta(Meta(rootBytes))}
-	targets := sign("targets", map[string]any{"_type": "Targets", "version": 1, "expires": exp, "targets": metaMap(r.Tags), "delegations": map[string]any{"keys": dk, "roles": roles}}, r.Targets)
+	targets := sign("targets", map[string]any{"_type": "Targets", "version": 1, "expires": exp, "targets": metaMap(r.Tags), "delegations": delegationsOf(r.Delegations)}, r.Targets)
 	snapMeta["targets"] = meta(Meta(targets))
-	for _, d := range r.Delegations {
-		signers := d.Signers
-		if signers == nil {
-			signers = d.Keys
+	var signRoles func(ds []*Delegation)
+	signRoles = func(ds []*Delegation) {
+		for _, d := range ds {
+			signers := d.Signers
+			if signers == nil {
+				signers = d.Keys
+			}
+			b := sign(d.Name, map[string]any{"_type": "Targets", "version": 1, "expires": exp, "targets": metaMap(d.Tags), "delegations": delegationsOf(d.Delegations)}, signers...)
+			snapMeta[d.Name] = meta(Meta(b))
+			signRoles(d.Delegations)
 		}
-		b := sign(d.Name, map[string]any{"_type": "Targets", "version": 1, "expires": exp, "targets": metaMap(d.Tags), "delegations": map[string]any{"keys": map[string]any{}, "roles": []any{}}}, signers...)
-		snapMeta[d.Name] = meta(Meta(b))
 	}
+	signRoles(r.Delegations)
 	snap := sign("snapshot", map[string]any{"_type": "Snapshot", "version": 1, "expires": exp, "meta": snapMeta}, r.Snapshot)
 	sign("timestamp", map[string]any{"_type": "Timestamp", "version": 1, "expires": r.TimestampExpires.Format(time.RFC3339Nano), "meta": map[string]any{"snapshot": meta(Meta(snap))}}, r.Timestamp)
 }
@@ -254,9 +263,14 @@ func (r *Repo) WriteTrustDir(t testing.TB, dir string, pass map[string]string) {
 		write(t, filepath.Join(dir, "tuf", filepath.FromSlash(r.GUN), "metadata", filepath.FromSlash(role)+".json"), r.Files[role+"."+strconv.Itoa(v)])
 	}
 	keys := map[string][]*Key{"targets": {r.Targets}}
-	for _, d := range r.Delegations {
-		keys[d.Name] = d.Keys
+	var collect func(ds []*Delegation)
+	collect = func(ds []*Delegation) {
+		for _, d := range ds {
+			keys[d.Name] = d.Keys
+			collect(d.Delegations)
+		}
 	}
+	collect(r.Delegations)
 	for role, p := range pass {
 		for _, k := range keys[role] {
 			WriteKey(t, dir, k, role, r.GUN, p)
