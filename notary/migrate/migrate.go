@@ -153,7 +153,7 @@ func New(o Options) (*Migrator, error) {
 // GUN that does not verify, or whose Signet side conflicts, is reported
 // with Error and nothing of it is published.
 func (m *Migrator) Migrate(ctx context.Context, gun string) *GUNReport {
-	rep := &GUNReport{GUN: gun, DryRun: m.o.DryRun}
+	rep := &GUNReport{GUN: gun, DryRun: m.o.DryRun, Rows: []Row{}}
 	if err := m.migrate(ctx, gun, rep); err != nil {
 		rep.Error = err.Error()
 		for i := range rep.Rows {
@@ -174,6 +174,9 @@ var ErrConflict = errors.New("the Signet repository conflicts with the Notary da
 
 // tagRE is the tag grammar of image references.
 var tagRE = regexp.MustCompile(`^[\w][\w.-]{0,127}$`)
+
+// prefixRE matches path prefixes made only of characters tags may hold.
+var prefixRE = regexp.MustCompile(`^[\w.-]+$`)
 
 // plan is what one GUN's migration publishes.
 type plan struct {
@@ -315,7 +318,7 @@ func (m *Migrator) plan(repo *notary.Repository, rep *GUNReport) (*plan, error) 
 func mapDelegation(r *notary.Role) (*spec, string, error) {
 	var paths []string
 	for _, pre := range r.Paths {
-		if pre != "" && !regexp.MustCompile(`^[\w.-]+$`).MatchString(pre) {
+		if pre != "" && !prefixRE.MatchString(pre) {
 			continue
 		}
 		paths = append(paths, pre+"*")
