@@ -235,13 +235,37 @@ func (m *Migrator) publish(ctx context.Context, gun string, repo *notary.Reposit
 	}
 	// Group a: published now (staged only if this directory lacks the
 	// targets key), in as few uploads as the server's limits allow.
+	var published []map[string][]client.Change
+	var stagedA string
 	if len(a.roles) > 0 || len(a.specs) > 0 {
-		if err := m.publishA(ctx, gun, a, p, heldCount(st.targetsKeys) >= st.targetsThreshold, rep); err != nil {
+		var err error
+		if published, stagedA, err = m.publishA(ctx, gun, a, p, heldCount(st.targetsKeys) >= st.targetsThreshold, rep); err != nil {
 			return err
 		}
 	}
 	if len(b.roles) > 0 || len(b.specs) > 0 {
 		if err := m.stageB(ctx, gun, b, p, st, rep.Publishes == 0, rep); err != nil {
+			// Never half-migrated: take back what this run published or
+			// staged before.
+			var rerr error
+			switch {
+			case stagedA != "":
+				rerr = m.o.Client.Withdraw(ctx, gun, stagedA)
+				rep.Staged, rep.StagedFor, rep.Approvers = "", nil, nil
+			case len(published) > 0:
+				rerr = m.undo(ctx, gun, a, published)
+			}
+			if rerr != nil {
+				return fmt.Errorf("%w; undoing the rest of this run also failed: %v (re-run the migration to complete it)", err, rerr)
+			}
+			for i := range rep.Rows {
+				if o := rep.Rows[i].Outcome; o == Migrated || strings.HasPrefix(o, StagedFor) {
+					rep.Rows[i].Outcome = ""
+				}
+			}
+			if stagedA != "" || len(published) > 0 {
+				return fmt.Errorf("%w (what this run had published was undone)", err)
+			}
 			return err
 		}
 	}
@@ -289,7 +313,8 @@ func estimate(ch client.Change) int { return len(ch.Tag) + 160 }
 // publishA publishes group a: in one upload when it fits MaxUploadBytes,
 // else in batches; if a later batch fails, the earlier ones are undone by
 // a compensating publish, so the repository ends as it was.
-func (m *Migrator) publishA(ctx context.Context, gun string, g group, p *plan, targetsHeld bool, rep *GUNReport) error {
+// It returns the batches it published, or the ID of the change it staged.
+func (m *Migrator) publishA(ctx context.Context, gun string, g group, p *plan, targetsHeld bool, rep *GUNReport) ([]map[string][]client.Change, string, error) {
 	c := m.o.Client
 	var batches []map[string][]client.Change
 	cur, size := map[string][]client.Change{}, 0
@@ -307,27 +332,29 @@ func (m *Migrator) publishA(ctx context.Context, gun string, g group, p *plan, t
 			total++
 		}
 		if roleSize > maxRoleBytes {
-			return fmt.Errorf("%s would list %d tags (about %d bytes), above signet-server's default role size limit; use --flatten into a repository sharded with signet repo shard", role, len(p.adds[role]), roleSize)
+			return nil, "", fmt.Errorf("%s would list %d tags (about %d bytes), above signet-server's default role size limit; use --flatten into a repository sharded with signet repo shard", role, len(p.adds[role]), roleSize)
 		}
 	}
 	batches = append(batches, cur)
 	done := 0
+	stagedID := ""
 	var published []map[string][]client.Change
 	for i, batch := range batches {
 		out, err := c.PublishChangeSet(ctx, gun, changeSet(g, batch, i == 0))
 		if err != nil {
 			if i > 0 {
 				if rerr := m.undo(ctx, gun, g, published); rerr != nil {
-					return fmt.Errorf("batch %d of %d failed: %w; undoing the earlier batches also failed: %v (re-run the migration to complete it)", i+1, len(batches), err, rerr)
+					return nil, "", fmt.Errorf("batch %d of %d failed: %w; undoing the earlier batches also failed: %v (re-run the migration to complete it)", i+1, len(batches), err, rerr)
 				}
-				return fmt.Errorf("batch %d of %d failed (the earlier batches were undone): %w", i+1, len(batches), err)
+				return nil, "", fmt.Errorf("batch %d of %d failed (the earlier batches were undone): %w", i+1, len(batches), err)
 			}
-			return err
+			return nil, "", err
 		}
 		rep.Publishes++
 		published = append(published, batch)
 		outcome := Migrated
 		if out.Staged != nil {
+			stagedID = out.Staged.ID
 			rep.Staged, rep.StagedFor, rep.Approvers = out.Staged.ID, out.Staged.Pending(), map[string][]string{}
 			for role := range rep.StagedFor {
 				rep.Approvers[role] = g.keys[role]
@@ -344,7 +371,10 @@ func (m *Migrator) publishA(ctx context.Context, gun string, g group, p *plan, t
 			m.o.Progress(gun, done, total)
 		}
 	}
-	return nil
+	if stagedID != "" {
+		published = nil
+	}
+	return published, stagedID, nil
 }
 
 // undo removes what the published batches of group g added: the

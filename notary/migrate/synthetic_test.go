@@ -355,3 +355,56 @@ func TestPartialFailure(t *testing.T) {
 	}
 	checkResolves(t, eng, gun, want(r, r.Tags), nil)
 }
+
+// TestStageFailureUndoes: when staging the roles whose keys are missing
+// fails, what the same run published is undone: never half-migrated. A
+// re-run completes it.
+func TestStageFailureUndoes(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	gun := "registry.example.com/team/carol"
+	r := notarytest.NewRepo(t, gun, tsExpiry)
+	r.Tags["1.0"] = notarytest.Tag("one")
+	r.Delegations = []*notarytest.Delegation{{Name: "targets/carol", Keys: []*notarytest.Key{notarytest.NewKey(t)}, Paths: []string{""}, Tags: map[string]notary.FileMeta{"2.0": notarytest.Tag("two")}}}
+	r.Build(t, nil)
+	dir := t.TempDir()
+	r.WriteTrustDir(t, dir, map[string]string{"targets": "fixture-targets-passphrase"}) // carol's key is not here
+	keys, _ := notary.ReadPrivateKeys(dir)
+	var failStage atomic.Bool
+	srv := server.New(memstore.New(), keystore.NewMemory(), server.WithSweepInterval(0))
+	h := srv.Handler()
+	hs := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+		if failStage.Load() && req.Method == http.MethodPost && strings.Contains(req.URL.Path, "/_trust/staged/") {
+			http.Error(w, `{"errors":[{"code":"UNAVAILABLE","message":"injected failure"}]}`, http.StatusServiceUnavailable)
+			return
+		}
+		h.ServeHTTP(w, req)
+	}))
+	t.Cleanup(hs.Close)
+	e := newEnv(t, hs.URL)
+	td := notary.TrustDir{Dir: dir}
+	pinned, _ := td.PinnedRoot(gun)
+	m := e.migrator(td, notary.Anchor{Root: pinned}, func(o *migrate.Options) { o.Keys = keys })
+	failStage.Store(true)
+	rep := m.Migrate(ctx, gun)
+	if !rep.Failed() || !strings.Contains(rep.Error, "what this run had published was undone") || outcomes(rep)[migrate.Skipped] != 2 {
+		t.Fatalf("%+v", rep)
+	}
+	eng := e.engine(gun)
+	tm, err := eng.Update(ctx, gun)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := len(tm.Targets["targets"].Signed.Targets); n != 0 {
+		t.Fatalf("targets lists %d tags after the undo", n)
+	}
+	if staged, err := e.dev.ListStaged(ctx, gun); err != nil || len(staged) != 0 {
+		t.Fatalf("staged %v %v", staged, err)
+	}
+	failStage.Store(false)
+	rep = mustOK(t, m.Migrate(ctx, gun))
+	if rep.Staged == "" || outcomes(rep)[migrate.Migrated] != 1 || outcomes(rep)[migrate.StagedFor+" targets/carol"] != 1 {
+		t.Fatalf("%+v", rep)
+	}
+	checkResolves(t, eng, gun, want(r, r.Tags), nil)
+}
