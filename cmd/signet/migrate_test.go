@@ -335,3 +335,35 @@ func copyTree(t *testing.T, from, to string) {
 		t.Fatal(err)
 	}
 }
+
+// TestMigrateNotaryRootCertificate: --root may be the root certificate
+// engines trusted (as Notary's trust pinning did); a certificate of another
+// repository's root is refused.
+func TestMigrateNotaryRootCertificate(t *testing.T) {
+	t.Parallel()
+	certOf := func(gun string) string {
+		b, err := os.ReadFile(filepath.Join(fixtures, gun, "root.1.json"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		r, _, err := notary.ParseRoot(b)
+		if err != nil {
+			t.Fatal(err)
+		}
+		f := filepath.Join(t.TempDir(), "root.crt")
+		if err := os.WriteFile(f, r.Keys[r.Roles["root"].KeyIDs[0]].Value.Public, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		return f
+	}
+	dev := &cli{t: t, server: newServer(t), trustDir: t.TempDir()}
+	feat := "example.com/demo/feat"
+	code, out, e := dev.run("migrate", "notary", feat, "--from-dir", fixtures, "--root", certOf(feat), "--flatten", "--init", at)
+	if code != 0 || !strings.Contains(out, "migrated") {
+		t.Fatalf("exit %d\n%s\n%s", code, out, e)
+	}
+	code, out, _ = dev.run("migrate", "notary", "example.com/demo/app", "--from-dir", fixtures, "--root", certOf(feat), "--init", at)
+	if code != exitError || !strings.Contains(out, "names none of the given root certificates") {
+		t.Fatalf("another repository's certificate: exit %d\n%s", code, out)
+	}
+}
