@@ -9,10 +9,11 @@ import (
 	"os"
 	"path/filepath"
 
-	"github.com/distribution/reference"
 	"github.com/opencontainers/go-digest"
 	"github.com/theupdateframework/go-tuf/v2/metadata"
 	"github.com/theupdateframework/go-tuf/v2/metadata/trustedmetadata"
+
+	"github.com/signetdev/signet/imageref"
 )
 
 // Target is a trusted tag.
@@ -25,17 +26,23 @@ type Target struct {
 	Role string
 }
 
-// ParseRef splits "registry.example.com/team/app:1.2" into GUN and tag.
+// ParseRef splits "registry.example.com/team/app:1.2" into GUN and tag. The
+// GUN is the name normalised as Docker does (imageref.Parse): "alpine:3"
+// is docker.io/library/alpine, tag 3. A reference must name a tag and no
+// digest: comparing a digest with what the tag vouches for is the
+// caller's part (the policy package does it).
 func ParseRef(ref string) (gun, tag string, err error) {
-	r, err := reference.Parse(ref)
+	r, err := imageref.Parse(ref)
 	if err != nil {
-		return "", "", fmt.Errorf("client: %q is not an image reference: %w", ref, err)
+		return "", "", fmt.Errorf("client: %w", err)
 	}
-	nt, ok := r.(reference.NamedTagged)
-	if !ok {
+	if r.Digest != "" {
+		return "", "", fmt.Errorf("client: %q carries a digest; resolve NAME:TAG and compare the digest it vouches for", ref)
+	}
+	if r.Tag == "" {
 		return "", "", fmt.Errorf("client: %q has no tag (want NAME:TAG)", ref)
 	}
-	return nt.Name(), nt.Tag(), nil
+	return r.Name, r.Tag, nil
 }
 
 // Resolve returns the target that the repository's trusted keys vouch for
