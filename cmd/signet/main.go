@@ -16,6 +16,7 @@
 //	signet signer add|remove|list GUN …
 //	signet staged list|show|withdraw GUN [ID];  signet approve GUN ID
 //	signet repo shard GUN --bins N
+//	signet policy check FILE REF… [--digest sha256:…] [--namespace NS]
 //
 // Global flags --server (SIGNET_SERVER), --trust-dir (SIGNET_TRUST_DIR,
 // default ~/.signet), -o json. SIGNET_TOKEN is sent as a bearer token; for
@@ -131,6 +132,7 @@ func (a *app) command() *cobra.Command {
 	root.AddCommand(a.initCmd(), a.signCmd(), a.unsignCmd(), a.resolveCmd(), a.verifyCmd(), a.listCmd(), a.keyCmd(), a.trustCmd(),
 		a.rootCmd(), a.statusCmd(), a.delegationCmd(), a.signerCmd(), a.stagedCmd(), a.approveCmd(), a.repoCmd())
 	root.AddCommand(a.migrateCmd())
+	root.AddCommand(a.policyCmd())
 	return root
 }
 
