@@ -113,4 +113,3 @@ func (e policyRefused) Error() string {
 
 // Is makes a decided refusal exit like an unsigned tag (3).
 func (e policyRefused) Is(t error) bool { return e.failed == 0 && t == client.ErrNotSigned }
-
