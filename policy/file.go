@@ -119,6 +119,11 @@ func Parse(data []byte, dir string) (*File, error) {
 	dec.KnownFields(true)
 	var f File
 	if err := dec.Decode(&f); err != nil {
+		var te *yaml.TypeError
+		if errors.As(err, &te) {
+			// One line: hooks print the reason on one line.
+			err = &yaml.TypeError{Errors: []string{strings.Join(te.Errors, "; ")}}
+		}
 		return nil, fmt.Errorf("policy: %w", err)
 	}
 	var extra any
