@@ -2,6 +2,7 @@ package policy_test
 
 import (
 	"context"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -338,5 +339,33 @@ func TestConcurrentChecks(t *testing.T) {
 	close(errs)
 	for e := range errs {
 		t.Error(e)
+	}
+}
+
+// BenchmarkCheckWarm is a warm decision: verified state in memory, one
+// conditional GET of timestamp.json to the in-process server.
+func BenchmarkCheckWarm(b *testing.B) {
+	srv := testserver.Start(b)
+	repo := srv.Init(b, app)
+	repo.Sign("1.0")
+	f := filepath.Join(b.TempDir(), "root.json")
+	if err := os.WriteFile(f, repo.Root, 0o600); err != nil {
+		b.Fatal(err)
+	}
+	for _, staleness := range []time.Duration{0, time.Hour} {
+		b.Run(fmt.Sprintf("max_staleness=%s", staleness), func(b *testing.B) {
+			p, err := policy.New(&policy.File{Server: policy.Server{URL: srv.URL}, TrustDir: b.TempDir(), Rules: []policy.Rule{{Match: app, Require: "signed", Root: f, MaxStaleness: staleness}}})
+			if err != nil {
+				b.Fatal(err)
+			}
+			if d := check(p, app+":1.0"); !d.Allowed() {
+				b.Fatal(d)
+			}
+			for b.Loop() {
+				if d := check(p, app+":1.0"); !d.Allowed() {
+					b.Fatal(d)
+				}
+			}
+		})
 	}
 }
