@@ -123,9 +123,10 @@ func (c *Client) Update(ctx context.Context, gun string) (*trustedmetadata.Trust
 	return &trusted, nil
 }
 
-// current returns gun's verified view: the warm one while the server's
-// timestamp.json is unchanged (a conditional GET answers 304) and nothing
-// top-level has expired, else a fresh refresh. A warm view keeps the
+// current returns gun's verified view: the warm one while nothing
+// top-level has expired and either it was checked against the server less
+// than MaxStaleness ago or the server's timestamp.json is unchanged (a
+// conditional GET answers 304), else a fresh refresh. A warm view keeps the
 // delegated roles it verified, each under the delegator it was verified
 // against. The caller holds the lock.
 func (c *Client) current(ctx context.Context, gun string) (*repoState, error) {
@@ -135,8 +136,12 @@ func (c *Client) current(ctx context.Context, gun string) (*repoState, error) {
 	c.mu.Unlock()
 	if w != nil {
 		w.ctx, w.f.ctx = ctx, ctx
-		if !w.expired(now) && w.f.unchanged(c.tufURL(gun)+"timestamp.json", w.f.etag) {
+		fresh := c.opts.MaxStaleness > 0 && now.Sub(w.updated) < c.opts.MaxStaleness
+		if !w.expired(now) && (fresh || w.f.unchanged(c.tufURL(gun)+"timestamp.json", w.f.etag)) {
 			w.trusted.RefTime = now
+			if !fresh {
+				w.updated = now
+			}
 			return w, nil
 		}
 	}
@@ -144,7 +149,7 @@ func (c *Client) current(ctx context.Context, gun string) (*repoState, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	delete(c.warm, gun)
-	if err == nil && s.f.etag != "" && c.opts.MaxStaleness == 0 {
+	if err == nil && (s.f.etag != "" || c.opts.MaxStaleness > 0) {
 		c.warm[gun] = s
 	}
 	return s, err

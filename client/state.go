@@ -48,6 +48,8 @@ type repoState struct {
 	verified map[[2]string]*metadata.Metadata[metadata.TargetsType]
 	// checked holds delegators whose delegations passed tufrules.
 	checked map[string]bool
+	// updated is when this view was last checked against the server.
+	updated time.Time
 }
 
 // refresh makes a fresh verified view of gun: from the cache alone while
@@ -71,6 +73,7 @@ func (c *Client) refresh(ctx context.Context, gun string, fetched *int64) (*repo
 				return nil, err
 			}
 			if err := s.loadLocal(); err == nil {
+				s.updated = fi.ModTime()
 				return s, nil
 			}
 			c.log.InfoContext(ctx, "cached trust data incomplete; updating from the server", "gun", gun)
@@ -87,6 +90,7 @@ func (c *Client) refresh(ctx context.Context, gun string, fetched *int64) (*repo
 		return nil, s.trustErr(err)
 	}
 	_ = os.WriteFile(stamp, nil, 0o600)
+	s.updated = c.opts.Now()
 	return s, nil
 }
 
