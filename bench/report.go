@@ -13,12 +13,16 @@ import (
 func printTable(w io.Writer, rep Report) {
 	mode := "full: 3 runs of 5 s after a 1 s warm-up"
 	if rep.Plan.Quick {
-		mode = "BENCH_QUICK: 1 run of 1 s (indicative only)"
+		mode = "BENCH_QUICK: 1 short run per figure, smaller seeded repositories (a smoke test; indicative only)"
 	}
 	fmt.Fprintf(w, "signet benchmarks, %s (%s)\n\n", rep.When.Format("2006-01-02 15:04 UTC"), mode)
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 	fmt.Fprintln(tw, "figure\tunit\tmin\tmedian\tmax\tbaseline\tratio\ttarget\t")
 	for _, r := range rep.Results {
+		if r.Error != "" {
+			fmt.Fprintf(tw, "%s\t%s\tNOT MEASURED: %s\t\t\t\t\t%s\t\n", r.Name, r.Unit, r.Error, r.Target)
+			continue
+		}
 		if r.Note != "" {
 			fmt.Fprintf(tw, "%s\t%s\t\t\t\t\t\t%s\t\n", r.Name, r.Unit, r.Note)
 			continue

@@ -139,6 +139,11 @@ func (s instrumentedSigner) Sign(ctx context.Context, gun, role, keyID string, p
 	return s.Service.Sign(ctx, gun, role, keyID, payload)
 }
 
+func (s instrumentedSigner) SignBatch(ctx context.Context, reqs []signer.SignRequest) (sigs [][]byte, err error) {
+	defer func(start time.Time) { s.observe("sign_batch", start, err) }(time.Now())
+	return s.Service.SignBatch(ctx, reqs)
+}
+
 func (s instrumentedSigner) DeleteKeys(ctx context.Context, gun string) (err error) {
 	defer func(start time.Time) { s.observe("delete_keys", start, err) }(time.Now())
 	return s.Service.DeleteKeys(ctx, gun)

@@ -1,7 +1,7 @@
 // Package api is signet-signer's HTTPS API: JSON handlers over any
 // signer.Service, served only to clients presenting a certificate from the
 // configured CA (mutual TLS, TLS 1.3), with an audit log line for every
-// signature. The role binding itself (a timestamp key signs only timestamp
+// signature (one per payload of a batch). The role binding itself (a timestamp key signs only timestamp
 // metadata of its own GUN) is enforced by the Service implementations
 // through signer.CheckPayloadRole; the API checks it again before signing.
 //
@@ -38,6 +38,10 @@ var (
 // maxRequest bounds request bodies: a snapshot payload of a repository with
 // many roles stays well under it.
 const maxRequest = 4 << 20
+
+// maxBatchRequest bounds a batch: a large snapshot and its timestamp, base64
+// on the wire, twice over while a key is rotated.
+const maxBatchRequest = 4 * maxRequest
 
 // Handler serves the API.
 type Handler struct {
@@ -90,6 +94,7 @@ func (h *Handler) Routes() http.Handler {
 	r.Post(PathListKeys, h.handle(h.listKeys))
 	r.Post(PathDeleteKeys, h.handle(h.deleteKeys))
 	r.Post(PathSign, h.handle(h.sign))
+	r.Post(PathSignBatch, h.handle(h.signBatch))
 	return r
 }
 
@@ -125,7 +130,11 @@ type badRequest struct{ msg string }
 func (e *badRequest) Error() string { return e.msg }
 
 func decode(w http.ResponseWriter, r *http.Request, v any) error {
-	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, maxRequest))
+	return decodeMax(w, r, v, maxRequest)
+}
+
+func decodeMax(w http.ResponseWriter, r *http.Request, v any, limit int64) error {
+	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, limit))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(v); err != nil {
 		return &badRequest{"malformed request: " + err.Error()}
@@ -252,6 +261,52 @@ func (h *Handler) sign(w http.ResponseWriter, r *http.Request) error {
 	return nil
 }
 
+// signBatch signs every payload of the batch or none: the role guard runs
+// on each before the service is called (which checks again), and each
+// payload gets its own audit line, "signed" or "signature refused" (a
+// refused batch's line names the payload that refused it).
+func (h *Handler) signBatch(w http.ResponseWriter, r *http.Request) error {
+	var req SignBatchRequest
+	if err := decodeMax(w, r, &req, maxBatchRequest); err != nil {
+		return err
+	}
+	reqs := make([]signer.SignRequest, len(req.Requests))
+	for i, q := range req.Requests {
+		if q.GUN == "" || q.KeyID == "" || len(q.Payload) == 0 {
+			return &badRequest{fmt.Sprintf("request %d: gun, role, key_id and payload are required", i)}
+		}
+		reqs[i] = signer.SignRequest{GUN: q.GUN, Role: q.Role, KeyID: q.KeyID, Payload: q.Payload}
+	}
+	client := clientIdentity(r)
+	attrs := func(i int) []any {
+		q := reqs[i]
+		sum := sha256.Sum256(q.Payload)
+		return []any{"gun", q.GUN, "role", q.Role, "key_id", q.KeyID, "payload_sha256", hex.EncodeToString(sum[:]),
+			"client", client, "batch_index", i, "batch_size", len(reqs)}
+	}
+	refuse := func(err error) error {
+		for i := range reqs {
+			h.audit.WarnContext(r.Context(), "signature refused", append(attrs(i), "err", err)...)
+		}
+		return err
+	}
+	if err := signer.CheckBatch(reqs); err != nil {
+		return refuse(err)
+	}
+	sigs, err := h.svc.SignBatch(r.Context(), reqs)
+	if err != nil {
+		return refuse(err)
+	}
+	if len(sigs) != len(reqs) {
+		return refuse(fmt.Errorf("api: %d signatures for %d payloads", len(sigs), len(reqs)))
+	}
+	for i := range reqs {
+		h.audit.InfoContext(r.Context(), "signed", attrs(i)...)
+	}
+	writeJSON(w, http.StatusOK, SignBatchResponse{Signatures: sigs})
+	return nil
+}
+
 func (h *Handler) ready(w http.ResponseWriter, r *http.Request) {
 	ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
 	defer cancel()
@@ -280,6 +335,8 @@ func (h *Handler) writeError(w http.ResponseWriter, r *http.Request, err error) 
 		status, code, msg = http.StatusBadRequest, CodeBadRequest, br.msg
 	case errors.As(err, &mbe):
 		status, code, msg = http.StatusRequestEntityTooLarge, CodeBadRequest, "request too large"
+	case errors.Is(err, signer.ErrBatchSize):
+		status, code, msg = http.StatusBadRequest, CodeBadRequest, err.Error()
 	case errors.Is(err, signer.ErrKeyNotFound):
 		status, code, msg = http.StatusNotFound, CodeKeyNotFound, err.Error()
 	case errors.Is(err, signer.ErrRoleMismatch):
@@ -289,7 +346,13 @@ func (h *Handler) writeError(w http.ResponseWriter, r *http.Request, err error) 
 	default:
 		h.log.ErrorContext(r.Context(), "request failed", "path", r.URL.Path, "err", err)
 	}
-	writeJSON(w, status, ErrorBody{Errors: []ErrorItem{{Code: code, Message: msg}}})
+	item := ErrorItem{Code: code, Message: msg}
+	var be *signer.BatchError
+	if status < 500 && errors.As(err, &be) {
+		// The index says which payload; the message, why.
+		item.Index, item.Message = &be.Index, be.Err.Error()
+	}
+	writeJSON(w, status, ErrorBody{Errors: []ErrorItem{item}})
 	return status
 }
 

@@ -20,6 +20,7 @@ const (
 	PathListKeys   = "/v1/keys/list"
 	PathDeleteKeys = "/v1/keys/delete"
 	PathSign       = "/v1/sign"
+	PathSignBatch  = "/v1/sign/batch"
 	PathHealth     = "/healthz"
 	PathReady      = "/readyz"
 )
@@ -43,6 +44,17 @@ type SignRequest struct {
 // SignResponse carries the signature.
 type SignResponse struct {
 	Signature []byte `json:"signature"`
+}
+
+// SignBatchRequest asks for one signature per request, all or none (see
+// signer.Service.SignBatch). At most signer.MaxBatch requests.
+type SignBatchRequest struct {
+	Requests []SignRequest `json:"requests"`
+}
+
+// SignBatchResponse carries the signatures, in the order of the requests.
+type SignBatchResponse struct {
+	Signatures [][]byte `json:"signatures"`
 }
 
 // Key is a public key on the wire.
@@ -73,10 +85,12 @@ type ErrorBody struct {
 	Errors []ErrorItem `json:"errors"`
 }
 
-// ErrorItem is one error.
+// ErrorItem is one error. Index names the refused payload of a refused
+// batch (signer.BatchError).
 type ErrorItem struct {
 	Code    string `json:"code"`
 	Message string `json:"message"`
+	Index   *int   `json:"index,omitempty"`
 }
 
 // ToWire converts a KeyInfo.

@@ -171,6 +171,41 @@ func (s *Signer) Sign(ctx context.Context, gun, role, keyID string, payload []by
 	if err := signer.CheckPayloadRole(role, payload); err != nil {
 		return nil, fmt.Errorf("keystore: sign %s/%s with %s: %w", gun, role, keyID, err)
 	}
+	priv, err := s.key(ctx, gun, role, keyID)
+	if err != nil {
+		return nil, err
+	}
+	return s.sign(priv, gun, role, keyID, payload)
+}
+
+// SignBatch implements signer.Service: every payload is checked, and its
+// key found and unwrapped, before the first is signed.
+func (s *Signer) SignBatch(ctx context.Context, reqs []signer.SignRequest) ([][]byte, error) {
+	if err := signer.CheckBatch(reqs); err != nil {
+		return nil, fmt.Errorf("keystore: sign batch: %w", err)
+	}
+	keys := make([]crypto.Signer, len(reqs))
+	for i, r := range reqs {
+		priv, err := s.key(ctx, r.GUN, r.Role, r.KeyID)
+		if err != nil {
+			return nil, fmt.Errorf("keystore: sign batch: %w", &signer.BatchError{Index: i, Role: r.Role, Err: err})
+		}
+		keys[i] = priv
+	}
+	sigs := make([][]byte, len(reqs))
+	for i, r := range reqs {
+		sig, err := s.sign(keys[i], r.GUN, r.Role, r.KeyID, r.Payload)
+		if err != nil {
+			return nil, fmt.Errorf("keystore: sign batch: %w", &signer.BatchError{Index: i, Role: r.Role, Err: err})
+		}
+		sigs[i] = sig
+	}
+	return sigs, nil
+}
+
+// key returns the private key keyID if it is a key of (gun, role), else
+// an error wrapping signer.ErrKeyNotFound.
+func (s *Signer) key(ctx context.Context, gun, role, keyID string) (crypto.Signer, error) {
 	s.mu.Lock()
 	k, ok := s.keys[keyID]
 	s.mu.Unlock()
@@ -178,7 +213,7 @@ func (s *Signer) Sign(ctx context.Context, gun, role, keyID string, payload []by
 		if k.gun != gun || k.role != role {
 			return nil, fmt.Errorf("keystore: sign %s/%s with %s: %w", gun, role, keyID, signer.ErrKeyNotFound)
 		}
-		return s.sign(k.priv, gun, role, keyID, payload)
+		return k.priv, nil
 	}
 	recs, err := s.st.List(ctx, gun)
 	if err != nil {
@@ -186,11 +221,7 @@ func (s *Signer) Sign(ctx context.Context, gun, role, keyID string, payload []by
 	}
 	for i := range recs {
 		if r := &recs[i]; r.ID == keyID && r.Role == role {
-			priv, err := s.unwrap(ctx, r)
-			if err != nil {
-				return nil, err
-			}
-			return s.sign(priv, gun, role, keyID, payload)
+			return s.unwrap(ctx, r)
 		}
 	}
 	return nil, fmt.Errorf("keystore: sign %s/%s with %s: %w", gun, role, keyID, signer.ErrKeyNotFound)

@@ -103,6 +103,29 @@ func (c *Client) Sign(ctx context.Context, gun, role, keyID string, payload []by
 	return resp.Signature, nil
 }
 
+// SignBatch implements signer.Service in one request: all payloads are
+// signed, or none. A refusal comes back as a *signer.BatchError naming the
+// refused payload. The signer must know /v1/sign/batch: upgrade
+// signet-signer before the servers that call it.
+func (c *Client) SignBatch(ctx context.Context, reqs []signer.SignRequest) ([][]byte, error) {
+	in := api.SignBatchRequest{Requests: make([]api.SignRequest, len(reqs))}
+	for i, r := range reqs {
+		in.Requests[i] = api.SignRequest{GUN: r.GUN, Role: r.Role, KeyID: r.KeyID, Payload: r.Payload}
+	}
+	var resp api.SignBatchResponse
+	if err := c.call(ctx, api.PathSignBatch, in, &resp); err != nil {
+		var ie *indexedError
+		if errors.As(err, &ie) && ie.index >= 0 && ie.index < len(reqs) {
+			err = &signer.BatchError{Index: ie.index, Role: reqs[ie.index].Role, Err: ie.err}
+		}
+		return nil, fmt.Errorf("signerclient: sign batch of %d: %w", len(reqs), err)
+	}
+	if len(resp.Signatures) != len(reqs) {
+		return nil, fmt.Errorf("signerclient: sign batch: %d signatures for %d payloads", len(resp.Signatures), len(reqs))
+	}
+	return resp.Signatures, nil
+}
+
 // DeleteKeys implements signer.Service.
 func (c *Client) DeleteKeys(ctx context.Context, gun string) error {
 	if err := c.call(ctx, api.PathDeleteKeys, api.KeyRequest{GUN: gun}, nil); err != nil {
@@ -168,6 +191,16 @@ func (c *Client) call(ctx context.Context, path string, in, out any) error {
 	return nil
 }
 
+// indexedError is a refusal of one payload of a batch, before SignBatch
+// names it as a signer.BatchError.
+type indexedError struct {
+	index int
+	err   error
+}
+
+func (e *indexedError) Error() string { return e.err.Error() }
+func (e *indexedError) Unwrap() error { return e.err }
+
 // remoteError turns the signer's error envelope back into signer errors.
 func remoteError(status int, data []byte) error {
 	var eb api.ErrorBody
@@ -177,6 +210,14 @@ func remoteError(status int, data []byte) error {
 	if len(eb.Errors) > 0 {
 		code, msg = eb.Errors[0].Code, eb.Errors[0].Message
 	}
+	err := codeError(status, code, msg)
+	if len(eb.Errors) > 0 && eb.Errors[0].Index != nil {
+		return &indexedError{index: *eb.Errors[0].Index, err: err}
+	}
+	return err
+}
+
+func codeError(status int, code, msg string) error {
 	switch {
 	case code == api.CodeKeyNotFound:
 		return fmt.Errorf("%w: %s", signer.ErrKeyNotFound, msg)

@@ -1,0 +1,75 @@
+package main
+
+import (
+	"context"
+	"crypto/ed25519"
+	"crypto/rand"
+	"fmt"
+	"net/http"
+
+	"github.com/theupdateframework/go-tuf/v2/metadata"
+
+	"github.com/signetdev/signet/internal/tlsutil"
+	"github.com/signetdev/signet/signer"
+	"github.com/signetdev/signet/signer/signerclient"
+)
+
+// signerFigure: signatures per second from signet-signer over mutual TLS,
+// 16 callers, one signature per request and in batches of two (snapshot and
+// timestamp, what one publish needs), against in-process Ed25519 signing of
+// the same payloads: the ratio is what the network hop and the signer's
+// checks (role guard, audit line) leave of raw signing.
+func (e *env) signerFigure(ctx context.Context, p plan) ([]Result, error) {
+	tc, err := tlsutil.ClientConfig(e.cert("ca.pem"), e.cert("server.pem"), e.cert("server-key.pem"))
+	if err != nil {
+		return nil, err
+	}
+	tr := &http.Transport{TLSClientConfig: tc, MaxIdleConnsPerHost: signConns}
+	defer tr.CloseIdleConnections()
+	c := signerclient.New("https://"+e.signer.addr, &http.Client{Transport: tr})
+	const gun = "bench.example.com/signer"
+	ts, err := c.EnsureKey(ctx, gun, metadata.TIMESTAMP, signer.Ed25519)
+	if err != nil {
+		return nil, err
+	}
+	snap, err := c.EnsureKey(ctx, gun, metadata.SNAPSHOT, signer.Ed25519)
+	if err != nil {
+		return nil, err
+	}
+	tsPayload := []byte(`{"_type":"timestamp","expires":"2030-01-01T00:00:00Z","meta":{"snapshot.json":{"version":1}},"spec_version":"1.0.31","version":1}`)
+	snapPayload := []byte(`{"_type":"snapshot","expires":"2030-01-01T00:00:00Z","meta":{"targets.json":{"version":1}},"spec_version":"1.0.31","version":1}`)
+	batch := []signer.SignRequest{
+		{GUN: gun, Role: metadata.SNAPSHOT, KeyID: snap.ID, Payload: snapPayload},
+		{GUN: gun, Role: metadata.TIMESTAMP, KeyID: ts.ID, Payload: tsPayload},
+	}
+	one := func(ctx context.Context, _ int, _ *stopwatch) error {
+		_, err := c.Sign(ctx, gun, metadata.TIMESTAMP, ts.ID, tsPayload)
+		return err
+	}
+	two := func(ctx context.Context, _ int, _ *stopwatch) error {
+		sigs, err := c.SignBatch(ctx, batch)
+		if err == nil && len(sigs) != len(batch) {
+			err = fmt.Errorf("%d signatures for %d payloads", len(sigs), len(batch))
+		}
+		return err
+	}
+	_, priv, _ := ed25519.GenerateKey(rand.Reader)
+	local := func(context.Context, int, *stopwatch) error {
+		for _, r := range batch {
+			if _, err := signer.SignPayload(priv, r.Payload); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	oneRuns := measure(ctx, p, signConns, one)
+	twoRuns := measure(ctx, p, signConns, two)
+	baseRuns := measure(ctx, p, signConns, local)
+	sigsPerSec := func(s sample) float64 { return s.PerSec * float64(len(batch)) }
+	one1 := Result{Name: "signer signatures/s over mTLS, one per request", Unit: "sig/s"}
+	summarizeWith(&one1, oneRuns, perSec, baseRuns, sigsPerSec)
+	batched := Result{Name: "signer signatures/s over mTLS, batches of 2 (snapshot + timestamp)", Unit: "sig/s",
+		Target: "ratio >= 0.5 (baseline: in-process ed25519, per signature)"}
+	summarize(&batched, twoRuns, baseRuns, sigsPerSec)
+	return []Result{one1, batched}, nil
+}
