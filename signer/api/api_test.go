@@ -9,6 +9,7 @@ import (
 	"crypto/x509/pkix"
 	"encoding/hex"
 	"encoding/json"
+	"fmt"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
@@ -81,5 +82,82 @@ func TestRequireClientCert(t *testing.T) {
 	h.ServeHTTP(w, httptest.NewRequest(http.MethodGet, "/", nil))
 	if w.Code != http.StatusForbidden {
 		t.Fatalf("plain request: %d", w.Code)
+	}
+}
+
+// TestSignBatchAudit: a batch is signed whole, with one audit line per
+// payload; a batch with one payload of the wrong role is refused whole
+// (403, the payload's index in the error, no signature), and every payload
+// of it is audited as refused.
+func TestSignBatchAudit(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	svc := keystore.NewMemory()
+	ts, err := svc.EnsureKey(ctx, "example.com/app", "timestamp", signer.Ed25519)
+	if err != nil {
+		t.Fatal(err)
+	}
+	snap, err := svc.EnsureKey(ctx, "example.com/app", "snapshot", signer.Ed25519)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var audit bytes.Buffer
+	h := api.New(svc, slog.New(slog.DiscardHandler), slog.New(slog.NewJSONHandler(&audit, nil)), prometheus.NewRegistry()).Routes()
+	post := func(reqs ...api.SignRequest) (int, []byte) {
+		body, _ := json.Marshal(api.SignBatchRequest{Requests: reqs})
+		r := httptest.NewRequest(http.MethodPost, api.PathSignBatch, bytes.NewReader(body))
+		r.TLS = &tls.ConnectionState{PeerCertificates: []*x509.Certificate{{Subject: pkix.Name{CommonName: "signet-server"}}}}
+		w := httptest.NewRecorder()
+		h.ServeHTTP(w, r)
+		return w.Code, w.Body.Bytes()
+	}
+	snapReq := api.SignRequest{GUN: "example.com/app", Role: "snapshot", KeyID: snap.ID, Payload: []byte(`{"_type":"snapshot","version":2}`)}
+	tsReq := api.SignRequest{GUN: "example.com/app", Role: "timestamp", KeyID: ts.ID, Payload: []byte(`{"_type":"timestamp","version":2}`)}
+
+	code, body := post(snapReq, tsReq)
+	var resp api.SignBatchResponse
+	if err := json.Unmarshal(body, &resp); code != 200 || err != nil || len(resp.Signatures) != 2 {
+		t.Fatalf("batch: %d %s", code, body)
+	}
+	lines := strings.Split(strings.TrimSpace(audit.String()), "\n")
+	if len(lines) != 2 {
+		t.Fatalf("audit lines for a batch of 2: %q", audit.String())
+	}
+	for i, req := range []api.SignRequest{snapReq, tsReq} {
+		sum := sha256.Sum256(req.Payload)
+		for _, want := range []string{`"msg":"signed"`, `"role":"` + req.Role, `"key_id":"` + req.KeyID, `"payload_sha256":"` + hex.EncodeToString(sum[:]),
+			`"client":"CN=signet-server"`, fmt.Sprintf(`"batch_index":%d`, i), `"batch_size":2`} {
+			if !strings.Contains(lines[i], want) {
+				t.Errorf("audit line %s lacks %s", lines[i], want)
+			}
+		}
+	}
+
+	audit.Reset()
+	bad := tsReq
+	bad.Payload = []byte(`{"_type":"targets","version":2}`)
+	code, body = post(snapReq, bad)
+	var eb api.ErrorBody
+	if err := json.Unmarshal(body, &eb); code != http.StatusForbidden || err != nil || len(eb.Errors) != 1 ||
+		eb.Errors[0].Code != api.CodeRoleMismatch || eb.Errors[0].Index == nil || *eb.Errors[0].Index != 1 {
+		t.Fatalf("batch with a targets payload: %d %s", code, body)
+	}
+	if strings.Contains(string(body), "signatures") {
+		t.Errorf("a refused batch returned signatures: %s", body)
+	}
+	lines = strings.Split(strings.TrimSpace(audit.String()), "\n")
+	if len(lines) != 2 {
+		t.Fatalf("audit lines for a refused batch of 2: %q", audit.String())
+	}
+	for i, l := range lines {
+		if !strings.Contains(l, `"msg":"signature refused"`) || !strings.Contains(l, fmt.Sprintf(`"batch_index":%d`, i)) {
+			t.Errorf("refused payload %d not audited as refused: %s", i, l)
+		}
+	}
+
+	for name, reqs := range map[string][]api.SignRequest{"empty": nil, "no key ID": {{GUN: "example.com/app", Role: "timestamp", Payload: tsReq.Payload}}} {
+		if code, body := post(reqs...); code != http.StatusBadRequest {
+			t.Errorf("%s batch: %d %s", name, code, body)
+		}
 	}
 }
