@@ -61,7 +61,7 @@ func (e *env) binsFigure(ctx context.Context, p plan) ([]Result, error) {
 
 		var runs []sample
 		var bytes int64
-		for i := range max(p.Runs, 3) {
+		for i := range p.ColdRuns {
 			ct := &countingTransport{rt: http.DefaultTransport}
 			dir := filepath.Join(e.tmp, fmt.Sprintf("bins-cold-%d-%d", sz.tags, i))
 			c, err := e.pinnedClient(ctx, gun, dir, &http.Client{Transport: ct}, root)

@@ -142,7 +142,7 @@ func (e *env) resolveColdFigure(ctx context.Context, p plan) ([]Result, error) {
 		}
 		var runs []sample
 		var fetched int64
-		for i := range max(p.Runs, 3) {
+		for i := range p.ColdRuns {
 			ct := &countingTransport{rt: http.DefaultTransport}
 			dir := filepath.Join(e.tmp, fmt.Sprintf("cold-%s-%d", filepath.Base(tc.gun), i))
 			c, err := e.pinnedClient(ctx, tc.gun, dir, &http.Client{Transport: ct}, root)

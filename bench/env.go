@@ -148,9 +148,11 @@ func (e *env) figures() []figure {
 	}
 }
 
-// measure warms up, then runs op p.Runs times.
+// measure warms up (unless p.Warmup is 0), then runs op p.Runs times.
 func measure(ctx context.Context, p plan, conc int, fn op) []sample {
-	load(ctx, conc, p.Warmup, fn)
+	if p.Warmup > 0 {
+		load(ctx, conc, p.Warmup, fn)
+	}
 	out := make([]sample, p.Runs)
 	for i := range out {
 		out[i] = load(ctx, conc, p.Run, fn)

@@ -60,7 +60,14 @@ func check(args []string) int {
 		fmt.Fprintln(os.Stderr, "bench check:", err)
 		return 1
 	}
+	if rep.Plan.Quick {
+		fmt.Println("(a BENCH_QUICK result: indicative only; compare targets on a full run)")
+	}
 	for _, r := range rep.Results {
+		if r.Error != "" {
+			fmt.Printf("%-60s NOT MEASURED: %s\n", r.Name, r.Error)
+			continue
+		}
 		var ok bool
 		switch {
 		case strings.HasPrefix(r.Target, "ratio >= "):

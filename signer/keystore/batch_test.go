@@ -111,16 +111,16 @@ func TestSignBatch(t *testing.T) {
 		want  error
 		index int
 	}{
-		"targets payload for the timestamp key": {with(signer.SignRequest{GUN: gun, Role: metadata.TIMESTAMP, KeyID: ts.ID, Payload: targetsPayload}), signer.ErrRoleMismatch, 1},
+		"targets payload for the timestamp key":  {with(signer.SignRequest{GUN: gun, Role: metadata.TIMESTAMP, KeyID: ts.ID, Payload: targetsPayload}), signer.ErrRoleMismatch, 1},
 		"snapshot payload for the timestamp key": {with(signer.SignRequest{GUN: gun, Role: metadata.TIMESTAMP, KeyID: ts.ID, Payload: snapPayload}), signer.ErrRoleMismatch, 1},
-		"targets role":                          {with(signer.SignRequest{GUN: gun, Role: metadata.TARGETS, KeyID: ts.ID, Payload: targetsPayload}), signer.ErrUnsupportedRole, 1},
-		"snapshot key named as timestamp":       {with(signer.SignRequest{GUN: gun, Role: metadata.TIMESTAMP, KeyID: snap.ID, Payload: tsPayload}), signer.ErrKeyNotFound, 1},
-		"another repository's key":              {with(signer.SignRequest{GUN: gun, Role: metadata.TIMESTAMP, KeyID: other.ID, Payload: tsPayload}), signer.ErrKeyNotFound, 1},
-		"this key for another repository":       {with(signer.SignRequest{GUN: "registry.example.com/other", Role: metadata.TIMESTAMP, KeyID: ts.ID, Payload: tsPayload}), signer.ErrKeyNotFound, 1},
-		"unknown key":                           {with(signer.SignRequest{GUN: gun, Role: metadata.TIMESTAMP, KeyID: "00ff", Payload: tsPayload}), signer.ErrKeyNotFound, 1},
-		"no key ID":                             {with(signer.SignRequest{GUN: gun, Role: metadata.TIMESTAMP, Payload: tsPayload}), signer.ErrKeyNotFound, 1},
-		"empty batch":                           {nil, signer.ErrBatchSize, -1},
-		"too many":                              {make([]signer.SignRequest, signer.MaxBatch+1), signer.ErrBatchSize, -1},
+		"targets role":                           {with(signer.SignRequest{GUN: gun, Role: metadata.TARGETS, KeyID: ts.ID, Payload: targetsPayload}), signer.ErrUnsupportedRole, 1},
+		"snapshot key named as timestamp":        {with(signer.SignRequest{GUN: gun, Role: metadata.TIMESTAMP, KeyID: snap.ID, Payload: tsPayload}), signer.ErrKeyNotFound, 1},
+		"another repository's key":               {with(signer.SignRequest{GUN: gun, Role: metadata.TIMESTAMP, KeyID: other.ID, Payload: tsPayload}), signer.ErrKeyNotFound, 1},
+		"this key for another repository":        {with(signer.SignRequest{GUN: "registry.example.com/other", Role: metadata.TIMESTAMP, KeyID: ts.ID, Payload: tsPayload}), signer.ErrKeyNotFound, 1},
+		"unknown key":                            {with(signer.SignRequest{GUN: gun, Role: metadata.TIMESTAMP, KeyID: "00ff", Payload: tsPayload}), signer.ErrKeyNotFound, 1},
+		"no key ID":                              {with(signer.SignRequest{GUN: gun, Role: metadata.TIMESTAMP, Payload: tsPayload}), signer.ErrKeyNotFound, 1},
+		"empty batch":                            {nil, signer.ErrBatchSize, -1},
+		"too many":                               {make([]signer.SignRequest, signer.MaxBatch+1), signer.ErrBatchSize, -1},
 	} {
 		t.Run(name, func(t *testing.T) {
 			before := signed.Load()
