@@ -12,6 +12,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 
@@ -50,14 +51,24 @@ type KeyStore interface {
 }
 
 // FileKeyStore keeps each key in DIR/<key id>.key: encrypted PKCS#8 (PBES2,
-// scrypt, AES-256-CBC), mode 0600, with its role in a PEM header.
+// scrypt, AES-256-CBC), mode 0600, with its role in a PEM header. A key is
+// decrypted once per store (once per command in the CLI), and Prefetch can
+// start that early. It is safe for concurrent use.
 type FileKeyStore struct {
 	dir  string
 	pass PassphraseFunc
 	cost int
 
+	passMu   sync.Mutex // one passphrase asked for at a time (a prompt)
 	mu       sync.Mutex
-	unlocked map[string]signature.Signer // decrypted once per process
+	unlocked map[string]*unlock // decrypted, or being decrypted, by key ID
+}
+
+// unlock is one key's decryption; done closes when sg or err is set.
+type unlock struct {
+	done chan struct{}
+	sg   signature.Signer
+	err  error
 }
 
 // DefaultScryptCost is scrypt's N for new key files (2^15, as OpenSSL and
@@ -70,7 +81,7 @@ func NewFileKeyStore(dir string, pass PassphraseFunc, cost int) *FileKeyStore {
 	if cost == 0 {
 		cost = DefaultScryptCost
 	}
-	return &FileKeyStore{dir: dir, pass: pass, cost: cost, unlocked: map[string]signature.Signer{}}
+	return &FileKeyStore{dir: dir, pass: pass, cost: cost, unlocked: map[string]*unlock{}}
 }
 
 func (s *FileKeyStore) opts() *pkcs8.Opts {
@@ -140,18 +151,65 @@ func (s *FileKeyStore) read(id string) (*pem.Block, error) {
 }
 
 // Signer implements KeyStore. A key is decrypted (and its passphrase
-// asked for) once per process.
-func (s *FileKeyStore) Signer(_ context.Context, keyID string) (signature.Signer, error) {
+// asked for) once per store; if Prefetch started that, Signer waits for it.
+// A failed unlock (a mistyped passphrase) is not kept: the next call asks
+// again.
+func (s *FileKeyStore) Signer(ctx context.Context, keyID string) (signature.Signer, error) {
+	if _, err := s.read(keyID); err != nil {
+		return nil, err
+	}
+	u := s.start(keyID)
+	select {
+	case <-u.done:
+		return u.sg, u.err
+	case <-ctx.Done():
+		return nil, fmt.Errorf("client: unlock key %s: %w", keyID, ctx.Err())
+	}
+}
+
+// Prefetch starts decrypting the held keys among keyIDs in the background,
+// so that the scrypt work (about 60 ms per key at N=2^15, or a passphrase
+// prompt) overlaps what the caller does next, such as updating the
+// repository's metadata; Signer then takes the result. IDs of keys not held
+// here are ignored.
+func (s *FileKeyStore) Prefetch(keyIDs ...string) {
+	for _, id := range keyIDs {
+		if _, err := s.read(id); err == nil {
+			s.start(id)
+		}
+	}
+}
+
+// start returns keyID's unlock, beginning it if none is done or under way.
+func (s *FileKeyStore) start(keyID string) *unlock {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if sg, ok := s.unlocked[keyID]; ok {
-		return sg, nil
+	if u, ok := s.unlocked[keyID]; ok {
+		return u
 	}
+	u := &unlock{done: make(chan struct{})}
+	s.unlocked[keyID] = u
+	go func() {
+		u.sg, u.err = s.open(keyID)
+		if u.err != nil {
+			s.mu.Lock()
+			delete(s.unlocked, keyID)
+			s.mu.Unlock()
+		}
+		close(u.done)
+	}()
+	return u
+}
+
+// open reads, asks the passphrase of, and decrypts one key file.
+func (s *FileKeyStore) open(keyID string) (signature.Signer, error) {
 	b, err := s.read(keyID)
 	if err != nil {
 		return nil, err
 	}
+	s.passMu.Lock()
 	pass, err := s.passphrase(b.Headers["role"], keyID)
+	s.passMu.Unlock()
 	if err != nil {
 		return nil, err
 	}
@@ -159,8 +217,73 @@ func (s *FileKeyStore) Signer(_ context.Context, keyID string) (signature.Signer
 	if err != nil {
 		return nil, fmt.Errorf("client: key %s: %w", keyID, err)
 	}
-	s.unlocked[keyID] = sg
 	return sg, nil
+}
+
+// keyPrefetcher is a KeyStore that can start unlocking keys early
+// (FileKeyStore). Other stores (a PKCS#11 token) need not.
+type keyPrefetcher interface {
+	Prefetch(keyIDs ...string)
+}
+
+// prefetchKeys starts unlocking, while the caller updates gun's metadata,
+// the targets keys held here that gun's last trusted root (in the local
+// cache) names: the key a sign, unsign, approve or delegation edit of gun
+// will most likely need. The cached files are only a hint of which key to
+// decrypt early, never a trust decision: the publish still signs with the
+// keys of the freshly updated, verified metadata. When this trust directory
+// also holds a key of one of gun's delegations, the change may go there
+// instead, so nothing is prefetched: an unlock nobody needs could prompt
+// for a passphrase in vain.
+func (c *Client) prefetchKeys(ctx context.Context, gun string) {
+	p, ok := c.keys.(keyPrefetcher)
+	if !ok {
+		return
+	}
+	data, err := os.ReadFile(filepath.Join(c.cacheDir(gun), "root.json"))
+	if err != nil {
+		return
+	}
+	root, err := metadata.Root().FromBytes(data)
+	if err != nil || root.Signed.Roles[metadata.TARGETS] == nil {
+		return
+	}
+	keys, err := c.keys.List(ctx)
+	if err != nil {
+		return
+	}
+	var targets, others []string
+	for _, k := range keys {
+		switch {
+		case slices.Contains(root.Signed.Roles[metadata.TARGETS].KeyIDs, k.ID):
+			targets = append(targets, k.ID)
+		case k.Role != metadata.ROOT && k.Role != metadata.TARGETS:
+			others = append(others, k.ID)
+		}
+	}
+	if len(targets) == 0 {
+		return
+	}
+	// Only a holder of delegation keys pays for reading targets.json (which
+	// is large in a big flat repository).
+	if len(others) > 0 {
+		data, err := os.ReadFile(filepath.Join(c.cacheDir(gun), "targets.json"))
+		if err != nil {
+			return
+		}
+		t, err := metadata.Targets().FromBytes(data)
+		if err != nil {
+			return
+		}
+		if t.Signed.Delegations != nil {
+			for _, id := range others {
+				if _, ok := t.Signed.Delegations.Keys[id]; ok {
+					return
+				}
+			}
+		}
+	}
+	p.Prefetch(targets...)
 }
 
 // decrypt opens an encrypted PKCS#8 PEM block.

@@ -152,6 +152,7 @@ func (c *Client) PublishAs(ctx context.Context, gun, role string, changes []Chan
 func (c *Client) retry(ctx context.Context, gun string, build func(*roleState) error) (*Outcome, error) {
 	ctx, cancel := context.WithTimeout(ctx, c.opts.Timeout)
 	defer cancel()
+	c.prefetchKeys(ctx, gun) // the key unlock overlaps the update (keystore.go)
 	var last error
 	for attempt := range maxAttempts {
 		out, err := c.submitOnce(ctx, gun, build)
