@@ -1,0 +1,91 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+)
+
+// countingCLI is cli that counts how often each passphrase is read: once
+// per key per command is the most a command may unlock (scrypt costs about
+// 60 ms a key, and a prompt is a person typing).
+type countingCLI struct {
+	*cli
+	mu    sync.Mutex
+	asked map[string]int
+}
+
+func (c *countingCLI) count(args ...string) map[string]int {
+	c.t.Helper()
+	c.mu.Lock()
+	c.asked = map[string]int{}
+	c.mu.Unlock()
+	env := map[string]string{
+		"SIGNET_SERVER": c.server, "SIGNET_TRUST_DIR": c.trustDir,
+		"SIGNET_ROOT_PASSPHRASE": "root pw", "SIGNET_TARGETS_PASSPHRASE": "targets pw", "SIGNET_DELEGATION_PASSPHRASE": "delegation pw",
+	}
+	getenv := func(k string) string {
+		if strings.HasSuffix(k, "_PASSPHRASE") {
+			c.mu.Lock()
+			c.asked[k]++
+			c.mu.Unlock()
+		}
+		return env[k]
+	}
+	var out, errb bytes.Buffer
+	a := &app{stdin: strings.NewReader(""), stdout: &out, stderr: &errb, getenv: getenv, scryptCost: 1 << 10}
+	root := a.command()
+	root.SetArgs(args)
+	root.SetOut(&out)
+	root.SetErr(&errb)
+	if err := root.ExecuteContext(context.Background()); err != nil {
+		c.t.Fatalf("signet %v: %v: %s", args, err, errb.String())
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.asked
+}
+
+// TestOneUnlockPerCommand: sign, unsign of several tags, delegation and
+// signer edits, and approve each read a key's passphrase once.
+func TestOneUnlockPerCommand(t *testing.T) {
+	t.Parallel()
+	srv := newServer(t)
+	gun := "registry.example.com/team/app"
+	owner := &countingCLI{cli: &cli{t: t, server: srv, trustDir: t.TempDir()}}
+	owner.ok("init", gun)
+	once := func(who *countingCLI, pass string, args ...string) {
+		t.Helper()
+		if got := who.count(args...); got[pass] != 1 || len(got) != 1 {
+			t.Errorf("signet %v read passphrases %v, want %s once", args, got, pass)
+		}
+	}
+	list := filepath.Join(t.TempDir(), "tags")
+	if err := os.WriteFile(list, []byte(gun+":a "+digest1+" 10\n"+gun+":b "+digest2+" 20\n"+gun+":c "+digest2+" 20\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	once(owner, "SIGNET_TARGETS_PASSPHRASE", "sign", "--from", list)
+	once(owner, "SIGNET_TARGETS_PASSPHRASE", "unsign", gun+":a", gun+":b")
+
+	rootFile := filepath.Join(t.TempDir(), "root.json")
+	if err := os.WriteFile(rootFile, []byte(owner.ok("trust", "show", gun)), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	alice, _, alicePub := newSigner(t, srv, gun, rootFile)
+	bob, _, bobPub := newSigner(t, srv, gun, rootFile)
+	once(owner, "SIGNET_TARGETS_PASSPHRASE", "delegation", "add", gun, "targets/prod", "--key", alicePub, "--key", bobPub, "--threshold", "2", "--paths", "prod-*")
+	_, _, carolPub := newSigner(t, srv, gun, rootFile)
+	once(owner, "SIGNET_TARGETS_PASSPHRASE", "signer", "add", gun, "carol", "--key", carolPub)
+
+	aliceC := &countingCLI{cli: alice}
+	out := aliceC.ok("sign", gun+":prod-1", "--digest", digest1, "--size", "10")
+	if !strings.Contains(out, "staged as change ") {
+		t.Fatalf("first of two signatures:\n%s", out)
+	}
+	id := strings.TrimSuffix(strings.Fields(strings.SplitAfter(out, "staged as change ")[1])[0], ":")
+	once(&countingCLI{cli: bob}, "SIGNET_DELEGATION_PASSPHRASE", "approve", gun, id)
+}
