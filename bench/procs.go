@@ -14,14 +14,13 @@ import (
 	"time"
 )
 
-// build compiles signet's binaries into dir.
+// build compiles signet's binaries into dir, in one go build (which links
+// them in parallel).
 func build(ctx context.Context, dir string) error {
-	for _, b := range []string{"signet-server", "signet-signer", "signet"} {
-		cmd := exec.CommandContext(ctx, "go", "build", "-o", filepath.Join(dir, b), "./cmd/"+b)
-		cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
-		if err := cmd.Run(); err != nil {
-			return fmt.Errorf("build %s: %w", b, err)
-		}
+	cmd := exec.CommandContext(ctx, "go", "build", "-o", dir+string(filepath.Separator), "./cmd/signet-server", "./cmd/signet-signer", "./cmd/signet")
+	cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
+	if err := cmd.Run(); err != nil {
+		return fmt.Errorf("build: %w", err)
 	}
 	return nil
 }
