@@ -23,15 +23,15 @@ func printTable(w io.Writer, rep Report) {
 			fmt.Fprintf(tw, "%s\t%s\tNOT MEASURED: %s\t\t\t\t\t%s\t\n", r.Name, r.Unit, r.Error, r.Target)
 			continue
 		}
-		if r.Note != "" {
-			fmt.Fprintf(tw, "%s\t%s\t\t\t\t\t\t%s\t\n", r.Name, r.Unit, r.Note)
-			continue
-		}
 		base, ratio := "", ""
 		if r.BaselineMedian > 0 {
 			base, ratio = num(r.BaselineMedian), fmt.Sprintf("%.2f", r.Ratio)
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t\n", r.Name, r.Unit, num(r.Min), num(r.Median), num(r.Max), base, ratio, r.Target)
+		target := r.Target
+		if r.Note != "" {
+			target = strings.TrimPrefix(target+"; "+r.Note, "; ")
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t\n", r.Name, r.Unit, num(r.Min), num(r.Median), num(r.Max), base, ratio, target)
 	}
 	tw.Flush()
 }

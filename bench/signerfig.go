@@ -83,8 +83,9 @@ func (e *env) signerFigure(ctx context.Context, p plan) ([]Result, error) {
 	batched := Result{Name: "signer signatures/s over mTLS, batches of 2 (snapshot + timestamp)", Unit: "sig/s",
 		Target: "ratio >= 0.5 (baseline: in-process ed25519, per signature)"}
 	summarize(&batched, twoRuns, baseRuns, sigsPerSec)
+	// No target in issue 19's table; a ratio well under 1 is the saved round trip.
 	rt := Result{Name: "signer: a publish's snapshot + timestamp signatures, 1 caller, one batch p50", Unit: "ms",
-		Target: "ratio <= 0.75 (baseline: two single requests, as before batching)"}
+		Note: "baseline: two single requests, as before batching"}
 	summarize(&rt, batchRuns, pairRuns, p50ms)
 	return []Result{one1, batched, rt}, nil
 }
