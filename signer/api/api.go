@@ -1,9 +1,10 @@
 // Package api is signet-signer's HTTPS API: JSON handlers over any
 // signer.Service, served only to clients presenting a certificate from the
 // configured CA (mutual TLS, TLS 1.3), with an audit log line for every
-// signature (one per payload of a batch). The role binding itself (a timestamp key signs only timestamp
-// metadata of its own GUN) is enforced by the Service implementations
-// through signer.CheckPayloadRole; the API checks it again before signing.
+// signature (one per payload of a batch). The role binding itself (a
+// timestamp key signs only timestamp metadata of its own GUN) is enforced
+// by the Service implementations through signer.CheckPayloadRole; the API
+// checks it again before signing.
 //
 // It must not import server packages or any database driver. A Handler is
 // safe for concurrent use.
@@ -269,6 +270,11 @@ func (h *Handler) signBatch(w http.ResponseWriter, r *http.Request) error {
 	var req SignBatchRequest
 	if err := decodeMax(w, r, &req, maxBatchRequest); err != nil {
 		return err
+	}
+	if n := len(req.Requests); n == 0 || n > signer.MaxBatch {
+		// One line, not one per payload: a huge batch must not flood the log.
+		h.audit.WarnContext(r.Context(), "signature refused", "batch_size", n, "client", clientIdentity(r), "err", signer.ErrBatchSize)
+		return fmt.Errorf("%w: got %d", signer.ErrBatchSize, n)
 	}
 	reqs := make([]signer.SignRequest, len(req.Requests))
 	for i, q := range req.Requests {

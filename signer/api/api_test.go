@@ -155,9 +155,20 @@ func TestSignBatchAudit(t *testing.T) {
 		}
 	}
 
-	for name, reqs := range map[string][]api.SignRequest{"empty": nil, "no key ID": {{GUN: "example.com/app", Role: "timestamp", Payload: tsReq.Payload}}} {
+	many := make([]api.SignRequest, signer.MaxBatch+1)
+	for i := range many {
+		many[i] = tsReq
+	}
+	for name, reqs := range map[string][]api.SignRequest{"empty": nil, "too many": many, "no key ID": {{GUN: "example.com/app", Role: "timestamp", Payload: tsReq.Payload}}} {
+		audit.Reset()
 		if code, body := post(reqs...); code != http.StatusBadRequest {
 			t.Errorf("%s batch: %d %s", name, code, body)
+		}
+		if n := strings.Count(audit.String(), `"msg":"signed"`); n != 0 {
+			t.Errorf("%s batch: %d signatures audited", name, n)
+		}
+		if n := strings.Count(audit.String(), "\n"); n > 1 {
+			t.Errorf("%s batch: %d audit lines, want at most 1", name, n)
 		}
 	}
 }
