@@ -155,10 +155,15 @@ func (s *FileKeyStore) read(id string) (*pem.Block, error) {
 // A failed unlock (a mistyped passphrase) is not kept: the next call asks
 // again.
 func (s *FileKeyStore) Signer(ctx context.Context, keyID string) (signature.Signer, error) {
-	if _, err := s.read(keyID); err != nil {
-		return nil, err
+	s.mu.Lock()
+	u, ok := s.unlocked[keyID]
+	s.mu.Unlock()
+	if !ok {
+		if _, err := s.read(keyID); err != nil {
+			return nil, err // not held: no passphrase asked
+		}
+		u = s.start(keyID)
 	}
-	u := s.start(keyID)
 	select {
 	case <-u.done:
 		return u.sg, u.err
