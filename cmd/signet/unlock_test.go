@@ -19,7 +19,7 @@ type countingCLI struct {
 	asked map[string]int
 }
 
-func (c *countingCLI) count(args ...string) map[string]int {
+func (c *countingCLI) count(args ...string) (map[string]int, string) {
 	c.t.Helper()
 	c.mu.Lock()
 	c.asked = map[string]int{}
@@ -47,7 +47,7 @@ func (c *countingCLI) count(args ...string) map[string]int {
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	return c.asked
+	return c.asked, out.String()
 }
 
 // TestOneUnlockPerCommand: sign, unsign of several tags, delegation and
@@ -58,11 +58,15 @@ func TestOneUnlockPerCommand(t *testing.T) {
 	gun := "registry.example.com/team/app"
 	owner := &countingCLI{cli: &cli{t: t, server: srv, trustDir: t.TempDir()}}
 	owner.ok("init", gun)
-	once := func(who *countingCLI, pass string, args ...string) {
+	// once runs a command, checks that it read pass once and no other
+	// passphrase, and returns its output.
+	once := func(who *countingCLI, pass string, args ...string) string {
 		t.Helper()
-		if got := who.count(args...); got[pass] != 1 || len(got) != 1 {
+		got, out := who.count(args...)
+		if got[pass] != 1 || len(got) != 1 {
 			t.Errorf("signet %v read passphrases %v, want %s once", args, got, pass)
 		}
+		return out
 	}
 	list := filepath.Join(t.TempDir(), "tags")
 	if err := os.WriteFile(list, []byte(gun+":a "+digest1+" 10\n"+gun+":b "+digest2+" 20\n"+gun+":c "+digest2+" 20\n"), 0o600); err != nil {
@@ -77,15 +81,17 @@ func TestOneUnlockPerCommand(t *testing.T) {
 	}
 	alice, _, alicePub := newSigner(t, srv, gun, rootFile)
 	bob, _, bobPub := newSigner(t, srv, gun, rootFile)
-	once(owner, "SIGNET_TARGETS_PASSPHRASE", "delegation", "add", gun, "targets/prod", "--key", alicePub, "--key", bobPub, "--threshold", "2", "--paths", "prod-*")
-	_, _, carolPub := newSigner(t, srv, gun, rootFile)
-	once(owner, "SIGNET_TARGETS_PASSPHRASE", "signer", "add", gun, "carol", "--key", carolPub)
+	aliceC, bobC := &countingCLI{cli: alice}, &countingCLI{cli: bob}
+	// A delegation is born staged until its keys' holders approve it.
+	id := stagedID(t, once(owner, "SIGNET_TARGETS_PASSPHRASE", "delegation", "add", gun, "targets/prod", "--key", alicePub, "--key", bobPub, "--threshold", "2", "--paths", "prod-*"))
+	once(aliceC, "SIGNET_DELEGATION_PASSPHRASE", "approve", gun, id)
+	once(bobC, "SIGNET_DELEGATION_PASSPHRASE", "approve", gun, id)
+	carol, _, carolPub := newSigner(t, srv, gun, rootFile)
+	id = stagedID(t, once(owner, "SIGNET_TARGETS_PASSPHRASE", "signer", "add", gun, "carol", "--key", carolPub))
+	once(&countingCLI{cli: carol}, "SIGNET_DELEGATION_PASSPHRASE", "approve", gun, id)
 
-	aliceC := &countingCLI{cli: alice}
-	out := aliceC.ok("sign", gun+":prod-1", "--digest", digest1, "--size", "10")
-	if !strings.Contains(out, "staged as change ") {
-		t.Fatalf("first of two signatures:\n%s", out)
+	id = stagedID(t, once(aliceC, "SIGNET_DELEGATION_PASSPHRASE", "sign", gun+":prod-1", "--digest", digest1, "--size", "10"))
+	if out := once(bobC, "SIGNET_DELEGATION_PASSPHRASE", "approve", gun, id); !strings.Contains(out, "published") {
+		t.Fatalf("second signature:\n%s", out)
 	}
-	id := strings.TrimSuffix(strings.Fields(strings.SplitAfter(out, "staged as change ")[1])[0], ":")
-	once(&countingCLI{cli: bob}, "SIGNET_DELEGATION_PASSPHRASE", "approve", gun, id)
 }
