@@ -307,21 +307,39 @@ func (r *Repo) prepare(ctx context.Context, gun string, files map[string][]byte,
 	return p, nil
 }
 
-// signPrepared asks the signer for the server-made snapshot (if any) and
-// the timestamp of a validated publish and completes its updates. It runs
-// only for a publish that will be stored.
+// signPrepared asks the signer, in one call, for the server-made snapshot
+// (if any) and the timestamp of a validated publish, and completes its
+// updates. It runs only for a publish that will be stored. A timestamp
+// signed together with its snapshot lists the snapshot's version only
+// (TUF 1.0 makes its length and hashes optional, as python-tuf's
+// repositories do): both are signed by this server's online keys at once,
+// and the snapshot's own signature protects its content.
 func (r *Repo) signPrepared(ctx context.Context, gun string, p *prepared, snap *metadata.Metadata[metadata.SnapshotType], snapBytes []byte, snapVersion int64, snapKeys, tsKeys []signer.KeyInfo, prevTS int64, now time.Time) error {
+	ts := r.nextTimestamp(prevTS, snapVersion, snapBytes, now)
+	tsJob, err := job(metadata.TIMESTAMP, ts, tsKeys)
+	if err != nil {
+		return err
+	}
+	jobs := []signJob{tsJob}
 	if snap != nil {
-		var err error
-		if snapBytes, err = sign(ctx, r.signer, gun, metadata.SNAPSHOT, snap, snapKeys); err != nil {
+		snapJob, err := job(metadata.SNAPSHOT, snap, snapKeys)
+		if err != nil {
 			return err
+		}
+		jobs = append(jobs, snapJob)
+	}
+	if err := signAll(ctx, r.signer, gun, jobs...); err != nil {
+		return err
+	}
+	if snap != nil {
+		if snapBytes, err = snap.ToBytes(false); err != nil {
+			return fmt.Errorf("tufrepo: encode snapshot: %w", err)
 		}
 		p.updates = append(p.updates, update(metadata.SNAPSHOT, snap.Signed.Version, snap.Signed.Expires, snapBytes))
 	}
-	ts := r.nextTimestamp(prevTS, snapVersion, snapBytes, now)
-	tsBytes, err := sign(ctx, r.signer, gun, metadata.TIMESTAMP, ts, tsKeys)
+	tsBytes, err := ts.ToBytes(false)
 	if err != nil {
-		return err
+		return fmt.Errorf("tufrepo: encode timestamp: %w", err)
 	}
 	p.updates = append(p.updates, update(metadata.TIMESTAMP, ts.Signed.Version, ts.Signed.Expires, tsBytes))
 	for _, u := range p.updates {
@@ -452,8 +470,7 @@ func checkClientSnapshot(up *uploads, old *store.Meta) error {
 
 // nextTimestamp builds the timestamp that follows version prev: for a
 // snapshot given as signed bytes it lists their version, length and hash;
-// for a server-made snapshot not yet signed (snapBytes nil) only its
-// version, which is all a check of the delegated roles needs.
+// for a server-made snapshot signed with it (snapBytes nil), its version.
 func (r *Repo) nextTimestamp(prev, snapVersion int64, snapBytes []byte, now time.Time) *metadata.Metadata[metadata.TimestampType] {
 	ts := metadata.Timestamp(now.Add(r.timestampLifetime))
 	ts.Signed.Version = prev + 1

@@ -183,26 +183,50 @@ func signingKeys(root *metadata.RootType, keys []signer.KeyInfo, role string) ([
 	return out, len(out) > 0 && len(out) >= r.Threshold
 }
 
-// sign signs m's canonical "signed" object with keys through the signer.
-// It does not use metadata.Sign, which drops the signer's error.
-func sign[T metadata.Roles](ctx context.Context, sg signer.Service, gun, role string, m *metadata.Metadata[T], keys []signer.KeyInfo) ([]byte, error) {
+// signJob is one role to sign: the canonical JSON of its "signed" object
+// and the server keys that sign it; the signatures land in *sigs.
+type signJob struct {
+	role    string
+	payload []byte
+	keys    []signer.KeyInfo
+	sigs    *[]metadata.Signature
+}
+
+func job[T metadata.Roles](role string, m *metadata.Metadata[T], keys []signer.KeyInfo) (signJob, error) {
 	payload, err := cjson.EncodeCanonical(m.Signed)
 	if err != nil {
-		return nil, fmt.Errorf("tufrepo: encode %s: %w", role, err)
+		return signJob{}, fmt.Errorf("tufrepo: encode %s: %w", role, err)
 	}
-	m.Signatures = m.Signatures[:0]
-	for _, k := range keys {
-		sig, err := sg.Sign(ctx, gun, role, k.ID, payload)
-		if err != nil {
-			return nil, signerErr(fmt.Errorf("tufrepo: sign %s/%s with %s: %w", gun, role, k.ID, err))
+	return signJob{role: role, payload: payload, keys: keys, sigs: &m.Signatures}, nil
+}
+
+// signAll asks the signer for every job's signatures in one call
+// (SignBatch: one round trip to a remote signer per publish, each payload
+// still checked against its key's role and GUN). It does not use
+// metadata.Sign, which drops the signer's error.
+func signAll(ctx context.Context, sg signer.Service, gun string, jobs ...signJob) error {
+	var reqs []signer.SignRequest
+	for _, j := range jobs {
+		for _, k := range j.keys {
+			reqs = append(reqs, signer.SignRequest{GUN: gun, Role: j.role, KeyID: k.ID, Payload: j.payload})
 		}
-		m.Signatures = append(m.Signatures, metadata.Signature{KeyID: k.ID, Signature: sig})
 	}
-	b, err := m.ToBytes(false)
+	sigs, err := sg.SignBatch(ctx, reqs)
 	if err != nil {
-		return nil, fmt.Errorf("tufrepo: encode %s: %w", role, err)
+		return signerErr(fmt.Errorf("tufrepo: sign %s: %w", gun, err))
 	}
-	return b, nil
+	if len(sigs) != len(reqs) {
+		return fmt.Errorf("tufrepo: sign %s: the signer returned %d signatures for %d payloads", gun, len(sigs), len(reqs))
+	}
+	i := 0
+	for _, j := range jobs {
+		*j.sigs = (*j.sigs)[:0]
+		for _, k := range j.keys {
+			*j.sigs = append(*j.sigs, metadata.Signature{KeyID: k.ID, Signature: sigs[i]})
+			i++
+		}
+	}
+	return nil
 }
 
 func sum256(b []byte) []byte {

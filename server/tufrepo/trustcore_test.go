@@ -25,15 +25,23 @@ import (
 	"github.com/signetdev/signet/signer/keystore"
 )
 
-// countingSigner counts the signatures the repository asks for.
+// countingSigner counts the signatures the repository asks for (n) and
+// the calls it makes for them (calls: round trips to a remote signer).
 type countingSigner struct {
 	signer.Service
-	n atomic.Int64
+	n, calls atomic.Int64
 }
 
 func (c *countingSigner) Sign(ctx context.Context, gun, role, keyID string, payload []byte) ([]byte, error) {
 	c.n.Add(1)
+	c.calls.Add(1)
 	return c.Service.Sign(ctx, gun, role, keyID, payload)
+}
+
+func (c *countingSigner) SignBatch(ctx context.Context, reqs []signer.SignRequest) ([][]byte, error) {
+	c.n.Add(int64(len(reqs)))
+	c.calls.Add(1)
+	return c.Service.SignBatch(ctx, reqs)
 }
 
 func newCountingFixture(t *testing.T) (*fixture, *countingSigner) {
@@ -76,8 +84,8 @@ func TestRefusalsMakeNoSignerCalls(t *testing.T) {
 	f, cs := newCountingFixture(t)
 	f.initial()
 	base := cs.n.Load()
-	if base != 2 {
-		t.Fatalf("initial publish made %d signatures, want 2 (snapshot, timestamp)", base)
+	if base != 2 || cs.calls.Load() != 1 {
+		t.Fatalf("initial publish made %d signatures in %d calls, want 2 (snapshot, timestamp) in one", base, cs.calls.Load())
 	}
 	// targets signed by a key the root does not name.
 	f.dev.Bump()

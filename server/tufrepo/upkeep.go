@@ -64,25 +64,43 @@ func (r *Repo) Refresh(ctx context.Context, gun string) (bool, error) {
 	if !tsDue && !snapDue {
 		return false, nil
 	}
-	var updates []store.Update
+	var (
+		updates []store.Update
+		jobs    []signJob
+		snap    *metadata.Metadata[metadata.SnapshotType]
+	)
 	snapBytes, snapVersion := cur[metadata.SNAPSHOT].Data, cur[metadata.SNAPSHOT].Version
 	if snapDue {
-		snap, err := metadata.Snapshot().FromBytes(snapBytes)
-		if err != nil {
+		if snap, err = metadata.Snapshot().FromBytes(snapBytes); err != nil {
 			return false, fmt.Errorf("tufrepo: stored snapshot of %s does not parse: %w", gun, err)
 		}
 		snap.Signed.Version++
 		snap.Signed.Expires = now.Add(r.snapshotLifetime)
-		if snapBytes, err = sign(ctx, r.signer, gun, metadata.SNAPSHOT, snap, snapKeys); err != nil {
+		snapVersion, snapBytes = snap.Signed.Version, nil // signed with the timestamp
+		j, err := job(metadata.SNAPSHOT, snap, snapKeys)
+		if err != nil {
 			return false, err
 		}
-		updates = append(updates, update(metadata.SNAPSHOT, snap.Signed.Version, snap.Signed.Expires, snapBytes))
-		snapVersion = snap.Signed.Version
+		jobs = append(jobs, j)
 	}
 	ts := r.nextTimestamp(cur[metadata.TIMESTAMP].Version, snapVersion, snapBytes, now)
-	tsBytes, err := sign(ctx, r.signer, gun, metadata.TIMESTAMP, ts, tsKeys)
+	j, err := job(metadata.TIMESTAMP, ts, tsKeys)
 	if err != nil {
 		return false, err
+	}
+	if err := signAll(ctx, r.signer, gun, append(jobs, j)...); err != nil {
+		return false, err
+	}
+	if snap != nil {
+		b, err := snap.ToBytes(false)
+		if err != nil {
+			return false, fmt.Errorf("tufrepo: encode snapshot: %w", err)
+		}
+		updates = append(updates, update(metadata.SNAPSHOT, snap.Signed.Version, snap.Signed.Expires, b))
+	}
+	tsBytes, err := ts.ToBytes(false)
+	if err != nil {
+		return false, fmt.Errorf("tufrepo: encode timestamp: %w", err)
 	}
 	updates = append(updates, update(metadata.TIMESTAMP, ts.Signed.Version, ts.Signed.Expires, tsBytes))
 	if err := r.store.UpdateMany(ctx, gun, updates); err != nil {
