@@ -392,7 +392,7 @@ func TestMetrics(t *testing.T) {
 		`signet_publishes_total{result="accepted"} 1`,
 		`signet_publishes_total{result="VERSION_CONFLICT"} 1`,
 		`signet_http_requests_total{code="200",method="POST",route="/v2/{gun}/_trust/tuf/"} 1`,
-		`signet_signer_call_duration_seconds_count{op="sign",result="ok"}`,
+		`signet_signer_call_duration_seconds_count{op="sign_batch",result="ok"}`,
 		`signet_metadata_cache_misses_total`,
 	} {
 		if !strings.Contains(string(body), want) {
