@@ -2,6 +2,7 @@ package server
 
 import (
 	"context"
+	"errors"
 	"net/http"
 )
 
@@ -31,6 +32,18 @@ type AuthError struct {
 }
 
 func (e *AuthError) Error() string { return e.Msg }
+
+// explainAuth puts why an action was needed in front of an Authorizer's
+// refusal, keeping its status and challenge.
+func explainAuth(err error, why string) error {
+	var ae *AuthError
+	if !errors.As(err, &ae) {
+		return err
+	}
+	out := *ae
+	out.Msg = why + ": " + ae.Msg
+	return &out
+}
 
 // AllowAll authorises everything. It is for a server that listens on
 // loopback only; the command line refuses it elsewhere unless asked.

@@ -367,12 +367,13 @@ func TestKeyCreationNeedsPush(t *testing.T) {
 	hs := httptest.NewServer(srv.Handler())
 	defer hs.Close()
 	e := &env{t: t, url: hs.URL}
-	resp, _ := e.do(http.MethodGet, e.tufURL(gun)+"timestamp.key", nil, "")
-	if resp.StatusCode != http.StatusNotFound {
-		t.Fatalf("reader created a key: %d", resp.StatusCode)
+	resp, body := e.do(http.MethodGet, e.tufURL(gun)+"timestamp.key", nil, "")
+	if resp.StatusCode != http.StatusUnauthorized || resp.Header.Get("WWW-Authenticate") != `Bearer realm="test"` ||
+		!strings.Contains(string(body), "creating it needs push") {
+		t.Fatalf("reader asked for a missing key: %d %q %s", resp.StatusCode, resp.Header.Get("WWW-Authenticate"), body)
 	}
-	body, ct := multipartBody(t, map[string][]byte{"targets": []byte("{}")})
-	resp, _ = e.do(http.MethodPost, e.tufURL(gun), body, ct)
+	up, ct := multipartBody(t, map[string][]byte{"targets": []byte("{}")})
+	resp, _ = e.do(http.MethodPost, e.tufURL(gun), up, ct)
 	if resp.StatusCode != http.StatusUnauthorized || resp.Header.Get("WWW-Authenticate") != `Bearer realm="test"` {
 		t.Fatalf("publish without push: %d %q", resp.StatusCode, resp.Header.Get("WWW-Authenticate"))
 	}

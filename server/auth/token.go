@@ -156,18 +156,30 @@ func LoadTokens(path string, authReads bool) (*Tokens, error) {
 const challenge = `Bearer realm="signet"`
 
 // Authorize implements server.Authorizer.
+//
+// Reads are anonymous unless authReads, but a request that presents a
+// token which is not valid is refused with 401 even then: a mistyped or
+// revoked token is reported at the first request, not at the first push.
 func (t *Tokens) Authorize(_ context.Context, r *http.Request, gun string, action server.Action) error {
-	if action == server.ActionPull && gun != "" && !t.authReads {
+	anonymousRead := action == server.ActionPull && gun != "" && !t.authReads
+	header := r.Header.Get("Authorization")
+	if anonymousRead && header == "" {
 		return nil
 	}
-	raw, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
+	raw, ok := strings.CutPrefix(header, "Bearer ")
 	if !ok || raw == "" {
+		if header != "" {
+			return &server.AuthError{Status: http.StatusUnauthorized, Challenge: challenge, Msg: "the Authorization header is not a bearer token: send Authorization: Bearer TOKEN"}
+		}
 		return &server.AuthError{Status: http.StatusUnauthorized, Challenge: challenge, Msg: "this needs a token: send Authorization: Bearer TOKEN (the signet CLI reads SIGNET_TOKEN)"}
 	}
 	sum := sha256.Sum256([]byte(raw))
 	for _, e := range t.entries {
 		if subtle.ConstantTimeCompare(e.sum, sum[:]) != 1 {
 			continue
+		}
+		if anonymousRead {
+			return nil
 		}
 		for _, s := range e.scopes {
 			if s.allows(gun, action) {

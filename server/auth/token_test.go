@@ -104,8 +104,23 @@ func TestTokens(t *testing.T) {
 			{"pusher publishes (reaches validation)", http.MethodPost, team, pusher, http.StatusBadRequest},
 			{"pusher deletes", http.MethodDelete, team, pusher, http.StatusForbidden},
 			{"admin deletes (nothing there)", http.MethodDelete, team, admin, http.StatusNotFound},
-			{"anonymous creates a key", http.MethodGet, team + "timestamp.key", "", readStatus},
+			// Creating a server key needs push: the answer says so (401
+			// with the challenge, 403), never 404 "no such key".
+			{"anonymous creates a key", http.MethodGet, team + "timestamp.key", "", http.StatusUnauthorized},
+			{"unknown token creates a key", http.MethodGet, team + "timestamp.key", "sgt_nope", http.StatusUnauthorized},
+			{"reader creates a key", http.MethodGet, team + "timestamp.key", reader, http.StatusForbidden},
+			{"out-of-scope pusher creates a key", http.MethodGet, other + "snapshot.key", pusher, http.StatusForbidden},
 			{"pusher creates a key", http.MethodGet, team + "timestamp.key", pusher, http.StatusOK},
+			{"anonymous reads the existing key", http.MethodGet, team + "timestamp.key", "", map[bool]int{false: 200, true: 401}[authReads]},
+			{"reader reads the existing key", http.MethodGet, team + "timestamp.key", reader, http.StatusOK},
+			{"unknown token reads", http.MethodGet, team + "root.json", "sgt_nope", http.StatusUnauthorized},
+			{"anonymous stages", http.MethodPost, "/v2/registry.example.com/team/app/_trust/staged/", "", http.StatusUnauthorized},
+			{"reader stages", http.MethodPost, "/v2/registry.example.com/team/app/_trust/staged/", reader, http.StatusForbidden},
+			{"anonymous approves", http.MethodPost, "/v2/registry.example.com/team/app/_trust/staged/abcd", "", http.StatusUnauthorized},
+			{"reader withdraws", http.MethodDelete, "/v2/registry.example.com/team/app/_trust/staged/abcd", reader, http.StatusForbidden},
+			{"anonymous rotates", http.MethodPost, team + "timestamp.key", "", http.StatusUnauthorized},
+			{"pusher rotates", http.MethodPost, team + "timestamp.key", pusher, http.StatusForbidden},
+			{"anonymous lists staged", http.MethodGet, "/v2/registry.example.com/team/app/_trust/staged/", "", map[bool]int{false: 200, true: 401}[authReads]},
 			{"anonymous change feed", http.MethodGet, "/v2/_trust/changefeed", "", http.StatusUnauthorized},
 			{"pusher change feed", http.MethodGet, "/v2/_trust/changefeed", pusher, http.StatusForbidden},
 			{"admin change feed", http.MethodGet, "/v2/_trust/changefeed", admin, http.StatusOK},
@@ -217,6 +232,8 @@ func TestRegistryTokens(t *testing.T) {
 		{"bad signature", mint(other, "auth.example.com", "notary.example.com", now.Add(30*time.Minute), push), gun, server.ActionPush, 401},
 		{"catalog for the change feed", mint(key, "auth.example.com", "notary.example.com", now.Add(30*time.Minute), []map[string]any{{"type": "registry", "name": "catalog", "actions": []string{"*"}}}), "", server.ActionAdmin, 0},
 		{"anonymous read", "", gun, server.ActionPull, 0},
+		{"read with an expired token", mint(key, "auth.example.com", "notary.example.com", now.Add(-time.Hour), push), gun, server.ActionPull, 401},
+		{"read with a push token", mint(key, "auth.example.com", "notary.example.com", now.Add(time.Hour), push), gun, server.ActionPull, 0},
 	} {
 		r := httptest.NewRequest(http.MethodPost, "/", nil)
 		if tc.token != "" {
@@ -233,7 +250,7 @@ func TestRegistryTokens(t *testing.T) {
 		if got != tc.want {
 			t.Errorf("%s: status %d (%v), want %d", tc.name, got, err, tc.want)
 		}
-		if got == 401 && ae.Challenge != `Bearer realm="https://auth.example.com/token",service="notary.example.com",scope="repository:`+gun+`:push,pull"` {
+		if got == 401 && tc.action == server.ActionPush && ae.Challenge != `Bearer realm="https://auth.example.com/token",service="notary.example.com",scope="repository:`+gun+`:push,pull"` {
 			t.Errorf("%s: challenge %s", tc.name, ae.Challenge)
 		}
 	}
