@@ -98,7 +98,7 @@ func (s *Server) observe(next http.Handler) http.Handler {
 			}
 			s.log.Log(r.Context(), level, "request",
 				"request_id", requestID(r.Context()), "method", r.Method, "route", route, "path", r.URL.EscapedPath(),
-				"status", sw.status, "bytes", sw.bytes, "duration", elapsed, "remote", r.RemoteAddr)
+				"status", sw.status, "bytes", sw.bytes, "duration", elapsed, "remote", r.RemoteAddr, "client", clientAddr(r.Context()))
 		}()
 		next.ServeHTTP(sw, r)
 	})

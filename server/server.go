@@ -13,6 +13,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"net/netip"
 	"strings"
 	"time"
 
@@ -60,6 +61,7 @@ type Server struct {
 	refresh  singleflight.Group
 	prefixes []string
 	keyLimit *keyLimiter
+	trusted  []netip.Prefix
 }
 
 type options struct {
@@ -74,6 +76,7 @@ type options struct {
 	prefixes  []string
 	keyRate   float64
 	keyBurst  int
+	trusted   []netip.Prefix
 }
 
 // Option configures a Server.
@@ -107,6 +110,13 @@ func WithRequestTimeout(d time.Duration) Option { return func(o *options) { o.ti
 // server keys: perSecond on average, burst at once. 0 disables the limit.
 func WithKeyCreationLimit(perSecond float64, burst int) Option {
 	return func(o *options) { o.keyRate, o.keyBurst = perSecond, burst }
+}
+
+// WithTrustedProxies names the proxies whose X-Forwarded-For header gives
+// the client address (for the key-creation limit and the access log). With
+// none, the header is ignored and the TCP peer is the client.
+func WithTrustedProxies(proxies ...netip.Prefix) Option {
+	return func(o *options) { o.trusted = proxies }
 }
 
 // WithRepoOptions passes options to the TUF layer (clock, lifetimes, …).
@@ -157,6 +167,7 @@ func New(st store.MetaStore, sg signer.Service, opts ...Option) *Server {
 		timeout:  o.timeout,
 		prefixes: o.prefixes,
 		keyLimit: newKeyLimiter(o.keyRate, o.keyBurst),
+		trusted:  o.trusted,
 	}
 }
 
@@ -176,7 +187,7 @@ func withDefaults(l Limits) Limits {
 // Handler returns the whole route table.
 func (s *Server) Handler() http.Handler {
 	r := chi.NewRouter()
-	r.Use(withRequestID, s.observe)
+	r.Use(withRequestID, s.withClientAddr, s.observe)
 	r.Get("/healthz", s.healthz)
 	r.Get("/readyz", s.readyz)
 	r.Method(http.MethodGet, "/metrics", s.metrics.handler())

@@ -17,6 +17,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/netip"
 	"os"
 	"os/signal"
 	"path/filepath"
@@ -70,6 +71,7 @@ type config struct {
 	RegistryMaxLife   time.Duration
 	KeyCreateRate     float64
 	KeyCreateBurst    int
+	TrustedProxies    []netip.Prefix
 }
 
 const defaultDB = "./signet-data/signet.db"
@@ -92,7 +94,7 @@ func (c *config) Flags(fs *flag.FlagSet) {
 	fs.StringVar(&c.LogFormat, "log-format", "json", "log format: json or text")
 	fs.StringVar(&c.LogLevel, "log-level", "info", "log level: debug, info, warn, error")
 	fs.DurationVar(&c.ShutdownTimeout, "shutdown-timeout", 20*time.Second, "how long to let requests finish on shutdown")
-	fs.StringVar(&c.Auth, "auth", "none", "who may write: none (loopback only, unless --allow-anonymous-writes), token (--tokens FILE) or registry (Docker registry tokens)")
+	fs.StringVar(&c.Auth, "auth", "none", "who may write: none (anyone: needs --allow-anonymous-writes), token (--tokens FILE) or registry (Docker registry tokens)")
 	fs.StringVar(&c.RegistryRealm, "registry-realm", "", "with --auth registry: the token service URL clients are sent to")
 	fs.StringVar(&c.RegistryService, "registry-service", "", "with --auth registry: this server's service name (the tokens' audience)")
 	fs.StringVar(&c.RegistryIssuer, "registry-issuer", "", "with --auth registry: the token service's issuer")
@@ -100,7 +102,24 @@ func (c *config) Flags(fs *flag.FlagSet) {
 	fs.DurationVar(&c.RegistryMaxLife, "registry-max-token-lifetime", auth.DefaultMaxTokenLifetime, "with --auth registry: refuse tokens valid for longer than this (tokens must carry exp)")
 	fs.StringVar(&c.Tokens, "tokens", "", "token file for --auth token (signet-server token create)")
 	fs.BoolVar(&c.AuthReads, "auth-reads", false, "require a pull scope for reads too")
-	fs.BoolVar(&c.AllowAnonymous, "allow-anonymous-writes", false, "allow --auth none on a non-loopback address")
+	fs.BoolVar(&c.AllowAnonymous, "allow-anonymous-writes", false, "with --auth none: yes, anyone who reaches the server may publish, delete and create keys (development only)")
+	fs.Func("trusted-proxy", "address or CIDR of a reverse proxy whose X-Forwarded-For names the client (repeatable; in the environment, comma-separated); others' X-Forwarded-For is ignored", func(v string) error {
+		for p := range strings.SplitSeq(v, ",") {
+			if p = strings.TrimSpace(p); p == "" {
+				continue
+			}
+			pfx, err := netip.ParsePrefix(p)
+			if err != nil {
+				a, aerr := netip.ParseAddr(p)
+				if aerr != nil {
+					return fmt.Errorf("%q is neither an address nor a CIDR prefix", p)
+				}
+				pfx = netip.PrefixFrom(a, a.BitLen())
+			}
+			c.TrustedProxies = append(c.TrustedProxies, pfx.Masked())
+		}
+		return nil
+	})
 	fs.Func("gun-prefix", "serve only repositories under this name prefix, matched by whole path components (repeatable; in the environment, comma-separated)", func(v string) error {
 		for p := range strings.SplitSeq(v, ",") {
 			if p = strings.TrimSpace(p); p != "" {
@@ -136,8 +155,10 @@ func (c *config) Validate() error {
 	}
 	switch c.Auth {
 	case "none":
-		if !isLoopback(c.Addr) && !c.AllowAnonymous {
-			errs = append(errs, fmt.Errorf("--auth none lets anyone publish and delete: signet-server refuses it on %s (not loopback); use --auth token, or say --allow-anonymous-writes", c.Addr))
+		// Whatever the address: behind a TLS proxy on loopback, "loopback"
+		// is everybody.
+		if !c.AllowAnonymous {
+			errs = append(errs, errors.New("--auth none lets anyone who reaches the server publish, delete and create keys: use --auth token (signet-server token create) or --auth registry, or, for development only, say --allow-anonymous-writes"))
 		}
 	case "token":
 		if c.Tokens == "" {
@@ -149,6 +170,9 @@ func (c *config) Validate() error {
 		}
 	default:
 		errs = append(errs, fmt.Errorf("--auth %q: want none, token or registry", c.Auth))
+	}
+	if c.AllowAnonymous && c.Auth != "none" {
+		errs = append(errs, fmt.Errorf("--allow-anonymous-writes goes only with --auth none, not --auth %s", c.Auth))
 	}
 	if c.MaxBody < 1024 {
 		errs = append(errs, errors.New("--max-body must be at least 1024"))
@@ -300,6 +324,7 @@ func serve(ctx context.Context, cfg config, log *slog.Logger, getenv func(string
 		server.WithAuthorizer(authz),
 		server.WithGUNPrefixes(cfg.GUNPrefixes...),
 		server.WithKeyCreationLimit(cfg.KeyCreateRate, cfg.KeyCreateBurst),
+		server.WithTrustedProxies(cfg.TrustedProxies...),
 		server.WithLimits(server.Limits{MaxBody: cfg.MaxBody, TargetsMax: cfg.MaxRoleSize}),
 		server.WithRepoOptions(tufrepo.WithLifetimes(cfg.TimestampLifetime, cfg.SnapshotLifetime)),
 	)

@@ -34,7 +34,10 @@ func TestRefusesBadConfig(t *testing.T) {
 		{"signer without mTLS files", []string{"--signer", "https://signer:7443"}, nil, "--signer-ca"},
 		{"tiny body limit", []string{"--max-body", "10"}, nil, "--max-body"},
 		{"unknown flag", []string{"--nope"}, nil, "flag provided but not defined"},
-		{"anonymous writes off loopback", []string{"--addr", "0.0.0.0:4443", "--tls-cert", "c.pem", "--tls-key", "k.pem"}, nil, "--auth none lets anyone publish"},
+		{"anonymous writes off loopback", []string{"--addr", "0.0.0.0:4443", "--tls-cert", "c.pem", "--tls-key", "k.pem"}, nil, "--auth none lets anyone"},
+		{"anonymous writes on loopback (behind a proxy it is everybody)", nil, nil, "--auth none lets anyone"},
+		{"anonymous writes with token auth", []string{"--auth", "token", "--tokens", "t.json", "--allow-anonymous-writes"}, nil, "--allow-anonymous-writes goes only with --auth none"},
+		{"bad trusted proxy", []string{"--trusted-proxy", "10.0.0.0/33"}, nil, "neither an address nor a CIDR"},
 		{"token auth without a file", []string{"--auth", "token"}, nil, "--tokens FILE"},
 		{"registry auth without its settings", []string{"--auth", "registry"}, nil, "--registry-realm"},
 	} {
@@ -59,7 +62,7 @@ func TestServesOnEmbeddedStore(t *testing.T) {
 	done := make(chan int, 1)
 	go func() {
 		done <- run(ctx, []string{"--db", filepath.Join(dir, "signet.db")}, io.Discard, io.Discard,
-			env(map[string]string{"SIGNET_ADDR": addr, "SIGNET_SIGNER_PASSPHRASE": "test passphrase"}))
+			env(map[string]string{"SIGNET_ADDR": addr, "SIGNET_SIGNER_PASSPHRASE": "test passphrase", "SIGNET_ALLOW_ANONYMOUS_WRITES": "true"}))
 	}()
 	var resp *http.Response
 	for range 100 {
@@ -87,7 +90,7 @@ func TestServesOnEmbeddedStore(t *testing.T) {
 	}
 	// A restart with another passphrase refuses to start.
 	var stderr bytes.Buffer
-	code := run(context.Background(), []string{"--db", filepath.Join(dir, "signet.db"), "--addr", addr}, io.Discard, &stderr,
+	code := run(context.Background(), []string{"--db", filepath.Join(dir, "signet.db"), "--addr", addr, "--allow-anonymous-writes"}, io.Discard, &stderr,
 		env(map[string]string{"SIGNET_SIGNER_PASSPHRASE": "another", "SIGNET_LOG_FORMAT": "text"}))
 	if code != 1 || !strings.Contains(stderr.String(), "wrong passphrase") {
 		t.Fatalf("wrong passphrase: exit %d, %s", code, stderr.String())
