@@ -71,7 +71,7 @@ type config struct {
 	RegistryMaxLife   time.Duration
 	KeyCreateRate     float64
 	KeyCreateBurst    int
-	TrustedProxies    []netip.Prefix
+	TrustedProxies    []string // addresses or CIDR prefixes, checked by checkProxy
 }
 
 const defaultDB = "./signet-data/signet.db"
@@ -103,33 +103,37 @@ func (c *config) Flags(fs *flag.FlagSet) {
 	fs.StringVar(&c.Tokens, "tokens", "", "token file for --auth token (signet-server token create)")
 	fs.BoolVar(&c.AuthReads, "auth-reads", false, "require a pull scope for reads too")
 	fs.BoolVar(&c.AllowAnonymous, "allow-anonymous-writes", false, "with --auth none: yes, anyone who reaches the server may publish, delete and create keys (development only)")
-	fs.Func("trusted-proxy", "address or CIDR of a reverse proxy whose X-Forwarded-For names the client (repeatable; in the environment, comma-separated); others' X-Forwarded-For is ignored", func(v string) error {
-		for p := range strings.SplitSeq(v, ",") {
-			if p = strings.TrimSpace(p); p == "" {
-				continue
-			}
-			pfx, err := netip.ParsePrefix(p)
-			if err != nil {
-				a, aerr := netip.ParseAddr(p)
-				if aerr != nil {
-					return fmt.Errorf("%q is neither an address nor a CIDR prefix", p)
-				}
-				pfx = netip.PrefixFrom(a, a.BitLen())
-			}
-			c.TrustedProxies = append(c.TrustedProxies, pfx.Masked())
-		}
-		return nil
-	})
-	fs.Func("gun-prefix", "serve only repositories under this name prefix, matched by whole path components (repeatable; in the environment, comma-separated)", func(v string) error {
-		for p := range strings.SplitSeq(v, ",") {
-			if p = strings.TrimSpace(p); p != "" {
-				c.GUNPrefixes = append(c.GUNPrefixes, p)
-			}
-		}
-		return nil
-	})
+	fs.Var(cli.List{Values: &c.TrustedProxies, Check: checkProxy}, "trusted-proxy", "address or CIDR of a reverse proxy whose X-Forwarded-For names the client (repeatable; in the environment, comma-separated); others' X-Forwarded-For is ignored")
+	fs.Var(cli.List{Values: &c.GUNPrefixes}, "gun-prefix", "serve only repositories under this name prefix, matched by whole path components (repeatable; in the environment, comma-separated)")
 	fs.Float64Var(&c.KeyCreateRate, "key-create-rate", 1, "new server keys per second allowed per client address (0: no limit)")
 	fs.IntVar(&c.KeyCreateBurst, "key-create-burst", 20, "new server keys a client may create at once")
+}
+
+// proxyPrefix parses a trusted proxy: an address or a CIDR prefix.
+func proxyPrefix(p string) (netip.Prefix, error) {
+	if pfx, err := netip.ParsePrefix(p); err == nil {
+		return pfx.Masked(), nil
+	}
+	a, err := netip.ParseAddr(p)
+	if err != nil {
+		return netip.Prefix{}, fmt.Errorf("%q is neither an address nor a CIDR prefix", p)
+	}
+	return netip.PrefixFrom(a, a.BitLen()), nil
+}
+
+func checkProxy(p string) error {
+	_, err := proxyPrefix(p)
+	return err
+}
+
+func trustedProxies(list []string) []netip.Prefix {
+	var out []netip.Prefix
+	for _, p := range list {
+		if pfx, err := proxyPrefix(p); err == nil { // checked when set
+			out = append(out, pfx)
+		}
+	}
+	return out
 }
 
 // Logging implements cli.Config.
@@ -324,7 +328,7 @@ func serve(ctx context.Context, cfg config, log *slog.Logger, getenv func(string
 		server.WithAuthorizer(authz),
 		server.WithGUNPrefixes(cfg.GUNPrefixes...),
 		server.WithKeyCreationLimit(cfg.KeyCreateRate, cfg.KeyCreateBurst),
-		server.WithTrustedProxies(cfg.TrustedProxies...),
+		server.WithTrustedProxies(trustedProxies(cfg.TrustedProxies)...),
 		server.WithLimits(server.Limits{MaxBody: cfg.MaxBody, TargetsMax: cfg.MaxRoleSize}),
 		server.WithRepoOptions(tufrepo.WithLifetimes(cfg.TimestampLifetime, cfg.SnapshotLifetime)),
 	)

@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"errors"
 	"io"
 	"net"
 	"net/http"
@@ -148,5 +149,87 @@ func TestConfigCommandMasksSecrets(t *testing.T) {
 	s := out.String()
 	if code != 0 || strings.Contains(s, "hunter2") || !strings.Contains(s, `max-body: "2048"`) || !strings.Contains(s, `addr: "127.0.0.1:9999"`) {
 		t.Fatalf("exit %d:\n%s", code, s)
+	}
+}
+
+// TestConfigMasksCredentials: passwords in a database URL's query string
+// or a libpq key=value string, and API tokens, are not printed.
+func TestConfigMasksCredentials(t *testing.T) {
+	t.Parallel()
+	for _, db := range []string{
+		"postgres://signet@db.example/signet?sslmode=require&password=hunter2",
+		"postgres://signet:hunter2@db.example/signet?sslpassword=hunter2",
+		"host=db.example user=signet password=hunter2 dbname=signet",
+		"host=db.example password='hunter2' dbname=signet",
+	} {
+		var out, errb bytes.Buffer
+		code := run(context.Background(), []string{"config", "--db", db, "--registry-realm", "https://auth.example/token?token=sgt_0123456789abcdef0123"}, &out, &errb, env(nil))
+		if code != 0 || strings.Contains(out.String(), "hunter2") || strings.Contains(out.String(), "sgt_0123") || !strings.Contains(out.String(), "db.example") {
+			t.Errorf("db %q: exit %d:\n%s%s", db, code, out.String(), errb.String())
+		}
+	}
+}
+
+// TestConfigRoundTrips: what `signet-server config` prints, given back with
+// --config, configures the same server; lists (gun-prefix) are shown as
+// configured.
+func TestConfigRoundTrips(t *testing.T) {
+	t.Parallel()
+	var first, errb bytes.Buffer
+	code := run(context.Background(), []string{"config", "--trusted-proxy", "10.0.0.0/8", "--trusted-proxy", "192.0.2.1", "--max-body", "4096",
+		"--timestamp-lifetime", "2h", "--auth-reads", "--key-create-rate", "0.5", "--tls-cert", `/etc/signet/my "cert".pem`}, &first, &errb,
+		env(map[string]string{"SIGNET_GUN_PREFIX": "registry.example.com/a/, registry.example.com/b/", "SIGNET_ADDR": "0.0.0.0:443"}))
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, errb.String())
+	}
+	for _, want := range []string{`gun-prefix: ["registry.example.com/a/","registry.example.com/b/"]`, `trusted-proxy: ["10.0.0.0/8","192.0.2.1"]`, `addr: "0.0.0.0:443"`} {
+		if !strings.Contains(first.String(), want) {
+			t.Errorf("config lacks %s:\n%s", want, first.String())
+		}
+	}
+	file := filepath.Join(t.TempDir(), "signet.yaml")
+	if err := os.WriteFile(file, first.Bytes(), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	var second bytes.Buffer
+	errb.Reset()
+	if code := run(context.Background(), []string{"config", "--config", file}, &second, &errb, env(nil)); code != 0 {
+		t.Fatalf("reading the printed config back: exit %d: %s", code, errb.String())
+	}
+	if first.String() != second.String() {
+		t.Fatalf("round trip changed the configuration:\n%s\n---\n%s", first.String(), second.String())
+	}
+}
+
+// TestMalformedEnvironmentNamesTheVariable: a bad SIGNET_* value exits 2
+// and says which variable.
+func TestMalformedEnvironmentNamesTheVariable(t *testing.T) {
+	t.Parallel()
+	for name, value := range map[string]string{"SIGNET_MAX_BODY": "abc", "SIGNET_AUTH_READS": "maybe", "SIGNET_TIMESTAMP_LIFETIME": "1 day", "SIGNET_TRUSTED_PROXY": "proxy.example"} {
+		var errb bytes.Buffer
+		code := run(context.Background(), nil, io.Discard, &errb, env(map[string]string{name: value}))
+		if code != 2 || !strings.Contains(errb.String(), name) {
+			t.Errorf("%s=%s: exit %d, stderr %q", name, value, code, errb.String())
+		}
+	}
+}
+
+// TestPassphraseFileNotInSharedDirectory: with --db in a directory others
+// may write to (like /tmp), the built-in signer does not write (or trust)
+// a generated passphrase file there.
+func TestPassphraseFileNotInSharedDirectory(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	if err := os.Chmod(dir, 0o1777); err != nil {
+		t.Fatal(err)
+	}
+	var errb bytes.Buffer
+	code := run(context.Background(), []string{"--db", filepath.Join(dir, "signet.db"), "--allow-anonymous-writes", "--addr", "127.0.0.1:0"}, io.Discard, &errb,
+		env(map[string]string{"SIGNET_LOG_FORMAT": "text"}))
+	if code != 1 || !strings.Contains(errb.String(), "writable by other users") {
+		t.Fatalf("exit %d: %s", code, errb.String())
+	}
+	if _, err := os.Stat(filepath.Join(dir, "signer-passphrase")); !errors.Is(err, os.ErrNotExist) {
+		t.Fatalf("passphrase file written to a shared directory: %v", err)
 	}
 }
