@@ -112,7 +112,7 @@ func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) {
 		status, item = http.StatusInternalServerError, errorItem{Code: codeInternal, Message: "internal error; the server log has details under this request ID"}
 	}
 	if status >= 500 {
-		s.log.ErrorContext(r.Context(), "request failed", "request_id", requestID(r.Context()), "status", status, "err", err)
+		s.log.ErrorContext(r.Context(), "request failed", "status", status, "err", err)
 	}
 	writeJSON(w, status, errorBody{Errors: []errorItem{item}})
 }

@@ -21,6 +21,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"golang.org/x/sync/singleflight"
 
+	"github.com/signetdev/signet/internal/reqid"
 	"github.com/signetdev/signet/server/metacache"
 	"github.com/signetdev/signet/server/store"
 	"github.com/signetdev/signet/server/tufrepo"
@@ -77,6 +78,7 @@ type options struct {
 	keyRate   float64
 	keyBurst  int
 	trusted   []netip.Prefix
+	now       func() time.Time
 }
 
 // Option configures a Server.
@@ -119,6 +121,10 @@ func WithTrustedProxies(proxies ...netip.Prefix) Option {
 	return func(o *options) { o.trusted = proxies }
 }
 
+// WithClock sets the clock of the server's own metrics (the expiry gauge);
+// give tufrepo the same one through WithRepoOptions(tufrepo.WithClock(…)).
+func WithClock(now func() time.Time) Option { return func(o *options) { o.now = now } }
+
 // WithRepoOptions passes options to the TUF layer (clock, lifetimes, …).
 func WithRepoOptions(opts ...tufrepo.Option) Option {
 	return func(o *options) { o.repoOpts = append(o.repoOpts, opts...) }
@@ -138,6 +144,7 @@ func New(st store.MetaStore, sg signer.Service, opts ...Option) *Server {
 		timeout:  DefaultRequestTimout,
 		keyRate:  1,
 		keyBurst: 20,
+		now:      time.Now,
 	}
 	for _, opt := range opts {
 		opt(&o)
@@ -146,9 +153,13 @@ func New(st store.MetaStore, sg signer.Service, opts ...Option) *Server {
 	if o.registry == nil {
 		o.registry = prometheus.NewRegistry()
 	}
+	// Every line logged with a request's context names its request ID,
+	// tufrepo's included.
+	o.log = slog.New(reqid.Handler(o.log.Handler()))
 	log := o.log.With("component", "server")
 	cache := metacache.New(st, o.cacheOpts...)
 	m := newMetrics(o.registry, cache.Stats)
+	o.registry.MustRegister(newExpiryCollector(cache.Direct(), o.now))
 	if p, ok := st.(poolStats); ok {
 		m.registerPool(p)
 	}

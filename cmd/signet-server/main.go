@@ -25,6 +25,9 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+
 	"github.com/signetdev/signet/internal/cli"
 	"github.com/signetdev/signet/internal/tlsutil"
 	"github.com/signetdev/signet/server"
@@ -325,6 +328,7 @@ func serve(ctx context.Context, cfg config, log *slog.Logger, getenv func(string
 	}
 	srv := server.New(st, sg,
 		server.WithLogger(log),
+		server.WithRegistry(newRegistry()),
 		server.WithAuthorizer(authz),
 		server.WithGUNPrefixes(cfg.GUNPrefixes...),
 		server.WithKeyCreationLimit(cfg.KeyCreateRate, cfg.KeyCreateBurst),
@@ -387,6 +391,14 @@ func serve(ctx context.Context, cfg config, log *slog.Logger, getenv func(string
 		err = bgErr
 	}
 	return err
+}
+
+// newRegistry is the binary's metrics registry, with the Go runtime and
+// process collectors (go_*, process_*) beside signet's own.
+func newRegistry() *prometheus.Registry {
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	return reg
 }
 
 func storeKind(db string) string {

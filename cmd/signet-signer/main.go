@@ -28,6 +28,7 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
 
 	"github.com/signetdev/signet/internal/cli"
 	"github.com/signetdev/signet/internal/tlsutil"
@@ -170,7 +171,9 @@ func serve(ctx context.Context, cfg config, log *slog.Logger, getenv func(string
 	if err != nil {
 		return err // names the wrong passphrase; nothing was created
 	}
-	h := api.New(svc, log, log, prometheus.NewRegistry())
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	h := api.New(svc, log, log, reg)
 	hs := &http.Server{
 		Handler:           api.RequireClientCert(h.Routes()),
 		TLSConfig:         tc,
