@@ -21,8 +21,10 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"syscall"
+	"text/tabwriter"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -232,35 +234,120 @@ func authorizer(cfg config) (server.Authorizer, error) {
 	return server.AllowAll{}, nil
 }
 
-// runToken is `signet-server token create --tokens FILE --scope S…`.
+const tokenUsage = `usage:
+  signet-server token create --tokens FILE --scope ACTION:PATTERN [--scope …] [--expires 720h|30d|2027-01-31]
+  signet-server token list --tokens FILE
+  signet-server token revoke --tokens FILE ID [ID …]`
+
+// runToken is `signet-server token create|list|revoke`. A running server
+// re-reads the token file, so changes take effect without a restart.
 func runToken(args []string, stdout, stderr io.Writer, getenv func(string) string) int {
-	if len(args) == 0 || args[0] != "create" {
-		fmt.Fprintln(stderr, "usage: signet-server token create --tokens FILE --scope ACTION:PATTERN [--scope …]")
+	if len(args) == 0 {
+		fmt.Fprintln(stderr, tokenUsage)
 		return 2
 	}
-	fs := flag.NewFlagSet("signet-server token create", flag.ContinueOnError)
+	sub := args[0]
+	fs := flag.NewFlagSet("signet-server token "+sub, flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	file := fs.String("tokens", "", "token file (only hashes are stored)")
 	var scopes []string
-	fs.Func("scope", "ACTION:PATTERN, e.g. push:registry.example.com/team/* (repeatable; actions pull, push, admin)", func(v string) error {
-		scopes = append(scopes, v)
-		return nil
-	})
+	var expires string
+	switch sub {
+	case "create":
+		fs.Func("scope", "ACTION:PATTERN, e.g. push:registry.example.com/team/* (repeatable; actions pull, push, admin)", func(v string) error {
+			scopes = append(scopes, v)
+			return nil
+		})
+		fs.StringVar(&expires, "expires", "", "when the token stops working: a duration from now (720h, 30d) or a date (2027-01-31, RFC 3339); default never")
+	case "list", "revoke":
+	default:
+		fmt.Fprintln(stderr, tokenUsage)
+		return 2
+	}
 	if err := cli.Parse(fs, args[1:], "SIGNET_", getenv); err != nil {
 		return 2
 	}
 	if *file == "" {
-		fmt.Fprintln(stderr, "signet-server token create: --tokens FILE is required")
+		fmt.Fprintf(stderr, "signet-server token %s: --tokens FILE is required\n", sub)
 		return 2
 	}
-	id, token, err := auth.CreateToken(*file, scopes, time.Now())
-	if err != nil {
-		fmt.Fprintf(stderr, "signet-server token create: %v\n", err)
+	now := time.Now()
+	fail := func(err error) int {
+		fmt.Fprintf(stderr, "signet-server token %s: %v\n", sub, err)
 		return 1
 	}
-	fmt.Fprintf(stderr, "token %s created with scopes %s; it is shown only now:\n", id, strings.Join(scopes, " "))
-	fmt.Fprintln(stdout, token)
+	switch sub {
+	case "create":
+		exp, err := parseExpiry(expires, now)
+		if err != nil {
+			fmt.Fprintf(stderr, "signet-server token create: --expires: %v\n", err)
+			return 2
+		}
+		id, token, err := auth.CreateToken(*file, scopes, now, exp)
+		if err != nil {
+			return fail(err)
+		}
+		until := "never expires"
+		if !exp.IsZero() {
+			until = "expires " + exp.UTC().Format(time.RFC3339)
+		}
+		fmt.Fprintf(stderr, "token %s created with scopes %s (%s); it is shown only now:\n", id, strings.Join(scopes, " "), until)
+		fmt.Fprintln(stdout, token)
+	case "list":
+		list, err := auth.ListTokens(*file)
+		if err != nil {
+			return fail(err)
+		}
+		tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
+		fmt.Fprintln(tw, "ID\tCREATED\tEXPIRES\tSCOPES")
+		for _, t := range list {
+			exp := "never"
+			if !t.ExpiresAt.IsZero() {
+				exp = t.ExpiresAt.UTC().Format(time.RFC3339)
+				if !now.Before(t.ExpiresAt) {
+					exp += " (expired)"
+				}
+			}
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", t.ID, t.CreatedAt.UTC().Format(time.RFC3339), exp, strings.Join(t.Scopes, " "))
+		}
+		if err := tw.Flush(); err != nil {
+			return fail(err)
+		}
+	case "revoke":
+		if err := auth.RevokeTokens(*file, fs.Args()); err != nil {
+			return fail(err)
+		}
+		fmt.Fprintf(stderr, "revoked %s; a running server stops accepting it within seconds\n", strings.Join(fs.Args(), " "))
+	}
 	return 0
+}
+
+// parseExpiry reads --expires: "" (never), a Go duration or N days ("30d")
+// from now, a date (midnight UTC) or an RFC 3339 time.
+func parseExpiry(v string, now time.Time) (time.Time, error) {
+	if v == "" {
+		return time.Time{}, nil
+	}
+	if days, ok := strings.CutSuffix(v, "d"); ok {
+		if n, err := strconv.Atoi(days); err == nil && n > 0 {
+			return now.AddDate(0, 0, n), nil
+		}
+	}
+	if d, err := time.ParseDuration(v); err == nil {
+		if d <= 0 {
+			return time.Time{}, fmt.Errorf("%q is not in the future", v)
+		}
+		return now.Add(d), nil
+	}
+	for _, layout := range []string{time.RFC3339, time.DateOnly} {
+		if t, err := time.Parse(layout, v); err == nil {
+			if !t.After(now) {
+				return time.Time{}, fmt.Errorf("%s is not in the future", v)
+			}
+			return t, nil
+		}
+	}
+	return time.Time{}, fmt.Errorf("%q: want a duration (720h, 30d), a date (2027-01-31) or an RFC 3339 time", v)
 }
 
 func runMigrate(ctx context.Context, args []string, stderr io.Writer, getenv func(string) string) int {

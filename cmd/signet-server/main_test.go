@@ -244,3 +244,53 @@ func TestPassphraseFileNotInSharedDirectory(t *testing.T) {
 		t.Fatalf("passphrase file written to a shared directory: %v", err)
 	}
 }
+
+// TestTokenListRevokeExpires drives the token commands of the binary.
+func TestTokenListRevokeExpires(t *testing.T) {
+	t.Parallel()
+	file := filepath.Join(t.TempDir(), "tokens.json")
+	create := func(args ...string) (int, string) {
+		var errb bytes.Buffer
+		code := run(context.Background(), append([]string{"token", "create", "--tokens", file}, args...), io.Discard, &errb, env(nil))
+		return code, errb.String()
+	}
+	if code, msg := create("--scope", "push:registry.example.com/team/*", "--expires", "30d"); code != 0 || !strings.Contains(msg, "expires "+time.Now().AddDate(0, 0, 30).UTC().Format("2006-01-02")) {
+		t.Fatalf("create: exit %d: %s", code, msg)
+	}
+	if code, msg := create("--scope", "admin:*"); code != 0 || !strings.Contains(msg, "never expires") {
+		t.Fatalf("create: exit %d: %s", code, msg)
+	}
+	for _, bad := range []string{"yesterday", "-1h", "2001-01-01"} {
+		if code, msg := create("--scope", "admin:*", "--expires", bad); code != 2 || !strings.Contains(msg, "--expires") {
+			t.Errorf("--expires %s: exit %d: %s", bad, code, msg)
+		}
+	}
+	list := func() string {
+		var out bytes.Buffer
+		if code := run(context.Background(), []string{"token", "list", "--tokens", file}, &out, io.Discard, env(nil)); code != 0 {
+			t.Fatalf("list: exit %d", code)
+		}
+		return out.String()
+	}
+	lines := strings.Split(strings.TrimSpace(list()), "\n")
+	if len(lines) != 3 || !strings.HasPrefix(lines[0], "ID") || !strings.Contains(lines[1], "push:registry.example.com/team/*") || !strings.Contains(lines[2], "never") {
+		t.Fatalf("list:\n%s", strings.Join(lines, "\n"))
+	}
+	if data, _ := os.ReadFile(file); strings.Contains(list(), "sgt_") || !strings.Contains(string(data), "expires_at") {
+		t.Fatal("list shows a token, or the file has no expiry")
+	}
+	first := strings.Fields(lines[1])[0]
+	var errb bytes.Buffer
+	if code := run(context.Background(), []string{"token", "revoke", "--tokens", file, "nosuchtoken"}, io.Discard, &errb, env(nil)); code != 1 || !strings.Contains(errb.String(), "nothing revoked") {
+		t.Fatalf("revoke unknown: exit %d: %s", code, errb.String())
+	}
+	if code := run(context.Background(), []string{"token", "revoke", "--tokens", file, first}, io.Discard, io.Discard, env(nil)); code != 0 {
+		t.Fatalf("revoke: exit %d", code)
+	}
+	if l := list(); strings.Contains(l, first) || strings.Count(l, "\n") != 2 {
+		t.Fatalf("after revoke:\n%s", l)
+	}
+	if fi, err := os.Stat(file); err != nil || fi.Mode().Perm() != 0o600 {
+		t.Fatalf("token file after revoke: %v %v", fi.Mode(), err)
+	}
+}
