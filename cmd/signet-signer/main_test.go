@@ -11,6 +11,7 @@ import (
 	"crypto/x509/pkix"
 	"encoding/json"
 	"encoding/pem"
+	"errors"
 	"fmt"
 	"io"
 	"math/big"
@@ -497,4 +498,26 @@ func TestMetricsAndRequestIDs(t *testing.T) {
 	if !strings.Contains(signed, "request_id=req-from-server-42") {
 		t.Fatalf("audit line without the request ID: %q\n%s", signed, logs.String())
 	}
+}
+
+// TestPlaceholderPassphraseRefused: the passphrases shipped as placeholders
+// (docker-compose.yml, deploy/kubernetes/secrets.yaml) stop the signer
+// unless --demo says it is a throwaway demo.
+func TestPlaceholderPassphraseRefused(t *testing.T) {
+	t.Parallel()
+	s := newSetup(t)
+	for _, pass := range []string{"change this passphrase", "CHANGE-ME-a-long-random-passphrase"} {
+		var stderr bytes.Buffer
+		code := run(context.Background(), append([]string{"--addr", freeAddr(t), "--log-format", "text"}, s.args...), io.Discard, &stderr,
+			func(k string) string { return map[string]string{"SIGNET_SIGNER_PASSPHRASE": pass}[k] })
+		if code != 1 || !strings.Contains(stderr.String(), "is a placeholder") {
+			t.Errorf("%q: exit %d: %s", pass, code, stderr.String())
+		}
+	}
+	if _, err := os.Stat(filepath.Join(s.dir, "keys.db")); !errors.Is(err, os.ErrNotExist) {
+		t.Fatalf("a refused start created the key store: %v", err)
+	}
+	demo := map[string]string{"SIGNET_SIGNER_PASSPHRASE": "change this passphrase", "SIGNET_SIGNER_DEMO": "true"}
+	p := startSigner(t, freeAddr(t), demo, s.args...)
+	p.stop(t)
 }
