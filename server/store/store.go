@@ -143,6 +143,49 @@ type Staged struct {
 	Data      []byte
 	CreatedAt time.Time
 	Expires   time.Time
+	// Principal names who staged the change (a token ID, a registry
+	// token's subject; "" when the server has no authentication). Stored
+	// by CreateStaged and CreateStagedWithin, never changed after.
+	Principal string
+}
+
+// StagedQuota bounds the bytes (len(Data)) of staged changes; 0 is no
+// bound.
+type StagedQuota struct {
+	PerGUN       int64 // all staged changes of one repository
+	PerPrincipal int64 // all staged changes of one principal, in every repository; not applied to Principal ""
+}
+
+// ErrStagedQuota reports that a new staged change would exceed a
+// StagedQuota. Nothing was stored. The error is a *StagedQuotaError.
+var ErrStagedQuota = errors.New("store: staged-change quota exceeded")
+
+// StagedQuotaError says which quota a staged change would exceed.
+type StagedQuotaError struct {
+	Scope string // "repository" or "principal"
+	Limit int64
+	Used  int64 // bytes staged already
+	Size  int64 // bytes of the refused change
+}
+
+func (e *StagedQuotaError) Error() string {
+	return fmt.Sprintf("store: the %s's staged changes hold %d bytes; %d more exceed its quota of %d", e.Scope, e.Used, e.Size, e.Limit)
+}
+
+// Is makes errors.Is(err, ErrStagedQuota) true.
+func (e *StagedQuotaError) Is(target error) bool { return target == ErrStagedQuota }
+
+// CheckStagedQuota is the rule every backend applies, given the bytes
+// staged already in s's repository and by s's principal.
+func CheckStagedQuota(q StagedQuota, s *Staged, gunBytes, principalBytes int64) error {
+	size := int64(len(s.Data))
+	if q.PerGUN > 0 && gunBytes+size > q.PerGUN {
+		return &StagedQuotaError{Scope: "repository", Limit: q.PerGUN, Used: gunBytes, Size: size}
+	}
+	if q.PerPrincipal > 0 && s.Principal != "" && principalBytes+size > q.PerPrincipal {
+		return &StagedQuotaError{Scope: "principal", Limit: q.PerPrincipal, Used: principalBytes, Size: size}
+	}
+	return nil
 }
 
 // StagedStore stores staged changes. Every backend implements it; Delete
@@ -153,6 +196,10 @@ type StagedStore interface {
 	// ErrStagedConflict if gun already holds a change with s.ID, and
 	// ErrTooManyStaged if gun already holds MaxStagedPerGUN changes.
 	CreateStaged(ctx context.Context, s *Staged) error
+	// CreateStagedWithin is CreateStaged that also refuses, in the same
+	// transaction, a change that would take gun's or s.Principal's staged
+	// bytes past q, with a *StagedQuotaError.
+	CreateStagedWithin(ctx context.Context, s *Staged, q StagedQuota) error
 	// UpdateStaged replaces Data of the change s.GUN/s.ID if its revision
 	// is still s.Revision, and then sets s.Revision to the new revision.
 	// Otherwise it returns ErrStagedConflict (changed) or ErrNotFound (gone).

@@ -35,6 +35,7 @@ func Run(t *testing.T, newStore func(t *testing.T) store.MetaStore) {
 		{"StagedPublish", stagedTest(testStagedPublish)},
 		{"StagedRacePublish", stagedTest(testStagedRacePublish)},
 		{"StagedBoundAndExpiry", stagedTest(testStagedBoundAndExpiry)},
+		{"StagedQuotas", stagedTest(testStagedQuotas)},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
