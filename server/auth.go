@@ -52,6 +52,29 @@ type AllowAll struct{}
 // Authorize implements Authorizer.
 func (AllowAll) Authorize(context.Context, *http.Request, string, Action) error { return nil }
 
+// Identifier is implemented by authorisers that can name who a request
+// comes from: staged changes record it (quotas per principal; the stager
+// may withdraw its change).
+type Identifier interface {
+	// Principal names the caller if r carries valid credentials, else "".
+	Principal(r *http.Request) string
+}
+
+type principalKey struct{}
+
+// principalOf returns the principal the stage handler put in ctx.
+func principalOf(ctx context.Context) string {
+	p, _ := ctx.Value(principalKey{}).(string)
+	return p
+}
+
+func (s *Server) principal(r *http.Request) string {
+	if id, ok := s.auth.(Identifier); ok {
+		return id.Principal(r)
+	}
+	return ""
+}
+
 // Challenger is implemented by authorisers that send clients to a token
 // service: GET /v2/ answers with its challenge unless the request carries a
 // valid token, so that registry clients can discover where to log in.

@@ -79,6 +79,8 @@ type options struct {
 	keyBurst  int
 	trusted   []netip.Prefix
 	now       func() time.Time
+
+	stagedQuota store.StagedQuota
 }
 
 // Option configures a Server.
@@ -164,7 +166,7 @@ func New(st store.MetaStore, sg signer.Service, opts ...Option) *Server {
 		m.registerPool(p)
 	}
 	sg = instrumentedSigner{Service: sg, hist: m.signer}
-	repo := tufrepo.New(cache.Direct(), sg, append([]tufrepo.Option{tufrepo.WithLogger(o.log)}, o.repoOpts...)...)
+	repo := tufrepo.New(withQuotas(cache.Direct(), stagedQuotaDefaults(o.stagedQuota)), sg, append([]tufrepo.Option{tufrepo.WithLogger(o.log)}, o.repoOpts...)...)
 	return &Server{
 		repo:     repo,
 		store:    st,

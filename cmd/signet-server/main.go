@@ -77,6 +77,8 @@ type config struct {
 	KeyCreateRate     float64
 	KeyCreateBurst    int
 	TrustedProxies    []string // addresses or CIDR prefixes, checked by checkProxy
+	StagedPerGUN      int64
+	StagedPerUser     int64
 }
 
 const defaultDB = "./signet-data/signet.db"
@@ -110,6 +112,8 @@ func (c *config) Flags(fs *flag.FlagSet) {
 	fs.BoolVar(&c.AllowAnonymous, "allow-anonymous-writes", false, "with --auth none: yes, anyone who reaches the server may publish, delete and create keys (development only)")
 	fs.Var(cli.List{Values: &c.TrustedProxies, Check: checkProxy}, "trusted-proxy", "address or CIDR of a reverse proxy whose X-Forwarded-For names the client (repeatable; in the environment, comma-separated); others' X-Forwarded-For is ignored")
 	fs.Var(cli.List{Values: &c.GUNPrefixes}, "gun-prefix", "serve only repositories under this name prefix, matched by whole path components (repeatable; in the environment, comma-separated)")
+	fs.Int64Var(&c.StagedPerGUN, "staged-quota-repo", server.DefaultStagedBytesPerGUN, "bytes all staged changes of one repository may hold (-1: no quota)")
+	fs.Int64Var(&c.StagedPerUser, "staged-quota-principal", server.DefaultStagedBytesPerPrincipal, "bytes all staged changes of one token or registry subject may hold, in every repository (-1: no quota)")
 	fs.Float64Var(&c.KeyCreateRate, "key-create-rate", 1, "new server keys per second allowed per client address (0: no limit)")
 	fs.IntVar(&c.KeyCreateBurst, "key-create-burst", 20, "new server keys a client may create at once")
 }
@@ -182,6 +186,9 @@ func (c *config) Validate() error {
 	}
 	if c.AllowAnonymous && c.Auth != "none" {
 		errs = append(errs, fmt.Errorf("--allow-anonymous-writes goes only with --auth none, not --auth %s", c.Auth))
+	}
+	if c.StagedPerGUN == 0 || c.StagedPerUser == 0 || c.StagedPerGUN < -1 || c.StagedPerUser < -1 {
+		errs = append(errs, errors.New("--staged-quota-repo and --staged-quota-principal are byte counts, or -1 for no quota"))
 	}
 	if c.MaxBody < 1024 {
 		errs = append(errs, errors.New("--max-body must be at least 1024"))
@@ -420,6 +427,7 @@ func serve(ctx context.Context, cfg config, log *slog.Logger, getenv func(string
 		server.WithGUNPrefixes(cfg.GUNPrefixes...),
 		server.WithKeyCreationLimit(cfg.KeyCreateRate, cfg.KeyCreateBurst),
 		server.WithTrustedProxies(trustedProxies(cfg.TrustedProxies)...),
+		server.WithStagedQuota(store.StagedQuota{PerGUN: cfg.StagedPerGUN, PerPrincipal: cfg.StagedPerUser}),
 		server.WithLimits(server.Limits{MaxBody: cfg.MaxBody, TargetsMax: cfg.MaxRoleSize}),
 		server.WithRepoOptions(tufrepo.WithLifetimes(cfg.TimestampLifetime, cfg.SnapshotLifetime)),
 	)

@@ -38,6 +38,7 @@ func TestRefusesBadConfig(t *testing.T) {
 		{"anonymous writes off loopback", []string{"--addr", "0.0.0.0:4443", "--tls-cert", "c.pem", "--tls-key", "k.pem"}, nil, "--auth none lets anyone"},
 		{"anonymous writes on loopback (behind a proxy it is everybody)", nil, nil, "--auth none lets anyone"},
 		{"anonymous writes with token auth", []string{"--auth", "token", "--tokens", "t.json", "--allow-anonymous-writes"}, nil, "--allow-anonymous-writes goes only with --auth none"},
+		{"zero staged quota", []string{"--staged-quota-repo", "0"}, nil, "-1 for no quota"},
 		{"bad trusted proxy", []string{"--trusted-proxy", "10.0.0.0/33"}, nil, "neither an address nor a CIDR"},
 		{"token auth without a file", []string{"--auth", "token"}, nil, "--tokens FILE"},
 		{"registry auth without its settings", []string{"--auth", "registry"}, nil, "--registry-realm"},

@@ -196,6 +196,16 @@ func (r *Registry) Authorize(_ context.Context, req *http.Request, gun string, a
 	return &server.AuthError{Status: http.StatusForbidden, Msg: "the token does not grant " + want.scope()}
 }
 
+// Principal implements server.Identifier: "registry:SUBJECT" for a valid
+// token with a subject.
+func (r *Registry) Principal(req *http.Request) string {
+	c, err := r.verify(req)
+	if err != nil || c.Subject == "" {
+		return ""
+	}
+	return "registry:" + c.Subject
+}
+
 func containsAll(have, want []string) bool {
 	for _, w := range want {
 		if !slices.Contains(have, w) {

@@ -282,6 +282,26 @@ func (t *Tokens) Authorize(_ context.Context, r *http.Request, gun string, actio
 	return &server.AuthError{Status: http.StatusUnauthorized, Challenge: challenge, Msg: "unknown token"}
 }
 
+// Principal implements server.Identifier: "token:ID" for a valid,
+// unexpired token.
+func (t *Tokens) Principal(r *http.Request) string {
+	raw, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
+	if !ok || raw == "" {
+		return ""
+	}
+	entries, err := t.current()
+	if err != nil {
+		return ""
+	}
+	sum := sha256.Sum256([]byte(raw))
+	for _, e := range entries {
+		if subtle.ConstantTimeCompare(e.sum, sum[:]) == 1 && (e.expires.IsZero() || t.now().Before(e.expires)) {
+			return "token:" + e.id
+		}
+	}
+	return ""
+}
+
 func orGlobal(gun string) string {
 	if gun == "" {
 		return "the global change feed"
