@@ -116,6 +116,23 @@ type MetaStore interface {
 	Close() error
 }
 
+// Pruner removes old metadata versions (retention: see server/prune.go
+// for which versions are kept). Every backend implements it.
+type Pruner interface {
+	// GUNs returns up to limit repository names that hold metadata and
+	// sort after after, in order.
+	GUNs(ctx context.Context, after string, limit int) ([]string, error)
+	// PruneVersions removes gun's versions of role except the newest keep
+	// (at least 1: the current version always stays) and those in
+	// protect, and returns how many it removed. It never removes a root
+	// version: clients walk every root from the one they trust. The change
+	// feed is not touched.
+	PruneVersions(ctx context.Context, gun, role string, keep int, protect []int64) (int64, error)
+}
+
+// ErrPruneRoot refuses PruneVersions of root.
+var ErrPruneRoot = errors.New("store: root versions are never pruned")
+
 // Watcher is implemented by stores that several processes share. Watch
 // blocks until ctx ends, calling changed(gun) soon after any process stores
 // or deletes metadata of gun, and changed("") whenever notifications may
