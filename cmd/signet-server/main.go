@@ -222,6 +222,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, getenv fu
 			return runMigrate(ctx, args[1:], stderr, getenv)
 		case "token":
 			return runToken(args[1:], stdout, stderr, getenv)
+		case "prune":
+			return runPrune(ctx, args[1:], stderr, getenv)
 		}
 	}
 	var cfg config
@@ -355,6 +357,43 @@ func parseExpiry(v string, now time.Time) (time.Time, error) {
 		}
 	}
 	return time.Time{}, fmt.Errorf("%q: want a duration (720h, 30d), a date (2027-01-31) or an RFC 3339 time", v)
+}
+
+// runPrune is `signet-server prune --db … [--keep N]`: the retention rule
+// of server.Prune, once. Run it from cron or a Kubernetes CronJob; it is
+// safe beside running servers.
+func runPrune(ctx context.Context, args []string, stderr io.Writer, getenv func(string) string) int {
+	fs := flag.NewFlagSet("signet-server prune", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	db := fs.String("db", defaultDB, "postgres:// URL, or the embedded store's file")
+	keep := fs.Int("keep", server.DefaultKeepVersions, "versions of each role to keep besides every root and what the kept snapshots and timestamps list")
+	if err := cli.Parse(fs, args, "SIGNET_", getenv); err != nil {
+		return 2
+	}
+	if *keep < 1 {
+		fmt.Fprintln(stderr, "signet-server prune: --keep must be at least 1")
+		return 2
+	}
+	if !isPostgres(*db) {
+		if _, err := os.Stat(*db); err != nil {
+			fmt.Fprintf(stderr, "signet-server prune: %v\n", err)
+			return 1
+		}
+	}
+	log := slog.New(slog.NewTextHandler(stderr, nil))
+	st, err := openStore(ctx, config{DB: *db})
+	if err != nil {
+		fmt.Fprintf(stderr, "signet-server prune: %v\n", err)
+		return 1
+	}
+	defer st.Close()
+	res, err := server.Prune(ctx, st, *keep, log)
+	fmt.Fprintf(stderr, "signet-server prune: %d repositories, %d old versions removed\n", res.Repositories, res.Removed)
+	if err != nil {
+		fmt.Fprintf(stderr, "signet-server prune: %v\n", err)
+		return 1
+	}
+	return 0
 }
 
 func runMigrate(ctx context.Context, args []string, stderr io.Writer, getenv func(string) string) int {

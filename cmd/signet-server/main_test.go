@@ -3,18 +3,28 @@ package main
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"io"
+	"mime/multipart"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/theupdateframework/go-tuf/v2/metadata"
+
 	"github.com/signetdev/signet/internal/pgtest"
+	"github.com/signetdev/signet/internal/tuftest"
+	"github.com/signetdev/signet/server"
 	"github.com/signetdev/signet/server/store/postgres"
+	"github.com/signetdev/signet/server/store/sqlite"
+	"github.com/signetdev/signet/server/tufrepo"
+	"github.com/signetdev/signet/signer/keystore"
 )
 
 func env(vars map[string]string) func(string) string {
@@ -293,5 +303,75 @@ func TestTokenListRevokeExpires(t *testing.T) {
 	}
 	if fi, err := os.Stat(file); err != nil || fi.Mode().Perm() != 0o600 {
 		t.Fatalf("token file after revoke: %v %v", fi.Mode(), err)
+	}
+}
+
+// TestPruneCommand publishes three versions into an embedded store, then
+// runs `signet-server prune --keep 1` on it.
+func TestPruneCommand(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "signet.db")
+	st, err := sqlite.Open(ctx, path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	clock := tuftest.NewClock()
+	srv := server.New(st, keystore.NewMemory(keystore.WithClock(clock.Now)), server.WithSweepInterval(0), server.WithRepoOptions(tufrepo.WithClock(clock.Now)))
+	hs := httptest.NewServer(srv.Handler())
+	const gun = "registry.example.com/team/app"
+	key := func(role string) *metadata.Key {
+		resp, err := http.Get(hs.URL + "/v2/" + gun + "/_trust/tuf/" + role + ".key")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		var k metadata.Key
+		if err := json.NewDecoder(resp.Body).Decode(&k); err != nil {
+			t.Fatal(err)
+		}
+		return &k
+	}
+	dev := tuftest.NewRepo(t, clock.Now, key(metadata.TIMESTAMP), key(metadata.SNAPSHOT))
+	for v := int64(1); v <= 3; v++ {
+		dev.Targets.Signed.Version = v
+		var buf bytes.Buffer
+		mw := multipart.NewWriter(&buf)
+		for role, data := range map[string][]byte{metadata.ROOT: dev.RootBytes(), metadata.TARGETS: dev.TargetsBytes()} {
+			if role == metadata.ROOT && v > 1 {
+				continue
+			}
+			w, _ := mw.CreateFormFile("files", role)
+			w.Write(data)
+		}
+		mw.Close()
+		resp, err := http.Post(hs.URL+"/v2/"+gun+"/_trust/tuf/", mw.FormDataContentType(), &buf)
+		if err != nil || resp.StatusCode != 200 {
+			t.Fatalf("publish v%d: %v %v", v, resp, err)
+		}
+		resp.Body.Close()
+	}
+	hs.Close()
+	st.Close()
+	var errb bytes.Buffer
+	if code := run(ctx, []string{"prune", "--db", path, "--keep", "1"}, io.Discard, &errb, env(nil)); code != 0 || !strings.Contains(errb.String(), "1 repositories, 6 old versions removed") {
+		t.Fatalf("prune: exit %d: %s", code, errb.String())
+	}
+	if code := run(ctx, []string{"prune", "--db", filepath.Join(t.TempDir(), "none.db")}, io.Discard, io.Discard, env(nil)); code != 1 {
+		t.Fatalf("prune of a missing store: exit %d", code)
+	}
+	st, err = sqlite.Open(ctx, path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	for _, tc := range []struct {
+		role string
+		v    int64
+		kept bool
+	}{{"root", 1, true}, {"targets", 1, false}, {"targets", 2, false}, {"targets", 3, true}, {"snapshot", 2, false}, {"snapshot", 3, true}} {
+		if _, err := st.GetVersion(ctx, gun, tc.role, tc.v); (err == nil) != tc.kept {
+			t.Errorf("%s v%d: %v, kept %v", tc.role, tc.v, err, tc.kept)
+		}
 	}
 }
