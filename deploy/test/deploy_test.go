@@ -75,7 +75,7 @@ func loadBinaries(dir string) (map[string]*binary, error) {
 			secrets: []*regexp.Regexp{regexp.MustCompile(`^SIGNET_SIGNER_PASSPHRASE(_[A-Z0-9_]+)?$`), regexp.MustCompile(`^SIGNET_SIGNER_PKCS11_PIN$`)}},
 	}
 	subs := map[string][][]string{
-		"signet-server": {nil, {"migrate"}, {"token", "create"}},
+		"signet-server": {nil, {"migrate"}, {"token", "create"}, {"prune"}},
 		"signet-signer": {nil, {"migrate"}, {"certs"}, {"rewrap"}},
 	}
 	for name, b := range out {
@@ -100,7 +100,7 @@ func loadBinaries(dir string) (map[string]*binary, error) {
 func checkInvocation(t *testing.T, where string, b *binary, args []string, env []string) []string {
 	t.Helper()
 	sub := ""
-	for _, s := range []string{"token create", "migrate", "certs", "rewrap"} {
+	for _, s := range []string{"token create", "migrate", "prune", "certs", "rewrap"} {
 		if strings.HasPrefix(strings.Join(args, " "), s) {
 			sub = s
 			args = args[len(strings.Fields(s)):]
@@ -235,6 +235,8 @@ func decode(t *testing.T, doc []byte) any {
 		obj = &appsv1.Deployment{}
 	case "Job":
 		obj = &batchv1.Job{}
+	case "CronJob":
+		obj = &batchv1.CronJob{}
 	case "PodDisruptionBudget":
 		obj = &policyv1.PodDisruptionBudget{}
 	case "HorizontalPodAutoscaler":
@@ -393,6 +395,12 @@ func TestKubernetes(t *testing.T) {
 		case *batchv1.Job:
 			kinds["Job"]++
 			checkPod(t, "Job "+o.Name, o.Spec.Template.Spec, false)
+		case *batchv1.CronJob:
+			kinds["CronJob"]++
+			checkPod(t, "CronJob "+o.Name, o.Spec.JobTemplate.Spec.Template.Spec, false)
+			if args := o.Spec.JobTemplate.Spec.Template.Spec.Containers[0].Args; len(args) == 0 || args[0] != "prune" {
+				t.Errorf("CronJob %s runs %v", o.Name, args)
+			}
 		case *networkingv1.NetworkPolicy:
 			kinds["NetworkPolicy"]++
 			if o.Spec.PodSelector.MatchLabels["app"] != "signet-signer" {
@@ -418,7 +426,7 @@ func TestKubernetes(t *testing.T) {
 	if kinds["ServiceMonitor"] != 0 {
 		t.Error("the base holds a ServiceMonitor: it needs the Prometheus Operator's CRD and belongs in components/monitoring")
 	}
-	for _, k := range []string{"Deployment/signet-server", "Deployment/signet-signer", "Service", "PodDisruptionBudget", "HorizontalPodAutoscaler", "NetworkPolicy", "Secret", "Job"} {
+	for _, k := range []string{"Deployment/signet-server", "Deployment/signet-signer", "Service", "PodDisruptionBudget", "HorizontalPodAutoscaler", "NetworkPolicy", "Secret", "Job", "CronJob"} {
 		if kinds[k] == 0 {
 			t.Errorf("no %s in the rendered manifests", k)
 		}
