@@ -182,7 +182,10 @@ func (c *config) Validate() error {
 			errs = append(errs, errors.New("--auth registry needs --registry-realm, --registry-service, --registry-issuer and --registry-keys"))
 		}
 	default:
-		errs = append(errs, fmt.Errorf("--auth %q: want none, token or registry", c.Auth))
+		// Not echoed: the signet CLI reads SIGNET_AUTH as registry
+		// credentials (user:password), and a shell set up for it must not
+		// print them here.
+		errs = append(errs, errors.New("--auth (SIGNET_AUTH) is none of none, token, registry; if SIGNET_AUTH holds registry credentials for the signet CLI, unset it for signet-server"))
 	}
 	if c.AllowAnonymous && c.Auth != "none" {
 		errs = append(errs, fmt.Errorf("--allow-anonymous-writes goes only with --auth none, not --auth %s", c.Auth))

@@ -48,6 +48,7 @@ func TestRefusesBadConfig(t *testing.T) {
 		{"anonymous writes off loopback", []string{"--addr", "0.0.0.0:4443", "--tls-cert", "c.pem", "--tls-key", "k.pem"}, nil, "--auth none lets anyone"},
 		{"anonymous writes on loopback (behind a proxy it is everybody)", nil, nil, "--auth none lets anyone"},
 		{"anonymous writes with token auth", []string{"--auth", "token", "--tokens", "t.json", "--allow-anonymous-writes"}, nil, "--allow-anonymous-writes goes only with --auth none"},
+		{"CLI credentials in SIGNET_AUTH", nil, map[string]string{"SIGNET_AUTH": "alice:hunter2"}, "unset it for signet-server"},
 		{"zero staged quota", []string{"--staged-quota-repo", "0"}, nil, "-1 for no quota"},
 		{"bad trusted proxy", []string{"--trusted-proxy", "10.0.0.0/33"}, nil, "neither an address nor a CIDR"},
 		{"token auth without a file", []string{"--auth", "token"}, nil, "--tokens FILE"},
@@ -55,7 +56,7 @@ func TestRefusesBadConfig(t *testing.T) {
 	} {
 		var stderr bytes.Buffer
 		code := run(context.Background(), tc.args, io.Discard, &stderr, env(tc.env))
-		if code != 2 || !strings.Contains(stderr.String(), tc.want) {
+		if code != 2 || !strings.Contains(stderr.String(), tc.want) || strings.Contains(stderr.String(), "hunter2") {
 			t.Errorf("%s: exit %d, stderr %q", tc.name, code, stderr.String())
 		}
 	}

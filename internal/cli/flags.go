@@ -48,7 +48,7 @@ func Parse(fs *flag.FlagSet, args []string, prefix string, getenv func(string) s
 	fs.VisitAll(func(f *flag.Flag) {
 		if v := getenv(EnvName(prefix, f.Name)); v != "" && err == nil {
 			if e := fs.Set(f.Name, v); e != nil {
-				err = fmt.Errorf("invalid value %q in %s: %w", v, EnvName(prefix, f.Name), e)
+				err = fmt.Errorf("invalid value %q in %s: %w", Mask(v), EnvName(prefix, f.Name), e)
 			}
 		}
 	})
