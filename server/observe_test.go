@@ -3,6 +3,7 @@ package server_test
 import (
 	"bytes"
 	"encoding/json"
+	"fmt"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
@@ -125,5 +126,37 @@ func TestExpiryGauge(t *testing.T) {
 	clock.Advance(3 * time.Hour) // nobody re-signed: expired
 	if v, _ := gauge("timestamp"); v != -(time.Hour + time.Minute).Seconds() {
 		t.Fatalf("after expiry: %v", v)
+	}
+}
+
+// TestAnonymousReadsDoNotFillTheCache over HTTP: thousands of anonymous
+// reads of made-up repositories leave the cache's counted bytes small and
+// its table of unknown names at its bound; the real repository stays.
+func TestAnonymousReadsDoNotFillTheCache(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	e.mustPublish(map[string][]byte{metadata.ROOT: e.dev.RootBytes(), metadata.TARGETS: e.dev.TargetsBytes()})
+	if resp, _ := e.do(http.MethodGet, e.tufURL(gun)+"timestamp.json", nil, ""); resp.StatusCode != 200 {
+		t.Fatal(resp.StatusCode)
+	}
+	for i := range 3000 {
+		if resp, _ := e.do(http.MethodGet, fmt.Sprintf("%s/v2/registry.example.com/nobody/r%d/_trust/tuf/timestamp.json", e.url, i), nil, ""); resp.StatusCode != 404 {
+			t.Fatalf("unknown repository: %d", resp.StatusCode)
+		}
+		if resp, _ := e.do(http.MethodGet, fmt.Sprintf("%s%d.root.json", e.tufURL(gun), i+2), nil, ""); resp.StatusCode != 404 {
+			t.Fatalf("unknown version: %d", resp.StatusCode)
+		}
+	}
+	_, body := e.do(http.MethodGet, e.url+"/metrics", nil, "")
+	value := func(series string) float64 {
+		m := regexp.MustCompile(`(?m)^` + regexp.QuoteMeta(series) + ` (\S+)$`).FindSubmatch(body)
+		if m == nil {
+			t.Fatalf("no %s in /metrics", series)
+		}
+		v, _ := strconv.ParseFloat(string(m[1]), 64)
+		return v
+	}
+	if known, absent, bytes := value(`signet_metadata_cache_repositories{state="known"}`), value(`signet_metadata_cache_repositories{state="absent"}`), value("signet_metadata_cache_bytes"); known != 1 || absent != 1024 || bytes > 64<<10 {
+		t.Fatalf("after 6,000 anonymous misses: %v known, %v absent repositories, %v bytes", known, absent, bytes)
 	}
 }

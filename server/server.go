@@ -161,6 +161,7 @@ func New(st store.MetaStore, sg signer.Service, opts ...Option) *Server {
 	log := o.log.With("component", "server")
 	cache := metacache.New(st, o.cacheOpts...)
 	m := newMetrics(o.registry, cache.Stats)
+	registerCacheSize(o.registry, cache)
 	o.registry.MustRegister(newExpiryCollector(cache.Direct(), o.now))
 	if p, ok := st.(poolStats); ok {
 		m.registerPool(p)
