@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"net/http"
 	"testing"
+	"time"
 
 	"github.com/theupdateframework/go-tuf/v2/metadata"
 	"github.com/theupdateframework/go-tuf/v2/metadata/config"
@@ -60,5 +61,45 @@ func TestPruneKeepsWhatClientsNeed(t *testing.T) {
 	}
 	if _, err := up.GetTargetInfo("5.0"); err != nil {
 		t.Fatalf("target after prune: %v", err)
+	}
+}
+
+// TestAutomaticPruning: with WithPruning, Run prunes by itself and the
+// server stops serving what it removed.
+func TestAutomaticPruning(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, server.WithPruning(2, 20*time.Millisecond))
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- e.srv.Run(ctx) }()
+	defer func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Error(err)
+		}
+	}()
+	for v := int64(1); v <= 4; v++ {
+		e.dev.Targets.Signed.Version = v
+		files := map[string][]byte{metadata.TARGETS: e.dev.TargetsBytes()}
+		if v == 1 {
+			files[metadata.ROOT] = e.dev.RootBytes()
+		}
+		e.mustPublish(files)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		resp, _ := e.do(http.MethodGet, e.tufURL(gun)+"1.targets.json", nil, "")
+		if resp.StatusCode == http.StatusNotFound {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("not pruned")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	for _, file := range []string{"1.root.json", "3.targets.json", "4.targets.json", "timestamp.json"} {
+		if resp, _ := e.do(http.MethodGet, e.tufURL(gun)+file, nil, ""); resp.StatusCode != 200 {
+			t.Errorf("%s: %d", file, resp.StatusCode)
+		}
 	}
 }

@@ -63,6 +63,9 @@ type Server struct {
 	prefixes []string
 	keyLimit *keyLimiter
 	trusted  []netip.Prefix
+
+	pruneKeep  int
+	pruneEvery time.Duration
 }
 
 type options struct {
@@ -81,6 +84,8 @@ type options struct {
 	now       func() time.Time
 
 	stagedQuota store.StagedQuota
+	pruneKeep   int
+	pruneEvery  time.Duration
 }
 
 // Option configures a Server.
@@ -121,6 +126,13 @@ func WithKeyCreationLimit(perSecond float64, burst int) Option {
 // none, the header is ignored and the TCP peer is the client.
 func WithTrustedProxies(proxies ...netip.Prefix) Option {
 	return func(o *options) { o.trusted = proxies }
+}
+
+// WithPruning makes Run apply the retention rule (see Prune) every interval,
+// keeping keep versions of each role. Off by default; signet-server prune
+// does the same once.
+func WithPruning(keep int, interval time.Duration) Option {
+	return func(o *options) { o.pruneKeep, o.pruneEvery = keep, interval }
 }
 
 // WithClock sets the clock of the server's own metrics (the expiry gauge);
@@ -182,6 +194,9 @@ func New(st store.MetaStore, sg signer.Service, opts ...Option) *Server {
 		prefixes: o.prefixes,
 		keyLimit: newKeyLimiter(o.keyRate, o.keyBurst),
 		trusted:  o.trusted,
+
+		pruneKeep:  o.pruneKeep,
+		pruneEvery: o.pruneEvery,
 	}
 }
 
@@ -273,6 +288,14 @@ func (s *Server) handle(h func(http.ResponseWriter, *http.Request) error) http.H
 func (s *Server) Run(ctx context.Context) error {
 	errc := make(chan error, 1)
 	go func() { errc <- s.cache.Run(ctx) }()
+	if s.pruneKeep > 0 && s.pruneEvery > 0 {
+		done := make(chan struct{})
+		defer func() { <-done }()
+		go func() {
+			defer close(done)
+			s.pruneLoop(ctx)
+		}()
+	}
 	if s.sweep > 0 {
 		t := time.NewTicker(s.sweep)
 		defer t.Stop()
@@ -287,6 +310,30 @@ func (s *Server) Run(ctx context.Context) error {
 	}
 	<-ctx.Done()
 	return waitRun(errc)
+}
+
+// pruneLoop applies the retention rule (Prune) every pruneEvery until ctx
+// ends. Replicas that all prune are safe: pruning is idempotent and holds
+// each repository's lock.
+func (s *Server) pruneLoop(ctx context.Context) {
+	t := time.NewTicker(s.pruneEvery)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		res, err := Prune(ctx, s.store, s.pruneKeep, s.log)
+		if err != nil && ctx.Err() == nil {
+			s.log.WarnContext(ctx, "pruning incomplete", "removed", res.Removed, "err", err)
+		} else if res.Removed > 0 {
+			s.log.InfoContext(ctx, "pruned old metadata versions", "repositories", res.Repositories, "removed", res.Removed)
+		}
+		if res.Removed > 0 {
+			s.cache.InvalidateAll() // this process stops serving what it removed
+		}
+	}
 }
 
 func waitRun(errc chan error) error {

@@ -38,6 +38,7 @@ type env struct {
 	clock *tuftest.Clock
 	store store.MetaStore
 	dev   *tuftest.Repo
+	srv   *server.Server
 }
 
 func newEnv(t *testing.T, opts ...server.Option) *env {
@@ -48,7 +49,7 @@ func newEnv(t *testing.T, opts ...server.Option) *env {
 	srv := server.New(st, sg, append([]server.Option{server.WithSweepInterval(0), server.WithRepoOptions(tufrepo.WithClock(clock.Now))}, opts...)...)
 	hs := httptest.NewServer(srv.Handler())
 	t.Cleanup(hs.Close)
-	e := &env{t: t, url: hs.URL, clock: clock, store: st}
+	e := &env{t: t, url: hs.URL, clock: clock, store: st, srv: srv}
 	ts := e.key(gun, metadata.TIMESTAMP)
 	snap := e.key(gun, metadata.SNAPSHOT)
 	e.dev = tuftest.NewRepo(t, clock.Now, ts, snap)

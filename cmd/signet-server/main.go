@@ -79,6 +79,8 @@ type config struct {
 	TrustedProxies    []string // addresses or CIDR prefixes, checked by checkProxy
 	StagedPerGUN      int64
 	StagedPerUser     int64
+	PruneKeep         int
+	PruneInterval     time.Duration
 }
 
 const defaultDB = "./signet-data/signet.db"
@@ -114,6 +116,8 @@ func (c *config) Flags(fs *flag.FlagSet) {
 	fs.Var(cli.List{Values: &c.GUNPrefixes}, "gun-prefix", "serve only repositories under this name prefix, matched by whole path components (repeatable; in the environment, comma-separated)")
 	fs.Int64Var(&c.StagedPerGUN, "staged-quota-repo", server.DefaultStagedBytesPerGUN, "bytes all staged changes of one repository may hold (-1: no quota)")
 	fs.Int64Var(&c.StagedPerUser, "staged-quota-principal", server.DefaultStagedBytesPerPrincipal, "bytes all staged changes of one token or registry subject may hold, in every repository (-1: no quota)")
+	fs.IntVar(&c.PruneKeep, "prune-keep", 0, "prune old metadata versions every --prune-interval, keeping this many of each role besides every root and what kept snapshots list (0: never; see signet-server prune)")
+	fs.DurationVar(&c.PruneInterval, "prune-interval", time.Hour, "how often --prune-keep prunes")
 	fs.Float64Var(&c.KeyCreateRate, "key-create-rate", 1, "new server keys per second allowed per client address (0: no limit)")
 	fs.IntVar(&c.KeyCreateBurst, "key-create-burst", 20, "new server keys a client may create at once")
 }
@@ -192,6 +196,9 @@ func (c *config) Validate() error {
 	}
 	if c.StagedPerGUN == 0 || c.StagedPerUser == 0 || c.StagedPerGUN < -1 || c.StagedPerUser < -1 {
 		errs = append(errs, errors.New("--staged-quota-repo and --staged-quota-principal are byte counts, or -1 for no quota"))
+	}
+	if c.PruneKeep < 0 || c.PruneKeep == 1 || (c.PruneKeep > 0 && c.PruneInterval < time.Minute) {
+		errs = append(errs, errors.New("--prune-keep must be 0 (off) or at least 2, and --prune-interval at least a minute"))
 	}
 	if c.MaxBody < 1024 {
 		errs = append(errs, errors.New("--max-body must be at least 1024"))
@@ -373,8 +380,10 @@ func runPrune(ctx context.Context, args []string, stderr io.Writer, getenv func(
 	if err := cli.Parse(fs, args, "SIGNET_", getenv); err != nil {
 		return 2
 	}
-	if *keep < 1 {
-		fmt.Fprintln(stderr, "signet-server prune: --keep must be at least 1")
+	// At least 2: with 1, a client that just read a timestamp could find
+	// the snapshot it lists pruned by a publish racing the prune.
+	if *keep < 2 {
+		fmt.Fprintln(stderr, "signet-server prune: --keep must be at least 2")
 		return 2
 	}
 	if !isPostgres(*db) {
@@ -470,6 +479,7 @@ func serve(ctx context.Context, cfg config, log *slog.Logger, getenv func(string
 		server.WithKeyCreationLimit(cfg.KeyCreateRate, cfg.KeyCreateBurst),
 		server.WithTrustedProxies(trustedProxies(cfg.TrustedProxies)...),
 		server.WithStagedQuota(store.StagedQuota{PerGUN: cfg.StagedPerGUN, PerPrincipal: cfg.StagedPerUser}),
+		server.WithPruning(cfg.PruneKeep, cfg.PruneInterval),
 		server.WithLimits(server.Limits{MaxBody: cfg.MaxBody, TargetsMax: cfg.MaxRoleSize}),
 		server.WithRepoOptions(tufrepo.WithLifetimes(cfg.TimestampLifetime, cfg.SnapshotLifetime)),
 	)

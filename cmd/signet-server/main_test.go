@@ -49,6 +49,7 @@ func TestRefusesBadConfig(t *testing.T) {
 		{"anonymous writes on loopback (behind a proxy it is everybody)", nil, nil, "--auth none lets anyone"},
 		{"anonymous writes with token auth", []string{"--auth", "token", "--tokens", "t.json", "--allow-anonymous-writes"}, nil, "--allow-anonymous-writes goes only with --auth none"},
 		{"CLI credentials in SIGNET_AUTH", nil, map[string]string{"SIGNET_AUTH": "alice:hunter2"}, "unset it for signet-server"},
+		{"prune keeping one version", []string{"--prune-keep", "1"}, nil, "--prune-keep must be 0"},
 		{"zero staged quota", []string{"--staged-quota-repo", "0"}, nil, "-1 for no quota"},
 		{"bad trusted proxy", []string{"--trusted-proxy", "10.0.0.0/33"}, nil, "neither an address nor a CIDR"},
 		{"token auth without a file", []string{"--auth", "token"}, nil, "--tokens FILE"},
@@ -307,8 +308,8 @@ func TestTokenListRevokeExpires(t *testing.T) {
 	}
 }
 
-// TestPruneCommand publishes three versions into an embedded store, then
-// runs `signet-server prune --keep 1` on it.
+// TestPruneCommand publishes four versions into an embedded store, then
+// runs `signet-server prune --keep 2` on it.
 func TestPruneCommand(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
@@ -334,7 +335,7 @@ func TestPruneCommand(t *testing.T) {
 		return &k
 	}
 	dev := tuftest.NewRepo(t, clock.Now, key(metadata.TIMESTAMP), key(metadata.SNAPSHOT))
-	for v := int64(1); v <= 3; v++ {
+	for v := int64(1); v <= 4; v++ {
 		dev.Targets.Signed.Version = v
 		var buf bytes.Buffer
 		mw := multipart.NewWriter(&buf)
@@ -355,7 +356,10 @@ func TestPruneCommand(t *testing.T) {
 	hs.Close()
 	st.Close()
 	var errb bytes.Buffer
-	if code := run(ctx, []string{"prune", "--db", path, "--keep", "1"}, io.Discard, &errb, env(nil)); code != 0 || !strings.Contains(errb.String(), "1 repositories, 6 old versions removed") {
+	if code := run(ctx, []string{"prune", "--db", path, "--keep", "1"}, io.Discard, io.Discard, env(nil)); code != 2 {
+		t.Fatalf("prune --keep 1: exit %d", code)
+	}
+	if code := run(ctx, []string{"prune", "--db", path, "--keep", "2"}, io.Discard, &errb, env(nil)); code != 0 || !strings.Contains(errb.String(), "1 repositories, 6 old versions removed") {
 		t.Fatalf("prune: exit %d: %s", code, errb.String())
 	}
 	if code := run(ctx, []string{"prune", "--db", filepath.Join(t.TempDir(), "none.db")}, io.Discard, io.Discard, env(nil)); code != 1 {
@@ -370,7 +374,7 @@ func TestPruneCommand(t *testing.T) {
 		role string
 		v    int64
 		kept bool
-	}{{"root", 1, true}, {"targets", 1, false}, {"targets", 2, false}, {"targets", 3, true}, {"snapshot", 2, false}, {"snapshot", 3, true}} {
+	}{{"root", 1, true}, {"targets", 1, false}, {"targets", 2, false}, {"targets", 3, true}, {"targets", 4, true}, {"snapshot", 2, false}, {"snapshot", 3, true}, {"timestamp", 2, false}} {
 		if _, err := st.GetVersion(ctx, gun, tc.role, tc.v); (err == nil) != tc.kept {
 			t.Errorf("%s v%d: %v, kept %v", tc.role, tc.v, err, tc.kept)
 		}
