@@ -38,7 +38,8 @@ type PruneResult struct {
 }
 
 // Prune applies the retention rule to every repository of st, keeping the
-// newest keep (at least 1) versions of each role. It stops at the first
+// newest keep versions of each role: at least 2, so that a publish racing
+// the prune cannot remove the snapshot a just-fetched timestamp lists. It stops at the first
 // error, after logging what it removed so far.
 func Prune(ctx context.Context, st store.MetaStore, keep int, log *slog.Logger) (PruneResult, error) {
 	var res PruneResult
@@ -46,7 +47,7 @@ func Prune(ctx context.Context, st store.MetaStore, keep int, log *slog.Logger) 
 	if !ok {
 		return res, errors.New("server: this store cannot prune")
 	}
-	keep = max(keep, 1)
+	keep = max(keep, 2)
 	after := ""
 	for {
 		guns, err := p.GUNs(ctx, after, 500)
