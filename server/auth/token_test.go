@@ -256,6 +256,26 @@ func TestRegistryTokens(t *testing.T) {
 			t.Errorf("%s: challenge %s", tc.name, ae.Challenge)
 		}
 	}
+	// The principal staged changes record: the token's subject.
+	sig, err := jose.NewSigner(jose.SigningKey{Algorithm: jose.ES256, Key: jose.JSONWebKey{Key: key, KeyID: "k1"}}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for sub, want := range map[string]string{"ci-bot": "registry:ci-bot", "": ""} {
+		tok, err := josejwt.Signed(sig).Claims(josejwt.Claims{Issuer: "auth.example.com", Subject: sub, Audience: josejwt.Audience{"notary.example.com"},
+			Expiry: josejwt.NewNumericDate(now.Add(10 * time.Minute)), IssuedAt: josejwt.NewNumericDate(now)}).Serialize()
+		if err != nil {
+			t.Fatal(err)
+		}
+		r := httptest.NewRequest(http.MethodPost, "/", nil)
+		r.Header.Set("Authorization", "Bearer "+tok)
+		if got := reg.Principal(r); got != want {
+			t.Errorf("subject %q: principal %q, want %q", sub, got, want)
+		}
+	}
+	if got := reg.Principal(httptest.NewRequest(http.MethodPost, "/", nil)); got != "" {
+		t.Errorf("anonymous principal %q", got)
+	}
 }
 
 // TestTokenExpiryAndRevocation over HTTP: a token works until its expiry,
