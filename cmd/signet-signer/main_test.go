@@ -480,7 +480,9 @@ func TestMetricsAndRequestIDs(t *testing.T) {
 			t.Errorf("signer metrics lack %s", want)
 		}
 	}
-	c := signerclient.New("https://"+addr, s.client(t, s.clientCert, s.clientKey), slowOK)
+	hc := s.client(t, s.clientCert, s.clientKey)
+	hc.Timeout = 30 * time.Second // a loaded machine; the test checks logs, not speed
+	c := signerclient.New("https://"+addr, hc, slowOK)
 	rctx := reqid.With(context.Background(), "req-from-server-42")
 	k, err := c.EnsureKey(rctx, "example.com/app", metadata.TIMESTAMP, "")
 	if err != nil {
