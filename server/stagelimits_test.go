@@ -170,8 +170,19 @@ func TestStagedQuotas(t *testing.T) {
 			t.Fatalf("list after a refused stage: %d %s", code, body)
 		}
 	}
+	// One stager cannot fill a repository's staging area for everyone.
+	l := newLimitsEnv(t, server.WithStagedQuota(store.StagedQuota{CountPerPrincipal: 1}))
+	if code, _, body := l.stage(l.alice, l.k1); code != http.StatusAccepted {
+		t.Fatalf("first stage: %d %s", code, body)
+	}
+	if code, _, body := l.stage(l.alice, l.k1); code != http.StatusConflict || errCode(body) != "QUOTA_EXCEEDED" || !strings.Contains(string(body), "the most one stager may") {
+		t.Fatalf("second stage by the same token: %d %s", code, body)
+	}
+	if code, _, body := l.stage(l.bob, l.k2); code != http.StatusAccepted {
+		t.Fatalf("another stager: %d %s", code, body)
+	}
 	// The defaults leave room for ordinary use.
-	l := newLimitsEnv(t)
+	l = newLimitsEnv(t)
 	if code, _, body := l.stage(l.alice, l.k1); code != http.StatusAccepted {
 		t.Fatalf("default quota: %d %s", code, body)
 	}

@@ -9,12 +9,16 @@ import (
 )
 
 // Defaults of the staged-change quotas: a repository's staged changes may
-// hold as much as 16 full-size uploads of a role, one principal's (in every
-// repository) as much again. With MaxStagedPerGUN they bound what push
-// rights alone can make the server store.
+// hold as much as 12 full-size uploads of a role, one principal's (in every
+// repository) half that, and one principal at most 16 of a repository's 64
+// changes. With the signature rule they bound what one stager can make the
+// server store, and keep it from filling a repository for everyone else.
 const (
 	DefaultStagedBytesPerGUN       = 64 << 20
-	DefaultStagedBytesPerPrincipal = 64 << 20
+	DefaultStagedBytesPerPrincipal = 32 << 20
+	// DefaultStagedPerPrincipal is how many of a repository's 64 staged
+	// changes one principal may hold: one stager cannot fill it.
+	DefaultStagedPerPrincipal = 16
 )
 
 // WithStagedQuota bounds the bytes of staged changes per repository and
@@ -58,11 +62,21 @@ func stagedQuotaDefaults(q store.StagedQuota) store.StagedQuota {
 	}
 	def(&q.PerGUN, DefaultStagedBytesPerGUN)
 	def(&q.PerPrincipal, DefaultStagedBytesPerPrincipal)
+	switch {
+	case q.CountPerPrincipal == 0:
+		q.CountPerPrincipal = DefaultStagedPerPrincipal
+	case q.CountPerPrincipal < 0:
+		q.CountPerPrincipal = 0
+	}
 	return q
 }
 
 // quotaError turns a store quota refusal into an answer naming the quota.
 func quotaError(qe *store.StagedQuotaError) error {
+	if qe.Count {
+		return &httpError{status: http.StatusConflict, code: codeQuota, msg: fmt.Sprintf(
+			"you already hold %d staged changes in this repository, the most one stager may; approve or withdraw some first", qe.Used)}
+	}
 	return &httpError{status: http.StatusConflict, code: codeQuota, msg: fmt.Sprintf(
 		"the %s's staged changes already hold %d bytes and this one has %d: over the quota of %d bytes; approve or withdraw staged changes first",
 		qe.Scope, qe.Used, qe.Size, qe.Limit)}

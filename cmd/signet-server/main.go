@@ -79,6 +79,7 @@ type config struct {
 	TrustedProxies    []string // addresses or CIDR prefixes, checked by checkProxy
 	StagedPerGUN      int64
 	StagedPerUser     int64
+	StagedCountUser   int
 	PruneKeep         int
 	PruneInterval     time.Duration
 }
@@ -116,6 +117,7 @@ func (c *config) Flags(fs *flag.FlagSet) {
 	fs.Var(cli.List{Values: &c.GUNPrefixes}, "gun-prefix", "serve only repositories under this name prefix, matched by whole path components (repeatable; in the environment, comma-separated)")
 	fs.Int64Var(&c.StagedPerGUN, "staged-quota-repo", server.DefaultStagedBytesPerGUN, "bytes all staged changes of one repository may hold (-1: no quota)")
 	fs.Int64Var(&c.StagedPerUser, "staged-quota-principal", server.DefaultStagedBytesPerPrincipal, "bytes all staged changes of one token or registry subject may hold, in every repository (-1: no quota)")
+	fs.IntVar(&c.StagedCountUser, "staged-changes-per-principal", server.DefaultStagedPerPrincipal, "staged changes one token or registry subject may hold in one repository (of its 64; -1: no bound)")
 	fs.IntVar(&c.PruneKeep, "prune-keep", 0, "prune old metadata versions every --prune-interval, keeping this many of each role besides every root and what kept snapshots list (0: never; see signet-server prune)")
 	fs.DurationVar(&c.PruneInterval, "prune-interval", time.Hour, "how often --prune-keep prunes")
 	fs.Float64Var(&c.KeyCreateRate, "key-create-rate", 1, "new server keys per second allowed per client address (0: no limit)")
@@ -196,6 +198,9 @@ func (c *config) Validate() error {
 	}
 	if c.StagedPerGUN == 0 || c.StagedPerUser == 0 || c.StagedPerGUN < -1 || c.StagedPerUser < -1 {
 		errs = append(errs, errors.New("--staged-quota-repo and --staged-quota-principal are byte counts, or -1 for no quota"))
+	}
+	if c.StagedCountUser == 0 || c.StagedCountUser < -1 {
+		errs = append(errs, errors.New("--staged-changes-per-principal is a count, or -1 for no bound"))
 	}
 	if c.PruneKeep < 0 || c.PruneKeep == 1 || (c.PruneKeep > 0 && c.PruneInterval < time.Minute) {
 		errs = append(errs, errors.New("--prune-keep must be 0 (off) or at least 2, and --prune-interval at least a minute"))
@@ -478,7 +483,7 @@ func serve(ctx context.Context, cfg config, log *slog.Logger, getenv func(string
 		server.WithGUNPrefixes(cfg.GUNPrefixes...),
 		server.WithKeyCreationLimit(cfg.KeyCreateRate, cfg.KeyCreateBurst),
 		server.WithTrustedProxies(trustedProxies(cfg.TrustedProxies)...),
-		server.WithStagedQuota(store.StagedQuota{PerGUN: cfg.StagedPerGUN, PerPrincipal: cfg.StagedPerUser}),
+		server.WithStagedQuota(store.StagedQuota{PerGUN: cfg.StagedPerGUN, PerPrincipal: cfg.StagedPerUser, CountPerPrincipal: cfg.StagedCountUser}),
 		server.WithPruning(cfg.PruneKeep, cfg.PruneInterval),
 		server.WithLimits(server.Limits{MaxBody: cfg.MaxBody, TargetsMax: cfg.MaxRoleSize}),
 		server.WithRepoOptions(tufrepo.WithLifetimes(cfg.TimestampLifetime, cfg.SnapshotLifetime)),

@@ -171,6 +171,10 @@ type Staged struct {
 type StagedQuota struct {
 	PerGUN       int64 // all staged changes of one repository
 	PerPrincipal int64 // all staged changes of one principal, in every repository; not applied to Principal ""
+	// CountPerPrincipal bounds how many of a repository's MaxStagedPerGUN
+	// changes one principal may hold (not applied to Principal ""), so
+	// that one stager cannot fill a repository for everyone else.
+	CountPerPrincipal int
 }
 
 // ErrStagedQuota reports that a new staged change would exceed a
@@ -181,11 +185,15 @@ var ErrStagedQuota = errors.New("store: staged-change quota exceeded")
 type StagedQuotaError struct {
 	Scope string // "repository" or "principal"
 	Limit int64
-	Used  int64 // bytes staged already
+	Used  int64 // bytes staged already (with Count: changes)
 	Size  int64 // bytes of the refused change
+	Count bool  // the principal's count of changes in the repository, not bytes
 }
 
 func (e *StagedQuotaError) Error() string {
+	if e.Count {
+		return fmt.Sprintf("store: the principal holds %d staged changes in this repository, the most one principal may", e.Used)
+	}
 	return fmt.Sprintf("store: the %s's staged changes hold %d bytes; %d more exceed its quota of %d", e.Scope, e.Used, e.Size, e.Limit)
 }
 
@@ -193,8 +201,12 @@ func (e *StagedQuotaError) Error() string {
 func (e *StagedQuotaError) Is(target error) bool { return target == ErrStagedQuota }
 
 // CheckStagedQuota is the rule every backend applies, given the bytes
-// staged already in s's repository and by s's principal.
-func CheckStagedQuota(q StagedQuota, s *Staged, gunBytes, principalBytes int64) error {
+// staged already in s's repository and by s's principal, and how many
+// changes s's principal holds in the repository.
+func CheckStagedQuota(q StagedQuota, s *Staged, gunBytes, principalBytes int64, principalInGUN int) error {
+	if q.CountPerPrincipal > 0 && s.Principal != "" && principalInGUN >= q.CountPerPrincipal {
+		return &StagedQuotaError{Scope: "principal", Limit: int64(q.CountPerPrincipal), Used: int64(principalInGUN), Count: true}
+	}
 	size := int64(len(s.Data))
 	if q.PerGUN > 0 && gunBytes+size > q.PerGUN {
 		return &StagedQuotaError{Scope: "repository", Limit: q.PerGUN, Used: gunBytes, Size: size}

@@ -34,12 +34,15 @@ func (s *Store) CreateStagedWithin(ctx context.Context, st *store.Staged, q stor
 	if _, ok := s.staged[k]; ok {
 		return fmt.Errorf("memstore: stage %s/%s: %w", st.GUN, st.ID, store.ErrStagedConflict)
 	}
-	n := 0
+	n, mine := 0, 0
 	var gunBytes, principalBytes int64
 	for k, other := range s.staged {
 		if k.gun == st.GUN {
 			n++
 			gunBytes += int64(len(other.Data))
+			if st.Principal != "" && other.Principal == st.Principal {
+				mine++
+			}
 		}
 		if st.Principal != "" && other.Principal == st.Principal {
 			principalBytes += int64(len(other.Data))
@@ -48,7 +51,7 @@ func (s *Store) CreateStagedWithin(ctx context.Context, st *store.Staged, q stor
 	if n >= store.MaxStagedPerGUN {
 		return fmt.Errorf("memstore: stage %s: %w", st.GUN, store.ErrTooManyStaged)
 	}
-	if err := store.CheckStagedQuota(q, st, gunBytes, principalBytes); err != nil {
+	if err := store.CheckStagedQuota(q, st, gunBytes, principalBytes, mine); err != nil {
 		return fmt.Errorf("memstore: stage %s: %w", st.GUN, err)
 	}
 	st.Revision, st.CreatedAt = 1, s.now().UTC()

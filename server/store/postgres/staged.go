@@ -34,15 +34,17 @@ func (s *Store) CreateStagedWithin(ctx context.Context, st *store.Staged, q stor
 		if n >= store.MaxStagedPerGUN {
 			return store.ErrTooManyStaged
 		}
-		if st.Principal != "" && q.PerPrincipal > 0 {
+		var mine int
+		if st.Principal != "" && (q.PerPrincipal > 0 || q.CountPerPrincipal > 0) {
 			if _, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock(hashtextextended('principal:' || $1, 0))`, st.Principal); err != nil {
 				return err
 			}
-			if err := tx.QueryRow(ctx, `SELECT COALESCE(SUM(octet_length(data)), 0) FROM staged_changes WHERE principal = $1`, st.Principal).Scan(&principalBytes); err != nil {
+			if err := tx.QueryRow(ctx, `SELECT COALESCE(SUM(octet_length(data)), 0), count(*) FILTER (WHERE gun = $2) FROM staged_changes WHERE principal = $1`,
+				st.Principal, st.GUN).Scan(&principalBytes, &mine); err != nil {
 				return err
 			}
 		}
-		if err := store.CheckStagedQuota(q, st, gunBytes, principalBytes); err != nil {
+		if err := store.CheckStagedQuota(q, st, gunBytes, principalBytes, mine); err != nil {
 			return err
 		}
 		return tx.QueryRow(ctx, `INSERT INTO staged_changes (gun, id, revision, data, expires, principal) VALUES ($1, $2, 1, $3, $4, $5)

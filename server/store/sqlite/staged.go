@@ -29,12 +29,14 @@ func (s *Store) CreateStagedWithin(ctx context.Context, st *store.Staged, q stor
 		if n >= store.MaxStagedPerGUN {
 			return fmt.Errorf("sqlite: stage %s: %w", st.GUN, store.ErrTooManyStaged)
 		}
-		if st.Principal != "" && q.PerPrincipal > 0 {
-			if err := tx.QueryRowContext(ctx, `SELECT COALESCE(SUM(length(data)), 0) FROM staged_changes WHERE principal = ?`, st.Principal).Scan(&principalBytes); err != nil {
+		var mine int
+		if st.Principal != "" && (q.PerPrincipal > 0 || q.CountPerPrincipal > 0) {
+			if err := tx.QueryRowContext(ctx, `SELECT COALESCE(SUM(length(data)), 0), COALESCE(SUM(gun = ?), 0) FROM staged_changes WHERE principal = ?`,
+				st.GUN, st.Principal).Scan(&principalBytes, &mine); err != nil {
 				return fmt.Errorf("sqlite: stage %s: %w", st.GUN, err)
 			}
 		}
-		if err := store.CheckStagedQuota(q, st, gunBytes, principalBytes); err != nil {
+		if err := store.CheckStagedQuota(q, st, gunBytes, principalBytes, mine); err != nil {
 			return fmt.Errorf("sqlite: stage %s: %w", st.GUN, err)
 		}
 		res, err := tx.ExecContext(ctx, `INSERT INTO staged_changes (gun, id, revision, data, created_at, expires, principal) VALUES (?, ?, 1, ?, ?, ?, ?)

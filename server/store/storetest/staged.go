@@ -249,4 +249,18 @@ func testStagedQuotas(t *testing.T, s stagedStore) {
 	must(t, s.CreateStagedWithin(ctx, mk("q/c", "4", "alice", 20), q))
 	// No quota: CreateStaged.
 	must(t, s.CreateStaged(ctx, mk("q/a", "big", "alice", 500)))
+
+	// How many changes one principal may hold in one repository.
+	cq := store.StagedQuota{CountPerPrincipal: 2}
+	must(t, s.CreateStagedWithin(ctx, mk("q/d", "1", "dave", 1), cq))
+	must(t, s.CreateStagedWithin(ctx, mk("q/d", "2", "dave", 1), cq))
+	err = s.CreateStagedWithin(ctx, mk("q/d", "3", "dave", 1), cq)
+	if !errors.As(err, &qe) || !qe.Count || qe.Used != 2 {
+		t.Fatalf("over the count per principal: %v", err)
+	}
+	must(t, s.CreateStagedWithin(ctx, mk("q/e", "1", "dave", 1), cq)) // another repository
+	must(t, s.CreateStagedWithin(ctx, mk("q/d", "4", "erin", 1), cq)) // another principal
+	for i := range 3 {
+		must(t, s.CreateStagedWithin(ctx, mk("q/d", fmt.Sprintf("anon%d", i), "", 1), cq)) // no principal: not counted
+	}
 }
