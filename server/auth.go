@@ -2,6 +2,7 @@ package server
 
 import (
 	"context"
+	"errors"
 	"net/http"
 )
 
@@ -32,12 +33,47 @@ type AuthError struct {
 
 func (e *AuthError) Error() string { return e.Msg }
 
+// explainAuth puts why an action was needed in front of an Authorizer's
+// refusal, keeping its status and challenge.
+func explainAuth(err error, why string) error {
+	var ae *AuthError
+	if !errors.As(err, &ae) {
+		return err
+	}
+	out := *ae
+	out.Msg = why + ": " + ae.Msg
+	return &out
+}
+
 // AllowAll authorises everything. It is for a server that listens on
 // loopback only; the command line refuses it elsewhere unless asked.
 type AllowAll struct{}
 
 // Authorize implements Authorizer.
 func (AllowAll) Authorize(context.Context, *http.Request, string, Action) error { return nil }
+
+// Identifier is implemented by authorisers that can name who a request
+// comes from: staged changes record it (quotas per principal; the stager
+// may withdraw its change).
+type Identifier interface {
+	// Principal names the caller if r carries valid credentials, else "".
+	Principal(r *http.Request) string
+}
+
+type principalKey struct{}
+
+// principalOf returns the principal the stage handler put in ctx.
+func principalOf(ctx context.Context) string {
+	p, _ := ctx.Value(principalKey{}).(string)
+	return p
+}
+
+func (s *Server) principal(r *http.Request) string {
+	if id, ok := s.auth.(Identifier); ok {
+		return id.Principal(r)
+	}
+	return ""
+}
 
 // Challenger is implemented by authorisers that send clients to a token
 // service: GET /v2/ answers with its challenge unless the request carries a

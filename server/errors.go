@@ -23,6 +23,7 @@ const (
 	codeUnavailable     = "UNAVAILABLE"
 	codeInternal        = "INTERNAL_ERROR"
 	codeTimeout         = "REQUEST_TIMEOUT"
+	codeQuota           = "QUOTA_EXCEEDED"
 )
 
 // httpError is a refusal decided by the HTTP layer itself.
@@ -78,7 +79,11 @@ func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) {
 		he     *httpError
 		mbe    *http.MaxBytesError
 		ae     *AuthError
+		qe     *store.StagedQuotaError
 	)
+	if errors.As(err, &qe) {
+		err = quotaError(qe)
+	}
 	switch {
 	case errors.As(err, &ae):
 		code := codeDenied
@@ -112,7 +117,7 @@ func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) {
 		status, item = http.StatusInternalServerError, errorItem{Code: codeInternal, Message: "internal error; the server log has details under this request ID"}
 	}
 	if status >= 500 {
-		s.log.ErrorContext(r.Context(), "request failed", "request_id", requestID(r.Context()), "status", status, "err", err)
+		s.log.ErrorContext(r.Context(), "request failed", "status", status, "err", err)
 	}
 	writeJSON(w, status, errorBody{Errors: []errorItem{item}})
 }

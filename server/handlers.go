@@ -206,26 +206,30 @@ func etagMatches(header, etag string) bool {
 	return false
 }
 
-// getKey returns a server-managed public key as TUF key JSON. Creating the
-// key (the first ask for a GUN) needs push rights; with pull rights only,
-// an existing key is returned.
+// getKey returns a server-managed public key as TUF key JSON. Reading an
+// existing key needs pull; creating one (the first ask for a GUN) needs
+// push, and a caller without it gets the push refusal (401 with the
+// challenge, or 403), not a 404: the key is missing because the caller may
+// not create it, and "no timestamp key" would send them chasing the wrong
+// thing.
 func (s *Server) getKey(w http.ResponseWriter, r *http.Request, gun, role string) error {
 	if role != metadata.TIMESTAMP && role != metadata.SNAPSHOT {
 		return notFound("the server holds keys only for timestamp and snapshot")
 	}
-	create := s.auth.Authorize(r.Context(), r, gun, ActionPush) == nil
-	if !create {
-		if err := s.auth.Authorize(r.Context(), r, gun, ActionPull); err != nil {
-			return err
-		}
+	ctx := r.Context()
+	if err := s.auth.Authorize(ctx, r, gun, ActionPull); err != nil {
+		return err
 	}
-	k, err := s.repo.ServerKey(r.Context(), gun, role, false)
+	k, err := s.repo.ServerKey(ctx, gun, role, false)
 	var te *tufrepo.Error
-	if create && errors.As(err, &te) && te.Code == tufrepo.CodeNotFound {
+	if errors.As(err, &te) && te.Code == tufrepo.CodeNotFound {
+		if err := s.auth.Authorize(ctx, r, gun, ActionPush); err != nil {
+			return explainAuth(err, fmt.Sprintf("%s has no %s key yet, and creating it needs push rights", gun, role))
+		}
 		if !s.keyLimit.allow(r) {
 			return &httpError{status: http.StatusTooManyRequests, code: "TOO_MANY_REQUESTS", msg: "too many new server keys from this client; retry later"}
 		}
-		k, err = s.repo.ServerKey(r.Context(), gun, role, true)
+		k, err = s.repo.ServerKey(ctx, gun, role, true)
 	}
 	if err != nil {
 		return err

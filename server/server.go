@@ -13,6 +13,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"net/netip"
 	"strings"
 	"time"
 
@@ -20,6 +21,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"golang.org/x/sync/singleflight"
 
+	"github.com/signetdev/signet/internal/reqid"
 	"github.com/signetdev/signet/server/metacache"
 	"github.com/signetdev/signet/server/store"
 	"github.com/signetdev/signet/server/tufrepo"
@@ -60,6 +62,10 @@ type Server struct {
 	refresh  singleflight.Group
 	prefixes []string
 	keyLimit *keyLimiter
+	trusted  []netip.Prefix
+
+	pruneKeep  int
+	pruneEvery time.Duration
 }
 
 type options struct {
@@ -74,6 +80,12 @@ type options struct {
 	prefixes  []string
 	keyRate   float64
 	keyBurst  int
+	trusted   []netip.Prefix
+	now       func() time.Time
+
+	stagedQuota store.StagedQuota
+	pruneKeep   int
+	pruneEvery  time.Duration
 }
 
 // Option configures a Server.
@@ -109,6 +121,24 @@ func WithKeyCreationLimit(perSecond float64, burst int) Option {
 	return func(o *options) { o.keyRate, o.keyBurst = perSecond, burst }
 }
 
+// WithTrustedProxies names the proxies whose X-Forwarded-For header gives
+// the client address (for the key-creation limit and the access log). With
+// none, the header is ignored and the TCP peer is the client.
+func WithTrustedProxies(proxies ...netip.Prefix) Option {
+	return func(o *options) { o.trusted = proxies }
+}
+
+// WithPruning makes Run apply the retention rule (see Prune) every interval,
+// keeping keep versions of each role. Off by default; signet-server prune
+// does the same once.
+func WithPruning(keep int, interval time.Duration) Option {
+	return func(o *options) { o.pruneKeep, o.pruneEvery = keep, interval }
+}
+
+// WithClock sets the clock of the server's own metrics (the expiry gauge);
+// give tufrepo the same one through WithRepoOptions(tufrepo.WithClock(…)).
+func WithClock(now func() time.Time) Option { return func(o *options) { o.now = now } }
+
 // WithRepoOptions passes options to the TUF layer (clock, lifetimes, …).
 func WithRepoOptions(opts ...tufrepo.Option) Option {
 	return func(o *options) { o.repoOpts = append(o.repoOpts, opts...) }
@@ -128,6 +158,7 @@ func New(st store.MetaStore, sg signer.Service, opts ...Option) *Server {
 		timeout:  DefaultRequestTimout,
 		keyRate:  1,
 		keyBurst: 20,
+		now:      time.Now,
 	}
 	for _, opt := range opts {
 		opt(&o)
@@ -136,14 +167,19 @@ func New(st store.MetaStore, sg signer.Service, opts ...Option) *Server {
 	if o.registry == nil {
 		o.registry = prometheus.NewRegistry()
 	}
+	// Every line logged with a request's context names its request ID,
+	// tufrepo's included.
+	o.log = slog.New(reqid.Handler(o.log.Handler()))
 	log := o.log.With("component", "server")
 	cache := metacache.New(st, o.cacheOpts...)
 	m := newMetrics(o.registry, cache.Stats)
+	registerCacheSize(o.registry, cache)
+	o.registry.MustRegister(newExpiryCollector(cache.Direct(), o.now))
 	if p, ok := st.(poolStats); ok {
 		m.registerPool(p)
 	}
 	sg = instrumentedSigner{Service: sg, hist: m.signer}
-	repo := tufrepo.New(cache.Direct(), sg, append([]tufrepo.Option{tufrepo.WithLogger(o.log)}, o.repoOpts...)...)
+	repo := tufrepo.New(withQuotas(cache.Direct(), stagedQuotaDefaults(o.stagedQuota)), sg, append([]tufrepo.Option{tufrepo.WithLogger(o.log)}, o.repoOpts...)...)
 	return &Server{
 		repo:     repo,
 		store:    st,
@@ -157,6 +193,10 @@ func New(st store.MetaStore, sg signer.Service, opts ...Option) *Server {
 		timeout:  o.timeout,
 		prefixes: o.prefixes,
 		keyLimit: newKeyLimiter(o.keyRate, o.keyBurst),
+		trusted:  o.trusted,
+
+		pruneKeep:  o.pruneKeep,
+		pruneEvery: o.pruneEvery,
 	}
 }
 
@@ -176,7 +216,7 @@ func withDefaults(l Limits) Limits {
 // Handler returns the whole route table.
 func (s *Server) Handler() http.Handler {
 	r := chi.NewRouter()
-	r.Use(withRequestID, s.observe)
+	r.Use(withRequestID, s.withClientAddr, s.observe)
 	r.Get("/healthz", s.healthz)
 	r.Get("/readyz", s.readyz)
 	r.Method(http.MethodGet, "/metrics", s.metrics.handler())
@@ -248,6 +288,14 @@ func (s *Server) handle(h func(http.ResponseWriter, *http.Request) error) http.H
 func (s *Server) Run(ctx context.Context) error {
 	errc := make(chan error, 1)
 	go func() { errc <- s.cache.Run(ctx) }()
+	if s.pruneKeep > 0 && s.pruneEvery > 0 {
+		done := make(chan struct{})
+		defer func() { <-done }()
+		go func() {
+			defer close(done)
+			s.pruneLoop(ctx)
+		}()
+	}
 	if s.sweep > 0 {
 		t := time.NewTicker(s.sweep)
 		defer t.Stop()
@@ -262,6 +310,30 @@ func (s *Server) Run(ctx context.Context) error {
 	}
 	<-ctx.Done()
 	return waitRun(errc)
+}
+
+// pruneLoop applies the retention rule (Prune) every pruneEvery until ctx
+// ends. Replicas that all prune are safe: pruning is idempotent and holds
+// each repository's lock.
+func (s *Server) pruneLoop(ctx context.Context) {
+	t := time.NewTicker(s.pruneEvery)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		res, err := Prune(ctx, s.store, s.pruneKeep, s.log)
+		if err != nil && ctx.Err() == nil {
+			s.log.WarnContext(ctx, "pruning incomplete", "removed", res.Removed, "err", err)
+		} else if res.Removed > 0 {
+			s.log.InfoContext(ctx, "pruned old metadata versions", "repositories", res.Repositories, "removed", res.Removed)
+		}
+		if res.Removed > 0 {
+			s.cache.InvalidateAll() // this process stops serving what it removed
+		}
+	}
 }
 
 func waitRun(errc chan error) error {

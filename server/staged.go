@@ -1,17 +1,26 @@
 package server
 
 import (
+	"context"
 	"encoding/json"
+	"errors"
+	"fmt"
 	"net/http"
 
 	"github.com/go-chi/chi/v5"
 
+	"github.com/signetdev/signet/server/store"
 	"github.com/signetdev/signet/server/tufrepo"
 )
 
 // Staged changes: k-of-n signing of targets and delegated roles
 // (tufrepo/staged.go has the rules). Reading them needs pull, changing them
-// needs push, as for published metadata.
+// needs push, as for published metadata. Besides: a staged change must
+// carry a valid signature by a key of a role it changes (tufrepo), its
+// bytes count against quotas per repository and per principal
+// (stagequota.go), and only who staged it, an admin, or a key holder of
+// one of its roles (proved by a new signature, sent as for approve) may
+// withdraw it.
 
 // stagedID reads the {id} of a staged-change URL: IDs are hex.
 func stagedID(r *http.Request) (string, error) {
@@ -78,7 +87,8 @@ func (s *Server) stage(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	c, err := s.repo.Stage(r.Context(), gun, files)
+	ctx := context.WithValue(r.Context(), principalKey{}, s.principal(r))
+	c, err := s.repo.Stage(ctx, gun, files)
 	if err != nil {
 		return err
 	}
@@ -124,9 +134,47 @@ func (s *Server) withdrawStaged(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
+	if err := s.mayWithdraw(w, r, gun, id); err != nil {
+		return err
+	}
 	if err := s.repo.WithdrawStaged(r.Context(), gun, id); err != nil {
 		return err
 	}
 	w.WriteHeader(http.StatusNoContent)
 	return nil
+}
+
+// mayWithdraw allows the withdrawal of gun/id by an admin of gun, by the
+// principal that staged it, or by a caller whose request body (the
+// change's roles, as approve sends them) carries a new valid signature by
+// a key of one of its roles.
+func (s *Server) mayWithdraw(w http.ResponseWriter, r *http.Request, gun, id string) error {
+	ctx := r.Context()
+	admin := s.auth.Authorize(ctx, r, gun, ActionAdmin)
+	if admin == nil {
+		return nil
+	}
+	ss, ok := s.store.(store.StagedStore)
+	if !ok {
+		return notFound("no such staged change")
+	}
+	st, err := ss.GetStaged(ctx, gun, id)
+	if errors.Is(err, store.ErrNotFound) {
+		return &httpError{status: http.StatusNotFound, code: string(tufrepo.CodeNotFound), msg: fmt.Sprintf("no staged change %s in %s", id, gun)}
+	}
+	if err != nil {
+		return err
+	}
+	if p := s.principal(r); p != "" && p == st.Principal {
+		return nil
+	}
+	if r.ContentLength != 0 && r.Header.Get("Content-Type") != "" {
+		files, err := s.readUpload(w, r)
+		if err != nil {
+			return err
+		}
+		return s.repo.CheckKeyHolder(ctx, gun, id, files)
+	}
+	return &httpError{status: http.StatusForbidden, code: codeDenied, msg: fmt.Sprintf(
+		"staged change %s may be withdrawn by who staged it, by an admin of %s, or by a key holder of one of its roles (send its roles signed, as approve does)", id, gun)}
 }

@@ -169,7 +169,11 @@ func (r *Registry) verify(req *http.Request) (*claims, error) {
 
 // Authorize implements server.Authorizer.
 func (r *Registry) Authorize(_ context.Context, req *http.Request, gun string, action server.Action) error {
-	if action == server.ActionPull && gun != "" && !r.cfg.AuthReads {
+	// Reads are anonymous unless AuthReads, but a token that is presented
+	// and does not verify is refused even then (401, so the client fetches
+	// a fresh one).
+	anonymousRead := action == server.ActionPull && gun != "" && !r.cfg.AuthReads
+	if anonymousRead && req.Header.Get("Authorization") == "" {
 		return nil
 	}
 	want := need(gun, action)
@@ -181,12 +185,25 @@ func (r *Registry) Authorize(_ context.Context, req *http.Request, gun string, a
 	if err != nil {
 		return unauthorized(err.Error() + " (" + want.scope() + ")")
 	}
+	if anonymousRead {
+		return nil
+	}
 	for _, a := range c.Access {
 		if a.Type == want.Type && a.Name == want.Name && (slices.Contains(a.Actions, "*") || containsAll(a.Actions, want.Actions)) {
 			return nil
 		}
 	}
 	return &server.AuthError{Status: http.StatusForbidden, Msg: "the token does not grant " + want.scope()}
+}
+
+// Principal implements server.Identifier: "registry:SUBJECT" for a valid
+// token with a subject.
+func (r *Registry) Principal(req *http.Request) string {
+	c, err := r.verify(req)
+	if err != nil || c.Subject == "" {
+		return ""
+	}
+	return "registry:" + c.Subject
 }
 
 func containsAll(have, want []string) bool {

@@ -122,6 +122,9 @@ func (r *Repo) Stage(ctx context.Context, gun string, files map[string][]byte) (
 			}
 			return &StagedChange{Roles: p.roles, Published: p.result.Versions}, nil
 		}
+		if err := requireSignature(p.roles); err != nil { // stagelimits.go
+			return nil, err
+		}
 		data, err := json.Marshal(stagedDoc{Files: files, Roles: p.roles})
 		if err != nil {
 			return nil, fmt.Errorf("tufrepo: encode staged change: %w", err)
