@@ -6,6 +6,8 @@ import (
 	"errors"
 	"net/http"
 
+	"github.com/signetdev/signet/server/auth"
+
 	"github.com/signetdev/signet/server/store"
 	"github.com/signetdev/signet/server/tufrepo"
 )
@@ -78,7 +80,7 @@ func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) {
 		te     *tufrepo.Error
 		he     *httpError
 		mbe    *http.MaxBytesError
-		ae     *AuthError
+		ae     *auth.AuthError
 		qe     *store.StagedQuotaError
 	)
 	if errors.As(err, &qe) {

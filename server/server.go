@@ -17,6 +17,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/signetdev/signet/server/auth"
+
 	"github.com/go-chi/chi/v5"
 	"github.com/prometheus/client_golang/prometheus"
 	"golang.org/x/sync/singleflight"
@@ -53,7 +55,7 @@ type Server struct {
 	store    store.MetaStore
 	cache    *metacache.Cache
 	signer   signer.Service
-	auth     Authorizer
+	auth     auth.Authorizer
 	log      *slog.Logger
 	limits   Limits
 	metrics  *metrics
@@ -70,7 +72,7 @@ type Server struct {
 
 type options struct {
 	log       *slog.Logger
-	auth      Authorizer
+	auth      auth.Authorizer
 	limits    Limits
 	registry  *prometheus.Registry
 	sweep     time.Duration
@@ -95,7 +97,7 @@ type Option func(*options)
 func WithLogger(l *slog.Logger) Option { return func(o *options) { o.log = l } }
 
 // WithAuthorizer sets who may do what; the default allows everything.
-func WithAuthorizer(a Authorizer) Option { return func(o *options) { o.auth = a } }
+func WithAuthorizer(a auth.Authorizer) Option { return func(o *options) { o.auth = a } }
 
 // WithLimits sets upload limits; zero fields keep their defaults.
 func WithLimits(l Limits) Option { return func(o *options) { o.limits = l } }
@@ -153,7 +155,7 @@ func WithCacheOptions(opts ...metacache.Option) Option {
 func New(st store.MetaStore, sg signer.Service, opts ...Option) *Server {
 	o := options{
 		log:      slog.New(slog.DiscardHandler),
-		auth:     AllowAll{},
+		auth:     auth.AllowAll{},
 		sweep:    DefaultSweepInterval,
 		timeout:  DefaultRequestTimout,
 		keyRate:  1,
@@ -224,7 +226,7 @@ func (s *Server) Handler() http.Handler {
 	r.Group(func(r chi.Router) {
 		r.Use(s.withTimeout)
 		r.Get("/v2/", s.handle(s.ping))
-		r.Get("/v2/_trust/changefeed", s.handle(s.changefeed))
+		r.Get("/v2/_trust/changefeed", s.authorized(auth.ActionAdmin, s.changefeed))
 		r.Handle("/v2/*", s.repoRoutes())
 	})
 	r.NotFound(s.handle(func(http.ResponseWriter, *http.Request) error { return notFound("no such endpoint") }))
@@ -238,16 +240,16 @@ func (s *Server) Handler() http.Handler {
 // slashes) off the path, then routes the rest.
 func (s *Server) repoRoutes() http.Handler {
 	t := chi.NewRouter()
-	t.Get("/_trust/tuf/*", s.handle(s.getFile))
-	t.Head("/_trust/tuf/*", s.handle(s.getFile))
-	t.Post("/_trust/tuf/*", s.handle(s.rotateKey))
-	t.Post("/_trust/tuf/", s.handle(s.publish))
-	t.Delete("/_trust/tuf/", s.handle(s.deleteRepo))
-	t.Get("/_trust/staged/", s.handle(s.listStaged))
-	t.Post("/_trust/staged/", s.handle(s.stage))
-	t.Get("/_trust/staged/{id}", s.handle(s.getStaged))
-	t.Post("/_trust/staged/{id}", s.handle(s.approve))
-	t.Delete("/_trust/staged/{id}", s.handle(s.withdrawStaged))
+	t.Get("/_trust/tuf/*", s.authorized(auth.ActionPull, s.getFile))
+	t.Head("/_trust/tuf/*", s.authorized(auth.ActionPull, s.getFile))
+	t.Post("/_trust/tuf/*", s.authorized(auth.ActionAdmin, s.rotateKey))
+	t.Post("/_trust/tuf/", s.authorized(auth.ActionPush, s.publish))
+	t.Delete("/_trust/tuf/", s.authorized(auth.ActionAdmin, s.deleteRepo))
+	t.Get("/_trust/staged/", s.authorized(auth.ActionPull, s.listStaged))
+	t.Post("/_trust/staged/", s.authorized(auth.ActionPush, s.stage))
+	t.Get("/_trust/staged/{id}", s.authorized(auth.ActionPull, s.getStaged))
+	t.Post("/_trust/staged/{id}", s.authorized(auth.ActionPush, s.approve))
+	t.Delete("/_trust/staged/{id}", s.authorized(auth.ActionPush, s.withdrawStaged))
 	t.NotFound(s.handle(func(http.ResponseWriter, *http.Request) error { return notFound("no such endpoint") }))
 	t.MethodNotAllowed(s.handle(func(http.ResponseWriter, *http.Request) error {
 		return &httpError{status: http.StatusMethodNotAllowed, code: codeMethod, msg: "method not allowed"}
@@ -271,6 +273,22 @@ func (s *Server) withTimeout(next http.Handler) http.Handler {
 		ctx, cancel := context.WithTimeout(r.Context(), s.timeout)
 		defer cancel()
 		next.ServeHTTP(w, r.WithContext(ctx))
+	})
+}
+
+// authorized declares, in the route table, the action a route needs on
+// the request's repository (for the global change feed: on none): the
+// router asks the Authorizer once, before the handler runs. Handlers check
+// only what depends on the request itself (creating a missing server key
+// needs push; withdrawing a staged change, its stager, an admin or a key
+// holder).
+func (s *Server) authorized(action auth.Action, h func(http.ResponseWriter, *http.Request) error) http.HandlerFunc {
+	return s.handle(func(w http.ResponseWriter, r *http.Request) error {
+		gun, _ := r.Context().Value(gunKey{}).(string)
+		if err := s.auth.Authorize(r.Context(), r, gun, action); err != nil {
+			return err
+		}
+		return h(w, r)
 	})
 }
 

@@ -14,6 +14,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/signetdev/signet/server/auth"
+
 	"github.com/theupdateframework/go-tuf/v2/metadata"
 	"github.com/theupdateframework/go-tuf/v2/metadata/config"
 	"github.com/theupdateframework/go-tuf/v2/metadata/updater"
@@ -354,11 +356,11 @@ func TestKeysAndChangefeed(t *testing.T) {
 // pullOnly lets anyone read and nobody write.
 type pullOnly struct{}
 
-func (pullOnly) Authorize(_ context.Context, _ *http.Request, _ string, a server.Action) error {
-	if a == server.ActionPull {
+func (pullOnly) Authorize(_ context.Context, _ *http.Request, _ string, a auth.Action) error {
+	if a == auth.ActionPull {
 		return nil
 	}
-	return &server.AuthError{Status: http.StatusUnauthorized, Challenge: `Bearer realm="test"`, Msg: "push needs a token"}
+	return &auth.AuthError{Status: http.StatusUnauthorized, Challenge: `Bearer realm="test"`, Msg: "push needs a token"}
 }
 
 func TestKeyCreationNeedsPush(t *testing.T) {

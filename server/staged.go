@@ -7,6 +7,8 @@ import (
 	"fmt"
 	"net/http"
 
+	"github.com/signetdev/signet/server/auth"
+
 	"github.com/go-chi/chi/v5"
 
 	"github.com/signetdev/signet/server/store"
@@ -38,9 +40,6 @@ func stagedID(r *http.Request) (string, error) {
 
 func (s *Server) listStaged(w http.ResponseWriter, r *http.Request) error {
 	gun := gunOf(r)
-	if err := s.auth.Authorize(r.Context(), r, gun, ActionPull); err != nil {
-		return err
-	}
 	list, err := s.repo.ListStaged(r.Context(), gun)
 	if err != nil {
 		return err
@@ -57,9 +56,6 @@ type stagedBody struct {
 
 func (s *Server) getStaged(w http.ResponseWriter, r *http.Request) error {
 	gun := gunOf(r)
-	if err := s.auth.Authorize(r.Context(), r, gun, ActionPull); err != nil {
-		return err
-	}
 	id, err := stagedID(r)
 	if err != nil {
 		return err
@@ -80,9 +76,6 @@ func (s *Server) getStaged(w http.ResponseWriter, r *http.Request) error {
 // when the upload met every threshold and was published at once.
 func (s *Server) stage(w http.ResponseWriter, r *http.Request) error {
 	gun := gunOf(r)
-	if err := s.auth.Authorize(r.Context(), r, gun, ActionPush); err != nil {
-		return err
-	}
 	files, err := s.readUpload(w, r)
 	if err != nil {
 		return err
@@ -103,9 +96,6 @@ func (s *Server) stage(w http.ResponseWriter, r *http.Request) error {
 
 func (s *Server) approve(w http.ResponseWriter, r *http.Request) error {
 	gun := gunOf(r)
-	if err := s.auth.Authorize(r.Context(), r, gun, ActionPush); err != nil {
-		return err
-	}
 	id, err := stagedID(r)
 	if err != nil {
 		return err
@@ -127,9 +117,6 @@ func (s *Server) approve(w http.ResponseWriter, r *http.Request) error {
 
 func (s *Server) withdrawStaged(w http.ResponseWriter, r *http.Request) error {
 	gun := gunOf(r)
-	if err := s.auth.Authorize(r.Context(), r, gun, ActionPush); err != nil {
-		return err
-	}
 	id, err := stagedID(r)
 	if err != nil {
 		return err
@@ -150,7 +137,7 @@ func (s *Server) withdrawStaged(w http.ResponseWriter, r *http.Request) error {
 // a key of one of its roles.
 func (s *Server) mayWithdraw(w http.ResponseWriter, r *http.Request, gun, id string) error {
 	ctx := r.Context()
-	admin := s.auth.Authorize(ctx, r, gun, ActionAdmin)
+	admin := s.auth.Authorize(ctx, r, gun, auth.ActionAdmin)
 	if admin == nil {
 		return nil
 	}

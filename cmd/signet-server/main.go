@@ -247,7 +247,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, getenv fu
 	})
 }
 
-func authorizer(cfg config) (server.Authorizer, error) {
+func authorizer(cfg config) (auth.Authorizer, error) {
 	switch cfg.Auth {
 	case "token":
 		return auth.LoadTokens(cfg.Tokens, cfg.AuthReads)
@@ -255,7 +255,7 @@ func authorizer(cfg config) (server.Authorizer, error) {
 		return auth.NewRegistry(auth.RegistryConfig{Realm: cfg.RegistryRealm, Service: cfg.RegistryService,
 			Issuer: cfg.RegistryIssuer, Keys: cfg.RegistryKeys, AuthReads: cfg.AuthReads, MaxLifetime: cfg.RegistryMaxLife})
 	}
-	return server.AllowAll{}, nil
+	return auth.AllowAll{}, nil
 }
 
 const tokenUsage = `usage:

@@ -1,8 +1,9 @@
 // Package auth holds signet-server's authorisers: static API tokens with
 // scopes by GUN pattern, stored hashed in a file (Tokens), and Docker
 // registry token auth with JWTs from the registry's token service, as
-// Notary server did (Registry). It imports server only for the Authorizer
-// contract. Safe for concurrent use.
+// Notary server did (Registry). It also owns the authorisation contract
+// (Action, Authorizer, AuthError) that signet-server imports; it must never
+// import the server. Safe for concurrent use.
 package auth
 
 import (
@@ -21,8 +22,6 @@ import (
 	"strings"
 	"sync"
 	"time"
-
-	"github.com/signetdev/signet/server"
 )
 
 // Scope is ACTION:PATTERN, e.g. push:registry.example.com/team/*. Actions:
@@ -31,7 +30,7 @@ import (
 // matches any run of characters, "/" included. The global change feed
 // needs an admin scope whose pattern matches every GUN ("admin:*").
 type Scope struct {
-	Action  server.Action
+	Action  Action
 	Pattern string
 }
 
@@ -43,34 +42,34 @@ func ParseScope(s string) (Scope, error) {
 	}
 	switch action {
 	case "pull":
-		return Scope{server.ActionPull, pattern}, nil
+		return Scope{ActionPull, pattern}, nil
 	case "push":
-		return Scope{server.ActionPush, pattern}, nil
+		return Scope{ActionPush, pattern}, nil
 	case "admin":
-		return Scope{server.ActionAdmin, pattern}, nil
+		return Scope{ActionAdmin, pattern}, nil
 	}
 	return Scope{}, fmt.Errorf("auth: scope %q: unknown action %q (pull, push or admin)", s, action)
 }
 
 func (s Scope) String() string {
-	name := map[server.Action]string{server.ActionPull: "pull", server.ActionPush: "push", server.ActionAdmin: "admin"}[s.Action]
+	name := map[Action]string{ActionPull: "pull", ActionPush: "push", ActionAdmin: "admin"}[s.Action]
 	return name + ":" + s.Pattern
 }
 
-func rank(a server.Action) int {
+func rank(a Action) int {
 	switch a {
-	case server.ActionPull:
+	case ActionPull:
 		return 1
-	case server.ActionPush:
+	case ActionPush:
 		return 2
-	case server.ActionAdmin:
+	case ActionAdmin:
 		return 3
 	}
 	return 0
 }
 
 // allows reports whether s grants action on gun ("" for global resources).
-func (s Scope) allows(gun string, action server.Action) bool {
+func (s Scope) allows(gun string, action Action) bool {
 	if rank(s.Action) < rank(action) {
 		return false
 	}
@@ -145,7 +144,7 @@ type fileStamp struct {
 // reloadEvery bounds how often Authorize looks at the token file.
 const reloadEvery = time.Second
 
-var _ server.Authorizer = (*Tokens)(nil)
+var _ Authorizer = (*Tokens)(nil)
 
 // TokensOption configures Tokens.
 type TokensOption func(*Tokens)
@@ -239,13 +238,13 @@ func (t *Tokens) current() ([]parsed, error) {
 
 const challenge = `Bearer realm="signet"`
 
-// Authorize implements server.Authorizer.
+// Authorize implements Authorizer.
 //
 // Reads are anonymous unless authReads, but a request that presents a
 // token which is not valid is refused with 401 even then: a mistyped or
 // revoked token is reported at the first request, not at the first push.
-func (t *Tokens) Authorize(_ context.Context, r *http.Request, gun string, action server.Action) error {
-	anonymousRead := action == server.ActionPull && gun != "" && !t.authReads
+func (t *Tokens) Authorize(_ context.Context, r *http.Request, gun string, action Action) error {
+	anonymousRead := action == ActionPull && gun != "" && !t.authReads
 	header := r.Header.Get("Authorization")
 	if anonymousRead && header == "" {
 		return nil
@@ -253,9 +252,9 @@ func (t *Tokens) Authorize(_ context.Context, r *http.Request, gun string, actio
 	raw, ok := strings.CutPrefix(header, "Bearer ")
 	if !ok || raw == "" {
 		if header != "" {
-			return &server.AuthError{Status: http.StatusUnauthorized, Challenge: challenge, Msg: "the Authorization header is not a bearer token: send Authorization: Bearer TOKEN"}
+			return &AuthError{Status: http.StatusUnauthorized, Challenge: challenge, Msg: "the Authorization header is not a bearer token: send Authorization: Bearer TOKEN"}
 		}
-		return &server.AuthError{Status: http.StatusUnauthorized, Challenge: challenge, Msg: "this needs a token: send Authorization: Bearer TOKEN (the signet CLI reads SIGNET_TOKEN)"}
+		return &AuthError{Status: http.StatusUnauthorized, Challenge: challenge, Msg: "this needs a token: send Authorization: Bearer TOKEN (the signet CLI reads SIGNET_TOKEN)"}
 	}
 	entries, err := t.current()
 	if err != nil {
@@ -267,7 +266,7 @@ func (t *Tokens) Authorize(_ context.Context, r *http.Request, gun string, actio
 			continue
 		}
 		if !e.expires.IsZero() && !t.now().Before(e.expires) {
-			return &server.AuthError{Status: http.StatusUnauthorized, Challenge: challenge, Msg: fmt.Sprintf("token %s expired at %s", e.id, e.expires.UTC().Format(time.RFC3339))}
+			return &AuthError{Status: http.StatusUnauthorized, Challenge: challenge, Msg: fmt.Sprintf("token %s expired at %s", e.id, e.expires.UTC().Format(time.RFC3339))}
 		}
 		if anonymousRead {
 			return nil
@@ -277,12 +276,12 @@ func (t *Tokens) Authorize(_ context.Context, r *http.Request, gun string, actio
 				return nil
 			}
 		}
-		return &server.AuthError{Status: http.StatusForbidden, Msg: fmt.Sprintf("token %s may not %s %s", e.id, action, orGlobal(gun))}
+		return &AuthError{Status: http.StatusForbidden, Msg: fmt.Sprintf("token %s may not %s %s", e.id, action, orGlobal(gun))}
 	}
-	return &server.AuthError{Status: http.StatusUnauthorized, Challenge: challenge, Msg: "unknown token"}
+	return &AuthError{Status: http.StatusUnauthorized, Challenge: challenge, Msg: "unknown token"}
 }
 
-// Principal implements server.Identifier: "token:ID" for a valid,
+// Principal implements Identifier: "token:ID" for a valid,
 // unexpired token.
 func (t *Tokens) Principal(r *http.Request) string {
 	raw, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")

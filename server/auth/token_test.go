@@ -172,7 +172,7 @@ func TestScopeMatching(t *testing.T) {
 		}
 		r := httptest.NewRequest(http.MethodGet, "/", nil)
 		r.Header.Set("Authorization", "Bearer "+tok)
-		err = tokens.Authorize(r.Context(), r, tc.gun, server.ActionPull)
+		err = tokens.Authorize(r.Context(), r, tc.gun, auth.ActionPull)
 		if (err == nil) != tc.ok {
 			t.Errorf("%s on %s: %v", tc.scope, tc.gun, err)
 		}
@@ -219,23 +219,23 @@ func TestRegistryTokens(t *testing.T) {
 		name   string
 		token  string
 		gun    string
-		action server.Action
+		action auth.Action
 		want   int
 	}{
-		{"no token", "", gun, server.ActionPush, 401},
-		{"right scope", mint(key, "auth.example.com", "notary.example.com", now.Add(30*time.Minute), push), gun, server.ActionPush, 0},
-		{"another GUN", mint(key, "auth.example.com", "notary.example.com", now.Add(30*time.Minute), push), "registry.example.com/other", server.ActionPush, 403},
-		{"push is not delete", mint(key, "auth.example.com", "notary.example.com", now.Add(30*time.Minute), push), gun, server.ActionAdmin, 403},
-		{"no expiry", mint(key, "auth.example.com", "notary.example.com", time.Time{}, push), gun, server.ActionPush, 401},
-		{"valid for a day", mint(key, "auth.example.com", "notary.example.com", now.Add(24*time.Hour), push), gun, server.ActionPush, 401},
-		{"expired", mint(key, "auth.example.com", "notary.example.com", now.Add(-time.Hour), push), gun, server.ActionPush, 401},
-		{"wrong issuer", mint(key, "evil.example.com", "notary.example.com", now.Add(30*time.Minute), push), gun, server.ActionPush, 401},
-		{"wrong audience", mint(key, "auth.example.com", "other.example.com", now.Add(time.Hour), push), gun, server.ActionPush, 401},
-		{"bad signature", mint(other, "auth.example.com", "notary.example.com", now.Add(30*time.Minute), push), gun, server.ActionPush, 401},
-		{"catalog for the change feed", mint(key, "auth.example.com", "notary.example.com", now.Add(30*time.Minute), []map[string]any{{"type": "registry", "name": "catalog", "actions": []string{"*"}}}), "", server.ActionAdmin, 0},
-		{"anonymous read", "", gun, server.ActionPull, 0},
-		{"read with an expired token", mint(key, "auth.example.com", "notary.example.com", now.Add(-time.Hour), push), gun, server.ActionPull, 401},
-		{"read with a push token", mint(key, "auth.example.com", "notary.example.com", now.Add(30*time.Minute), push), gun, server.ActionPull, 0},
+		{"no token", "", gun, auth.ActionPush, 401},
+		{"right scope", mint(key, "auth.example.com", "notary.example.com", now.Add(30*time.Minute), push), gun, auth.ActionPush, 0},
+		{"another GUN", mint(key, "auth.example.com", "notary.example.com", now.Add(30*time.Minute), push), "registry.example.com/other", auth.ActionPush, 403},
+		{"push is not delete", mint(key, "auth.example.com", "notary.example.com", now.Add(30*time.Minute), push), gun, auth.ActionAdmin, 403},
+		{"no expiry", mint(key, "auth.example.com", "notary.example.com", time.Time{}, push), gun, auth.ActionPush, 401},
+		{"valid for a day", mint(key, "auth.example.com", "notary.example.com", now.Add(24*time.Hour), push), gun, auth.ActionPush, 401},
+		{"expired", mint(key, "auth.example.com", "notary.example.com", now.Add(-time.Hour), push), gun, auth.ActionPush, 401},
+		{"wrong issuer", mint(key, "evil.example.com", "notary.example.com", now.Add(30*time.Minute), push), gun, auth.ActionPush, 401},
+		{"wrong audience", mint(key, "auth.example.com", "other.example.com", now.Add(time.Hour), push), gun, auth.ActionPush, 401},
+		{"bad signature", mint(other, "auth.example.com", "notary.example.com", now.Add(30*time.Minute), push), gun, auth.ActionPush, 401},
+		{"catalog for the change feed", mint(key, "auth.example.com", "notary.example.com", now.Add(30*time.Minute), []map[string]any{{"type": "registry", "name": "catalog", "actions": []string{"*"}}}), "", auth.ActionAdmin, 0},
+		{"anonymous read", "", gun, auth.ActionPull, 0},
+		{"read with an expired token", mint(key, "auth.example.com", "notary.example.com", now.Add(-time.Hour), push), gun, auth.ActionPull, 401},
+		{"read with a push token", mint(key, "auth.example.com", "notary.example.com", now.Add(30*time.Minute), push), gun, auth.ActionPull, 0},
 	} {
 		r := httptest.NewRequest(http.MethodPost, "/", nil)
 		if tc.token != "" {
@@ -243,7 +243,7 @@ func TestRegistryTokens(t *testing.T) {
 		}
 		err := reg.Authorize(r.Context(), r, tc.gun, tc.action)
 		got := 0
-		var ae *server.AuthError
+		var ae *auth.AuthError
 		if errors.As(err, &ae) {
 			got = ae.Status
 		} else if err != nil {
@@ -252,7 +252,7 @@ func TestRegistryTokens(t *testing.T) {
 		if got != tc.want {
 			t.Errorf("%s: status %d (%v), want %d", tc.name, got, err, tc.want)
 		}
-		if got == 401 && tc.action == server.ActionPush && ae.Challenge != `Bearer realm="https://auth.example.com/token",service="notary.example.com",scope="repository:`+gun+`:push,pull"` {
+		if got == 401 && tc.action == auth.ActionPush && ae.Challenge != `Bearer realm="https://auth.example.com/token",service="notary.example.com",scope="repository:`+gun+`:push,pull"` {
 			t.Errorf("%s: challenge %s", tc.name, ae.Challenge)
 		}
 	}
