@@ -29,7 +29,6 @@ import (
 
 	"github.com/google/go-containerregistry/pkg/authn"
 	"github.com/theupdateframework/go-tuf/v2/metadata"
-	"golang.org/x/sys/unix"
 )
 
 // Options configure a Client.
@@ -137,8 +136,9 @@ func (c *Client) tufURL(gun string) string {
 	return c.opts.Server + "/v2/" + gun + "/_trust/tuf/"
 }
 
-// lock serialises work on gun in this process and, through an flock on a
-// lock file, across processes sharing the trust directory.
+// lock serialises work on gun in this process and, through a lock on a
+// lock file (flock on Unix, LockFileEx on Windows: lock_*.go), across
+// processes sharing the trust directory.
 func (c *Client) lock(gun string) (unlock func(), err error) {
 	c.mu.Lock()
 	m, ok := c.locks[gun]
@@ -158,13 +158,13 @@ func (c *Client) lock(gun string) (unlock func(), err error) {
 		m.Unlock()
 		return nil, fmt.Errorf("client: %w", err)
 	}
-	if err := unix.Flock(int(f.Fd()), unix.LOCK_EX); err != nil {
+	if err := lockFile(f); err != nil {
 		f.Close()
 		m.Unlock()
 		return nil, fmt.Errorf("client: lock %s: %w", dir, err)
 	}
 	return func() {
-		_ = unix.Flock(int(f.Fd()), unix.LOCK_UN)
+		_ = unlockFile(f)
 		f.Close()
 		m.Unlock()
 	}, nil
