@@ -49,6 +49,11 @@ type Options struct {
 	// registry. authn.DefaultKeychain reads ~/.docker/config.json and its
 	// credential helpers.
 	Keychain authn.Keychain
+	// RegistryAuthHosts are hosts (host or host:port) of token services
+	// that may receive the registry's credentials besides the registry's
+	// own host, e.g. "auth.example.com". The realm must be https either
+	// way; the credentials never go to any other host (challenge.go).
+	RegistryAuthHosts []string
 	// TOFU trusts the server's first root of a repository that has no
 	// pinned root. Off by default: pin roots (PinRoot) instead.
 	TOFU bool

@@ -21,7 +21,8 @@
 // Global flags --server (SIGNET_SERVER), --trust-dir (SIGNET_TRUST_DIR,
 // default ~/.signet), -o json. SIGNET_TOKEN is sent as a bearer token; for
 // a server behind a registry's token service, credentials come from
-// SIGNET_AUTH (user:password) or the Docker config.
+// SIGNET_REGISTRY_AUTH (user:password) or the Docker config, and go only to
+// an https realm on the registry's host or in SIGNET_REGISTRY_AUTH_HOSTS.
 // Passphrases come from SIGNET_ROOT_PASSPHRASE, SIGNET_TARGETS_PASSPHRASE,
 // SIGNET_DELEGATION_PASSPHRASE, or a prompt on a terminal.
 //
@@ -145,14 +146,23 @@ func or(v, def string) string {
 
 func (a *app) client() (*client.Client, error) {
 	keys := client.NewFileKeyStore(filepath.Join(a.trustDir, "private"), a.passphrase, a.scryptCost)
-	return client.New(client.Options{Server: a.server, TrustDir: a.trustDir, Token: a.getenv("SIGNET_TOKEN"), Keys: keys, Keychain: a.keychain()})
+	var authHosts []string
+	for h := range strings.SplitSeq(a.getenv("SIGNET_REGISTRY_AUTH_HOSTS"), ",") {
+		if h = strings.TrimSpace(h); h != "" {
+			authHosts = append(authHosts, h)
+		}
+	}
+	return client.New(client.Options{Server: a.server, TrustDir: a.trustDir, Token: a.getenv("SIGNET_TOKEN"), Keys: keys, Keychain: a.keychain(), RegistryAuthHosts: authHosts})
 }
 
 // keychain supplies registry credentials for servers that ask for registry
-// tokens: SIGNET_AUTH (user:password) first, then the Docker config
-// (~/.docker/config.json and its credential helpers).
+// tokens: SIGNET_REGISTRY_AUTH (user:password) first, then the Docker
+// config (~/.docker/config.json and its credential helpers). They go only
+// to an https token service on the registry's host or in
+// SIGNET_REGISTRY_AUTH_HOSTS (client/challenge.go). SIGNET_AUTH is the
+// server's auth mode and means nothing here.
 func (a *app) keychain() authn.Keychain {
-	if user, pass, ok := strings.Cut(a.getenv("SIGNET_AUTH"), ":"); ok {
+	if user, pass, ok := strings.Cut(a.getenv("SIGNET_REGISTRY_AUTH"), ":"); ok {
 		return authn.NewMultiKeychain(basicKeychain{user, pass}, authn.DefaultKeychain)
 	}
 	return authn.DefaultKeychain
