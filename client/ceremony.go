@@ -128,7 +128,11 @@ func (c *Client) RootNext(root []byte, change RootChange) ([]byte, error) {
 	return m.ToBytes(true)
 }
 
-// RootSign adds the signature of one key to root, offline. keyFile is an
+// ErrNotRootKey: RootSign was given a key that the root does not list.
+var ErrNotRootKey = errors.New("not a root key of this root")
+
+// RootSign adds the signature of one key to root, offline. The key must be
+// one of the root role's keys (ErrNotRootKey otherwise). keyFile is an
 // encrypted PKCS#8 key file (as signet writes them); pass decrypts it.
 func RootSign(root []byte, keyFile string, pass []byte) ([]byte, error) {
 	m, err := metadata.Root().FromBytes(root)
@@ -147,12 +151,52 @@ func RootSign(root []byte, keyFile string, pass []byte) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	id, _ := k.ID()
+	id, err := k.ID()
+	if err != nil {
+		return nil, fmt.Errorf("client: %s: %w", keyFile, err)
+	}
+	// A signature by a key the root does not list counts for nothing:
+	// refuse it rather than add it silently (a targets key, or another
+	// repository's root key).
+	if !slices.Contains(m.Signed.Roles[metadata.ROOT].KeyIDs, id) {
+		return nil, fmt.Errorf("client: key %s (%s) is not a root key of this root.json (it lists %v): %w", id, keyFile, m.Signed.Roles[metadata.ROOT].KeyIDs, ErrNotRootKey)
+	}
 	m.Signatures = slices.DeleteFunc(m.Signatures, func(sig metadata.Signature) bool { return sig.KeyID == id })
 	if _, err := m.Sign(s); err != nil {
 		return nil, fmt.Errorf("client: sign with %s: %w", id, err)
 	}
 	return m.ToBytes(true)
+}
+
+// CheckRootKeyFile tells, before any passphrase is asked for, whether the
+// key file is one of root's root keys: it reads the public key that signet
+// keeps in the file's header (files without one pass here and are checked
+// by RootSign once decrypted).
+func CheckRootKeyFile(root []byte, keyFile string) error {
+	m, err := metadata.Root().FromBytes(root)
+	if err != nil {
+		return fmt.Errorf("client: %w", err)
+	}
+	data, err := os.ReadFile(keyFile)
+	if err != nil {
+		return fmt.Errorf("client: %w", err)
+	}
+	b, _ := pem.Decode(data)
+	if b == nil {
+		return fmt.Errorf("client: %s is not a PEM key file", keyFile)
+	}
+	k := publicOf(b)
+	if k == nil {
+		return nil
+	}
+	id, err := k.ID()
+	if err != nil {
+		return fmt.Errorf("client: %s: %w", keyFile, err)
+	}
+	if ids := m.Signed.Roles[metadata.ROOT].KeyIDs; !slices.Contains(ids, id) {
+		return fmt.Errorf("client: key %s (%s) is not a root key of this root.json (it lists %v): %w", id, keyFile, ids, ErrNotRootKey)
+	}
+	return nil
 }
 
 func loadKeyFile(path string, pass []byte) (signature.Signer, error) {

@@ -102,7 +102,7 @@ func exitCode(err error) int {
 	var ue usageError
 	var te *client.TrustError
 	switch {
-	case errors.As(err, &ue):
+	case errors.As(err, &ue), errors.Is(err, client.ErrNotRootKey):
 		return exitUsage
 	case errors.Is(err, client.ErrNotSigned), errors.Is(err, errMismatch):
 		return exitNotSigned

@@ -240,7 +240,19 @@ func TestCeremonyWalkthrough(t *testing.T) {
 	if len(rootKeys) != 3 || targetsKey == "" {
 		t.Fatalf("keys: %v", keys)
 	}
-	must(offline, "root", "sign", f("root.json"), "--key", rootKeys[0])
+	// A key that root.json does not list (here the targets key) adds a
+	// useless signature: refused, and root.json is left as it was.
+	before, _ := os.ReadFile(f("root.json"))
+	targetsFile := filepath.Join(offline.trustDir, "private", targetsKey+".key")
+	if code, _, e := offline.run("root", "sign", f("root.json"), "--key", targetsFile); code != exitUsage || !strings.Contains(e, "is not a root key of this root.json") {
+		t.Fatalf("root sign with the targets key: exit %d: %s", code, e)
+	}
+	if after, _ := os.ReadFile(f("root.json")); !bytes.Equal(before, after) {
+		t.Fatal("a refused root sign changed root.json")
+	}
+	if out := must(offline, "root", "sign", f("root.json"), "--key", rootKeys[0]); !strings.Contains(out, "1 of 2 required root signatures") {
+		t.Fatalf("root sign says: %q", out)
+	}
 	if code, _, _ := offline.run("root", "verify", f("root.json")); code != exitTrust {
 		t.Fatalf("1 of 3 verified (exit %d)", code)
 	}

@@ -93,6 +93,9 @@ func (a *app) rootCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
+			if err := client.CheckRootKeyFile(data, keyFile); err != nil {
+				return err
+			}
 			pass, err := a.passphrase(metadata.ROOT, keyFile)
 			if err != nil {
 				return err
@@ -101,7 +104,22 @@ func (a *app) rootCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			return os.WriteFile(args[0], signed, 0o644)
+			if err := os.WriteFile(args[0], signed, 0o644); err != nil {
+				return err
+			}
+			rep, err := client.RootVerify(signed, nil)
+			if err != nil {
+				return err
+			}
+			n := 0
+			for _, k := range rep.Keys {
+				if k.Signed {
+					n++
+				}
+			}
+			return a.print(map[string]any{"file": args[0], "version": rep.Version, "signatures": n, "threshold": rep.Threshold}, func(w io.Writer) {
+				fmt.Fprintf(w, "signed %s (root v%d) with %s: %d of %d required root signatures\n", args[0], rep.Version, keyFile, n, rep.Threshold)
+			})
 		},
 	}
 	sign.Flags().StringVar(&keyFile, "key", "", "encrypted root key file")
