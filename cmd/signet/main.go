@@ -48,6 +48,7 @@ import (
 	"strings"
 	"syscall"
 	"text/tabwriter"
+	"time"
 
 	"github.com/google/go-containerregistry/pkg/authn"
 	"github.com/spf13/cobra"
@@ -446,10 +447,17 @@ func (a *app) trustCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			if err := c.PinRoot(args[0], data); err != nil {
+			res, err := c.Pin(args[0], data)
+			if err != nil {
 				return err
 			}
-			return a.print(map[string]string{"gun": args[0]}, func(w io.Writer) { fmt.Fprintf(w, "pinned the root of %s\n", args[0]) })
+			return a.print(map[string]any{"gun": args[0], "version": res.Version, "replaced": res.Replaced}, func(w io.Writer) {
+				if res.Replaced {
+					fmt.Fprintf(w, "replaced the pinned root of %s (v%d) with v%d; removed the metadata cached under the old pin\n", args[0], res.Previous, res.Version)
+					return
+				}
+				fmt.Fprintf(w, "pinned the root (v%d) of %s\n", res.Version, args[0])
+			})
 		},
 	}
 	pin.Flags().StringVar(&rootFile, "root", "", "root.json to pin")
@@ -468,6 +476,47 @@ func (a *app) trustCmd() *cobra.Command {
 			return err
 		},
 	}
-	cmd.AddCommand(pin, show)
+	list := &cobra.Command{
+		Use: "list", Short: "List the repositories this trust directory trusts", Args: exactArgs(0),
+		RunE: func(_ *cobra.Command, _ []string) error {
+			c, err := a.client()
+			if err != nil {
+				return err
+			}
+			pins, err := c.Pins()
+			if err != nil {
+				return err
+			}
+			if pins == nil {
+				pins = []client.PinInfo{}
+			}
+			return a.print(pins, func(w io.Writer) {
+				tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+				fmt.Fprintln(tw, "GUN\tPINNED ROOT\tEXPIRES\tTRUSTED ROOT")
+				for _, p := range pins {
+					trusted := "-"
+					if p.TrustedVersion > 0 {
+						trusted = fmt.Sprintf("v%d", p.TrustedVersion)
+					}
+					fmt.Fprintf(tw, "%s\tv%d\t%s\t%s\n", p.GUN, p.PinnedVersion, p.PinnedExpires.UTC().Format(time.RFC3339), trusted)
+				}
+				tw.Flush()
+			})
+		},
+	}
+	remove := &cobra.Command{
+		Use: "remove GUN", Short: "Stop trusting a repository: remove its pinned root and cached metadata", Args: exactArgs(1),
+		RunE: func(_ *cobra.Command, args []string) error {
+			c, err := a.client()
+			if err != nil {
+				return err
+			}
+			if err := c.Unpin(args[0]); err != nil {
+				return err
+			}
+			return a.print(map[string]string{"gun": args[0]}, func(w io.Writer) { fmt.Fprintf(w, "removed the pinned root of %s\n", args[0]) })
+		},
+	}
+	cmd.AddCommand(pin, show, list, remove)
 	return cmd
 }
