@@ -261,12 +261,38 @@ func (a *app) stagedCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			return a.print(list, func(w io.Writer) {
+			// A change is stale when a role it changes moved on since it was
+			// staged: approving it can only fail; withdraw it and stage again.
+			current := map[string]int64{}
+			st, err := c.Status(cmd.Context(), args[0])
+			if err != nil {
+				return fmt.Errorf("staged changes of %s: the current versions to compare with: %w", args[0], err)
+			}
+			for _, r := range st {
+				current[r.Role] = r.Version
+			}
+			type row struct {
+				client.StagedChange
+				Stale bool `json:"stale"`
+			}
+			rows := []row{}
+			for _, ch := range list {
+				stale := false
+				for _, r := range ch.Roles {
+					stale = stale || r.BaseVersion != current[r.Role]
+				}
+				rows = append(rows, row{ch, stale})
+			}
+			return a.print(rows, func(w io.Writer) {
 				tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-				fmt.Fprintln(tw, "ID\tROLE\tVERSION\tSIGNED\tEXPIRES")
-				for _, st := range list {
+				fmt.Fprintln(tw, "ID\tROLE\tVERSION\tSIGNED\tEXPIRES\t")
+				for _, st := range rows {
+					note := ""
+					if st.Stale {
+						note = "STALE: the role changed since; withdraw it (signet staged withdraw) and stage again"
+					}
 					for _, r := range st.Roles {
-						fmt.Fprintf(tw, "%s\t%s\t%d\t%d/%d\t%s\n", st.ID, r.Role, r.Version, len(r.SignedBy), r.Threshold, st.Expires.Format("2006-01-02 15:04"))
+						fmt.Fprintf(tw, "%s\t%s\t%d\t%d/%d\t%s\t%s\n", st.ID, r.Role, r.Version, len(r.SignedBy), r.Threshold, st.Expires.Format("2006-01-02 15:04"), note)
 					}
 				}
 				tw.Flush()

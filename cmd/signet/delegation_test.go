@@ -149,4 +149,23 @@ func TestDelegationThresholdTwoApprove(t *testing.T) {
 	if out := engine.ok("status", gun); !strings.Contains(out, "targets/prod") || strings.Contains(out, "staged change") {
 		t.Fatalf("status after approval:\n%s", out)
 	}
+
+	// Two changes staged on the same version; once one is published the
+	// other is stale, and staged list says so.
+	stagedID := func(out string) string {
+		return strings.TrimSuffix(strings.Fields(strings.SplitAfter(out, "staged as change ")[1])[0], ":")
+	}
+	id2 := stagedID(alice.ok("sign", gun+":prod-2", "--digest", digest1, "--size", "10"))
+	id3 := stagedID(alice.ok("sign", gun+":prod-3", "--digest", digest1, "--size", "10"))
+	if out := bob.ok("staged", "list", gun); strings.Contains(out, "STALE") {
+		t.Fatalf("fresh changes marked stale:\n%s", out)
+	}
+	bob.ok("approve", gun, id3)
+	out = bob.ok("staged", "list", gun)
+	if !strings.Contains(out, id2) || !strings.Contains(out, "STALE") || strings.Contains(out, id3) {
+		t.Fatalf("staged list after one of two was published:\n%s", out)
+	}
+	if out := bob.ok("-o", "json", "staged", "list", gun); !strings.Contains(out, `"stale": true`) {
+		t.Fatalf("staged list json:\n%s", out)
+	}
 }

@@ -80,7 +80,8 @@ type app struct {
 	server         string
 	trustDir       string
 	output         string
-	scryptCost     int // tests lower it
+	scryptCost     int              // tests lower it
+	now            func() time.Time // tests move the clock; nil: time.Now
 }
 
 func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer, getenv func(string) string) int {
@@ -153,7 +154,7 @@ func (a *app) client() (*client.Client, error) {
 			authHosts = append(authHosts, h)
 		}
 	}
-	return client.New(client.Options{Server: a.server, TrustDir: a.trustDir, Token: a.getenv("SIGNET_TOKEN"), Keys: keys, Keychain: a.keychain(), RegistryAuthHosts: authHosts})
+	return client.New(client.Options{Server: a.server, TrustDir: a.trustDir, Token: a.getenv("SIGNET_TOKEN"), Keys: keys, Keychain: a.keychain(), RegistryAuthHosts: authHosts, Now: a.now})
 }
 
 // keychain supplies registry credentials for servers that ask for registry

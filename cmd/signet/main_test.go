@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/google/go-containerregistry/pkg/name"
 	"github.com/google/go-containerregistry/pkg/registry"
@@ -26,6 +27,8 @@ type cli struct {
 	t        *testing.T
 	server   string
 	trustDir string
+	now      func() time.Time // nil: the real clock
+	env      map[string]string
 }
 
 func (c *cli) run(args ...string) (code int, stdout, stderr string) {
@@ -35,7 +38,10 @@ func (c *cli) run(args ...string) (code int, stdout, stderr string) {
 		"SIGNET_SERVER": c.server, "SIGNET_TRUST_DIR": c.trustDir,
 		"SIGNET_ROOT_PASSPHRASE": "root pw", "SIGNET_TARGETS_PASSPHRASE": "targets pw", "SIGNET_DELEGATION_PASSPHRASE": "delegation pw",
 	}
-	a := &app{stdin: strings.NewReader(""), stdout: &out, stderr: &errb, getenv: func(k string) string { return env[k] }, scryptCost: 1 << 10}
+	for k, v := range c.env {
+		env[k] = v
+	}
+	a := &app{stdin: strings.NewReader(""), stdout: &out, stderr: &errb, getenv: func(k string) string { return env[k] }, scryptCost: 1 << 10, now: c.now}
 	root := a.command()
 	root.SetArgs(args)
 	root.SetOut(&out)

@@ -264,25 +264,38 @@ func (a *app) keyFetchCmd() *cobra.Command {
 func (a *app) statusCmd() *cobra.Command {
 	return &cobra.Command{
 		Use: "status GUN", Args: exactArgs(1), Short: "Show when each role (delegations included) expires, warn within 30 days, and count staged changes",
+		Long: `Show when each role of a repository expires (delegations and hashed bins
+included), warn about developer-signed roles that expire within 30 days, and
+count staged changes.
+
+When a role has expired, resolves of the repository fail (exit 4); status
+still shows every role, marks the expired ones EXPIRED, says how to recover
+and exits 4.`,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			c, err := a.client()
 			if err != nil {
 				return err
 			}
-			st, err := c.Status(cmd.Context(), args[0])
-			if err != nil {
-				return err
+			st, stErr := c.Status(cmd.Context(), args[0])
+			if st == nil {
+				return stErr
 			}
 			staged, err := c.ListStaged(cmd.Context(), args[0])
 			if err != nil {
 				return err
 			}
-			return a.print(map[string]any{"roles": st, "staged": staged}, func(w io.Writer) {
+			if staged == nil {
+				staged = []client.StagedChange{}
+			}
+			if err := a.print(map[string]any{"roles": st, "staged": staged}, func(w io.Writer) {
 				tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 				fmt.Fprintln(tw, "ROLE\tVERSION\tEXPIRES\t")
 				for _, r := range st {
 					warn := ""
-					if r.Soon {
+					switch {
+					case r.Expired:
+						warn = "EXPIRED: " + recovery(args[0], r.Role)
+					case r.Soon:
 						warn = "⚠ expires within 30 days: re-sign it"
 					}
 					fmt.Fprintf(tw, "%s\t%d\t%s\t%s\n", r.Role, r.Version, r.Expires.UTC().Format(time.RFC3339), warn)
@@ -291,7 +304,21 @@ func (a *app) statusCmd() *cobra.Command {
 				if len(staged) > 0 {
 					fmt.Fprintf(w, "%d staged change(s) wait for signatures: signet staged list %s\n", len(staged), args[0])
 				}
-			})
+			}); err != nil {
+				return err
+			}
+			return stErr
 		},
 	}
+}
+
+// recovery says how to renew an expired role.
+func recovery(gun, role string) string {
+	switch role {
+	case metadata.ROOT:
+		return "make the next root with `signet root resign root.json`, sign it with the root keys and `signet root publish " + gun + " root.next.json`"
+	case metadata.TIMESTAMP, metadata.SNAPSHOT:
+		return "signet-server re-signs it; check that the server and its signer are up"
+	}
+	return "its key holders must publish a new version of it (a signed change, e.g. signet sign)"
 }
