@@ -228,9 +228,22 @@ func (a *app) initCmd() *cobra.Command {
 		Short: "Create a repository's trust data: root and targets keys, root.json, empty targets",
 		Args:  exactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
+			// Everything that can be checked is checked before any key,
+			// file or publish.
+			if err := client.ValidateGUN(args[0]); err != nil {
+				return usageError{err}
+			}
+			if cmd.Flags().Changed("bins") {
+				if err := client.CheckBins(bins); err != nil {
+					return usageError{err}
+				}
+			}
 			c, err := a.client()
 			if err != nil {
 				return err
+			}
+			if _, err := c.PinnedRoot(args[0]); err == nil {
+				return usageError{fmt.Errorf("%s is already initialised in %s (its root is pinned); to start over, remove it first: signet trust remove %s", args[0], a.trustDir, args[0])}
 			}
 			if _, err := c.Init(cmd.Context(), args[0]); err != nil {
 				return err
