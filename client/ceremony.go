@@ -26,8 +26,10 @@ type RootPlan struct {
 	TargetsKeys      []*metadata.Key
 	TargetsThreshold int
 	// Timestamp and Snapshot are the server's online public keys
-	// (signet key fetch GUN timestamp writes one to a file). Snapshot may be
-	// nil for a developer-made snapshot, which the first targets key signs.
+	// (signet key fetch GUN timestamp writes one to a file); both are
+	// required. (A developer-signed snapshot would need every publish to
+	// build and sign the snapshot on the client, which signet does not do:
+	// the server makes snapshots.)
 	Timestamp, Snapshot *metadata.Key
 	Expires             time.Time
 }
@@ -38,8 +40,8 @@ func (c *Client) RootInit(ctx context.Context, p RootPlan) ([]byte, error) {
 	if p.Keys < 1 || p.Threshold < 1 || p.Threshold > p.Keys {
 		return nil, fmt.Errorf("client: a root needs 1 ≤ threshold (%d) ≤ keys (%d)", p.Threshold, p.Keys)
 	}
-	if p.Timestamp == nil {
-		return nil, errors.New("client: the root must name the server's timestamp key (signet key fetch GUN timestamp)")
+	if p.Timestamp == nil || p.Snapshot == nil {
+		return nil, errors.New("client: the root must name the server's timestamp and snapshot keys (signet key fetch GUN timestamp, signet key fetch GUN snapshot)")
 	}
 	if p.Expires.IsZero() {
 		p.Expires = c.opts.Now().Add(RootLifetime)
@@ -77,11 +79,7 @@ func (c *Client) RootInit(ctx context.Context, p RootPlan) ([]byte, error) {
 	if err := root.Signed.AddKey(p.Timestamp, metadata.TIMESTAMP); err != nil {
 		return nil, fmt.Errorf("client: %w", err)
 	}
-	snapshot := p.Snapshot
-	if snapshot == nil {
-		snapshot = targets[0]
-	}
-	if err := root.Signed.AddKey(snapshot, metadata.SNAPSHOT); err != nil {
+	if err := root.Signed.AddKey(p.Snapshot, metadata.SNAPSHOT); err != nil {
 		return nil, fmt.Errorf("client: %w", err)
 	}
 	return root.ToBytes(true)

@@ -231,6 +231,13 @@ func TestCeremonyWalkthrough(t *testing.T) {
 	}
 	must(online, "key", "fetch", gun, "timestamp", "--out", f("timestamp.key.json"))
 	must(online, "key", "fetch", gun, "snapshot", "--out", f("snapshot.key.json"))
+	// Without the server's snapshot key the root could never be published.
+	if code, _, e := offline.run("root", "init", gun, "--keys", "3", "--threshold", "2", "--timestamp-key", f("timestamp.key.json"), "--out", f("root.json")); code != exitUsage || !strings.Contains(e, "--snapshot-key") {
+		t.Fatalf("root init without --snapshot-key: exit %d: %s", code, e)
+	}
+	if _, err := os.Stat(f("root.json")); err == nil {
+		t.Fatal("a refused root init wrote root.json")
+	}
 	must(offline, "root", "init", gun, "--keys", "3", "--threshold", "2", "--timestamp-key", f("timestamp.key.json"), "--snapshot-key", f("snapshot.key.json"), "--out", f("root.json"))
 	keys := strings.Fields(must(offline, "key", "list"))
 	var rootKeys []string

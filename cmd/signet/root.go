@@ -36,21 +36,19 @@ func (a *app) rootCmd() *cobra.Command {
 	var tsFile, snapFile, out string
 	var targetsFiles []string
 	initCmd := &cobra.Command{
-		Use: "init GUN --keys N --threshold K --timestamp-key FILE [--snapshot-key FILE] [--targets-key FILE… --targets-threshold K] --out root.json", Args: exactArgs(1),
+		Use: "init GUN --keys N --threshold K --timestamp-key FILE --snapshot-key FILE [--targets-key FILE… --targets-threshold K] --out root.json", Args: exactArgs(1),
 		Short: "Make N root keys (encrypted files) and an unsigned root.json; works with no network",
 		RunE: func(cmd *cobra.Command, args []string) error {
-			if tsFile == "" || out == "" {
-				return usageError{errors.New("--timestamp-key FILE (from `signet key fetch GUN timestamp`) and --out FILE are required")}
+			if tsFile == "" || snapFile == "" || out == "" {
+				return usageError{errors.New("--timestamp-key FILE and --snapshot-key FILE (from `signet key fetch GUN timestamp|snapshot`) and --out FILE are required")}
 			}
 			plan := client.RootPlan{Keys: keys, Threshold: threshold, TargetsThreshold: targetsThreshold}
 			var err error
 			if plan.Timestamp, err = readKeyFile(tsFile); err != nil {
 				return err
 			}
-			if snapFile != "" {
-				if plan.Snapshot, err = readKeyFile(snapFile); err != nil {
-					return err
-				}
+			if plan.Snapshot, err = readKeyFile(snapFile); err != nil {
+				return err
 			}
 			for _, f := range targetsFiles {
 				k, err := readKeyFile(f)
@@ -77,7 +75,7 @@ func (a *app) rootCmd() *cobra.Command {
 	initCmd.Flags().IntVar(&keys, "keys", 3, "root keys to make (N)")
 	initCmd.Flags().IntVar(&threshold, "threshold", 2, "root signatures required (K)")
 	initCmd.Flags().StringVar(&tsFile, "timestamp-key", "", "the server's timestamp key (signet key fetch GUN timestamp)")
-	initCmd.Flags().StringVar(&snapFile, "snapshot-key", "", "the server's snapshot key (omit to sign snapshots with the targets key)")
+	initCmd.Flags().StringVar(&snapFile, "snapshot-key", "", "the server's snapshot key (signet key fetch GUN snapshot); required: the server makes snapshots")
 	initCmd.Flags().StringArrayVar(&targetsFiles, "targets-key", nil, "targets public key file (TUF JSON); default: make one here")
 	initCmd.Flags().IntVar(&targetsThreshold, "targets-threshold", 1, "targets signatures required; above 1, tag changes are staged until enough holders approve")
 	initCmd.Flags().StringVar(&out, "out", "root.json", "where to write the unsigned root")
