@@ -44,7 +44,6 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
-	"sort"
 	"strings"
 	"syscall"
 	"text/tabwriter"
@@ -276,7 +275,7 @@ func (a *app) resolveCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			return a.print(t, func(w io.Writer) { fmt.Fprintf(w, "%s@%s\n", t.GUN, t.Digest) })
+			return a.print(toJSON(t), func(w io.Writer) { fmt.Fprintf(w, "%s@%s\n", t.GUN, t.Digest) })
 		},
 	}
 }
@@ -302,7 +301,7 @@ func (a *app) verifyCmd() *cobra.Command {
 			if t.Digest.String() != want {
 				return fmt.Errorf("%w: %s is signed as %s, not %s", errMismatch, args[0], t.Digest, want)
 			}
-			return a.print(t, func(w io.Writer) { fmt.Fprintf(w, "verified %s = %s (signed by %s)\n", args[0], t.Digest, t.Role) })
+			return a.print(toJSON(t), func(w io.Writer) { fmt.Fprintf(w, "verified %s = %s (signed by %s)\n", args[0], t.Digest, t.Role) })
 		},
 	}
 	cmd.Flags().StringVar(&want, "digest", "", "the digest the tag must resolve to")
@@ -310,39 +309,51 @@ func (a *app) verifyCmd() *cobra.Command {
 }
 
 func (a *app) listCmd() *cobra.Command {
-	return &cobra.Command{
+	var role string
+	cmd := &cobra.Command{
 		Use:   "list GUN",
-		Short: "List the tags signed in a repository's top-level targets",
+		Short: "List every tag that resolves, with the role that vouches for it (delegations and hashed bins included)",
 		Args:  exactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			c, err := a.client()
 			if err != nil {
 				return err
 			}
-			trusted, err := c.Update(cmd.Context(), args[0])
+			all, err := c.Targets(cmd.Context(), args[0])
 			if err != nil {
 				return err
 			}
-			type row struct {
-				Tag    string `json:"tag"`
-				Digest string `json:"digest"`
-				Size   int64  `json:"size"`
+			rows := []targetJSON{}
+			for _, t := range all {
+				if role == "" || t.Role == role {
+					rows = append(rows, toJSON(&t))
+				}
 			}
-			var rows []row
-			for tag, tf := range trusted.Targets[metadata.TARGETS].Signed.Targets {
-				rows = append(rows, row{Tag: tag, Digest: "sha256:" + tf.Hashes["sha256"].String(), Size: tf.Length})
-			}
-			sort.Slice(rows, func(i, j int) bool { return rows[i].Tag < rows[j].Tag })
 			return a.print(rows, func(w io.Writer) {
 				tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-				fmt.Fprintln(tw, "TAG\tDIGEST\tSIZE")
+				fmt.Fprintln(tw, "TAG\tDIGEST\tSIZE\tROLE")
 				for _, r := range rows {
-					fmt.Fprintf(tw, "%s\t%s\t%d\n", r.Tag, r.Digest, r.Size)
+					fmt.Fprintf(tw, "%s\t%s\t%d\t%s\n", r.Tag, r.Digest, r.Size, r.Role)
 				}
 				tw.Flush()
 			})
 		},
 	}
+	cmd.Flags().StringVar(&role, "role", "", "only the tags this role vouches for (targets, targets/releases, bins-0a, …)")
+	return cmd
+}
+
+// targetJSON is the one JSON shape of a trusted tag (resolve, verify, list).
+type targetJSON struct {
+	GUN    string `json:"gun"`
+	Tag    string `json:"tag"`
+	Digest string `json:"digest"`
+	Size   int64  `json:"size"`
+	Role   string `json:"role"`
+}
+
+func toJSON(t *client.Target) targetJSON {
+	return targetJSON{GUN: t.GUN, Tag: t.Tag, Digest: t.Digest.String(), Size: t.Size, Role: t.Role}
 }
 
 func (a *app) keyCmd() *cobra.Command {

@@ -99,7 +99,7 @@ func TestEndToEnd(t *testing.T) {
 	if out := mustOK(engine, "list", gun); !strings.Contains(out, "1.0") || !strings.Contains(out, digest1) {
 		t.Fatalf("list: %s", out)
 	}
-	if out := mustOK(engine, "-o", "json", "resolve", gun+":1.0"); !strings.Contains(out, `"Digest": "`+digest1) {
+	if out := mustOK(engine, "-o", "json", "resolve", gun+":1.0"); !strings.Contains(out, `"digest": "`+digest1) {
 		t.Fatalf("json: %s", out)
 	}
 	mustOK(dev, "unsign", gun+":1.0")
