@@ -28,6 +28,17 @@ func (c *cli) ok(args ...string) string {
 	return out
 }
 
+// staged runs a command that must end staged: exit 5, and a stderr that
+// says it is not in effect.
+func (c *cli) staged(args ...string) string {
+	c.t.Helper()
+	code, out, errOut := c.run(args...)
+	if code != exitStaged || !strings.Contains(errOut, "NOT in effect until approved") {
+		c.t.Fatalf("signet %v: exit %d, want %d (staged): %s", args, code, exitStaged, errOut)
+	}
+	return out
+}
+
 // newSigner makes a developer's trust directory with a pinned root and a
 // delegation key, and writes the key's public part to a file.
 func newSigner(t *testing.T, srv, gun, rootFile string) (*cli, string, string) {
@@ -90,7 +101,18 @@ func TestSignerAddEndToEnd(t *testing.T) {
 		t.Fatalf("bad digest: exit %d %s", code, errOut)
 	}
 
-	owner.ok("signer", "remove", gun, "alice")
+	// Removing the only signer drops her tags: listed, and refused
+	// without confirmation; nothing changes.
+	code, _, errOut := owner.run("signer", "remove", gun, "alice")
+	if code != exitUsage || !strings.Contains(errOut, "3 tag(s) stop resolving") || !strings.Contains(errOut, gun+":1.0") || !strings.Contains(errOut, "--yes") {
+		t.Fatalf("unconfirmed signer remove: exit %d: %s", code, errOut)
+	}
+	if out := engine.ok("resolve", gun+":1.0"); !strings.Contains(out, digest1) {
+		t.Fatalf("an unconfirmed remove changed something: %s", out)
+	}
+	if out := owner.ok("signer", "remove", gun, "alice", "--yes"); !strings.Contains(out, "no longer resolve: 1.0 a b") {
+		t.Fatalf("signer remove --yes:\n%s", out)
+	}
 	if code, _, errOut := alice.run("sign", gun+":2.0", "--digest", digest1, "--size", "10"); code == exitOK || !strings.Contains(errOut, "no signing key") {
 		t.Fatalf("revoked signer signs: exit %d %s", code, errOut)
 	}
@@ -122,8 +144,8 @@ func TestDelegationThresholdTwoApprove(t *testing.T) {
 	if out := owner.ok("delegation", "list", gun); !strings.Contains(out, "targets/prod") || !strings.Contains(out, "prod-*") {
 		t.Fatalf("delegation list:\n%s", out)
 	}
-	out := alice.ok("sign", gun+":prod-1", "--digest", digest1, "--size", "10")
-	if !strings.Contains(out, "staged as change") {
+	out := alice.staged("sign", gun+":prod-1", "--digest", digest1, "--size", "10")
+	if !strings.Contains(out, "staged as change") || !strings.Contains(out, "waiting for approval: 1 more signature(s) by a key holder of targets/prod") {
 		t.Fatalf("first of two signatures:\n%s", out)
 	}
 	id = strings.Fields(strings.SplitAfter(out, "staged as change ")[1])[0]
@@ -139,7 +161,17 @@ func TestDelegationThresholdTwoApprove(t *testing.T) {
 	if out := engine.ok("status", gun); !strings.Contains(out, "1 staged change(s) wait") {
 		t.Fatalf("status:\n%s", out)
 	}
-	out = bob.ok("approve", gun, id)
+	if code, _, e := bob.run("approve", gun, id); code != exitUsage || !strings.Contains(e, "--yes") {
+		t.Fatalf("unconfirmed approve: exit %d: %s", code, e)
+	}
+	// alice signed it already: approving again changes nothing, and says so.
+	if out := alice.staged("approve", gun, id, "--yes"); !strings.Contains(out, "already signed by this trust directory") {
+		t.Fatalf("approve by the first signer:\n%s", out)
+	}
+	out = bob.ok("approve", gun, id, "--yes")
+	if !strings.Contains(out, "targets/prod v1") {
+		t.Fatalf("approve does not print the versions readably:\n%s", out)
+	}
 	if !strings.Contains(out, "+ targets/prod prod-1 → "+digest1) || !strings.Contains(out, "published") {
 		t.Fatalf("approve:\n%s", out)
 	}
@@ -155,12 +187,12 @@ func TestDelegationThresholdTwoApprove(t *testing.T) {
 	stagedID := func(out string) string {
 		return strings.TrimSuffix(strings.Fields(strings.SplitAfter(out, "staged as change ")[1])[0], ":")
 	}
-	id2 := stagedID(alice.ok("sign", gun+":prod-2", "--digest", digest1, "--size", "10"))
-	id3 := stagedID(alice.ok("sign", gun+":prod-3", "--digest", digest1, "--size", "10"))
+	id2 := stagedID(alice.staged("sign", gun+":prod-2", "--digest", digest1, "--size", "10"))
+	id3 := stagedID(alice.staged("sign", gun+":prod-3", "--digest", digest1, "--size", "10"))
 	if out := bob.ok("staged", "list", gun); strings.Contains(out, "STALE") {
 		t.Fatalf("fresh changes marked stale:\n%s", out)
 	}
-	bob.ok("approve", gun, id3)
+	bob.ok("approve", gun, id3, "--yes")
 	out = bob.ok("staged", "list", gun)
 	if !strings.Contains(out, id2) || !strings.Contains(out, "STALE") || strings.Contains(out, id3) {
 		t.Fatalf("staged list after one of two was published:\n%s", out)

@@ -33,6 +33,7 @@
 //	2  usage error
 //	3  not signed, or verify found another digest
 //	4  trust failure: no pinned root, expired, rollback, threshold, tampered
+//	5  staged: the change waits for more signatures and is NOT in effect
 package main
 
 import (
@@ -64,6 +65,7 @@ const (
 	exitUsage     = 2
 	exitNotSigned = 3
 	exitTrust     = 4
+	exitStaged    = 5
 )
 
 func main() {
@@ -79,6 +81,7 @@ type app struct {
 	server         string
 	trustDir       string
 	output         string
+	yes            bool
 	scryptCost     int              // tests lower it
 	now            func() time.Time // tests move the clock; nil: time.Now
 }
@@ -102,7 +105,10 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 func exitCode(err error) int {
 	var ue usageError
 	var te *client.TrustError
+	var se stagedError
 	switch {
+	case errors.As(err, &se):
+		return exitStaged
 	case errors.As(err, &ue), errors.Is(err, client.ErrNotRootKey):
 		return exitUsage
 	case errors.Is(err, client.ErrNotSigned), errors.Is(err, errMismatch):
@@ -130,6 +136,7 @@ func (a *app) command() *cobra.Command {
 	pf.StringVar(&a.server, "server", or(a.getenv("SIGNET_SERVER"), "http://127.0.0.1:4443"), "signet-server URL (SIGNET_SERVER)")
 	pf.StringVar(&a.trustDir, "trust-dir", or(a.getenv("SIGNET_TRUST_DIR"), filepath.Join(home, ".signet")), "trust directory: pinned roots, cache, keys (SIGNET_TRUST_DIR)")
 	pf.StringVarP(&a.output, "output", "o", "text", "output format: text or json")
+	pf.BoolVarP(&a.yes, "yes", "y", false, "answer yes to confirmation prompts (changes that make tags stop resolving, approve)")
 
 	root.AddCommand(a.initCmd(), a.signCmd(), a.unsignCmd(), a.resolveCmd(), a.verifyCmd(), a.listCmd(), a.keyCmd(), a.trustCmd(),
 		a.rootCmd(), a.statusCmd(), a.delegationCmd(), a.signerCmd(), a.stagedCmd(), a.approveCmd(), a.repoCmd())
