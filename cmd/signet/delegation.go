@@ -120,6 +120,10 @@ func (a *app) delegationCmd() *cobra.Command {
 		Short: "Delegate paths (default: all tags) to a new role signed by the given public keys",
 		Args:  exactArgs(2),
 		RunE: func(cmd *cobra.Command, args []string) error {
+			if !strings.HasPrefix(args[1], metadata.TARGETS+"/") {
+				// Notary's rule: a delegated role is named under targets/.
+				return usageError{fmt.Errorf("delegation name %q must start with targets/ (e.g. targets/%s)", args[1], args[1])}
+			}
 			if len(keyFiles) == 0 {
 				return usageError{errors.New("delegation add needs --key PUB (TUF key JSON, PEM or x509 certificate)")}
 			}

@@ -56,6 +56,7 @@ import (
 	"golang.org/x/term"
 
 	"github.com/signetdev/signet/client"
+	buildinfo "github.com/signetdev/signet/internal/cli"
 )
 
 // Exit codes.
@@ -82,24 +83,48 @@ type app struct {
 	trustDir       string
 	output         string
 	yes            bool
+	started        bool // a command's RunE was reached: cobra accepted the command line
 	scryptCost     int              // tests lower it
 	now            func() time.Time // tests move the clock; nil: time.Now
 }
 
 func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer, getenv func(string) string) int {
 	a := &app{stdin: stdin, stdout: stdout, stderr: stderr, getenv: getenv}
+	return a.execute(ctx, args)
+}
+
+// execute runs the command line and reports an error once, on stderr: as
+// "signet: …", or with -o json as {"error":{"code","exit","message"}}.
+func (a *app) execute(ctx context.Context, args []string) int {
 	root := a.command()
 	root.SetArgs(args)
-	root.SetIn(stdin)
-	root.SetOut(stdout)
-	root.SetErr(stderr)
+	root.SetIn(a.stdin)
+	root.SetOut(a.stdout)
+	root.SetErr(a.stderr)
 	err := root.ExecuteContext(ctx)
 	if err == nil {
 		return exitOK
 	}
-	fmt.Fprintln(stderr, "signet:", err)
-	return exitCode(err)
+	if !a.started {
+		// Cobra refused the command line (unknown command, bad flag or
+		// argument) before any command ran.
+		var ue usageError
+		if !errors.As(err, &ue) {
+			err = usageError{fmt.Errorf("%w; see signet --help", err)}
+		}
+	}
+	code := exitCode(err)
+	if a.output == "json" {
+		enc := json.NewEncoder(a.stderr)
+		_ = enc.Encode(map[string]any{"error": map[string]any{"code": exitNames[code], "exit": code, "message": err.Error()}})
+		return code
+	}
+	fmt.Fprintln(a.stderr, "signet:", err)
+	return code
 }
+
+// exitNames are the stable codes of errors in JSON output.
+var exitNames = map[int]string{exitError: "error", exitUsage: "usage", exitNotSigned: "not_signed", exitTrust: "trust", exitStaged: "staged"}
 
 // exitCode maps an error to the documented exit codes.
 func exitCode(err error) int {
@@ -130,7 +155,16 @@ func (a *app) command() *cobra.Command {
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
+	root.Version = buildinfo.Version("signet")
+	root.SetVersionTemplate("{{.Version}}\n")
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageError{err} })
+	root.PersistentPreRunE = func(*cobra.Command, []string) error {
+		a.started = true
+		if a.output != "text" && a.output != "json" {
+			return usageError{fmt.Errorf("-o %q: want text or json", a.output)}
+		}
+		return nil
+	}
 	home, _ := os.UserHomeDir()
 	pf := root.PersistentFlags()
 	pf.StringVar(&a.server, "server", or(a.getenv("SIGNET_SERVER"), "http://127.0.0.1:4443"), "signet-server URL (SIGNET_SERVER)")
@@ -142,7 +176,35 @@ func (a *app) command() *cobra.Command {
 		a.rootCmd(), a.statusCmd(), a.delegationCmd(), a.signerCmd(), a.stagedCmd(), a.approveCmd(), a.repoCmd())
 	root.AddCommand(a.migrateCmd())
 	root.AddCommand(a.policyCmd())
+	root.AddCommand(a.versionCmd(root))
+	strictGroups(root) // after every registration
 	return root
+}
+
+func (a *app) versionCmd(root *cobra.Command) *cobra.Command {
+	return &cobra.Command{Use: "version", Short: "Print signet's version, commit and Go version", Args: exactArgs(0),
+		RunE: func(*cobra.Command, []string) error {
+			return a.print(map[string]string{"version": root.Version}, func(w io.Writer) { fmt.Fprintln(w, root.Version) })
+		}}
+}
+
+// strictGroups makes every command group (key, trust, root, …) refuse an
+// unknown subcommand as a usage error (exit 2) instead of printing help
+// with exit 0; a group given nothing prints its help.
+func strictGroups(cmd *cobra.Command) {
+	for _, sub := range cmd.Commands() {
+		strictGroups(sub)
+	}
+	if !cmd.HasSubCommands() || cmd.Runnable() || !cmd.HasParent() {
+		return
+	}
+	cmd.Args = cobra.ArbitraryArgs
+	cmd.RunE = func(c *cobra.Command, args []string) error {
+		if len(args) > 0 {
+			return usageError{fmt.Errorf("unknown command %q for %q; see %s --help", args[0], c.CommandPath(), c.CommandPath())}
+		}
+		return c.Help()
+	}
 }
 
 func or(v, def string) string {
@@ -274,6 +336,9 @@ func (a *app) resolveCmd() *cobra.Command {
 		Short: "Print the trusted digest of a tag as GUN@sha256:…",
 		Args:  exactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
+			if _, _, err := parseRef(args[0]); err != nil {
+				return err
+			}
 			c, err := a.client()
 			if err != nil {
 				return err
@@ -297,6 +362,13 @@ func (a *app) verifyCmd() *cobra.Command {
 			if want == "" {
 				return usageError{errors.New("--digest is required")}
 			}
+			wantD, err := parseDigest(want)
+			if err != nil {
+				return err
+			}
+			if _, _, err := parseRef(args[0]); err != nil {
+				return err
+			}
 			c, err := a.client()
 			if err != nil {
 				return err
@@ -305,7 +377,7 @@ func (a *app) verifyCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			if t.Digest.String() != want {
+			if t.Digest != wantD {
 				return fmt.Errorf("%w: %s is signed as %s, not %s", errMismatch, args[0], t.Digest, want)
 			}
 			return a.print(toJSON(t), func(w io.Writer) { fmt.Fprintf(w, "verified %s = %s (signed by %s)\n", args[0], t.Digest, t.Role) })

@@ -42,15 +42,7 @@ func (c *cli) run(args ...string) (code int, stdout, stderr string) {
 		env[k] = v
 	}
 	a := &app{stdin: strings.NewReader(""), stdout: &out, stderr: &errb, getenv: func(k string) string { return env[k] }, scryptCost: 1 << 10, now: c.now}
-	root := a.command()
-	root.SetArgs(args)
-	root.SetOut(&out)
-	root.SetErr(&errb)
-	code = exitOK
-	if err := root.ExecuteContext(context.Background()); err != nil {
-		code = exitCode(err)
-		errb.WriteString(err.Error())
-	}
+	code = a.execute(context.Background(), args)
 	return code, out.String(), errb.String()
 }
 

@@ -83,10 +83,16 @@ func (a *app) signChanges(cmd *cobra.Command, args []string, dgst string, size i
 			}
 		}
 	}
+	if size != 0 && dgst == "" {
+		return nil, "", usageError{errors.New("--size goes with --digest (without them, the registry gives both)")}
+	}
 	if dgst != "" {
-		d, err := digest.Parse(dgst)
-		if err != nil || size <= 0 || len(args) != 1 {
-			return nil, "", usageError{errors.New("--digest sha256:… needs --size N (the manifest's size in bytes) and exactly one REF")}
+		d, err := parseDigest(dgst)
+		if err != nil {
+			return nil, "", err
+		}
+		if size <= 0 || len(args) != 1 {
+			return nil, "", usageError{errors.New("--digest sha256:… needs --size N (the manifest's size in bytes, > 0) and exactly one REF")}
 		}
 		return changes, gun, add(args[0], d, size)
 	}
@@ -113,9 +119,9 @@ func (a *app) signChanges(cmd *cobra.Command, args []string, dgst string, size i
 // sameRepo parses ref and returns its tag; every ref of one publish must
 // name the repository *gun (set by the first).
 func sameRepo(gun *string, ref string) (string, error) {
-	g, tag, err := client.ParseRef(ref)
+	g, tag, err := parseRef(ref)
 	if err != nil {
-		return "", usageError{err}
+		return "", err
 	}
 	if *gun != "" && g != *gun {
 		return "", usageError{fmt.Errorf("one publish changes one repository: %s and %s differ", *gun, g)}
@@ -151,7 +157,7 @@ func (a *app) readSignList(path string) ([]signLine, error) {
 		if len(f) != 3 {
 			return nil, usageError{fmt.Errorf("%s:%d: want REF DIGEST SIZE", path, n)}
 		}
-		d, err := digest.Parse(f[1])
+		d, err := parseDigest(f[1])
 		if err != nil {
 			return nil, usageError{fmt.Errorf("%s:%d: %w", path, n, err)}
 		}

@@ -1,0 +1,77 @@
+package main
+
+import (
+	"encoding/json"
+	"runtime"
+	"strings"
+	"testing"
+)
+
+// TestUsageErrorsExitTwo: every usage error (unknown command or
+// subcommand, bad flag, bad argument, bad reference or digest, unknown -o)
+// exits 2, with one message; with -o json the error is JSON on stderr.
+func TestUsageErrorsExitTwo(t *testing.T) {
+	t.Parallel()
+	c := &cli{t: t, server: "http://127.0.0.1:1", trustDir: t.TempDir()}
+	d := "sha256:" + strings.Repeat("a", 64)
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"nosuch"}, "unknown command"},
+		{[]string{"key", "lst"}, `unknown command "lst" for "signet key"`},
+		{[]string{"trust", "pinn", "x"}, "unknown command"},
+		{[]string{"delegation", "ad"}, "unknown command"},
+		{[]string{"list", "x", "--bogus"}, "unknown flag"},
+		{[]string{"list"}, "takes 1 argument"},
+		{[]string{"-o", "yaml", "trust", "list"}, `-o "yaml": want text or json`},
+		{[]string{"resolve", "NOT A REF"}, "not an image reference"},
+		{[]string{"resolve", "registry.example.com/app"}, "has no tag"},
+		{[]string{"verify", "registry.example.com/app:1", "--digest", "sha256:abc"}, "64 hex digits, not 3"},
+		{[]string{"verify", "registry.example.com/app:1", "--digest", "md5:" + strings.Repeat("a", 32)}, `unsupported algorithm "md5"`},
+		{[]string{"sign", "registry.example.com/app:1", "--digest", "md5:" + strings.Repeat("a", 32), "--size", "1"}, `unsupported algorithm "md5"`},
+		{[]string{"sign", "registry.example.com/app:1", "--digest", d}, "needs --size"},
+		{[]string{"sign", "registry.example.com/app:1", "--size", "5"}, "--size goes with --digest"},
+		{[]string{"sign", "registry.example.com/app:1", "--digest", "sha256:" + strings.Repeat("A", 64), "--size", "1"}, "lower-case hex"},
+		{[]string{"delegation", "add", "registry.example.com/app", "ci", "--key", "k.pub"}, "must start with targets/"},
+	} {
+		code, _, e := c.run(tc.args...)
+		if code != exitUsage || !strings.Contains(e, tc.want) {
+			t.Errorf("%v: exit %d, stderr %q; want exit 2 and %q", tc.args, code, e, tc.want)
+		}
+		if strings.Count(e, "signet:") != 1 {
+			t.Errorf("%v: the error is not reported once: %q", tc.args, e)
+		}
+	}
+	code, out, e := c.run("-o", "json", "resolve", "NOT A REF")
+	var je struct {
+		Error struct {
+			Code    string `json:"code"`
+			Exit    int    `json:"exit"`
+			Message string `json:"message"`
+		} `json:"error"`
+	}
+	if code != exitUsage || out != "" || json.Unmarshal([]byte(e), &je) != nil || je.Error.Code != "usage" || je.Error.Exit != 2 || je.Error.Message == "" {
+		t.Fatalf("-o json error: exit %d, stdout %q, stderr %q", code, out, e)
+	}
+	// A group with nothing after it prints its help.
+	if code, out, _ := c.run("key"); code != exitOK || !strings.Contains(out, "Available Commands") {
+		t.Fatalf("signet key: exit %d: %q", code, out)
+	}
+}
+
+// TestVersion: signet version and signet --version print the version and
+// the Go version from the build information.
+func TestVersion(t *testing.T) {
+	t.Parallel()
+	c := &cli{t: t, server: "http://127.0.0.1:1", trustDir: t.TempDir()}
+	for _, args := range [][]string{{"version"}, {"--version"}} {
+		code, out, e := c.run(args...)
+		if code != exitOK || !strings.HasPrefix(out, "signet ") || !strings.Contains(out, runtime.Version()) {
+			t.Fatalf("%v: exit %d: %q %q", args, code, out, e)
+		}
+	}
+	if code, out, _ := c.run("-o", "json", "version"); code != exitOK || !strings.Contains(out, `"version": "signet `) {
+		t.Fatalf("json version: %q", out)
+	}
+}
