@@ -83,7 +83,7 @@ type app struct {
 	trustDir       string
 	output         string
 	yes            bool
-	started        bool // a command's RunE was reached: cobra accepted the command line
+	started        bool             // a command's RunE was reached: cobra accepted the command line
 	scryptCost     int              // tests lower it
 	now            func() time.Time // tests move the clock; nil: time.Now
 }
