@@ -82,6 +82,8 @@ type app struct {
 	server         string
 	trustDir       string
 	output         string
+	values         map[string]*string // global settings by flag name (config.go)
+	configFile     string
 	yes            bool
 	started        bool             // a command's RunE was reached: cobra accepted the command line
 	scryptCost     int              // tests lower it
@@ -114,6 +116,9 @@ func (a *app) execute(ctx context.Context, args []string) int {
 		}
 	}
 	code := exitCode(err)
+	if a.output == "" && a.values != nil {
+		a.output = *a.values["output"] // cobra stopped before the settings were resolved
+	}
 	if a.output == "json" {
 		enc := json.NewEncoder(a.stderr)
 		_ = enc.Encode(map[string]any{"error": map[string]any{"code": exitNames[code], "exit": code, "message": err.Error()}})
@@ -158,18 +163,13 @@ func (a *app) command() *cobra.Command {
 	root.Version = buildinfo.Version("signet")
 	root.SetVersionTemplate("{{.Version}}\n")
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageError{err} })
-	root.PersistentPreRunE = func(*cobra.Command, []string) error {
+	root.PersistentPreRunE = func(cmd *cobra.Command, _ []string) error {
 		a.started = true
-		if a.output != "text" && a.output != "json" {
-			return usageError{fmt.Errorf("-o %q: want text or json", a.output)}
-		}
-		return nil
+		return a.resolveSettings(cmd)
 	}
-	home, _ := os.UserHomeDir()
+	root.Long = root.Short + "\n" + envHelp
+	a.addSettings(root)
 	pf := root.PersistentFlags()
-	pf.StringVar(&a.server, "server", or(a.getenv("SIGNET_SERVER"), "http://127.0.0.1:4443"), "signet-server URL (SIGNET_SERVER)")
-	pf.StringVar(&a.trustDir, "trust-dir", or(a.getenv("SIGNET_TRUST_DIR"), filepath.Join(home, ".signet")), "trust directory: pinned roots, cache, keys (SIGNET_TRUST_DIR)")
-	pf.StringVarP(&a.output, "output", "o", "text", "output format: text or json")
 	pf.BoolVarP(&a.yes, "yes", "y", false, "answer yes to confirmation prompts (changes that make tags stop resolving, approve)")
 
 	root.AddCommand(a.initCmd(), a.signCmd(), a.unsignCmd(), a.resolveCmd(), a.verifyCmd(), a.listCmd(), a.keyCmd(), a.trustCmd(),
@@ -216,13 +216,12 @@ func or(v, def string) string {
 
 func (a *app) client() (*client.Client, error) {
 	keys := client.NewFileKeyStore(filepath.Join(a.trustDir, "private"), a.passphrase, a.scryptCost)
-	var authHosts []string
-	for h := range strings.SplitSeq(a.getenv("SIGNET_REGISTRY_AUTH_HOSTS"), ",") {
-		if h = strings.TrimSpace(h); h != "" {
-			authHosts = append(authHosts, h)
-		}
+	hc, err := a.httpClient()
+	if err != nil {
+		return nil, err
 	}
-	return client.New(client.Options{Server: a.server, TrustDir: a.trustDir, Token: a.getenv("SIGNET_TOKEN"), Keys: keys, Keychain: a.keychain(), RegistryAuthHosts: authHosts, Now: a.now})
+	return client.New(client.Options{Server: a.server, TrustDir: a.trustDir, HTTPClient: hc, Token: a.getenv("SIGNET_TOKEN"), Keys: keys,
+		Keychain: a.keychain(), RegistryAuthHosts: splitList(a.getenv("SIGNET_REGISTRY_AUTH_HOSTS")), Now: a.now})
 }
 
 // keychain supplies registry credentials for servers that ask for registry
