@@ -169,7 +169,21 @@ func (a *app) delegationCmd() *cobra.Command {
 					}
 				}
 				if len(removeKeys) > 0 {
-					if err := client.RemoveDelegationKeys(t, args[1], removeKeys...); err != nil {
+					// Key IDs as delegation list prints them: unique prefixes.
+					var ids, full []string
+					for _, d := range client.ListDelegations(t) {
+						if d.Name == args[1] {
+							ids = d.KeyIDs
+						}
+					}
+					for _, p := range removeKeys {
+						id, err := client.MatchKeyID(p, ids)
+						if err != nil {
+							return usageError{fmt.Errorf("--remove-key of %s: %w", args[1], err)}
+						}
+						full = append(full, id)
+					}
+					if err := client.RemoveDelegationKeys(t, args[1], full...); err != nil {
 						return err
 					}
 				}
@@ -181,7 +195,7 @@ func (a *app) delegationCmd() *cobra.Command {
 		},
 	}
 	edit.Flags().StringSliceVar(&addKeys, "add-key", nil, "public key file to add (repeatable)")
-	edit.Flags().StringSliceVar(&removeKeys, "remove-key", nil, "key ID to remove (repeatable)")
+	edit.Flags().StringSliceVar(&removeKeys, "remove-key", nil, "key ID (or a unique prefix of 8+ hex digits) to remove (repeatable)")
 	edit.Flags().IntVar(&newThreshold, "threshold", 0, "new threshold")
 
 	remove := &cobra.Command{
@@ -530,7 +544,7 @@ func versions(v map[string]int64) string {
 }
 
 func (a *app) repoCmd() *cobra.Command {
-	cmd := &cobra.Command{Use: "repo", Short: "Repository layout"}
+	cmd := &cobra.Command{Use: "repo", Short: "Repository layout and deletion"}
 	var bins int
 	shard := &cobra.Command{
 		Use:   "shard GUN --bins N",
@@ -541,7 +555,34 @@ func (a *app) repoCmd() *cobra.Command {
 		},
 	}
 	shard.Flags().IntVar(&bins, "bins", 256, "number of bins, a power of two")
-	cmd.AddCommand(shard)
+	del := &cobra.Command{
+		Use:   "delete GUN",
+		Short: "Delete a repository's trust data on the server (all versions, its server keys) and its pin here; asks first (--yes)",
+		Args:  exactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if err := client.ValidateGUN(args[0]); err != nil {
+				return usageError{err}
+			}
+			if err := a.confirm(fmt.Sprintf("deleting every version of the trust data of %s on %s: every client that pinned its root stops resolving it\n", args[0], a.server)); err != nil {
+				return err
+			}
+			c, err := a.client()
+			if err != nil {
+				return err
+			}
+			if err := c.DeleteRepository(cmd.Context(), args[0]); err != nil {
+				return err
+			}
+			unpinned := c.Unpin(args[0]) == nil
+			return a.print(map[string]any{"deleted": args[0], "unpinned": unpinned}, func(w io.Writer) {
+				fmt.Fprintf(w, "deleted the trust data of %s\n", args[0])
+				if unpinned {
+					fmt.Fprintf(w, "removed its pinned root from %s\n", a.trustDir)
+				}
+			})
+		},
+	}
+	cmd.AddCommand(shard, del)
 	return cmd
 }
 
