@@ -101,7 +101,7 @@ func TestEndToEnd(t *testing.T) {
 	if code, _, _ := engine.run("resolve"); code != exitUsage {
 		t.Fatalf("no argument: exit %d", code)
 	}
-	if out := mustOK(dev, "key", "list"); strings.Count(out, "\n") != 2 {
+	if out := mustOK(dev, "key", "list"); strings.Count(out, "\n") != 3 { // header and two keys
 		t.Fatalf("keys: %q", out)
 	}
 }
@@ -231,15 +231,18 @@ func TestCeremonyWalkthrough(t *testing.T) {
 		t.Fatal("a refused root init wrote root.json")
 	}
 	must(offline, "root", "init", gun, "--keys", "3", "--threshold", "2", "--timestamp-key", f("timestamp.key.json"), "--snapshot-key", f("snapshot.key.json"), "--out", f("root.json"))
-	keys := strings.Fields(must(offline, "key", "list"))
 	var rootKeys []string
 	var targetsKey string
-	for i := 0; i+1 < len(keys); i += 2 {
-		switch keys[i+1] {
+	for _, line := range strings.Split(must(offline, "key", "list"), "\n")[1:] {
+		keys := strings.Fields(line)
+		if len(keys) < 2 {
+			continue
+		}
+		switch keys[1] {
 		case "root":
-			rootKeys = append(rootKeys, filepath.Join(offline.trustDir, "private", keys[i]+".key"))
+			rootKeys = append(rootKeys, filepath.Join(offline.trustDir, "private", keys[0]+".key"))
 		case "targets":
-			targetsKey = keys[i]
+			targetsKey = keys[0]
 		}
 	}
 	if len(rootKeys) != 3 || targetsKey == "" {
