@@ -246,7 +246,7 @@ func TestCeremonyWalkthrough(t *testing.T) {
 		}
 	}
 	if len(rootKeys) != 3 || targetsKey == "" {
-		t.Fatalf("keys: %v", keys)
+		t.Fatalf("keys: %v %q", rootKeys, targetsKey)
 	}
 	// A key that root.json does not list (here the targets key) adds a
 	// useless signature: refused, and root.json is left as it was.
