@@ -212,21 +212,21 @@ func loadKeyFile(path string, pass []byte) (signature.Signer, error) {
 
 // KeySignature says whether one root key signed.
 type KeySignature struct {
-	ID     string
-	Signed bool
+	ID     string `json:"id"`
+	Signed bool   `json:"signed"`
 }
 
 // RootReport is what RootVerify found.
 type RootReport struct {
-	Version   int64
-	Keys      []KeySignature // the root role's keys
-	Threshold int
+	Version   int64          `json:"version"`
+	Keys      []KeySignature `json:"keys"` // the root role's keys
+	Threshold int            `json:"threshold"`
 	// SelfOK: a threshold of the root's own keys signed it.
-	SelfOK bool
+	SelfOK bool `json:"self_ok"`
 	// PreviousOK: a threshold of the previous root's keys signed it (only
 	// checked when a previous root is given).
-	PreviousOK bool
-	Errors     []string
+	PreviousOK bool     `json:"previous_ok"`
+	Errors     []string `json:"errors,omitempty"`
 }
 
 // RootVerify reports, per key, who signed root and whether its own

@@ -197,7 +197,7 @@ func (f *fetcher) DownloadFile(u string, maxLength int64, _ time.Duration) ([]by
 	}
 	resp, err := f.hc.Do(req)
 	if err != nil {
-		return nil, fmt.Errorf("client: GET %s: %w", u, err)
+		return nil, fmt.Errorf("client: %w", err) // a *url.Error names the method and URL
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {

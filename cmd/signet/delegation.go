@@ -447,7 +447,30 @@ func (a *app) stagedCmd() *cobra.Command {
 }
 
 func (a *app) printReview(rv *client.Review) error {
-	return a.print(map[string]any{"change": rv.Change, "tags": rv.Tags, "delegations": rv.Delegations}, func(w io.Writer) {
+	type tagJSON struct {
+		Role string      `json:"role"`
+		Tag  string      `json:"tag"`
+		Old  *targetJSON `json:"old,omitempty"`
+		New  *targetJSON `json:"new,omitempty"`
+	}
+	tags := []tagJSON{}
+	for _, t := range rv.Tags {
+		j := tagJSON{Role: t.Role, Tag: t.Tag}
+		if t.Old != nil {
+			o := toJSON(t.Old)
+			j.Old = &o
+		}
+		if t.New != nil {
+			n := toJSON(t.New)
+			j.New = &n
+		}
+		tags = append(tags, j)
+	}
+	dels := rv.Delegations
+	if dels == nil {
+		dels = []string{}
+	}
+	return a.print(map[string]any{"change": rv.Change, "tags": tags, "delegations": dels}, func(w io.Writer) {
 		st := rv.Change
 		fmt.Fprintf(w, "staged change %s, created %s, expires %s\n", st.ID, st.Created.Format("2006-01-02 15:04"), st.Expires.Format("2006-01-02 15:04"))
 		for _, r := range st.Roles {

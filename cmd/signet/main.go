@@ -207,13 +207,6 @@ func strictGroups(cmd *cobra.Command) {
 	}
 }
 
-func or(v, def string) string {
-	if v != "" {
-		return v
-	}
-	return def
-}
-
 func (a *app) client() (*client.Client, error) {
 	keys := client.NewFileKeyStore(filepath.Join(a.trustDir, "private"), a.passphrase, a.scryptCost)
 	hc, err := a.httpClient()
