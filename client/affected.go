@@ -5,8 +5,11 @@ import (
 	"encoding/json"
 	"fmt"
 	"sort"
+	"time"
 
 	"github.com/theupdateframework/go-tuf/v2/metadata"
+
+	"github.com/signetdev/signet/tufrules"
 )
 
 // What resolves: every tag of a repository that a resolving client finds,
@@ -16,28 +19,27 @@ import (
 // with go-tuf.
 // TODO(lead): re-point at the shared walk of the TUF-rules package.
 
-// Targets returns every tag of gun that resolves, with the role whose
-// metadata decides it (Target.Role), sorted by tag. A tag that some role
-// lists but that resolution never reaches there (outside the role's paths,
-// behind a terminating delegation, or shadowed by an earlier role) appears
-// once, with the role that wins.
+// Targets returns every tag of gun that resolves, with the role that
+// decides it (Target.Role), sorted by tag. A tag that several roles list
+// appears once, with the role a resolve finds first.
 func (c *Client) Targets(ctx context.Context, gun string) ([]Target, error) {
 	var out []Target
 	err := c.withLockedState(ctx, gun, func(s *roleState) error {
 		var err error
-		out, err = s.resolving(s.fetchGet())
+		out, err = s.resolving(s.repoState.load)
 		return err
 	})
 	return out, err
 }
 
-// Unresolved returns the tags of gun that resolve now but would not after
-// edit changed the delegations of delegator (as EditDelegations applies
-// it), and the tags that would resolve to another digest. Nothing is
-// published.
+// Unresolved returns the tags of gun that resolve now but would not, or
+// would resolve to another digest, after edit changed the delegations of
+// delegator (as EditDelegations applies it). Roles under delegator keep
+// their content in this prediction: EditDelegations re-signs or stages the
+// ones the edit invalidates. Nothing is published.
 func (c *Client) Unresolved(ctx context.Context, gun, delegator string, edit func(*metadata.TargetsType) error) (lost []Target, err error) {
 	err = c.withLockedState(ctx, gun, func(s *roleState) error {
-		before, err := s.resolving(s.fetchGet())
+		before, err := s.resolving(s.repoState.load)
 		if err != nil {
 			return err
 		}
@@ -48,7 +50,7 @@ func (c *Client) Unresolved(ctx context.Context, gun, delegator string, edit fun
 		if cur == nil {
 			return fmt.Errorf("client: %s of %s is not published yet", delegator, gun)
 		}
-		// Edit a deep copy: the state's metadata stays as verified.
+		// Edit a deep copy: the view's metadata stays as verified.
 		b, err := json.Marshal(cur)
 		if err != nil {
 			return fmt.Errorf("client: copy %s: %w", delegator, err)
@@ -60,12 +62,17 @@ func (c *Client) Unresolved(ctx context.Context, gun, delegator string, edit fun
 		if err := edit(&next.Signed); err != nil {
 			return err
 		}
-		fetch := s.fetchGet()
-		after, err := s.resolving(func(name string) (*metadata.Metadata[metadata.TargetsType], error) {
-			if name == delegator {
+		after, err := s.resolving(func(role, parent string, pm *metadata.Metadata[metadata.TargetsType]) (*metadata.Metadata[metadata.TargetsType], error) {
+			switch {
+			case role == delegator:
 				return next, nil
+			case parent == delegator:
+				if !tufrules.Delegates(cur.Signed.Delegations, role) {
+					return metadata.Targets(time.Time{}), nil // created by the edit: empty
+				}
+				return s.repoState.load(role, parent, cur)
 			}
-			return fetch(name)
+			return s.repoState.load(role, parent, pm)
 		})
 		if err != nil {
 			return err
@@ -84,75 +91,37 @@ func (c *Client) Unresolved(ctx context.Context, gun, delegator string, edit fun
 	return lost, err
 }
 
-// fetchGet loads a role the walk reaches: verified by go-tuf against the
-// role that delegates to it; nil for a role delegated but never published.
-func (s *roleState) fetchGet() func(string) (*metadata.Metadata[metadata.TargetsType], error) {
-	return func(name string) (*metadata.Metadata[metadata.TargetsType], error) {
-		if name == metadata.TARGETS {
-			return s.load(name)
-		}
-		return s.fetch(name, s.delegator[name])
-	}
-}
-
-// resolving returns every tag that resolves through the roles get gives,
-// with its deciding role.
-func (s *roleState) resolving(get func(string) (*metadata.Metadata[metadata.TargetsType], error)) ([]Target, error) {
-	// Every tag listed anywhere reachable, then each tag's own walk.
+// resolving returns every tag that resolves through the roles load gives,
+// with its deciding role: every tag any role lists, each looked up by its
+// own walk (paths, hash bins and terminating delegations honoured).
+func (s *roleState) resolving(load tufrules.Loader) ([]Target, error) {
 	seen := map[string]bool{}
 	var tags []string
-	err := s.preorder(get, func(_ string, m *metadata.Metadata[metadata.TargetsType]) (bool, error) {
-		if m != nil {
-			for tag := range m.Signed.Targets {
-				if !seen[tag] {
-					seen[tag] = true
-					tags = append(tags, tag)
-				}
+	err := tufrules.Walk(s.ctx, "", tufrules.MaxRolesPerRepository, load, func(_, _ string, m *metadata.Metadata[metadata.TargetsType]) (bool, error) {
+		for tag := range m.Signed.Targets {
+			if !seen[tag] {
+				seen[tag] = true
+				tags = append(tags, tag)
 			}
 		}
 		return false, nil
-	}, func(m *metadata.Metadata[metadata.TargetsType]) ([]string, bool) {
-		var names []string
-		if sr := m.Signed.Delegations.SuccinctRoles; sr != nil {
-			names = sr.GetRoles()
-		}
-		return append(names, roleNames(m.Signed.Delegations.Roles)...), false
 	})
 	if err != nil {
-		return nil, err
+		return nil, s.trustErr(err)
 	}
 	sort.Strings(tags)
 	var out []Target
 	for _, tag := range tags {
 		var found *Target
-		err := s.preorder(get, func(role string, m *metadata.Metadata[metadata.TargetsType]) (bool, error) {
-			if m == nil {
-				return false, nil
+		err := tufrules.Walk(s.ctx, tag, s.c.opts.MaxRolesVisited, load, func(role, _ string, m *metadata.Metadata[metadata.TargetsType]) (bool, error) {
+			if tf, ok := m.Signed.Targets[tag]; ok {
+				found = target(s.gun, tag, role, tf)
+				return true, nil
 			}
-			tf, ok := m.Signed.Targets[tag]
-			if !ok {
-				return false, nil
-			}
-			found = target(s.gun, tag, role, tf)
-			return true, nil
-		}, func(m *metadata.Metadata[metadata.TargetsType]) ([]string, bool) {
-			d := m.Signed.Delegations
-			var names []string
-			if d.SuccinctRoles != nil {
-				for _, r := range d.SuccinctRoles.GetRolesForTarget(tag) {
-					names = append(names, r.Name)
-				}
-			}
-			for _, r := range d.GetRolesForTarget(tag) {
-				names = append(names, r.Name)
-				if r.Terminating {
-					return names, true
-				}
-			}
-			return names, false
+			return false, nil
 		})
 		if err != nil {
-			return nil, err
+			return nil, s.trustErr(err)
 		}
 		if found != nil && found.Digest != "" {
 			out = append(out, *found)

@@ -129,9 +129,9 @@ func RegistryTokenClient(ctx context.Context, base *http.Client, server, gun, ac
 	}}
 	if err := bt.refresh(ctx); err != nil {
 		if refused != nil {
-			return nil, fmt.Errorf("%s asks for a token from %s, which got no credentials (%w): %w", server, realm, refused, err)
+			return nil, fmt.Errorf("log in to %s for %s: its token service %s got no credentials (%w): %w", server, gun, realm, refused, err)
 		}
-		return nil, fmt.Errorf("get a token from %s for %s: %w", realm, gun, err)
+		return nil, fmt.Errorf("log in to %s for %s (token service %s): %w", server, gun, realm, err)
 	}
 	return &http.Client{Transport: bt, Timeout: base.Timeout}, nil
 }

@@ -71,7 +71,7 @@ func (a *app) edit(cmd *cobra.Command, gun, delegator, what string, fn func(*met
 	}
 	if err := a.print(res, func(w io.Writer) {
 		if out.Staged != nil {
-			fmt.Fprintf(w, "staged: %s (change %s, signed as %s); waiting for approval: %s\n", what, out.Staged.ID, strings.Join(out.Roles, ", "), waiting(out.Staged))
+			fmt.Fprintf(w, "staged as change %s: %s (signed as %s); waiting for approval: %s\n", out.Staged.ID, what, strings.Join(out.Roles, ", "), waiting(out.Staged))
 			fmt.Fprintf(w, "until then nothing changed (a revoked key stays trusted; a new or changed delegation is published signed by its own keys, which this trust directory does not hold); they run: signet approve %s %s\n", gun, out.Staged.ID)
 			return
 		}

@@ -39,6 +39,13 @@ func (c *cli) staged(args ...string) string {
 	return out
 }
 
+// addSigner adds a signer: the owner stages it (the signer's role is born
+// published, signed by the signer's key), the signer approves.
+func addSigner(t *testing.T, owner, signer *cli, gun, name, pub string) {
+	t.Helper()
+	signer.ok("approve", gun, stagedID(t, owner.staged("signer", "add", gun, name, "--key", pub)), "--yes")
+}
+
 // newSigner makes a developer's trust directory with a pinned root and a
 // delegation key, and writes the key's public part to a file.
 func newSigner(t *testing.T, srv, gun, rootFile string) (*cli, string, string) {
@@ -69,11 +76,11 @@ func TestSignerAddEndToEnd(t *testing.T) {
 	alice, aliceID, alicePub := newSigner(t, srv, gun, rootFile)
 	// Born published: the new roles need alice's signature, so the change
 	// waits for her approval.
-	out := owner.ok("signer", "add", gun, "alice", "--key", alicePub)
-	if !strings.Contains(out, "waiting for the key holders of targets/alice, targets/releases") {
+	out := owner.staged("signer", "add", gun, "alice", "--key", alicePub)
+	if !strings.Contains(out, "waiting for approval: 1 more signature(s) by a key holder of targets/alice, 1 more signature(s) by a key holder of targets/releases") {
 		t.Fatalf("signer add:\n%s", out)
 	}
-	alice.ok("approve", gun, stagedID(t, out))
+	alice.ok("approve", gun, stagedID(t, out), "--yes")
 	if out := owner.ok("signer", "list", gun); !strings.Contains(out, "targets/releases") || !strings.Contains(out, "targets/alice") || !strings.Contains(out, aliceID[:12]) {
 		t.Fatalf("signer list:\n%s", out)
 	}
@@ -138,9 +145,9 @@ func TestDelegationThresholdTwoApprove(t *testing.T) {
 	if code, _, errOut := owner.run("delegation", "add", gun, "targets/prod", "--key", alicePub, "--key", bobPub, "--threshold", "3"); code == exitOK || !strings.Contains(errOut, "threshold") {
 		t.Fatalf("threshold above the keys: exit %d %s", code, errOut)
 	}
-	id := stagedID(t, owner.ok("delegation", "add", gun, "targets/prod", "--key", alicePub, "--key", bobPub, "--threshold", "2", "--paths", "prod-*"))
-	alice.ok("approve", gun, id)
-	bob.ok("approve", gun, id)
+	id := stagedID(t, owner.staged("delegation", "add", gun, "targets/prod", "--key", alicePub, "--key", bobPub, "--threshold", "2", "--paths", "prod-*"))
+	alice.staged("approve", gun, id, "--yes")
+	bob.ok("approve", gun, id, "--yes")
 	if out := owner.ok("delegation", "list", gun); !strings.Contains(out, "targets/prod") || !strings.Contains(out, "prod-*") {
 		t.Fatalf("delegation list:\n%s", out)
 	}
@@ -169,7 +176,7 @@ func TestDelegationThresholdTwoApprove(t *testing.T) {
 		t.Fatalf("approve by the first signer:\n%s", out)
 	}
 	out = bob.ok("approve", gun, id, "--yes")
-	if !strings.Contains(out, "targets/prod v1") {
+	if !strings.Contains(out, "published snapshot v3, targets/prod v2, timestamp v3") {
 		t.Fatalf("approve does not print the versions readably:\n%s", out)
 	}
 	if !strings.Contains(out, "+ targets/prod prod-1 → "+digest1) || !strings.Contains(out, "published") {

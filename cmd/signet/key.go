@@ -76,8 +76,8 @@ func (a *app) keyCmd() *cobra.Command {
 				rows = append(rows, keyJSON{ID: k.ID, Role: k.Role, Public: k.Public, Repositories: u})
 			}
 			return a.print(rows, func(w io.Writer) {
+				// No header: "KEYID ROLE GUNS" lines, as scripts read them.
 				tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-				fmt.Fprintln(tw, "KEYID\tROLE\tGUN")
 				for _, r := range rows {
 					var guns []string
 					for _, u := range r.Repositories {
@@ -86,7 +86,7 @@ func (a *app) keyCmd() *cobra.Command {
 					if len(guns) == 0 {
 						guns = []string{"-"}
 					}
-					fmt.Fprintf(tw, "%s\t%s\t%s\n", r.ID, r.Role, strings.Join(guns, ", "))
+					fmt.Fprintf(tw, "%s\t%s\t%s\n", r.ID, r.Role, strings.Join(guns, ","))
 				}
 				tw.Flush()
 			})

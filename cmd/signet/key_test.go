@@ -17,7 +17,7 @@ func TestKeyVerbs(t *testing.T) {
 	dev := &cli{t: t, server: srv, trustDir: t.TempDir()}
 	dev.ok("init", gun)
 	out := dev.ok("key", "list")
-	if !strings.Contains(out, "GUN") || strings.Count(out, gun) != 2 || !strings.Contains(out, gun+" (root)") || !strings.Contains(out, gun+" (targets)") {
+	if strings.Count(out, gun) != 2 || !strings.Contains(out, gun+" (root)") || !strings.Contains(out, gun+" (targets)") {
 		t.Fatalf("key list:\n%s", out)
 	}
 	var targetsKey string
@@ -46,9 +46,9 @@ func TestKeyVerbs(t *testing.T) {
 	dev.ok("sign", gun+":1.0", "--digest", digest1, "--size", "1")
 
 	// Delegation key IDs by the prefix delegation list prints.
-	_, _, pubA := newSigner(t, srv, gun, pinned(t, dev, gun))
+	a, _, pubA := newSigner(t, srv, gun, pinned(t, dev, gun))
 	_, idB, pubB := newSigner(t, srv, gun, pinned(t, dev, gun))
-	dev.ok("delegation", "add", gun, "targets/ci", "--key", pubA, "--key", pubB)
+	a.ok("approve", gun, stagedID(t, dev.staged("delegation", "add", gun, "targets/ci", "--key", pubA, "--key", pubB)), "--yes")
 	if out := dev.ok("delegation", "list", gun); !strings.Contains(out, idB[:12]) {
 		t.Fatalf("delegation list: %s", out)
 	}

@@ -22,7 +22,7 @@ func TestListShowsEveryResolvingTag(t *testing.T) {
 		t.Fatal(err)
 	}
 	alice, _, alicePub := newSigner(t, srv, gun, rootFile)
-	owner.ok("signer", "add", gun, "alice", "--key", alicePub)
+	addSigner(t, owner, alice, gun, "alice", alicePub)
 	owner.ok("sign", gun+":owner", "--digest", digest1, "--size", "1", "--role", "targets")
 	alice.ok("sign", gun+":alice", "--digest", digest2, "--size", "2")
 	alice.ok("sign", gun+":both", "--digest", digest2, "--size", "2")

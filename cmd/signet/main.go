@@ -517,3 +517,11 @@ func (a *app) trustCmd() *cobra.Command {
 	cmd.AddCommand(pin, show, list, remove)
 	return cmd
 }
+
+// or returns v, or def when v is empty.
+func or(v, def string) string {
+	if v != "" {
+		return v
+	}
+	return def
+}

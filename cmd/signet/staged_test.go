@@ -24,8 +24,8 @@ func TestStagedRevocationIsNotDone(t *testing.T) {
 	}
 	alice, _, alicePub := newSigner(t, srv, gun, rootFile)
 	bob, _, bobPub := newSigner(t, srv, gun, rootFile)
-	owner.ok("signer", "add", gun, "alice", "--key", alicePub)
-	owner.ok("signer", "add", gun, "bob", "--key", bobPub)
+	addSigner(t, owner, alice, gun, "alice", alicePub)
+	addSigner(t, owner, bob, gun, "bob", bobPub)
 	alice.ok("sign", gun+":1.0", "--digest", digest1, "--size", "1")
 
 	// Shadowed: targets lists x, so alice's x (in targets/releases) does
@@ -42,10 +42,10 @@ func TestStagedRevocationIsNotDone(t *testing.T) {
 	// targets/releases is signed by alice alone; without her key it must be
 	// re-signed by bob, whom the owner is not: staged.
 	out = owner.staged("signer", "remove", gun, "alice")
-	if !strings.Contains(out, "staged: removed signer alice") || !strings.Contains(out, "waiting for approval") || !strings.Contains(out, "a revoked key stays trusted") {
+	if !strings.Contains(out, ": removed signer alice") || !strings.Contains(out, "waiting for approval") || !strings.Contains(out, "a revoked key stays trusted") {
 		t.Fatalf("staged revocation says:\n%s", out)
 	}
-	id := strings.TrimSuffix(strings.Fields(strings.SplitAfter(out, "(change ")[1])[0], ",")
+	id := stagedID(t, out)
 	if out := owner.ok("signer", "list", gun); !strings.Contains(out, "PENDING (staged change "+id) || !strings.Contains(out, "targets/alice") {
 		t.Fatalf("signer list does not show the pending change:\n%s", out)
 	}
