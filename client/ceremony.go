@@ -91,6 +91,9 @@ type RootChange struct {
 	RemoveKeys []string // key IDs
 	Threshold  int      // 0 keeps it
 	Expires    time.Time
+	// Replace gives other roles (targets, snapshot, timestamp) new keys:
+	// each listed role's keys are replaced by these (a key rotation).
+	Replace map[string][]*metadata.Key
 }
 
 // RootNext returns the next, unsigned version of root with change applied
@@ -114,6 +117,24 @@ func (c *Client) RootNext(root []byte, change RootChange) ([]byte, error) {
 	for _, k := range change.AddKeys {
 		if err := m.Signed.AddKey(k, metadata.ROOT); err != nil {
 			return nil, fmt.Errorf("client: %w", err)
+		}
+	}
+	for r, keys := range change.Replace {
+		if r == metadata.ROOT || m.Signed.Roles[r] == nil || len(keys) == 0 {
+			return nil, fmt.Errorf("client: replace the keys of %q: want targets, snapshot or timestamp and at least one key", r)
+		}
+		for _, id := range slices.Clone(m.Signed.Roles[r].KeyIDs) {
+			if err := m.Signed.RevokeKey(id, r); err != nil {
+				return nil, fmt.Errorf("client: replace the keys of %s: %w", r, err)
+			}
+		}
+		for _, k := range keys {
+			if err := m.Signed.AddKey(k, r); err != nil {
+				return nil, fmt.Errorf("client: %w", err)
+			}
+		}
+		if th := m.Signed.Roles[r].Threshold; th > len(m.Signed.Roles[r].KeyIDs) {
+			m.Signed.Roles[r].Threshold = len(m.Signed.Roles[r].KeyIDs)
 		}
 	}
 	role := m.Signed.Roles[metadata.ROOT]
@@ -296,6 +317,35 @@ func (c *Client) RootPublish(ctx context.Context, gun string, root []byte) error
 			return err
 		}
 		files[metadata.TARGETS] = data
+	} else {
+		// A root that gives targets new keys (signet key rotate GUN
+		// targets) leaves the stored targets unverifiable: publish its
+		// next version, signed by the new keys this directory holds, in
+		// the same upload.
+		err := c.withLockedState(ctx, gun, func(s *roleState) error {
+			cur, err := s.load(metadata.TARGETS)
+			if err != nil || cur == nil || m.VerifyDelegate(metadata.TARGETS, cur) == nil {
+				return err
+			}
+			r := m.Signed.Roles[metadata.TARGETS]
+			held, err := c.heldKeys(ctx, r.KeyIDs)
+			if err != nil {
+				return err
+			}
+			if len(held) < r.Threshold {
+				return fmt.Errorf("client: root v%d gives targets new keys, so targets must be re-signed by %d of them in the same publish: %w: this trust directory holds %d", m.Signed.Version, r.Threshold, ErrNoKey, len(held))
+			}
+			next, err := s.next(metadata.TARGETS)
+			if err != nil {
+				return err
+			}
+			next.ClearSignatures()
+			files[metadata.TARGETS], err = c.sign(ctx, next, held...)
+			return err
+		})
+		if err != nil {
+			return err
+		}
 	}
 	if _, err := c.post(ctx, gun, files); err != nil {
 		return err

@@ -3,6 +3,7 @@ package client
 import (
 	"context"
 	"crypto"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
@@ -191,4 +192,30 @@ func (c *Client) DeleteRepository(ctx context.Context, gun string) error {
 		return fmt.Errorf("client: delete %s: %w", gun, err)
 	}
 	return nil
+}
+
+// RotateServerKey makes the server create a new key for role (timestamp or
+// snapshot) of gun and returns its public part. The old key keeps signing
+// until a root that names the new one is published (RootChange.Replace,
+// signed by the root keys: the ceremony), so nothing breaks in between.
+// It needs admin rights.
+func (c *Client) RotateServerKey(ctx context.Context, gun, role string) (*metadata.Key, error) {
+	if role != metadata.TIMESTAMP && role != metadata.SNAPSHOT {
+		return nil, fmt.Errorf("client: the server holds only timestamp and snapshot keys, not %q", role)
+	}
+	ctx, cancel := context.WithTimeout(ctx, c.opts.Timeout)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, c.tufURL(gun)+role+".key", nil)
+	if err != nil {
+		return nil, err
+	}
+	body, err := c.do(ctx, gun, "*", req)
+	if err != nil {
+		return nil, fmt.Errorf("client: rotate the %s key of %s: %w", role, gun, err)
+	}
+	var k metadata.Key
+	if err := json.Unmarshal(body, &k); err != nil {
+		return nil, fmt.Errorf("client: rotate the %s key of %s: answer: %w", role, gun, err)
+	}
+	return &k, nil
 }

@@ -220,7 +220,7 @@ func (a *app) keyCmd() *cobra.Command {
 			return a.print(map[string]string{"changed": id}, func(w io.Writer) { fmt.Fprintf(w, "changed the passphrase of key %s\n", id) })
 		},
 	}
-	cmd.AddCommand(gen, list, public, export, imp, remove, passwd, a.keyFetchCmd())
+	cmd.AddCommand(gen, list, public, export, imp, remove, passwd, a.keyRotateCmd(), a.keyFetchCmd())
 	return cmd
 }
 
@@ -249,4 +249,63 @@ func (a *app) newPassphrase(keyID string) ([]byte, error) {
 		return nil, errors.New("the passphrases differ; nothing changed")
 	}
 	return p1, nil
+}
+
+// keyRotateCmd is Notary's `key rotate GUN ROLE`, shaped for offline root
+// keys: it makes the new key (targets: here; timestamp, snapshot: on the
+// server) and writes the next, unsigned root naming it, for the root key
+// holders to sign (signet root sign) and publish (signet root publish). The
+// old key stays in force until that root is published.
+func (a *app) keyRotateCmd() *cobra.Command {
+	var rootFile, out string
+	cmd := &cobra.Command{
+		Use:   "rotate GUN ROLE --root root.json [--out root.next.json]",
+		Short: "Rotate the targets key (here) or the server's timestamp or snapshot key, and write the next root to sign",
+		Args:  exactArgs(2),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			gun, role := args[0], args[1]
+			if role != metadata.TARGETS && role != metadata.TIMESTAMP && role != metadata.SNAPSHOT {
+				return usageError{fmt.Errorf("key rotate: ROLE is targets, timestamp or snapshot, not %q (root keys: signet root rotate; delegations: signet delegation edit)", role)}
+			}
+			if rootFile == "" {
+				return usageError{errors.New("--root root.json (the repository's current root) is required")}
+			}
+			data, err := os.ReadFile(rootFile)
+			if err != nil {
+				return err
+			}
+			c, err := a.client()
+			if err != nil {
+				return err
+			}
+			var k *metadata.Key
+			if role == metadata.TARGETS {
+				ki, err := c.Keys().Generate(cmd.Context(), metadata.TARGETS)
+				if err != nil {
+					return err
+				}
+				k = ki.Public
+			} else if k, err = c.RotateServerKey(cmd.Context(), gun, role); err != nil {
+				return err
+			}
+			next, err := c.RootNext(data, client.RootChange{Replace: map[string][]*metadata.Key{role: {k}}})
+			if err != nil {
+				return err
+			}
+			if err := os.WriteFile(out, next, 0o644); err != nil {
+				return err
+			}
+			id, _ := k.ID()
+			return a.print(map[string]string{"gun": gun, "role": role, "keyid": id, "root": out}, func(w io.Writer) {
+				fmt.Fprintf(w, "new %s key %s; wrote the unsigned next root %s\n", role, id, out)
+				fmt.Fprintf(w, "sign it with a threshold of the root keys (signet root sign %s --key FILE), then: signet root publish %s %s\n", out, gun, out)
+				if role == metadata.TARGETS {
+					fmt.Fprintln(w, "publish it from this trust directory: it holds the new targets key, which re-signs targets in the same publish")
+				}
+			})
+		},
+	}
+	cmd.Flags().StringVar(&rootFile, "root", "", "the repository's current root.json")
+	cmd.Flags().StringVar(&out, "out", "root.next.json", "where to write the next, unsigned root")
+	return cmd
 }

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -89,4 +90,53 @@ func pinned(t *testing.T, c *cli, gun string) string {
 		t.Fatal(err)
 	}
 	return f
+}
+
+// TestKeyRotate rotates the targets key and the server's timestamp key:
+// each writes the next root, which the root key signs and publishes; an
+// engine pinned to v1 follows the chain and still resolves, and tags
+// signed afterwards are signed by the new targets key.
+func TestKeyRotate(t *testing.T) {
+	t.Parallel()
+	srv := newServer(t)
+	gun := "registry.example.com/team/rotate"
+	dev := &cli{t: t, server: srv, trustDir: t.TempDir()}
+	dev.ok("init", gun)
+	dev.ok("sign", gun+":1.0", "--digest", digest1, "--size", "1")
+	v1 := pinned(t, dev, gun)
+	engine := &cli{t: t, server: srv, trustDir: t.TempDir()}
+	engine.ok("trust", "pin", gun, "--root", v1)
+	var rootKey string
+	for _, line := range strings.Split(dev.ok("key", "list"), "\n") {
+		if f := strings.Fields(line); len(f) > 1 && f[1] == "root" {
+			rootKey = filepath.Join(dev.trustDir, "private", f[0]+".key")
+		}
+	}
+	if code, _, e := dev.run("key", "rotate", gun, "root", "--root", v1); code != exitUsage || !strings.Contains(e, "signet root rotate") {
+		t.Fatalf("key rotate root: exit %d: %s", code, e)
+	}
+	work := t.TempDir()
+	prev := v1
+	for i, role := range []string{"targets", "timestamp"} {
+		next := filepath.Join(work, role+".json")
+		out := dev.ok("key", "rotate", gun, role, "--root", prev, "--out", next)
+		if !strings.Contains(out, "new "+role+" key") {
+			t.Fatalf("key rotate %s: %s", role, out)
+		}
+		dev.ok("root", "sign", next, "--key", rootKey)
+		dev.ok("root", "verify", next, "--previous", prev)
+		dev.ok("root", "publish", gun, next)
+		if out := engine.ok("resolve", gun+":1.0"); !strings.Contains(out, digest1) {
+			t.Fatalf("after rotating %s: %s", role, out)
+		}
+		if out := engine.ok("-o", "json", "status", gun); !strings.Contains(out, fmt.Sprintf(`"role": "root",
+      "version": %d`, i+2)) {
+			t.Fatalf("the engine does not trust root v%d:\n%s", i+2, out)
+		}
+		prev = next
+	}
+	dev.ok("sign", gun+":2.0", "--digest", digest2, "--size", "2")
+	if out := engine.ok("resolve", gun+":2.0"); !strings.Contains(out, digest2) {
+		t.Fatalf("a tag signed after the rotations: %s", out)
+	}
 }
