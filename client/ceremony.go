@@ -327,6 +327,11 @@ func (c *Client) RootPublish(ctx context.Context, gun string, root []byte) error
 			if err != nil || cur == nil || m.VerifyDelegate(metadata.TARGETS, cur) == nil {
 				return err
 			}
+			if d := cur.Signed.Delegations; d != nil && d.SuccinctRoles != nil {
+				// The bins are signed by the targets keys too; re-signing
+				// every bin in this publish is not built yet.
+				return fmt.Errorf("client: root v%d gives targets new keys, but %s keeps its tags in hashed bins signed by the old ones: rotating the targets key of a hashed-bin repository is not supported yet", m.Signed.Version, gun)
+			}
 			r := m.Signed.Roles[metadata.TARGETS]
 			held, err := c.heldKeys(ctx, r.KeyIDs)
 			if err != nil {
