@@ -75,3 +75,26 @@ func TestVersion(t *testing.T) {
 		t.Fatalf("json version: %q", out)
 	}
 }
+
+// TestReferenceNormalisation: alpine ≡ docker.io/library/alpine, for GUN
+// arguments and references alike.
+func TestReferenceNormalisation(t *testing.T) {
+	t.Parallel()
+	dev := &cli{t: t, server: newServer(t), trustDir: t.TempDir()}
+	if out := dev.ok("init", "alpine"); !strings.Contains(out, "initialised docker.io/library/alpine") {
+		t.Fatalf("init alpine: %s", out)
+	}
+	dev.ok("sign", "alpine:3.19", "--digest", digest1, "--size", "1")
+	if out := dev.ok("resolve", "docker.io/library/alpine:3.19"); strings.TrimSpace(out) != "docker.io/library/alpine@"+digest1 {
+		t.Fatalf("resolve: %q", out)
+	}
+	if out := dev.ok("list", "docker.io/library/alpine"); !strings.Contains(out, "3.19") {
+		t.Fatalf("list: %q", out)
+	}
+	if out := dev.ok("trust", "list"); !strings.Contains(out, "docker.io/library/alpine") {
+		t.Fatalf("trust list: %q", out)
+	}
+	if code, _, e := dev.run("status", "alpine:3.19"); code != exitUsage || !strings.Contains(e, "without tag") {
+		t.Fatalf("a GUN with a tag: exit %d: %s", code, e)
+	}
+}

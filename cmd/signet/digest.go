@@ -33,9 +33,9 @@ func parseDigest(s string) (digest.Digest, error) {
 	return digest.Digest(s), nil
 }
 
-// parseRef checks an image reference NAME:TAG; a bad one is a usage error.
-// TODO: normalise through the shared imageref package (alpine ≡
-// docker.io/library/alpine) once it is on main; client.ParseRef will use it.
+// parseRef checks an image reference NAME:TAG (normalised by
+// client.ParseRef through imageref: alpine:3 ≡ docker.io/library/alpine:3);
+// a bad one is a usage error.
 func parseRef(ref string) (gun, tag string, err error) {
 	gun, tag, err = client.ParseRef(ref)
 	if err != nil {

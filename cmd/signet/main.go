@@ -56,6 +56,7 @@ import (
 	"golang.org/x/term"
 
 	"github.com/signetdev/signet/client"
+	"github.com/signetdev/signet/imageref"
 	buildinfo "github.com/signetdev/signet/internal/cli"
 )
 
@@ -178,6 +179,7 @@ func (a *app) command() *cobra.Command {
 	root.AddCommand(a.policyCmd())
 	root.AddCommand(a.versionCmd(root))
 	strictGroups(root) // after every registration
+	normaliseGUNs(root)
 	return root
 }
 
@@ -186,6 +188,44 @@ func (a *app) versionCmd(root *cobra.Command) *cobra.Command {
 		RunE: func(*cobra.Command, []string) error {
 			return a.print(map[string]string{"version": root.Version}, func(w io.Writer) { fmt.Fprintln(w, root.Version) })
 		}}
+}
+
+// normaliseGUNs makes every command whose first argument is a GUN (its Use
+// reads "verb GUN …") take it in Docker's normalised form, as references
+// are (imageref: alpine ≡ docker.io/library/alpine), so that one
+// repository has one name everywhere. A GUN with a tag or digest, or that
+// is no repository name, is a usage error.
+func normaliseGUNs(cmd *cobra.Command) {
+	for _, sub := range cmd.Commands() {
+		normaliseGUNs(sub)
+	}
+	f := strings.Fields(cmd.Use)
+	if len(f) < 2 || f[1] != "GUN" || cmd.RunE == nil {
+		return
+	}
+	run := cmd.RunE
+	cmd.RunE = func(c *cobra.Command, args []string) error {
+		if len(args) > 0 {
+			gun, err := normaliseGUN(args[0])
+			if err != nil {
+				return err
+			}
+			args[0] = gun
+		}
+		return run(c, args)
+	}
+}
+
+// normaliseGUN returns the repository name arg stands for, normalised.
+func normaliseGUN(arg string) (string, error) {
+	r, err := imageref.Parse(arg)
+	if err != nil || r.Tag != "" || r.Digest != "" {
+		return "", usageError{fmt.Errorf("%q is not a repository name (a GUN such as registry.example.com/team/app, without tag or digest)", arg)}
+	}
+	if err := client.ValidateGUN(r.Name); err != nil {
+		return "", usageError{err}
+	}
+	return r.Name, nil
 }
 
 // strictGroups makes every command group (key, trust, root, …) refuse an
