@@ -98,3 +98,56 @@ func TestReferenceNormalisation(t *testing.T) {
 		t.Fatalf("a GUN with a tag: exit %d: %s", code, e)
 	}
 }
+
+// TestJSONEverywhere: with -o json, every command that prints data prints
+// one JSON document, in lower-case field names.
+func TestJSONEverywhere(t *testing.T) {
+	t.Parallel()
+	dev := &cli{t: t, server: newServer(t), trustDir: t.TempDir()}
+	gun := "registry.example.com/team/json"
+	work := t.TempDir()
+	for _, args := range [][]string{
+		{"init", gun}, {"sign", gun + ":1", "--digest", digest1, "--size", "1"}, {"resolve", gun + ":1"},
+		{"verify", gun + ":1", "--digest", digest1}, {"list", gun}, {"status", gun}, {"trust", "list"}, {"key", "list"},
+		{"signer", "list", gun}, {"delegation", "list", gun}, {"staged", "list", gun}, {"version"},
+		{"key", "fetch", gun, "timestamp", "--out", work + "/ts.json"}, {"key", "fetch", gun, "snapshot", "--out", work + "/snap.json"},
+		{"root", "init", "registry.example.com/team/other", "--keys", "1", "--threshold", "1", "--timestamp-key", work + "/ts.json", "--snapshot-key", work + "/snap.json", "--out", work + "/root.json"},
+		{"root", "verify", work + "/root.json"}, {"unsign", gun + ":1"},
+	} {
+		code, out, e := dev.run(append([]string{"-o", "json"}, args...)...)
+		if code != exitOK && !(args[0] == "root" && args[1] == "verify" && code == exitTrust) {
+			t.Fatalf("%v: exit %d: %s", args, code, e)
+		}
+		if !json.Valid([]byte(out)) || strings.ContainsAny(strings.Join(jsonKeys(t, out), ""), "ABCDEFGHIJKLMNOPQRSTUVWXYZ") {
+			t.Fatalf("%v: not lower-case JSON: %s", args, out)
+		}
+	}
+}
+
+// jsonKeys returns every object key in a JSON document.
+func jsonKeys(t *testing.T, doc string) []string {
+	t.Helper()
+	var v any
+	if err := json.Unmarshal([]byte(doc), &v); err != nil {
+		t.Fatalf("%v: %s", err, doc)
+	}
+	var keys []string
+	var walk func(any)
+	walk = func(v any) {
+		switch x := v.(type) {
+		case map[string]any:
+			for k, e := range x {
+				if k != "published" && k != "pending" { // role names are values used as keys
+					keys = append(keys, k)
+				}
+				walk(e)
+			}
+		case []any:
+			for _, e := range x {
+				walk(e)
+			}
+		}
+	}
+	walk(v)
+	return keys
+}

@@ -68,8 +68,9 @@ func (a *app) rootCmd() *cobra.Command {
 			if err := os.WriteFile(out, root, 0o644); err != nil {
 				return err
 			}
-			fmt.Fprintf(a.stdout, "wrote unsigned %s for %s (%d of %d root keys must sign it: signet root sign %s --key FILE)\n", out, args[0], threshold, keys, out)
-			return nil
+			return a.print(map[string]any{"gun": args[0], "file": out, "threshold": threshold, "keys": keys}, func(w io.Writer) {
+				fmt.Fprintf(w, "wrote unsigned %s for %s (%d of %d root keys must sign it: signet root sign %s --key FILE)\n", out, args[0], threshold, keys, out)
+			})
 		},
 	}
 	initCmd.Flags().IntVar(&keys, "keys", 3, "root keys to make (N)")
@@ -194,8 +195,9 @@ func (a *app) rootCmd() *cobra.Command {
 				if err := os.WriteFile(out, n, 0o644); err != nil {
 					return err
 				}
-				fmt.Fprintf(a.stdout, "wrote unsigned %s: sign it with a threshold of the old root's keys and of its own\n", out)
-				return nil
+				return a.print(map[string]any{"file": out}, func(w io.Writer) {
+					fmt.Fprintf(w, "wrote unsigned %s: sign it with a threshold of the old root's keys and of its own\n", out)
+				})
 			},
 		}
 		c.Flags().StringVar(&out, "out", "root.next.json", "where to write the next root")
@@ -222,8 +224,9 @@ func (a *app) rootCmd() *cobra.Command {
 			if err := c.RootPublish(cmd.Context(), args[0], data); err != nil {
 				return err
 			}
-			fmt.Fprintf(a.stdout, "published the root of %s\n", args[0])
-			return nil
+			return a.print(map[string]any{"gun": args[0], "published": metadata.ROOT}, func(w io.Writer) {
+				fmt.Fprintf(w, "published the root of %s\n", args[0])
+			})
 		},
 	}
 	cmd.AddCommand(initCmd, sign, verify, next("rotate root.json", "Make the next root version with keys added or removed, or a new threshold", true),
@@ -252,7 +255,13 @@ func (a *app) keyFetchCmd() *cobra.Command {
 			if out == "" {
 				out = args[1] + ".key.json"
 			}
-			return os.WriteFile(out, data, 0o644)
+			if err := os.WriteFile(out, data, 0o644); err != nil {
+				return err
+			}
+			id, _ := k.ID()
+			return a.print(map[string]string{"gun": args[0], "role": args[1], "keyid": id, "file": out}, func(w io.Writer) {
+				fmt.Fprintf(w, "wrote the %s key %s of %s to %s\n", args[1], id, args[0], out)
+			})
 		},
 	}
 	cmd.Flags().StringVar(&out, "out", "", "file to write (default ROLE.key.json)")
