@@ -4,7 +4,7 @@
 GO ?= go
 STATICCHECK_VERSION ?= v0.8.2
 
-.PHONY: run test test-short bench bench-check lint build
+.PHONY: run test test-short bench bench-check lint build cross
 
 run:
 	$(GO) run ./cmd/signet-server --allow-anonymous-writes
@@ -37,3 +37,13 @@ lint:
 	@out=$$(gofmt -l .); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
 	$(GO) vet ./...
 	$(GO) run honnef.co/go/tools/cmd/staticcheck@$(STATICCHECK_VERSION) ./...
+	$(MAKE) cross
+
+# The CLI, the client library and the binaries build on Windows and macOS
+# too (the cache lock is behind build tags: client/lock_*.go); vet compiles
+# the client's and the CLI's tests for them as well.
+cross:
+	for os in windows darwin; do \
+		GOOS=$$os $(GO) build ./cmd/... ./client/... && \
+		GOOS=$$os $(GO) vet ./client/... ./cmd/signet/ ./internal/cli/ || exit 1; \
+	done

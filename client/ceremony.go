@@ -26,8 +26,10 @@ type RootPlan struct {
 	TargetsKeys      []*metadata.Key
 	TargetsThreshold int
 	// Timestamp and Snapshot are the server's online public keys
-	// (signet key fetch GUN timestamp writes one to a file). Snapshot may be
-	// nil for a developer-made snapshot, which the first targets key signs.
+	// (signet key fetch GUN timestamp writes one to a file); both are
+	// required. (A developer-signed snapshot would need every publish to
+	// build and sign the snapshot on the client, which signet does not do:
+	// the server makes snapshots.)
 	Timestamp, Snapshot *metadata.Key
 	Expires             time.Time
 }
@@ -38,8 +40,8 @@ func (c *Client) RootInit(ctx context.Context, p RootPlan) ([]byte, error) {
 	if p.Keys < 1 || p.Threshold < 1 || p.Threshold > p.Keys {
 		return nil, fmt.Errorf("client: a root needs 1 ≤ threshold (%d) ≤ keys (%d)", p.Threshold, p.Keys)
 	}
-	if p.Timestamp == nil {
-		return nil, errors.New("client: the root must name the server's timestamp key (signet key fetch GUN timestamp)")
+	if p.Timestamp == nil || p.Snapshot == nil {
+		return nil, errors.New("client: the root must name the server's timestamp and snapshot keys (signet key fetch GUN timestamp, signet key fetch GUN snapshot)")
 	}
 	if p.Expires.IsZero() {
 		p.Expires = c.opts.Now().Add(RootLifetime)
@@ -77,11 +79,7 @@ func (c *Client) RootInit(ctx context.Context, p RootPlan) ([]byte, error) {
 	if err := root.Signed.AddKey(p.Timestamp, metadata.TIMESTAMP); err != nil {
 		return nil, fmt.Errorf("client: %w", err)
 	}
-	snapshot := p.Snapshot
-	if snapshot == nil {
-		snapshot = targets[0]
-	}
-	if err := root.Signed.AddKey(snapshot, metadata.SNAPSHOT); err != nil {
+	if err := root.Signed.AddKey(p.Snapshot, metadata.SNAPSHOT); err != nil {
 		return nil, fmt.Errorf("client: %w", err)
 	}
 	return root.ToBytes(true)
@@ -93,6 +91,9 @@ type RootChange struct {
 	RemoveKeys []string // key IDs
 	Threshold  int      // 0 keeps it
 	Expires    time.Time
+	// Replace gives other roles (targets, snapshot, timestamp) new keys:
+	// each listed role's keys are replaced by these (a key rotation).
+	Replace map[string][]*metadata.Key
 }
 
 // RootNext returns the next, unsigned version of root with change applied
@@ -118,6 +119,24 @@ func (c *Client) RootNext(root []byte, change RootChange) ([]byte, error) {
 			return nil, fmt.Errorf("client: %w", err)
 		}
 	}
+	for r, keys := range change.Replace {
+		if r == metadata.ROOT || m.Signed.Roles[r] == nil || len(keys) == 0 {
+			return nil, fmt.Errorf("client: replace the keys of %q: want targets, snapshot or timestamp and at least one key", r)
+		}
+		for _, id := range slices.Clone(m.Signed.Roles[r].KeyIDs) {
+			if err := m.Signed.RevokeKey(id, r); err != nil {
+				return nil, fmt.Errorf("client: replace the keys of %s: %w", r, err)
+			}
+		}
+		for _, k := range keys {
+			if err := m.Signed.AddKey(k, r); err != nil {
+				return nil, fmt.Errorf("client: %w", err)
+			}
+		}
+		if th := m.Signed.Roles[r].Threshold; th > len(m.Signed.Roles[r].KeyIDs) {
+			m.Signed.Roles[r].Threshold = len(m.Signed.Roles[r].KeyIDs)
+		}
+	}
 	role := m.Signed.Roles[metadata.ROOT]
 	if change.Threshold > 0 {
 		role.Threshold = change.Threshold
@@ -128,7 +147,11 @@ func (c *Client) RootNext(root []byte, change RootChange) ([]byte, error) {
 	return m.ToBytes(true)
 }
 
-// RootSign adds the signature of one key to root, offline. keyFile is an
+// ErrNotRootKey: RootSign was given a key that the root does not list.
+var ErrNotRootKey = errors.New("not a root key of this root")
+
+// RootSign adds the signature of one key to root, offline. The key must be
+// one of the root role's keys (ErrNotRootKey otherwise). keyFile is an
 // encrypted PKCS#8 key file (as signet writes them); pass decrypts it.
 func RootSign(root []byte, keyFile string, pass []byte) ([]byte, error) {
 	m, err := metadata.Root().FromBytes(root)
@@ -147,12 +170,52 @@ func RootSign(root []byte, keyFile string, pass []byte) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	id, _ := k.ID()
+	id, err := k.ID()
+	if err != nil {
+		return nil, fmt.Errorf("client: %s: %w", keyFile, err)
+	}
+	// A signature by a key the root does not list counts for nothing:
+	// refuse it rather than add it silently (a targets key, or another
+	// repository's root key).
+	if !slices.Contains(m.Signed.Roles[metadata.ROOT].KeyIDs, id) {
+		return nil, fmt.Errorf("client: key %s (%s) is not a root key of this root.json (it lists %v): %w", id, keyFile, m.Signed.Roles[metadata.ROOT].KeyIDs, ErrNotRootKey)
+	}
 	m.Signatures = slices.DeleteFunc(m.Signatures, func(sig metadata.Signature) bool { return sig.KeyID == id })
 	if _, err := m.Sign(s); err != nil {
 		return nil, fmt.Errorf("client: sign with %s: %w", id, err)
 	}
 	return m.ToBytes(true)
+}
+
+// CheckRootKeyFile tells, before any passphrase is asked for, whether the
+// key file is one of root's root keys: it reads the public key that signet
+// keeps in the file's header (files without one pass here and are checked
+// by RootSign once decrypted).
+func CheckRootKeyFile(root []byte, keyFile string) error {
+	m, err := metadata.Root().FromBytes(root)
+	if err != nil {
+		return fmt.Errorf("client: %w", err)
+	}
+	data, err := os.ReadFile(keyFile)
+	if err != nil {
+		return fmt.Errorf("client: %w", err)
+	}
+	b, _ := pem.Decode(data)
+	if b == nil {
+		return fmt.Errorf("client: %s is not a PEM key file", keyFile)
+	}
+	k := publicOf(b)
+	if k == nil {
+		return nil
+	}
+	id, err := k.ID()
+	if err != nil {
+		return fmt.Errorf("client: %s: %w", keyFile, err)
+	}
+	if ids := m.Signed.Roles[metadata.ROOT].KeyIDs; !slices.Contains(ids, id) {
+		return fmt.Errorf("client: key %s (%s) is not a root key of this root.json (it lists %v): %w", id, keyFile, ids, ErrNotRootKey)
+	}
+	return nil
 }
 
 func loadKeyFile(path string, pass []byte) (signature.Signer, error) {
@@ -170,21 +233,21 @@ func loadKeyFile(path string, pass []byte) (signature.Signer, error) {
 
 // KeySignature says whether one root key signed.
 type KeySignature struct {
-	ID     string
-	Signed bool
+	ID     string `json:"id"`
+	Signed bool   `json:"signed"`
 }
 
 // RootReport is what RootVerify found.
 type RootReport struct {
-	Version   int64
-	Keys      []KeySignature // the root role's keys
-	Threshold int
+	Version   int64          `json:"version"`
+	Keys      []KeySignature `json:"keys"` // the root role's keys
+	Threshold int            `json:"threshold"`
 	// SelfOK: a threshold of the root's own keys signed it.
-	SelfOK bool
+	SelfOK bool `json:"self_ok"`
 	// PreviousOK: a threshold of the previous root's keys signed it (only
 	// checked when a previous root is given).
-	PreviousOK bool
-	Errors     []string
+	PreviousOK bool     `json:"previous_ok"`
+	Errors     []string `json:"errors,omitempty"`
 }
 
 // RootVerify reports, per key, who signed root and whether its own
@@ -254,6 +317,40 @@ func (c *Client) RootPublish(ctx context.Context, gun string, root []byte) error
 			return err
 		}
 		files[metadata.TARGETS] = data
+	} else {
+		// A root that gives targets new keys (signet key rotate GUN
+		// targets) leaves the stored targets unverifiable: publish its
+		// next version, signed by the new keys this directory holds, in
+		// the same upload.
+		err := c.withLockedState(ctx, gun, func(s *roleState) error {
+			cur, err := s.load(metadata.TARGETS)
+			if err != nil || cur == nil || m.VerifyDelegate(metadata.TARGETS, cur) == nil {
+				return err
+			}
+			if d := cur.Signed.Delegations; d != nil && d.SuccinctRoles != nil {
+				// The bins are signed by the targets keys too; re-signing
+				// every bin in this publish is not built yet.
+				return fmt.Errorf("client: root v%d gives targets new keys, but %s keeps its tags in hashed bins signed by the old ones: rotating the targets key of a hashed-bin repository is not supported yet", m.Signed.Version, gun)
+			}
+			r := m.Signed.Roles[metadata.TARGETS]
+			held, err := c.heldKeys(ctx, r.KeyIDs)
+			if err != nil {
+				return err
+			}
+			if len(held) < r.Threshold {
+				return fmt.Errorf("client: root v%d gives targets new keys, so targets must be re-signed by %d of them in the same publish: %w: this trust directory holds %d", m.Signed.Version, r.Threshold, ErrNoKey, len(held))
+			}
+			next, err := s.next(metadata.TARGETS)
+			if err != nil {
+				return err
+			}
+			next.ClearSignatures()
+			files[metadata.TARGETS], err = c.sign(ctx, next, held...)
+			return err
+		})
+		if err != nil {
+			return err
+		}
 	}
 	if _, err := c.post(ctx, gun, files); err != nil {
 		return err
@@ -266,15 +363,51 @@ func (c *Client) RootPublish(ctx context.Context, gun string, root []byte) error
 
 // RoleExpiry is one role's expiry, from Status.
 type RoleExpiry struct {
-	Role    string
-	Version int64
-	Expires time.Time
-	Soon    bool // a developer-signed role that expires within 30 days
+	Role    string    `json:"role"`
+	Version int64     `json:"version"`
+	Expires time.Time `json:"expires"`
+	// Expired: the role has expired; resolves of the repository fail.
+	Expired bool `json:"expired,omitempty"`
+	// Soon: a developer-signed role that expires within 30 days.
+	Soon bool `json:"expires_soon,omitempty"`
 }
 
 // Status updates gun and reports when each role expires: the top-level
-// roles and every published delegated role (hashed bins included).
+// roles and every published delegated role (hashed bins included). When
+// some role has expired (a plain update fails then), it still reports
+// every role, from metadata verified in full except for expiry, with
+// Expired set, so that a person sees what to re-sign; the error wraps
+// ErrExpired then.
 func (c *Client) Status(ctx context.Context, gun string) ([]RoleExpiry, error) {
+	out, err := c.status(ctx, gun)
+	if !errors.Is(err, ErrExpired) {
+		return out, err
+	}
+	// Verify everything but expiry: go-tuf checks expiry against its
+	// reference time, so a client whose clock reads the Unix epoch accepts
+	// expired metadata and checks every signature, threshold and version.
+	lenient := c.opts
+	lenient.Now = func() time.Time { return time.Unix(0, 0) }
+	lenient.MaxStaleness = 0
+	lenient.Keys = c.keys
+	lc, lerr := New(lenient)
+	if lerr != nil {
+		return nil, err
+	}
+	lc.hc = c.hc
+	out, lerr = lc.status(ctx, gun)
+	if lerr != nil {
+		return nil, err
+	}
+	now := c.opts.Now()
+	for i := range out {
+		out[i].Expired = !out[i].Expires.After(now)
+		out[i].Soon = !out[i].Expired && out[i].Role != metadata.TIMESTAMP && out[i].Role != metadata.SNAPSHOT && out[i].Expires.Sub(now) < 30*24*time.Hour
+	}
+	return out, err
+}
+
+func (c *Client) status(ctx context.Context, gun string) ([]RoleExpiry, error) {
 	ctx, cancel := context.WithTimeout(ctx, c.opts.Timeout)
 	defer cancel()
 	var out []RoleExpiry

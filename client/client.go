@@ -29,7 +29,6 @@ import (
 
 	"github.com/google/go-containerregistry/pkg/authn"
 	"github.com/theupdateframework/go-tuf/v2/metadata"
-	"golang.org/x/sys/unix"
 )
 
 // Options configure a Client.
@@ -50,6 +49,11 @@ type Options struct {
 	// registry. authn.DefaultKeychain reads ~/.docker/config.json and its
 	// credential helpers.
 	Keychain authn.Keychain
+	// RegistryAuthHosts are hosts (host or host:port) of token services
+	// that may receive the registry's credentials besides the registry's
+	// own host, e.g. "auth.example.com". The realm must be https either
+	// way; the credentials never go to any other host (challenge.go).
+	RegistryAuthHosts []string
 	// TOFU trusts the server's first root of a repository that has no
 	// pinned root. Off by default: pin roots (PinRoot) instead.
 	TOFU bool
@@ -137,8 +141,9 @@ func (c *Client) tufURL(gun string) string {
 	return c.opts.Server + "/v2/" + gun + "/_trust/tuf/"
 }
 
-// lock serialises work on gun in this process and, through an flock on a
-// lock file, across processes sharing the trust directory.
+// lock serialises work on gun in this process and, through a lock on a
+// lock file (flock on Unix, LockFileEx on Windows: lock_*.go), across
+// processes sharing the trust directory.
 func (c *Client) lock(gun string) (unlock func(), err error) {
 	c.mu.Lock()
 	m, ok := c.locks[gun]
@@ -158,13 +163,13 @@ func (c *Client) lock(gun string) (unlock func(), err error) {
 		m.Unlock()
 		return nil, fmt.Errorf("client: %w", err)
 	}
-	if err := unix.Flock(int(f.Fd()), unix.LOCK_EX); err != nil {
+	if err := lockFile(f); err != nil {
 		f.Close()
 		m.Unlock()
 		return nil, fmt.Errorf("client: lock %s: %w", dir, err)
 	}
 	return func() {
-		_ = unix.Flock(int(f.Fd()), unix.LOCK_UN)
+		_ = unlockFile(f)
 		f.Close()
 		m.Unlock()
 	}, nil
@@ -192,7 +197,7 @@ func (f *fetcher) DownloadFile(u string, maxLength int64, _ time.Duration) ([]by
 	}
 	resp, err := f.hc.Do(req)
 	if err != nil {
-		return nil, fmt.Errorf("client: GET %s: %w", u, err)
+		return nil, fmt.Errorf("client: %w", err) // a *url.Error names the method and URL
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {

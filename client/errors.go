@@ -56,7 +56,9 @@ func (e *TrustError) Error() string {
 	case ErrRollback:
 		return fmt.Sprintf("the server offered older trust data for %s than already trusted (rollback): %v", e.GUN, e.Err)
 	case ErrThreshold:
-		return fmt.Sprintf("trust data for %s is not signed by enough trusted keys: %v", e.GUN, e.Err)
+		return fmt.Sprintf("the trust data of %s is not signed by enough trusted keys (the keys its trusted root names): it was tampered with, "+
+			"or the repository was made again or its keys replaced without a root rotation; in that case check with its owner and pin the new root "+
+			"(signet trust pin %s --root root.json). go-tuf: %v", e.GUN, e.GUN, e.Err)
 	case ErrTampered:
 		return fmt.Sprintf("trust data for %s was altered: %v", e.GUN, e.Err)
 	}

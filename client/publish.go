@@ -55,21 +55,25 @@ type Change struct {
 // store, root v1 naming them and the server's timestamp and snapshot keys,
 // and an empty targets v1. It publishes both and pins the root here.
 func (c *Client) Init(ctx context.Context, gun string) ([]byte, error) {
+	if err := ValidateGUN(gun); err != nil {
+		return nil, err // before any key is made
+	}
 	ctx, cancel := context.WithTimeout(ctx, c.opts.Timeout)
 	defer cancel()
-	rootKey, err := c.keys.Generate(ctx, metadata.ROOT)
-	if err != nil {
-		return nil, err
-	}
-	targetsKey, err := c.keys.Generate(ctx, metadata.TARGETS)
-	if err != nil {
-		return nil, err
-	}
+	// The server first: an unreachable or refusing server leaves no keys.
 	ts, err := c.ServerKey(ctx, gun, metadata.TIMESTAMP)
 	if err != nil {
 		return nil, err
 	}
 	snap, err := c.ServerKey(ctx, gun, metadata.SNAPSHOT)
+	if err != nil {
+		return nil, err
+	}
+	rootKey, err := c.keys.Generate(ctx, metadata.ROOT)
+	if err != nil {
+		return nil, err
+	}
+	targetsKey, err := c.keys.Generate(ctx, metadata.TARGETS)
 	if err != nil {
 		return nil, err
 	}

@@ -181,26 +181,19 @@ func (c *Client) trustedRoot(ctx context.Context, gun string) ([]byte, error) {
 		return nil, fmt.Errorf("client: trust on first use of %s: %w", gun, err)
 	}
 	c.log.WarnContext(ctx, "trusting the server's first root (TOFU)", "gun", gun)
-	if err := c.PinRoot(gun, data); err != nil {
+	// The lock is held and nothing was pinned: no cache to clear.
+	if err := c.writePin(gun, data); err != nil {
 		return nil, err
 	}
 	return data, nil
 }
 
 // PinRoot makes root (a root.json, e.g. from the key ceremony) the trust
-// anchor of gun in this trust directory. It must verify by itself.
+// anchor of gun in this trust directory; see Pin, which also says whether
+// it replaced another pin (and the cache verified from it).
 func (c *Client) PinRoot(gun string, root []byte) error {
-	if _, err := trustedmetadata.New(root); err != nil {
-		return fmt.Errorf("client: pin %s: the root does not verify by itself: %w", gun, err)
-	}
-	f := c.pinFile(gun)
-	if err := os.MkdirAll(filepath.Dir(f), 0o700); err != nil {
-		return fmt.Errorf("client: %w", err)
-	}
-	if err := os.WriteFile(f, root, 0o600); err != nil {
-		return fmt.Errorf("client: %w", err)
-	}
-	return nil
+	_, err := c.Pin(gun, root)
+	return err
 }
 
 // PinnedRoot returns the pinned root.json of gun.

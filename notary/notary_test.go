@@ -158,12 +158,14 @@ func TestTrustDir(t *testing.T) {
 func TestServerSource(t *testing.T) {
 	t.Parallel()
 	ns := &notarytest.Server{Dir: fixtures, User: "alice", Password: "hunter2"}
-	hs := httptest.NewServer(ns)
+	// https, and its host configured as the registry's token service:
+	// registry credentials go nowhere else.
+	hs := httptest.NewTLSServer(ns)
 	t.Cleanup(hs.Close)
 	ns.URL = hs.URL
 	kc := keychain{authn.FromConfig(authn.AuthConfig{Username: "alice", Password: "hunter2"})}
 	src := notary.Server{URL: hs.URL, HTTPClient: func(ctx context.Context, gun string) (*http.Client, error) {
-		return client.RegistryTokenClient(ctx, nil, hs.URL, gun, "pull", kc)
+		return client.RegistryTokenClient(ctx, hs.Client(), hs.URL, gun, "pull", kc, hs.Listener.Addr().String())
 	}}
 	ctx := context.Background()
 	gun := "example.com/demo/feat"
@@ -181,7 +183,7 @@ func TestServerSource(t *testing.T) {
 		t.Fatalf("missing version: %v", err)
 	}
 	// Without credentials the server's 401 is reported as such.
-	anon := notary.Server{URL: hs.URL}
+	anon := notary.Server{URL: hs.URL, HTTPClient: func(context.Context, string) (*http.Client, error) { return hs.Client(), nil }}
 	if _, err := anon.Get(ctx, gun, "root", notary.Want{}); err == nil || !strings.Contains(err.Error(), "401") {
 		t.Fatalf("anonymous: %v", err)
 	}

@@ -328,7 +328,7 @@ func (s Server) Get(ctx context.Context, gun, role string, want Want) ([]byte, e
 	case resp.StatusCode == http.StatusNotFound:
 		return nil, fmt.Errorf("notary: GET %s: %w", u, ErrNotFound)
 	case resp.StatusCode == http.StatusUnauthorized || resp.StatusCode == http.StatusForbidden:
-		return nil, fmt.Errorf("notary: GET %s: %s (log in to the registry: credentials from SIGNET_AUTH or ~/.docker/config.json)", u, resp.Status)
+		return nil, fmt.Errorf("notary: GET %s: %s (log in to the registry: credentials from SIGNET_REGISTRY_AUTH or ~/.docker/config.json)", u, resp.Status)
 	case resp.StatusCode != http.StatusOK:
 		return nil, fmt.Errorf("notary: GET %s: %s", u, resp.Status)
 	}

@@ -1,17 +1,18 @@
 package main
 
 import (
+	"bufio"
 	"errors"
 	"fmt"
 	"io"
-	"maps"
 	"os"
-	"slices"
+	"sort"
 	"strings"
 	"text/tabwriter"
 
 	"github.com/spf13/cobra"
 	"github.com/theupdateframework/go-tuf/v2/metadata"
+	"golang.org/x/term"
 
 	"github.com/signetdev/signet/client"
 )
@@ -33,26 +34,77 @@ func readKeys(files []string) ([]*metadata.Key, error) {
 	return keys, nil
 }
 
-// edit publishes an edit of delegator's delegations and reports it.
+// edit publishes an edit of delegator's delegations and reports it. When
+// the edit would make tags stop resolving (or resolve elsewhere), it lists
+// them and asks first (--yes answers for scripts); afterwards it says what
+// stopped resolving. A staged edit returns stagedError: nothing changed yet.
 func (a *app) edit(cmd *cobra.Command, gun, delegator, what string, fn func(*metadata.TargetsType) error) error {
 	c, err := a.client()
 	if err != nil {
 		return err
 	}
+	lost, err := c.Unresolved(cmd.Context(), gun, delegator, fn)
+	if err != nil {
+		return err
+	}
+	var names []string
+	for _, t := range lost {
+		names = append(names, t.Tag)
+	}
+	if len(lost) > 0 {
+		var b strings.Builder
+		fmt.Fprintf(&b, "this change (%s) makes %d tag(s) stop resolving (or resolve to another digest):\n", what, len(lost))
+		for _, t := range lost {
+			fmt.Fprintf(&b, "  %s:%s → %s (%s)\n", gun, t.Tag, t.Digest, t.Role)
+		}
+		if err := a.confirm(b.String()); err != nil {
+			return err
+		}
+	}
 	out, err := c.EditDelegations(cmd.Context(), gun, delegator, fn)
 	if err != nil {
 		return err
 	}
-	return a.print(map[string]any{"gun": gun, "change": what, "roles": out.Roles, "published": out.Published, "staged": out.Staged}, func(w io.Writer) {
-		fmt.Fprintf(w, "%s\n", what)
+	res := outcomeJSON{GUN: gun, Change: what, Roles: out.Roles, Published: out.Published, Staged: out.Staged}
+	if out.Staged == nil {
+		res.Unresolved = names
+	}
+	if err := a.print(res, func(w io.Writer) {
 		if out.Staged != nil {
-			pending := slices.Sorted(maps.Keys(out.Staged.Pending()))
-			fmt.Fprintf(w, "staged as change %s, not yet in effect: waiting for the key holders of %s to approve\n", out.Staged.ID, strings.Join(pending, ", "))
-			fmt.Fprintf(w, "(a new or changed delegation is published signed by its own keys, which this trust directory does not hold); they run: signet approve %s %s\n", gun, out.Staged.ID)
+			fmt.Fprintf(w, "staged as change %s: %s (signed as %s); waiting for approval: %s\n", out.Staged.ID, what, strings.Join(out.Roles, ", "), waiting(out.Staged))
+			fmt.Fprintf(w, "until then nothing changed (a revoked key stays trusted; a new or changed delegation is published signed by its own keys, which this trust directory does not hold); they run: signet approve %s %s\n", gun, out.Staged.ID)
 			return
 		}
-		fmt.Fprintf(w, "published %s\n", strings.Join(out.Roles, ", "))
-	})
+		fmt.Fprintf(w, "%s; published %s\n", what, strings.Join(out.Roles, ", "))
+		if len(names) > 0 {
+			fmt.Fprintf(w, "no longer resolve: %s\n", strings.Join(names, " "))
+		}
+	}); err != nil {
+		return err
+	}
+	if out.Staged != nil {
+		return stagedError{gun, out.Staged.ID}
+	}
+	return nil
+}
+
+// confirm shows what is about to happen and asks to go on: --yes answers
+// yes; without a terminal to ask on, it refuses (usage error).
+func (a *app) confirm(what string) error {
+	fmt.Fprint(a.stderr, what)
+	if a.yes {
+		return nil
+	}
+	f, ok := a.stdin.(*os.File)
+	if !ok || !term.IsTerminal(int(f.Fd())) {
+		return usageError{errors.New("not confirmed: run it again with --yes to go ahead")}
+	}
+	fmt.Fprint(a.stderr, "Go ahead? [y/N] ")
+	line, _ := bufio.NewReader(f).ReadString('\n')
+	if ans := strings.ToLower(strings.TrimSpace(line)); ans != "y" && ans != "yes" {
+		return errors.New("not confirmed: nothing changed")
+	}
+	return nil
 }
 
 func (a *app) delegationCmd() *cobra.Command {
@@ -68,6 +120,10 @@ func (a *app) delegationCmd() *cobra.Command {
 		Short: "Delegate paths (default: all tags) to a new role signed by the given public keys",
 		Args:  exactArgs(2),
 		RunE: func(cmd *cobra.Command, args []string) error {
+			if !strings.HasPrefix(args[1], metadata.TARGETS+"/") {
+				// Notary's rule: a delegated role is named under targets/.
+				return usageError{fmt.Errorf("delegation name %q must start with targets/ (e.g. targets/%s)", args[1], args[1])}
+			}
 			if len(keyFiles) == 0 {
 				return usageError{errors.New("delegation add needs --key PUB (TUF key JSON, PEM or x509 certificate)")}
 			}
@@ -113,7 +169,21 @@ func (a *app) delegationCmd() *cobra.Command {
 					}
 				}
 				if len(removeKeys) > 0 {
-					if err := client.RemoveDelegationKeys(t, args[1], removeKeys...); err != nil {
+					// Key IDs as delegation list prints them: unique prefixes.
+					var ids, full []string
+					for _, d := range client.ListDelegations(t) {
+						if d.Name == args[1] {
+							ids = d.KeyIDs
+						}
+					}
+					for _, p := range removeKeys {
+						id, err := client.MatchKeyID(p, ids)
+						if err != nil {
+							return usageError{fmt.Errorf("--remove-key of %s: %w", args[1], err)}
+						}
+						full = append(full, id)
+					}
+					if err := client.RemoveDelegationKeys(t, args[1], full...); err != nil {
 						return err
 					}
 				}
@@ -125,7 +195,7 @@ func (a *app) delegationCmd() *cobra.Command {
 		},
 	}
 	edit.Flags().StringSliceVar(&addKeys, "add-key", nil, "public key file to add (repeatable)")
-	edit.Flags().StringSliceVar(&removeKeys, "remove-key", nil, "key ID to remove (repeatable)")
+	edit.Flags().StringSliceVar(&removeKeys, "remove-key", nil, "key ID (or a unique prefix of 8+ hex digits) to remove (repeatable)")
 	edit.Flags().IntVar(&newThreshold, "threshold", 0, "new threshold")
 
 	remove := &cobra.Command{
@@ -143,11 +213,15 @@ func (a *app) delegationCmd() *cobra.Command {
 		Short: "List the delegations, in resolution order",
 		Args:  exactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			ds, err := a.delegations(cmd, args[0], delegator)
+			c, err := a.client()
 			if err != nil {
 				return err
 			}
-			return a.printDelegations(ds)
+			m, err := c.Role(cmd.Context(), args[0], delegator)
+			if err != nil {
+				return err
+			}
+			return a.printDelegations(cmd, c, args[0], delegator, client.ListDelegations(&m.Signed))
 		},
 	}
 	for _, c := range []*cobra.Command{add, edit, remove, list} {
@@ -166,24 +240,60 @@ func currentThreshold(t *metadata.TargetsType, name string) int {
 	return 0
 }
 
-// delegations returns the verified delegations of delegator.
-func (a *app) delegations(cmd *cobra.Command, gun, delegator string) ([]client.DelegationInfo, error) {
-	c, err := a.client()
-	if err != nil {
-		return nil, err
-	}
-	m, err := c.Role(cmd.Context(), gun, delegator)
-	if err != nil {
-		return nil, err
-	}
-	return client.ListDelegations(&m.Signed), nil
+// delegationJSON is the JSON shape of one delegation.
+type delegationJSON struct {
+	Role        string   `json:"role"`
+	Threshold   int      `json:"threshold"`
+	KeyIDs      []string `json:"keyids"`
+	Paths       []string `json:"paths,omitempty"`
+	HashPrefix  []string `json:"path_hash_prefixes,omitempty"`
+	Terminating bool     `json:"terminating"`
 }
 
-func (a *app) printDelegations(ds []client.DelegationInfo) error {
-	if ds == nil {
-		ds = []client.DelegationInfo{}
+// pendingJSON is a staged change to the delegations, not in effect yet.
+type pendingJSON struct {
+	ID      string   `json:"id"`
+	Changes []string `json:"changes"`
+	Waiting string   `json:"waiting"`
+}
+
+// pending returns the staged changes of gun that change delegator's
+// delegations: they are not in effect until approved.
+func (a *app) pending(cmd *cobra.Command, c *client.Client, gun, delegator string) ([]pendingJSON, error) {
+	list, err := c.ListStaged(cmd.Context(), gun)
+	if err != nil {
+		return nil, err
 	}
-	return a.print(ds, func(w io.Writer) {
+	out := []pendingJSON{}
+	for _, st := range list {
+		touches := false
+		for _, r := range st.Roles {
+			touches = touches || r.Role == delegator
+		}
+		if !touches {
+			continue
+		}
+		rv, err := c.ReviewStaged(cmd.Context(), gun, st.ID)
+		if err != nil {
+			return nil, err
+		}
+		if len(rv.Delegations) > 0 {
+			out = append(out, pendingJSON{ID: st.ID, Changes: rv.Delegations, Waiting: waiting(&st)})
+		}
+	}
+	return out, nil
+}
+
+func (a *app) printDelegations(cmd *cobra.Command, c *client.Client, gun, delegator string, ds []client.DelegationInfo) error {
+	pend, err := a.pending(cmd, c, gun, delegator)
+	if err != nil {
+		return err
+	}
+	rows := []delegationJSON{}
+	for _, d := range ds {
+		rows = append(rows, delegationJSON{Role: d.Name, Threshold: d.Threshold, KeyIDs: d.KeyIDs, Paths: d.Paths, HashPrefix: d.PathHashPrefixes, Terminating: d.Terminating})
+	}
+	return a.print(map[string]any{"delegations": rows, "pending": pend}, func(w io.Writer) {
 		tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 		fmt.Fprintln(tw, "ROLE\tTHRESHOLD\tKEYS\tPATHS\tTERMINATING")
 		for _, d := range ds {
@@ -194,6 +304,12 @@ func (a *app) printDelegations(ds []client.DelegationInfo) error {
 			fmt.Fprintf(tw, "%s\t%d\t%s\t%s\t%v\n", d.Name, d.Threshold, strings.Join(ids, ","), strings.Join(append(d.Paths, d.PathHashPrefixes...), ","), d.Terminating)
 		}
 		tw.Flush()
+		for _, p := range pend {
+			fmt.Fprintf(w, "PENDING (staged change %s, not in effect; waiting for %s):\n", p.ID, p.Waiting)
+			for _, ch := range p.Changes {
+				fmt.Fprintf(w, "  %s\n", ch)
+			}
+		}
 	})
 }
 
@@ -241,7 +357,7 @@ func (a *app) signerCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			return a.printDelegations(client.ListSigners(&m.Signed))
+			return a.printDelegations(cmd, c, args[0], metadata.TARGETS, client.ListSigners(&m.Signed))
 		},
 	}
 	cmd.AddCommand(add, remove, list)
@@ -261,12 +377,38 @@ func (a *app) stagedCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			return a.print(list, func(w io.Writer) {
+			// A change is stale when a role it changes moved on since it was
+			// staged: approving it can only fail; withdraw it and stage again.
+			current := map[string]int64{}
+			st, err := c.Status(cmd.Context(), args[0])
+			if err != nil {
+				return fmt.Errorf("staged changes of %s: the current versions to compare with: %w", args[0], err)
+			}
+			for _, r := range st {
+				current[r.Role] = r.Version
+			}
+			type row struct {
+				client.StagedChange
+				Stale bool `json:"stale"`
+			}
+			rows := []row{}
+			for _, ch := range list {
+				stale := false
+				for _, r := range ch.Roles {
+					stale = stale || r.BaseVersion != current[r.Role]
+				}
+				rows = append(rows, row{ch, stale})
+			}
+			return a.print(rows, func(w io.Writer) {
 				tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-				fmt.Fprintln(tw, "ID\tROLE\tVERSION\tSIGNED\tEXPIRES")
-				for _, st := range list {
+				fmt.Fprintln(tw, "ID\tROLE\tVERSION\tSIGNED\tEXPIRES\t")
+				for _, st := range rows {
+					note := ""
+					if st.Stale {
+						note = "STALE: the role changed since; withdraw it (signet staged withdraw) and stage again"
+					}
 					for _, r := range st.Roles {
-						fmt.Fprintf(tw, "%s\t%s\t%d\t%d/%d\t%s\n", st.ID, r.Role, r.Version, len(r.SignedBy), r.Threshold, st.Expires.Format("2006-01-02 15:04"))
+						fmt.Fprintf(tw, "%s\t%s\t%d\t%d/%d\t%s\t%s\n", st.ID, r.Role, r.Version, len(r.SignedBy), r.Threshold, st.Expires.Format("2006-01-02 15:04"), note)
 					}
 				}
 				tw.Flush()
@@ -305,7 +447,30 @@ func (a *app) stagedCmd() *cobra.Command {
 }
 
 func (a *app) printReview(rv *client.Review) error {
-	return a.print(map[string]any{"change": rv.Change, "tags": rv.Tags, "delegations": rv.Delegations}, func(w io.Writer) {
+	type tagJSON struct {
+		Role string      `json:"role"`
+		Tag  string      `json:"tag"`
+		Old  *targetJSON `json:"old,omitempty"`
+		New  *targetJSON `json:"new,omitempty"`
+	}
+	tags := []tagJSON{}
+	for _, t := range rv.Tags {
+		j := tagJSON{Role: t.Role, Tag: t.Tag}
+		if t.Old != nil {
+			o := toJSON(t.Old)
+			j.Old = &o
+		}
+		if t.New != nil {
+			n := toJSON(t.New)
+			j.New = &n
+		}
+		tags = append(tags, j)
+	}
+	dels := rv.Delegations
+	if dels == nil {
+		dels = []string{}
+	}
+	return a.print(map[string]any{"change": rv.Change, "tags": tags, "delegations": dels}, func(w io.Writer) {
 		st := rv.Change
 		fmt.Fprintf(w, "staged change %s, created %s, expires %s\n", st.ID, st.Created.Format("2006-01-02 15:04"), st.Expires.Format("2006-01-02 15:04"))
 		for _, r := range st.Roles {
@@ -330,7 +495,7 @@ func (a *app) printReview(rv *client.Review) error {
 func (a *app) approveCmd() *cobra.Command {
 	return &cobra.Command{
 		Use:   "approve GUN ID",
-		Short: "Review a staged change and add this trust directory's signatures to it",
+		Short: "Review a staged change and, once confirmed (--yes), add this trust directory's signatures to it",
 		Args:  exactArgs(2),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			c, err := a.client()
@@ -346,27 +511,63 @@ func (a *app) approveCmd() *cobra.Command {
 					return err
 				}
 			}
+			if err := a.confirm(""); err != nil {
+				return err
+			}
+			before := signatures(rv.Change)
 			st, err := c.Approve(cmd.Context(), args[0], rv)
 			if err != nil {
 				return err
 			}
-			return a.print(st, func(w io.Writer) {
-				if st.Published != nil {
-					fmt.Fprintf(w, "approved: every threshold is met; published %v\n", st.Published)
-					return
+			res := outcomeJSON{GUN: args[0], Change: "approve " + st.ID, Published: st.Published}
+			if st.Published == nil {
+				res.Staged = st
+			}
+			for _, r := range st.Roles {
+				res.Roles = append(res.Roles, r.Role)
+			}
+			already := st.Published == nil && signatures(st) == before
+			if err := a.print(res, func(w io.Writer) {
+				switch {
+				case st.Published != nil:
+					fmt.Fprintf(w, "approved: every threshold is met; published %s\n", versions(st.Published))
+				case already:
+					fmt.Fprintf(w, "already signed by this trust directory: nothing changed; still waiting for %s\n", waiting(st))
+				default:
+					fmt.Fprintf(w, "approved; still waiting for %s\n", waiting(st))
 				}
-				fmt.Fprintf(w, "approved; still needs")
-				for role, n := range st.Pending() {
-					fmt.Fprintf(w, " %d more signature(s) of %s", n, role)
-				}
-				fmt.Fprintln(w)
-			})
+			}); err != nil {
+				return err
+			}
+			if st.Published == nil {
+				return stagedError{args[0], st.ID}
+			}
+			return nil
 		},
 	}
 }
 
+// signatures counts the signatures of a staged change.
+func signatures(st *client.StagedChange) int {
+	n := 0
+	for _, r := range st.Roles {
+		n += len(r.SignedBy)
+	}
+	return n
+}
+
+// versions prints published versions as "snapshot v3, targets v4, …".
+func versions(v map[string]int64) string {
+	var parts []string
+	for role, n := range v {
+		parts = append(parts, fmt.Sprintf("%s v%d", role, n))
+	}
+	sort.Strings(parts)
+	return strings.Join(parts, ", ")
+}
+
 func (a *app) repoCmd() *cobra.Command {
-	cmd := &cobra.Command{Use: "repo", Short: "Repository layout"}
+	cmd := &cobra.Command{Use: "repo", Short: "Repository layout and deletion"}
 	var bins int
 	shard := &cobra.Command{
 		Use:   "shard GUN --bins N",
@@ -377,7 +578,34 @@ func (a *app) repoCmd() *cobra.Command {
 		},
 	}
 	shard.Flags().IntVar(&bins, "bins", 256, "number of bins, a power of two")
-	cmd.AddCommand(shard)
+	del := &cobra.Command{
+		Use:   "delete GUN",
+		Short: "Delete a repository's trust data on the server (all versions, its server keys) and its pin here; asks first (--yes)",
+		Args:  exactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if err := client.ValidateGUN(args[0]); err != nil {
+				return usageError{err}
+			}
+			if err := a.confirm(fmt.Sprintf("deleting every version of the trust data of %s on %s: every client that pinned its root stops resolving it\n", args[0], a.server)); err != nil {
+				return err
+			}
+			c, err := a.client()
+			if err != nil {
+				return err
+			}
+			if err := c.DeleteRepository(cmd.Context(), args[0]); err != nil {
+				return err
+			}
+			unpinned := c.Unpin(args[0]) == nil
+			return a.print(map[string]any{"deleted": args[0], "unpinned": unpinned}, func(w io.Writer) {
+				fmt.Fprintf(w, "deleted the trust data of %s\n", args[0])
+				if unpinned {
+					fmt.Fprintf(w, "removed its pinned root from %s\n", a.trustDir)
+				}
+			})
+		},
+	}
+	cmd.AddCommand(shard, del)
 	return cmd
 }
 

@@ -28,6 +28,24 @@ func (c *cli) ok(args ...string) string {
 	return out
 }
 
+// staged runs a command that must end staged: exit 5, and a stderr that
+// says it is not in effect.
+func (c *cli) staged(args ...string) string {
+	c.t.Helper()
+	code, out, errOut := c.run(args...)
+	if code != exitStaged || !strings.Contains(errOut, "NOT in effect until approved") {
+		c.t.Fatalf("signet %v: exit %d, want %d (staged): %s", args, code, exitStaged, errOut)
+	}
+	return out
+}
+
+// addSigner adds a signer: the owner stages it (the signer's role is born
+// published, signed by the signer's key), the signer approves.
+func addSigner(t *testing.T, owner, signer *cli, gun, name, pub string) {
+	t.Helper()
+	signer.ok("approve", gun, stagedID(t, owner.staged("signer", "add", gun, name, "--key", pub)), "--yes")
+}
+
 // newSigner makes a developer's trust directory with a pinned root and a
 // delegation key, and writes the key's public part to a file.
 func newSigner(t *testing.T, srv, gun, rootFile string) (*cli, string, string) {
@@ -58,11 +76,11 @@ func TestSignerAddEndToEnd(t *testing.T) {
 	alice, aliceID, alicePub := newSigner(t, srv, gun, rootFile)
 	// Born published: the new roles need alice's signature, so the change
 	// waits for her approval.
-	out := owner.ok("signer", "add", gun, "alice", "--key", alicePub)
-	if !strings.Contains(out, "waiting for the key holders of targets/alice, targets/releases") {
+	out := owner.staged("signer", "add", gun, "alice", "--key", alicePub)
+	if !strings.Contains(out, "waiting for approval: 1 more signature(s) by a key holder of targets/alice, 1 more signature(s) by a key holder of targets/releases") {
 		t.Fatalf("signer add:\n%s", out)
 	}
-	alice.ok("approve", gun, stagedID(t, out))
+	alice.ok("approve", gun, stagedID(t, out), "--yes")
 	if out := owner.ok("signer", "list", gun); !strings.Contains(out, "targets/releases") || !strings.Contains(out, "targets/alice") || !strings.Contains(out, aliceID[:12]) {
 		t.Fatalf("signer list:\n%s", out)
 	}
@@ -90,7 +108,18 @@ func TestSignerAddEndToEnd(t *testing.T) {
 		t.Fatalf("bad digest: exit %d %s", code, errOut)
 	}
 
-	owner.ok("signer", "remove", gun, "alice")
+	// Removing the only signer drops her tags: listed, and refused
+	// without confirmation; nothing changes.
+	code, _, errOut := owner.run("signer", "remove", gun, "alice")
+	if code != exitUsage || !strings.Contains(errOut, "3 tag(s) stop resolving") || !strings.Contains(errOut, gun+":1.0") || !strings.Contains(errOut, "--yes") {
+		t.Fatalf("unconfirmed signer remove: exit %d: %s", code, errOut)
+	}
+	if out := engine.ok("resolve", gun+":1.0"); !strings.Contains(out, digest1) {
+		t.Fatalf("an unconfirmed remove changed something: %s", out)
+	}
+	if out := owner.ok("signer", "remove", gun, "alice", "--yes"); !strings.Contains(out, "no longer resolve: 1.0 a b") {
+		t.Fatalf("signer remove --yes:\n%s", out)
+	}
 	if code, _, errOut := alice.run("sign", gun+":2.0", "--digest", digest1, "--size", "10"); code == exitOK || !strings.Contains(errOut, "no signing key") {
 		t.Fatalf("revoked signer signs: exit %d %s", code, errOut)
 	}
@@ -116,14 +145,14 @@ func TestDelegationThresholdTwoApprove(t *testing.T) {
 	if code, _, errOut := owner.run("delegation", "add", gun, "targets/prod", "--key", alicePub, "--key", bobPub, "--threshold", "3"); code == exitOK || !strings.Contains(errOut, "threshold") {
 		t.Fatalf("threshold above the keys: exit %d %s", code, errOut)
 	}
-	id := stagedID(t, owner.ok("delegation", "add", gun, "targets/prod", "--key", alicePub, "--key", bobPub, "--threshold", "2", "--paths", "prod-*"))
-	alice.ok("approve", gun, id)
-	bob.ok("approve", gun, id)
+	id := stagedID(t, owner.staged("delegation", "add", gun, "targets/prod", "--key", alicePub, "--key", bobPub, "--threshold", "2", "--paths", "prod-*"))
+	alice.staged("approve", gun, id, "--yes")
+	bob.ok("approve", gun, id, "--yes")
 	if out := owner.ok("delegation", "list", gun); !strings.Contains(out, "targets/prod") || !strings.Contains(out, "prod-*") {
 		t.Fatalf("delegation list:\n%s", out)
 	}
-	out := alice.ok("sign", gun+":prod-1", "--digest", digest1, "--size", "10")
-	if !strings.Contains(out, "staged as change") {
+	out := alice.staged("sign", gun+":prod-1", "--digest", digest1, "--size", "10")
+	if !strings.Contains(out, "staged as change") || !strings.Contains(out, "waiting for approval: 1 more signature(s) by a key holder of targets/prod") {
 		t.Fatalf("first of two signatures:\n%s", out)
 	}
 	id = strings.Fields(strings.SplitAfter(out, "staged as change ")[1])[0]
@@ -139,7 +168,17 @@ func TestDelegationThresholdTwoApprove(t *testing.T) {
 	if out := engine.ok("status", gun); !strings.Contains(out, "1 staged change(s) wait") {
 		t.Fatalf("status:\n%s", out)
 	}
-	out = bob.ok("approve", gun, id)
+	if code, _, e := bob.run("approve", gun, id); code != exitUsage || !strings.Contains(e, "--yes") {
+		t.Fatalf("unconfirmed approve: exit %d: %s", code, e)
+	}
+	// alice signed it already: approving again changes nothing, and says so.
+	if out := alice.staged("approve", gun, id, "--yes"); !strings.Contains(out, "already signed by this trust directory") {
+		t.Fatalf("approve by the first signer:\n%s", out)
+	}
+	out = bob.ok("approve", gun, id, "--yes")
+	if !strings.Contains(out, "published snapshot v3, targets/prod v2, timestamp v3") {
+		t.Fatalf("approve does not print the versions readably:\n%s", out)
+	}
 	if !strings.Contains(out, "+ targets/prod prod-1 → "+digest1) || !strings.Contains(out, "published") {
 		t.Fatalf("approve:\n%s", out)
 	}
@@ -148,5 +187,24 @@ func TestDelegationThresholdTwoApprove(t *testing.T) {
 	}
 	if out := engine.ok("status", gun); !strings.Contains(out, "targets/prod") || strings.Contains(out, "staged change") {
 		t.Fatalf("status after approval:\n%s", out)
+	}
+
+	// Two changes staged on the same version; once one is published the
+	// other is stale, and staged list says so.
+	stagedID := func(out string) string {
+		return strings.TrimSuffix(strings.Fields(strings.SplitAfter(out, "staged as change ")[1])[0], ":")
+	}
+	id2 := stagedID(alice.staged("sign", gun+":prod-2", "--digest", digest1, "--size", "10"))
+	id3 := stagedID(alice.staged("sign", gun+":prod-3", "--digest", digest1, "--size", "10"))
+	if out := bob.ok("staged", "list", gun); strings.Contains(out, "STALE") {
+		t.Fatalf("fresh changes marked stale:\n%s", out)
+	}
+	bob.ok("approve", gun, id3, "--yes")
+	out = bob.ok("staged", "list", gun)
+	if !strings.Contains(out, id2) || !strings.Contains(out, "STALE") || strings.Contains(out, id3) {
+		t.Fatalf("staged list after one of two was published:\n%s", out)
+	}
+	if out := bob.ok("-o", "json", "staged", "list", gun); !strings.Contains(out, `"stale": true`) {
+		t.Fatalf("staged list json:\n%s", out)
 	}
 }

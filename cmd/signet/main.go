@@ -21,7 +21,8 @@
 // Global flags --server (SIGNET_SERVER), --trust-dir (SIGNET_TRUST_DIR,
 // default ~/.signet), -o json. SIGNET_TOKEN is sent as a bearer token; for
 // a server behind a registry's token service, credentials come from
-// SIGNET_AUTH (user:password) or the Docker config.
+// SIGNET_REGISTRY_AUTH (user:password) or the Docker config, and go only to
+// an https realm on the registry's host or in SIGNET_REGISTRY_AUTH_HOSTS.
 // Passphrases come from SIGNET_ROOT_PASSPHRASE, SIGNET_TARGETS_PASSPHRASE,
 // SIGNET_DELEGATION_PASSPHRASE, or a prompt on a terminal.
 //
@@ -32,6 +33,7 @@
 //	2  usage error
 //	3  not signed, or verify found another digest
 //	4  trust failure: no pinned root, expired, rollback, threshold, tampered
+//	5  staged: the change waits for more signatures and is NOT in effect
 package main
 
 import (
@@ -43,10 +45,10 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
-	"sort"
 	"strings"
 	"syscall"
 	"text/tabwriter"
+	"time"
 
 	"github.com/google/go-containerregistry/pkg/authn"
 	"github.com/spf13/cobra"
@@ -54,6 +56,8 @@ import (
 	"golang.org/x/term"
 
 	"github.com/signetdev/signet/client"
+	"github.com/signetdev/signet/imageref"
+	buildinfo "github.com/signetdev/signet/internal/cli"
 )
 
 // Exit codes.
@@ -63,6 +67,7 @@ const (
 	exitUsage     = 2
 	exitNotSigned = 3
 	exitTrust     = 4
+	exitStaged    = 5
 )
 
 func main() {
@@ -78,30 +83,64 @@ type app struct {
 	server         string
 	trustDir       string
 	output         string
-	scryptCost     int // tests lower it
+	values         map[string]*string // global settings by flag name (config.go)
+	configFile     string
+	yes            bool
+	started        bool             // a command's RunE was reached: cobra accepted the command line
+	scryptCost     int              // tests lower it
+	now            func() time.Time // tests move the clock; nil: time.Now
 }
 
 func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer, getenv func(string) string) int {
 	a := &app{stdin: stdin, stdout: stdout, stderr: stderr, getenv: getenv}
+	return a.execute(ctx, args)
+}
+
+// execute runs the command line and reports an error once, on stderr: as
+// "signet: …", or with -o json as {"error":{"code","exit","message"}}.
+func (a *app) execute(ctx context.Context, args []string) int {
 	root := a.command()
 	root.SetArgs(args)
-	root.SetIn(stdin)
-	root.SetOut(stdout)
-	root.SetErr(stderr)
+	root.SetIn(a.stdin)
+	root.SetOut(a.stdout)
+	root.SetErr(a.stderr)
 	err := root.ExecuteContext(ctx)
 	if err == nil {
 		return exitOK
 	}
-	fmt.Fprintln(stderr, "signet:", err)
-	return exitCode(err)
+	if !a.started {
+		// Cobra refused the command line (unknown command, bad flag or
+		// argument) before any command ran.
+		var ue usageError
+		if !errors.As(err, &ue) {
+			err = usageError{fmt.Errorf("%w; see signet --help", err)}
+		}
+	}
+	code := exitCode(err)
+	if a.output == "" && a.values != nil {
+		a.output = *a.values["output"] // cobra stopped before the settings were resolved
+	}
+	if a.output == "json" {
+		enc := json.NewEncoder(a.stderr)
+		_ = enc.Encode(map[string]any{"error": map[string]any{"code": exitNames[code], "exit": code, "message": err.Error()}})
+		return code
+	}
+	fmt.Fprintln(a.stderr, "signet:", err)
+	return code
 }
+
+// exitNames are the stable codes of errors in JSON output.
+var exitNames = map[int]string{exitError: "error", exitUsage: "usage", exitNotSigned: "not_signed", exitTrust: "trust", exitStaged: "staged"}
 
 // exitCode maps an error to the documented exit codes.
 func exitCode(err error) int {
 	var ue usageError
 	var te *client.TrustError
+	var se stagedError
 	switch {
-	case errors.As(err, &ue):
+	case errors.As(err, &se):
+		return exitStaged
+	case errors.As(err, &ue), errors.Is(err, client.ErrNotRootKey):
 		return exitUsage
 	case errors.Is(err, client.ErrNotSigned), errors.Is(err, errMismatch):
 		return exitNotSigned
@@ -122,37 +161,110 @@ func (a *app) command() *cobra.Command {
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
+	root.Version = buildinfo.Version("signet")
+	root.SetVersionTemplate("{{.Version}}\n")
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageError{err} })
-	home, _ := os.UserHomeDir()
+	root.PersistentPreRunE = func(cmd *cobra.Command, _ []string) error {
+		a.started = true
+		return a.resolveSettings(cmd)
+	}
+	root.Long = root.Short + "\n" + envHelp
+	a.addSettings(root)
 	pf := root.PersistentFlags()
-	pf.StringVar(&a.server, "server", or(a.getenv("SIGNET_SERVER"), "http://127.0.0.1:4443"), "signet-server URL (SIGNET_SERVER)")
-	pf.StringVar(&a.trustDir, "trust-dir", or(a.getenv("SIGNET_TRUST_DIR"), filepath.Join(home, ".signet")), "trust directory: pinned roots, cache, keys (SIGNET_TRUST_DIR)")
-	pf.StringVarP(&a.output, "output", "o", "text", "output format: text or json")
+	pf.BoolVarP(&a.yes, "yes", "y", false, "answer yes to confirmation prompts (changes that make tags stop resolving, approve)")
 
 	root.AddCommand(a.initCmd(), a.signCmd(), a.unsignCmd(), a.resolveCmd(), a.verifyCmd(), a.listCmd(), a.keyCmd(), a.trustCmd(),
 		a.rootCmd(), a.statusCmd(), a.delegationCmd(), a.signerCmd(), a.stagedCmd(), a.approveCmd(), a.repoCmd())
 	root.AddCommand(a.migrateCmd())
 	root.AddCommand(a.policyCmd())
+	root.AddCommand(a.versionCmd(root))
+	strictGroups(root) // after every registration
+	normaliseGUNs(root)
 	return root
 }
 
-func or(v, def string) string {
-	if v != "" {
-		return v
+func (a *app) versionCmd(root *cobra.Command) *cobra.Command {
+	return &cobra.Command{Use: "version", Short: "Print signet's version, commit and Go version", Args: exactArgs(0),
+		RunE: func(*cobra.Command, []string) error {
+			return a.print(map[string]string{"version": root.Version}, func(w io.Writer) { fmt.Fprintln(w, root.Version) })
+		}}
+}
+
+// normaliseGUNs makes every command whose first argument is a GUN (its Use
+// reads "verb GUN …") take it in Docker's normalised form, as references
+// are (imageref: alpine ≡ docker.io/library/alpine), so that one
+// repository has one name everywhere. A GUN with a tag or digest, or that
+// is no repository name, is a usage error.
+func normaliseGUNs(cmd *cobra.Command) {
+	for _, sub := range cmd.Commands() {
+		normaliseGUNs(sub)
 	}
-	return def
+	f := strings.Fields(cmd.Use)
+	if len(f) < 2 || f[1] != "GUN" || cmd.RunE == nil {
+		return
+	}
+	run := cmd.RunE
+	cmd.RunE = func(c *cobra.Command, args []string) error {
+		if len(args) > 0 {
+			gun, err := normaliseGUN(args[0])
+			if err != nil {
+				return err
+			}
+			args[0] = gun
+		}
+		return run(c, args)
+	}
+}
+
+// normaliseGUN returns the repository name arg stands for, normalised.
+func normaliseGUN(arg string) (string, error) {
+	r, err := imageref.Parse(arg)
+	if err != nil || r.Tag != "" || r.Digest != "" {
+		return "", usageError{fmt.Errorf("%q is not a repository name (a GUN such as registry.example.com/team/app, without tag or digest)", arg)}
+	}
+	if err := client.ValidateGUN(r.Name); err != nil {
+		return "", usageError{err}
+	}
+	return r.Name, nil
+}
+
+// strictGroups makes every command group (key, trust, root, …) refuse an
+// unknown subcommand as a usage error (exit 2) instead of printing help
+// with exit 0; a group given nothing prints its help.
+func strictGroups(cmd *cobra.Command) {
+	for _, sub := range cmd.Commands() {
+		strictGroups(sub)
+	}
+	if !cmd.HasSubCommands() || cmd.Runnable() || !cmd.HasParent() {
+		return
+	}
+	cmd.Args = cobra.ArbitraryArgs
+	cmd.RunE = func(c *cobra.Command, args []string) error {
+		if len(args) > 0 {
+			return usageError{fmt.Errorf("unknown command %q for %q; see %s --help", args[0], c.CommandPath(), c.CommandPath())}
+		}
+		return c.Help()
+	}
 }
 
 func (a *app) client() (*client.Client, error) {
 	keys := client.NewFileKeyStore(filepath.Join(a.trustDir, "private"), a.passphrase, a.scryptCost)
-	return client.New(client.Options{Server: a.server, TrustDir: a.trustDir, Token: a.getenv("SIGNET_TOKEN"), Keys: keys, Keychain: a.keychain()})
+	hc, err := a.httpClient()
+	if err != nil {
+		return nil, err
+	}
+	return client.New(client.Options{Server: a.server, TrustDir: a.trustDir, HTTPClient: hc, Token: a.getenv("SIGNET_TOKEN"), Keys: keys,
+		Keychain: a.keychain(), RegistryAuthHosts: splitList(a.getenv("SIGNET_REGISTRY_AUTH_HOSTS")), Now: a.now})
 }
 
 // keychain supplies registry credentials for servers that ask for registry
-// tokens: SIGNET_AUTH (user:password) first, then the Docker config
-// (~/.docker/config.json and its credential helpers).
+// tokens: SIGNET_REGISTRY_AUTH (user:password) first, then the Docker
+// config (~/.docker/config.json and its credential helpers). They go only
+// to an https token service on the registry's host or in
+// SIGNET_REGISTRY_AUTH_HOSTS (client/challenge.go). SIGNET_AUTH is the
+// server's auth mode and means nothing here.
 func (a *app) keychain() authn.Keychain {
-	if user, pass, ok := strings.Cut(a.getenv("SIGNET_AUTH"), ":"); ok {
+	if user, pass, ok := strings.Cut(a.getenv("SIGNET_REGISTRY_AUTH"), ":"); ok {
 		return authn.NewMultiKeychain(basicKeychain{user, pass}, authn.DefaultKeychain)
 	}
 	return authn.DefaultKeychain
@@ -216,9 +328,22 @@ func (a *app) initCmd() *cobra.Command {
 		Short: "Create a repository's trust data: root and targets keys, root.json, empty targets",
 		Args:  exactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
+			// Everything that can be checked is checked before any key,
+			// file or publish.
+			if err := client.ValidateGUN(args[0]); err != nil {
+				return usageError{err}
+			}
+			if cmd.Flags().Changed("bins") {
+				if err := client.CheckBins(bins); err != nil {
+					return usageError{err}
+				}
+			}
 			c, err := a.client()
 			if err != nil {
 				return err
+			}
+			if _, err := c.PinnedRoot(args[0]); err == nil {
+				return usageError{fmt.Errorf("%s is already initialised in %s (its root is pinned); to start over, remove it first: signet trust remove %s", args[0], a.trustDir, args[0])}
 			}
 			if _, err := c.Init(cmd.Context(), args[0]); err != nil {
 				return err
@@ -243,6 +368,9 @@ func (a *app) resolveCmd() *cobra.Command {
 		Short: "Print the trusted digest of a tag as GUN@sha256:…",
 		Args:  exactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
+			if _, _, err := parseRef(args[0]); err != nil {
+				return err
+			}
 			c, err := a.client()
 			if err != nil {
 				return err
@@ -251,7 +379,7 @@ func (a *app) resolveCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			return a.print(t, func(w io.Writer) { fmt.Fprintf(w, "%s@%s\n", t.GUN, t.Digest) })
+			return a.print(toJSON(t), func(w io.Writer) { fmt.Fprintf(w, "%s@%s\n", t.GUN, t.Digest) })
 		},
 	}
 }
@@ -266,6 +394,13 @@ func (a *app) verifyCmd() *cobra.Command {
 			if want == "" {
 				return usageError{errors.New("--digest is required")}
 			}
+			wantD, err := parseDigest(want)
+			if err != nil {
+				return err
+			}
+			if _, _, err := parseRef(args[0]); err != nil {
+				return err
+			}
 			c, err := a.client()
 			if err != nil {
 				return err
@@ -274,10 +409,10 @@ func (a *app) verifyCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			if t.Digest.String() != want {
+			if t.Digest != wantD {
 				return fmt.Errorf("%w: %s is signed as %s, not %s", errMismatch, args[0], t.Digest, want)
 			}
-			return a.print(t, func(w io.Writer) { fmt.Fprintf(w, "verified %s = %s (signed by %s)\n", args[0], t.Digest, t.Role) })
+			return a.print(toJSON(t), func(w io.Writer) { fmt.Fprintf(w, "verified %s = %s (signed by %s)\n", args[0], t.Digest, t.Role) })
 		},
 	}
 	cmd.Flags().StringVar(&want, "digest", "", "the digest the tag must resolve to")
@@ -285,138 +420,51 @@ func (a *app) verifyCmd() *cobra.Command {
 }
 
 func (a *app) listCmd() *cobra.Command {
-	return &cobra.Command{
+	var role string
+	cmd := &cobra.Command{
 		Use:   "list GUN",
-		Short: "List the tags signed in a repository's top-level targets",
+		Short: "List every tag that resolves, with the role that vouches for it (delegations and hashed bins included)",
 		Args:  exactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			c, err := a.client()
 			if err != nil {
 				return err
 			}
-			trusted, err := c.Update(cmd.Context(), args[0])
+			all, err := c.Targets(cmd.Context(), args[0])
 			if err != nil {
 				return err
 			}
-			type row struct {
-				Tag    string `json:"tag"`
-				Digest string `json:"digest"`
-				Size   int64  `json:"size"`
+			rows := []targetJSON{}
+			for _, t := range all {
+				if role == "" || t.Role == role {
+					rows = append(rows, toJSON(&t))
+				}
 			}
-			var rows []row
-			for tag, tf := range trusted.Targets[metadata.TARGETS].Signed.Targets {
-				rows = append(rows, row{Tag: tag, Digest: "sha256:" + tf.Hashes["sha256"].String(), Size: tf.Length})
-			}
-			sort.Slice(rows, func(i, j int) bool { return rows[i].Tag < rows[j].Tag })
 			return a.print(rows, func(w io.Writer) {
 				tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-				fmt.Fprintln(tw, "TAG\tDIGEST\tSIZE")
+				fmt.Fprintln(tw, "TAG\tDIGEST\tSIZE\tROLE")
 				for _, r := range rows {
-					fmt.Fprintf(tw, "%s\t%s\t%d\n", r.Tag, r.Digest, r.Size)
+					fmt.Fprintf(tw, "%s\t%s\t%d\t%s\n", r.Tag, r.Digest, r.Size, r.Role)
 				}
 				tw.Flush()
 			})
 		},
 	}
+	cmd.Flags().StringVar(&role, "role", "", "only the tags this role vouches for (targets, targets/releases, bins-0a, …)")
+	return cmd
 }
 
-func (a *app) keyCmd() *cobra.Command {
-	cmd := &cobra.Command{Use: "key", Short: "Manage private keys in the trust directory"}
-	var role string
-	gen := &cobra.Command{
-		Use: "generate", Short: "Generate a key (ed25519, encrypted PKCS#8)", Args: exactArgs(0),
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			c, err := a.client()
-			if err != nil {
-				return err
-			}
-			k, err := c.Keys().Generate(cmd.Context(), role)
-			if err != nil {
-				return err
-			}
-			return a.print(k, func(w io.Writer) { fmt.Fprintf(w, "%s %s\n", k.ID, role) })
-		},
-	}
-	gen.Flags().StringVar(&role, "role", metadata.TARGETS, "role the key is for: root, targets or delegation")
-	list := &cobra.Command{
-		Use: "list", Short: "List held keys", Args: exactArgs(0),
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			c, err := a.client()
-			if err != nil {
-				return err
-			}
-			keys, err := c.Keys().List(cmd.Context())
-			if err != nil {
-				return err
-			}
-			return a.print(keys, func(w io.Writer) {
-				for _, k := range keys {
-					fmt.Fprintf(w, "%s %s\n", k.ID, k.Role)
-				}
-			})
-		},
-	}
-	export := &cobra.Command{
-		Use: "export KEYID", Short: "Write a key (still encrypted) to standard output", Args: exactArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			c, err := a.client()
-			if err != nil {
-				return err
-			}
-			pem, err := c.Keys().Export(cmd.Context(), args[0])
-			if err != nil {
-				return err
-			}
-			_, err = a.stdout.Write(pem)
-			return err
-		},
-	}
-	public := &cobra.Command{
-		Use: "public KEYID", Short: "Print a held key's public key (TUF key JSON), for signet signer add or delegation add", Args: exactArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			c, err := a.client()
-			if err != nil {
-				return err
-			}
-			keys, err := c.Keys().List(cmd.Context())
-			if err != nil {
-				return err
-			}
-			for _, k := range keys {
-				if k.ID == args[0] || (len(args[0]) >= 8 && strings.HasPrefix(k.ID, args[0])) {
-					b, err := json.Marshal(k.Public)
-					if err != nil {
-						return err
-					}
-					_, err = fmt.Fprintf(a.stdout, "%s\n", b)
-					return err
-				}
-			}
-			return fmt.Errorf("no key %s in %s: %w", args[0], a.trustDir, client.ErrNoKey)
-		},
-	}
-	var importRole string
-	imp := &cobra.Command{
-		Use: "import FILE", Short: "Import an encrypted PKCS#8 PEM key", Args: exactArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			data, err := os.ReadFile(args[0])
-			if err != nil {
-				return err
-			}
-			c, err := a.client()
-			if err != nil {
-				return err
-			}
-			k, err := c.Keys().Import(cmd.Context(), importRole, data)
-			if err != nil {
-				return err
-			}
-			return a.print(k, func(w io.Writer) { fmt.Fprintf(w, "imported %s %s\n", k.ID, importRole) })
-		},
-	}
-	imp.Flags().StringVar(&importRole, "role", metadata.TARGETS, "role the key is for")
-	cmd.AddCommand(gen, list, public, export, imp, a.keyFetchCmd())
-	return cmd
+// targetJSON is the one JSON shape of a trusted tag (resolve, verify, list).
+type targetJSON struct {
+	GUN    string `json:"gun"`
+	Tag    string `json:"tag"`
+	Digest string `json:"digest"`
+	Size   int64  `json:"size"`
+	Role   string `json:"role"`
+}
+
+func toJSON(t *client.Target) targetJSON {
+	return targetJSON{GUN: t.GUN, Tag: t.Tag, Digest: t.Digest.String(), Size: t.Size, Role: t.Role}
 }
 
 func (a *app) trustCmd() *cobra.Command {
@@ -436,10 +484,17 @@ func (a *app) trustCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			if err := c.PinRoot(args[0], data); err != nil {
+			res, err := c.Pin(args[0], data)
+			if err != nil {
 				return err
 			}
-			return a.print(map[string]string{"gun": args[0]}, func(w io.Writer) { fmt.Fprintf(w, "pinned the root of %s\n", args[0]) })
+			return a.print(map[string]any{"gun": args[0], "version": res.Version, "replaced": res.Replaced}, func(w io.Writer) {
+				if res.Replaced {
+					fmt.Fprintf(w, "replaced the pinned root of %s (v%d) with v%d; removed the metadata cached under the old pin\n", args[0], res.Previous, res.Version)
+					return
+				}
+				fmt.Fprintf(w, "pinned the root (v%d) of %s\n", res.Version, args[0])
+			})
 		},
 	}
 	pin.Flags().StringVar(&rootFile, "root", "", "root.json to pin")
@@ -458,6 +513,55 @@ func (a *app) trustCmd() *cobra.Command {
 			return err
 		},
 	}
-	cmd.AddCommand(pin, show)
+	list := &cobra.Command{
+		Use: "list", Short: "List the repositories this trust directory trusts", Args: exactArgs(0),
+		RunE: func(_ *cobra.Command, _ []string) error {
+			c, err := a.client()
+			if err != nil {
+				return err
+			}
+			pins, err := c.Pins()
+			if err != nil {
+				return err
+			}
+			if pins == nil {
+				pins = []client.PinInfo{}
+			}
+			return a.print(pins, func(w io.Writer) {
+				tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+				fmt.Fprintln(tw, "GUN\tPINNED ROOT\tEXPIRES\tTRUSTED ROOT")
+				for _, p := range pins {
+					trusted := "-"
+					if p.TrustedVersion > 0 {
+						trusted = fmt.Sprintf("v%d", p.TrustedVersion)
+					}
+					fmt.Fprintf(tw, "%s\tv%d\t%s\t%s\n", p.GUN, p.PinnedVersion, p.PinnedExpires.UTC().Format(time.RFC3339), trusted)
+				}
+				tw.Flush()
+			})
+		},
+	}
+	remove := &cobra.Command{
+		Use: "remove GUN", Short: "Stop trusting a repository: remove its pinned root and cached metadata", Args: exactArgs(1),
+		RunE: func(_ *cobra.Command, args []string) error {
+			c, err := a.client()
+			if err != nil {
+				return err
+			}
+			if err := c.Unpin(args[0]); err != nil {
+				return err
+			}
+			return a.print(map[string]string{"gun": args[0]}, func(w io.Writer) { fmt.Fprintf(w, "removed the pinned root of %s\n", args[0]) })
+		},
+	}
+	cmd.AddCommand(pin, show, list, remove)
 	return cmd
+}
+
+// or returns v, or def when v is empty.
+func or(v, def string) string {
+	if v != "" {
+		return v
+	}
+	return def
 }

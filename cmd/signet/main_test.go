@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/google/go-containerregistry/pkg/name"
 	"github.com/google/go-containerregistry/pkg/registry"
@@ -26,6 +27,8 @@ type cli struct {
 	t        *testing.T
 	server   string
 	trustDir string
+	now      func() time.Time // nil: the real clock
+	env      map[string]string
 }
 
 func (c *cli) run(args ...string) (code int, stdout, stderr string) {
@@ -35,16 +38,11 @@ func (c *cli) run(args ...string) (code int, stdout, stderr string) {
 		"SIGNET_SERVER": c.server, "SIGNET_TRUST_DIR": c.trustDir,
 		"SIGNET_ROOT_PASSPHRASE": "root pw", "SIGNET_TARGETS_PASSPHRASE": "targets pw", "SIGNET_DELEGATION_PASSPHRASE": "delegation pw",
 	}
-	a := &app{stdin: strings.NewReader(""), stdout: &out, stderr: &errb, getenv: func(k string) string { return env[k] }, scryptCost: 1 << 10}
-	root := a.command()
-	root.SetArgs(args)
-	root.SetOut(&out)
-	root.SetErr(&errb)
-	code = exitOK
-	if err := root.ExecuteContext(context.Background()); err != nil {
-		code = exitCode(err)
-		errb.WriteString(err.Error())
+	for k, v := range c.env {
+		env[k] = v
 	}
+	a := &app{stdin: strings.NewReader(""), stdout: &out, stderr: &errb, getenv: func(k string) string { return env[k] }, scryptCost: 1 << 10, now: c.now}
+	code = a.execute(context.Background(), args)
 	return code, out.String(), errb.String()
 }
 
@@ -93,7 +91,7 @@ func TestEndToEnd(t *testing.T) {
 	if out := mustOK(engine, "list", gun); !strings.Contains(out, "1.0") || !strings.Contains(out, digest1) {
 		t.Fatalf("list: %s", out)
 	}
-	if out := mustOK(engine, "-o", "json", "resolve", gun+":1.0"); !strings.Contains(out, `"Digest": "`+digest1) {
+	if out := mustOK(engine, "-o", "json", "resolve", gun+":1.0"); !strings.Contains(out, `"digest": "`+digest1) {
 		t.Fatalf("json: %s", out)
 	}
 	mustOK(dev, "unsign", gun+":1.0")
@@ -225,22 +223,44 @@ func TestCeremonyWalkthrough(t *testing.T) {
 	}
 	must(online, "key", "fetch", gun, "timestamp", "--out", f("timestamp.key.json"))
 	must(online, "key", "fetch", gun, "snapshot", "--out", f("snapshot.key.json"))
+	// Without the server's snapshot key the root could never be published.
+	if code, _, e := offline.run("root", "init", gun, "--keys", "3", "--threshold", "2", "--timestamp-key", f("timestamp.key.json"), "--out", f("root.json")); code != exitUsage || !strings.Contains(e, "--snapshot-key") {
+		t.Fatalf("root init without --snapshot-key: exit %d: %s", code, e)
+	}
+	if _, err := os.Stat(f("root.json")); err == nil {
+		t.Fatal("a refused root init wrote root.json")
+	}
 	must(offline, "root", "init", gun, "--keys", "3", "--threshold", "2", "--timestamp-key", f("timestamp.key.json"), "--snapshot-key", f("snapshot.key.json"), "--out", f("root.json"))
-	keys := strings.Fields(must(offline, "key", "list"))
 	var rootKeys []string
 	var targetsKey string
-	for i := 0; i+1 < len(keys); i += 2 {
-		switch keys[i+1] {
+	for _, line := range strings.Split(must(offline, "key", "list"), "\n") {
+		keys := strings.Fields(line)
+		if len(keys) < 2 {
+			continue
+		}
+		switch keys[1] {
 		case "root":
-			rootKeys = append(rootKeys, filepath.Join(offline.trustDir, "private", keys[i]+".key"))
+			rootKeys = append(rootKeys, filepath.Join(offline.trustDir, "private", keys[0]+".key"))
 		case "targets":
-			targetsKey = keys[i]
+			targetsKey = keys[0]
 		}
 	}
 	if len(rootKeys) != 3 || targetsKey == "" {
-		t.Fatalf("keys: %v", keys)
+		t.Fatalf("keys: %v %q", rootKeys, targetsKey)
 	}
-	must(offline, "root", "sign", f("root.json"), "--key", rootKeys[0])
+	// A key that root.json does not list (here the targets key) adds a
+	// useless signature: refused, and root.json is left as it was.
+	before, _ := os.ReadFile(f("root.json"))
+	targetsFile := filepath.Join(offline.trustDir, "private", targetsKey+".key")
+	if code, _, e := offline.run("root", "sign", f("root.json"), "--key", targetsFile); code != exitUsage || !strings.Contains(e, "is not a root key of this root.json") {
+		t.Fatalf("root sign with the targets key: exit %d: %s", code, e)
+	}
+	if after, _ := os.ReadFile(f("root.json")); !bytes.Equal(before, after) {
+		t.Fatal("a refused root sign changed root.json")
+	}
+	if out := must(offline, "root", "sign", f("root.json"), "--key", rootKeys[0]); !strings.Contains(out, "1 of 2 required root signatures") {
+		t.Fatalf("root sign says: %q", out)
+	}
 	if code, _, _ := offline.run("root", "verify", f("root.json")); code != exitTrust {
 		t.Fatalf("1 of 3 verified (exit %d)", code)
 	}

@@ -106,7 +106,11 @@ func (a *app) migrateNotary(ctx context.Context, f migrateFlags, guns []string) 
 			if hc, ok := clients[gun]; ok {
 				return hc, nil
 			}
-			hc, err := client.RegistryTokenClient(ctx, nil, f.from, gun, "pull", a.keychain())
+			base, err := a.httpClient()
+			if err != nil {
+				return nil, err
+			}
+			hc, err := client.RegistryTokenClient(ctx, base, f.from, gun, "pull", a.keychain(), splitList(a.getenv("SIGNET_REGISTRY_AUTH_HOSTS"))...)
 			if err == nil {
 				clients[gun] = hc
 			}

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"encoding/pem"
 	"net/http/httptest"
 	"os"
 	"os/exec"
@@ -105,17 +106,22 @@ func TestMigrateNotaryTrustDir(t *testing.T) {
 }
 
 // TestMigrateNotaryServer reads a notary-server's read API behind a
-// registry token challenge (credentials from SIGNET_AUTH): feat's root
+// registry token challenge (credentials from SIGNET_REGISTRY_AUTH): feat's root
 // chain v1 → v4 from a given root.json, flattened; and app trusted on
 // first use, with a warning.
 func TestMigrateNotaryServer(t *testing.T) {
 	t.Parallel()
 	ns := &notarytest.Server{Dir: notary.ServerDir{Dir: fixtures}, User: "ci", Password: "s3cret"}
-	hs := httptest.NewServer(ns)
+	// https, with its CA and its host as the registry's token service.
+	hs := httptest.NewTLSServer(ns)
 	t.Cleanup(hs.Close)
 	ns.URL = hs.URL
+	ca := filepath.Join(t.TempDir(), "ca.pem")
+	if err := os.WriteFile(ca, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: hs.Certificate().Raw}), 0o600); err != nil {
+		t.Fatal(err)
+	}
 	dev := &cli{t: t, server: newServer(t), trustDir: t.TempDir()}
-	auth := map[string]string{"SIGNET_AUTH": "ci:s3cret"}
+	auth := map[string]string{"SIGNET_REGISTRY_AUTH": "ci:s3cret", "SIGNET_TLS_CA": ca, "SIGNET_REGISTRY_AUTH_HOSTS": hs.Listener.Addr().String()}
 	feat := "example.com/demo/feat"
 	root1 := fixtures + "/example.com/demo/feat/root.1.json"
 	code, out, e := dev.runEnv(auth, "migrate", "notary", feat, "--from", hs.URL, "--root", root1, "--flatten", "--init", at)
@@ -131,13 +137,13 @@ func TestMigrateNotaryServer(t *testing.T) {
 	// --notary-dir: the roots and keys of a trust directory, the metadata
 	// from the server.
 	old := "registry.example.com/acme/old"
-	code, out, e = dev.runEnv(map[string]string{"SIGNET_AUTH": "ci:s3cret", "NOTARY_TARGETS_PASSPHRASE": "fixture-targets-passphrase"},
+	code, out, e = dev.runEnv(map[string]string{"SIGNET_REGISTRY_AUTH": "ci:s3cret", "SIGNET_TLS_CA": ca, "SIGNET_REGISTRY_AUTH_HOSTS": hs.Listener.Addr().String(), "NOTARY_TARGETS_PASSPHRASE": "fixture-targets-passphrase"},
 		"migrate", "notary", old, "--from", hs.URL, "--notary-dir", fixtures+"/docker-trust-dir", "--init", at)
 	if code != 0 || strings.Count(out, "migrated") != 2 || !strings.Contains(out, "key imported") {
 		t.Fatalf("--notary-dir: exit %d\n%s\n%s", code, out, e)
 	}
 	// Without credentials, the server's refusal is the reason.
-	code, out, _ = dev.runEnv(nil, "migrate", "notary", app, "--from", hs.URL, "--trust-on-first-use", "--dry-run", at)
+	code, out, _ = dev.runEnv(map[string]string{"SIGNET_TLS_CA": ca}, "migrate", "notary", app, "--from", hs.URL, "--trust-on-first-use", "--dry-run", at)
 	if code != exitError || !strings.Contains(out, "log in to "+hs.URL) || !strings.Contains(out, "bad credentials") {
 		t.Fatalf("without credentials: exit %d\n%s", code, out)
 	}
@@ -230,7 +236,7 @@ func TestImportNotaryRootKey(t *testing.T) {
 	}
 	code, out, e = dev.run("key", "list")
 	fields := strings.Fields(out)
-	if code != 0 || len(fields) != 2 || fields[1] != "root" {
+	if code != 0 || len(fields) != 3 || fields[1] != "root" { // KEYID ROLE GUNS
 		t.Fatalf("%q %s", out, e)
 	}
 	code, pub, e := dev.run("key", "public", fields[0])
@@ -267,10 +273,9 @@ func TestMigrateNotaryIntoCeremonyRoot(t *testing.T) {
 	must("key", "fetch", gun, "snapshot", "--out", f("snap.json"))
 	must("root", "init", gun, "--keys", "1", "--threshold", "1", "--timestamp-key", f("ts.json"), "--snapshot-key", f("snap.json"), "--targets-key", f("notary-targets.pub"), "--out", f("root.json"))
 	var rootKey string
-	keys := strings.Fields(must("key", "list"))
-	for i := 0; i+1 < len(keys); i += 2 {
-		if keys[i+1] == "root" {
-			rootKey = filepath.Join(dev.trustDir, "private", keys[i]+".key")
+	for _, line := range strings.Split(must("key", "list"), "\n") { // KEYID ROLE GUNS
+		if keys := strings.Fields(line); len(keys) > 1 && keys[1] == "root" {
+			rootKey = filepath.Join(dev.trustDir, "private", keys[0]+".key")
 		}
 	}
 	must("root", "sign", f("root.json"), "--key", rootKey)

@@ -36,21 +36,19 @@ func (a *app) rootCmd() *cobra.Command {
 	var tsFile, snapFile, out string
 	var targetsFiles []string
 	initCmd := &cobra.Command{
-		Use: "init GUN --keys N --threshold K --timestamp-key FILE [--snapshot-key FILE] [--targets-key FILE… --targets-threshold K] --out root.json", Args: exactArgs(1),
+		Use: "init GUN --keys N --threshold K --timestamp-key FILE --snapshot-key FILE [--targets-key FILE… --targets-threshold K] --out root.json", Args: exactArgs(1),
 		Short: "Make N root keys (encrypted files) and an unsigned root.json; works with no network",
 		RunE: func(cmd *cobra.Command, args []string) error {
-			if tsFile == "" || out == "" {
-				return usageError{errors.New("--timestamp-key FILE (from `signet key fetch GUN timestamp`) and --out FILE are required")}
+			if tsFile == "" || snapFile == "" || out == "" {
+				return usageError{errors.New("--timestamp-key FILE and --snapshot-key FILE (from `signet key fetch GUN timestamp|snapshot`) and --out FILE are required")}
 			}
 			plan := client.RootPlan{Keys: keys, Threshold: threshold, TargetsThreshold: targetsThreshold}
 			var err error
 			if plan.Timestamp, err = readKeyFile(tsFile); err != nil {
 				return err
 			}
-			if snapFile != "" {
-				if plan.Snapshot, err = readKeyFile(snapFile); err != nil {
-					return err
-				}
+			if plan.Snapshot, err = readKeyFile(snapFile); err != nil {
+				return err
 			}
 			for _, f := range targetsFiles {
 				k, err := readKeyFile(f)
@@ -70,14 +68,15 @@ func (a *app) rootCmd() *cobra.Command {
 			if err := os.WriteFile(out, root, 0o644); err != nil {
 				return err
 			}
-			fmt.Fprintf(a.stdout, "wrote unsigned %s for %s (%d of %d root keys must sign it: signet root sign %s --key FILE)\n", out, args[0], threshold, keys, out)
-			return nil
+			return a.print(map[string]any{"gun": args[0], "file": out, "threshold": threshold, "keys": keys}, func(w io.Writer) {
+				fmt.Fprintf(w, "wrote unsigned %s for %s (%d of %d root keys must sign it: signet root sign %s --key FILE)\n", out, args[0], threshold, keys, out)
+			})
 		},
 	}
 	initCmd.Flags().IntVar(&keys, "keys", 3, "root keys to make (N)")
 	initCmd.Flags().IntVar(&threshold, "threshold", 2, "root signatures required (K)")
 	initCmd.Flags().StringVar(&tsFile, "timestamp-key", "", "the server's timestamp key (signet key fetch GUN timestamp)")
-	initCmd.Flags().StringVar(&snapFile, "snapshot-key", "", "the server's snapshot key (omit to sign snapshots with the targets key)")
+	initCmd.Flags().StringVar(&snapFile, "snapshot-key", "", "the server's snapshot key (signet key fetch GUN snapshot); required: the server makes snapshots")
 	initCmd.Flags().StringArrayVar(&targetsFiles, "targets-key", nil, "targets public key file (TUF JSON); default: make one here")
 	initCmd.Flags().IntVar(&targetsThreshold, "targets-threshold", 1, "targets signatures required; above 1, tag changes are staged until enough holders approve")
 	initCmd.Flags().StringVar(&out, "out", "root.json", "where to write the unsigned root")
@@ -93,6 +92,9 @@ func (a *app) rootCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
+			if err := client.CheckRootKeyFile(data, keyFile); err != nil {
+				return err
+			}
 			pass, err := a.passphrase(metadata.ROOT, keyFile)
 			if err != nil {
 				return err
@@ -101,7 +103,22 @@ func (a *app) rootCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			return os.WriteFile(args[0], signed, 0o644)
+			if err := os.WriteFile(args[0], signed, 0o644); err != nil {
+				return err
+			}
+			rep, err := client.RootVerify(signed, nil)
+			if err != nil {
+				return err
+			}
+			n := 0
+			for _, k := range rep.Keys {
+				if k.Signed {
+					n++
+				}
+			}
+			return a.print(map[string]any{"file": args[0], "version": rep.Version, "signatures": n, "threshold": rep.Threshold}, func(w io.Writer) {
+				fmt.Fprintf(w, "signed %s (root v%d) with %s: %d of %d required root signatures\n", args[0], rep.Version, keyFile, n, rep.Threshold)
+			})
 		},
 	}
 	sign.Flags().StringVar(&keyFile, "key", "", "encrypted root key file")
@@ -178,8 +195,9 @@ func (a *app) rootCmd() *cobra.Command {
 				if err := os.WriteFile(out, n, 0o644); err != nil {
 					return err
 				}
-				fmt.Fprintf(a.stdout, "wrote unsigned %s: sign it with a threshold of the old root's keys and of its own\n", out)
-				return nil
+				return a.print(map[string]any{"file": out}, func(w io.Writer) {
+					fmt.Fprintf(w, "wrote unsigned %s: sign it with a threshold of the old root's keys and of its own\n", out)
+				})
 			},
 		}
 		c.Flags().StringVar(&out, "out", "root.next.json", "where to write the next root")
@@ -206,8 +224,9 @@ func (a *app) rootCmd() *cobra.Command {
 			if err := c.RootPublish(cmd.Context(), args[0], data); err != nil {
 				return err
 			}
-			fmt.Fprintf(a.stdout, "published the root of %s\n", args[0])
-			return nil
+			return a.print(map[string]any{"gun": args[0], "published": metadata.ROOT}, func(w io.Writer) {
+				fmt.Fprintf(w, "published the root of %s\n", args[0])
+			})
 		},
 	}
 	cmd.AddCommand(initCmd, sign, verify, next("rotate root.json", "Make the next root version with keys added or removed, or a new threshold", true),
@@ -236,7 +255,13 @@ func (a *app) keyFetchCmd() *cobra.Command {
 			if out == "" {
 				out = args[1] + ".key.json"
 			}
-			return os.WriteFile(out, data, 0o644)
+			if err := os.WriteFile(out, data, 0o644); err != nil {
+				return err
+			}
+			id, _ := k.ID()
+			return a.print(map[string]string{"gun": args[0], "role": args[1], "keyid": id, "file": out}, func(w io.Writer) {
+				fmt.Fprintf(w, "wrote the %s key %s of %s to %s\n", args[1], id, args[0], out)
+			})
 		},
 	}
 	cmd.Flags().StringVar(&out, "out", "", "file to write (default ROLE.key.json)")
@@ -246,25 +271,38 @@ func (a *app) keyFetchCmd() *cobra.Command {
 func (a *app) statusCmd() *cobra.Command {
 	return &cobra.Command{
 		Use: "status GUN", Args: exactArgs(1), Short: "Show when each role (delegations included) expires, warn within 30 days, and count staged changes",
+		Long: `Show when each role of a repository expires (delegations and hashed bins
+included), warn about developer-signed roles that expire within 30 days, and
+count staged changes.
+
+When a role has expired, resolves of the repository fail (exit 4); status
+still shows every role, marks the expired ones EXPIRED, says how to recover
+and exits 4.`,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			c, err := a.client()
 			if err != nil {
 				return err
 			}
-			st, err := c.Status(cmd.Context(), args[0])
-			if err != nil {
-				return err
+			st, stErr := c.Status(cmd.Context(), args[0])
+			if st == nil {
+				return stErr
 			}
 			staged, err := c.ListStaged(cmd.Context(), args[0])
 			if err != nil {
 				return err
 			}
-			return a.print(map[string]any{"roles": st, "staged": staged}, func(w io.Writer) {
+			if staged == nil {
+				staged = []client.StagedChange{}
+			}
+			if err := a.print(map[string]any{"roles": st, "staged": staged}, func(w io.Writer) {
 				tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 				fmt.Fprintln(tw, "ROLE\tVERSION\tEXPIRES\t")
 				for _, r := range st {
 					warn := ""
-					if r.Soon {
+					switch {
+					case r.Expired:
+						warn = "EXPIRED: " + recovery(args[0], r.Role)
+					case r.Soon:
 						warn = "⚠ expires within 30 days: re-sign it"
 					}
 					fmt.Fprintf(tw, "%s\t%d\t%s\t%s\n", r.Role, r.Version, r.Expires.UTC().Format(time.RFC3339), warn)
@@ -273,7 +311,21 @@ func (a *app) statusCmd() *cobra.Command {
 				if len(staged) > 0 {
 					fmt.Fprintf(w, "%d staged change(s) wait for signatures: signet staged list %s\n", len(staged), args[0])
 				}
-			})
+			}); err != nil {
+				return err
+			}
+			return stErr
 		},
 	}
+}
+
+// recovery says how to renew an expired role.
+func recovery(gun, role string) string {
+	switch role {
+	case metadata.ROOT:
+		return "make the next root with `signet root resign root.json`, sign it with the root keys and `signet root publish " + gun + " root.next.json`"
+	case metadata.TIMESTAMP, metadata.SNAPSHOT:
+		return "signet-server re-signs it; check that the server and its signer are up"
+	}
+	return "its key holders must publish a new version of it (a signed change, e.g. signet sign)"
 }

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"sort"
 	"strconv"
 	"strings"
 
@@ -49,7 +50,7 @@ change is staged on the server for the other key holders: signet approve.`,
 			if err != nil {
 				return err
 			}
-			return a.printOutcome(gun, out, changes)
+			return a.printOutcome(cmd, c, gun, out, changes)
 		},
 	}
 	cmd.Flags().StringVar(&dgst, "digest", "", "manifest digest (sha256:…) to sign without asking the registry (one REF)")
@@ -82,10 +83,16 @@ func (a *app) signChanges(cmd *cobra.Command, args []string, dgst string, size i
 			}
 		}
 	}
+	if size != 0 && dgst == "" {
+		return nil, "", usageError{errors.New("--size goes with --digest (without them, the registry gives both)")}
+	}
 	if dgst != "" {
-		d, err := digest.Parse(dgst)
-		if err != nil || size <= 0 || len(args) != 1 {
-			return nil, "", usageError{errors.New("--digest sha256:… needs --size N (the manifest's size in bytes) and exactly one REF")}
+		d, err := parseDigest(dgst)
+		if err != nil {
+			return nil, "", err
+		}
+		if size <= 0 || len(args) != 1 {
+			return nil, "", usageError{errors.New("--digest sha256:… needs --size N (the manifest's size in bytes, > 0) and exactly one REF")}
 		}
 		return changes, gun, add(args[0], d, size)
 	}
@@ -112,9 +119,9 @@ func (a *app) signChanges(cmd *cobra.Command, args []string, dgst string, size i
 // sameRepo parses ref and returns its tag; every ref of one publish must
 // name the repository *gun (set by the first).
 func sameRepo(gun *string, ref string) (string, error) {
-	g, tag, err := client.ParseRef(ref)
+	g, tag, err := parseRef(ref)
 	if err != nil {
-		return "", usageError{err}
+		return "", err
 	}
 	if *gun != "" && g != *gun {
 		return "", usageError{fmt.Errorf("one publish changes one repository: %s and %s differ", *gun, g)}
@@ -150,7 +157,7 @@ func (a *app) readSignList(path string) ([]signLine, error) {
 		if len(f) != 3 {
 			return nil, usageError{fmt.Errorf("%s:%d: want REF DIGEST SIZE", path, n)}
 		}
-		d, err := digest.Parse(f[1])
+		d, err := parseDigest(f[1])
 		if err != nil {
 			return nil, usageError{fmt.Errorf("%s:%d: %w", path, n, err)}
 		}
@@ -163,10 +170,70 @@ func (a *app) readSignList(path string) ([]signLine, error) {
 	return out, sc.Err()
 }
 
+// changeJSON is the JSON shape of one tag change.
+type changeJSON struct {
+	Tag    string `json:"tag"`
+	Digest string `json:"digest,omitempty"`
+	Size   int64  `json:"size,omitempty"`
+	Remove bool   `json:"remove,omitempty"`
+}
+
+// outcomeJSON is the JSON shape of a publish, for every command that
+// publishes (sign, unsign, delegation, signer, approve).
+type outcomeJSON struct {
+	GUN       string               `json:"gun"`
+	Change    string               `json:"change,omitempty"`
+	Roles     []string             `json:"roles"`
+	Published map[string]int64     `json:"published,omitempty"`
+	Staged    *client.StagedChange `json:"staged,omitempty"`
+	Changes   []changeJSON         `json:"changes,omitempty"`
+	// NotInEffect: signed tags that resolve elsewhere (an earlier role lists them).
+	NotInEffect []string `json:"not_in_effect,omitempty"`
+	// Unresolved: tags that stopped resolving with this change.
+	Unresolved []string `json:"unresolved,omitempty"`
+}
+
+// stagedError ends a command whose change is staged, not in effect: exit
+// code 5.
+type stagedError struct{ gun, id string }
+
+func (e stagedError) Error() string {
+	return fmt.Sprintf("staged as change %s of %s: NOT in effect until approved (signet approve %s %s)", e.id, e.gun, e.gun, e.id)
+}
+
+// waiting describes who must still sign a staged change.
+func waiting(st *client.StagedChange) string {
+	var parts []string
+	for _, r := range st.Roles {
+		if n := r.Threshold - len(r.SignedBy); n > 0 {
+			parts = append(parts, fmt.Sprintf("%d more signature(s) by a key holder of %s", n, r.Role))
+		}
+	}
+	sort.Strings(parts)
+	return strings.Join(parts, ", ")
+}
+
 // printOutcome reports a publish: which roles signed, and whether it was
-// published or staged for more signatures.
-func (a *app) printOutcome(gun string, out *client.Outcome, changes []client.Change) error {
-	return a.print(map[string]any{"gun": gun, "roles": out.Roles, "published": out.Published, "staged": out.Staged, "changes": changes}, func(w io.Writer) {
+// published or staged for more signatures (then it returns stagedError).
+// For signed tags it checks that they resolve to what was signed and warns
+// when an earlier role shadows the signature.
+func (a *app) printOutcome(cmd *cobra.Command, c *client.Client, gun string, out *client.Outcome, changes []client.Change) error {
+	res := outcomeJSON{GUN: gun, Roles: out.Roles, Published: out.Published, Staged: out.Staged}
+	for _, ch := range changes {
+		j := changeJSON{Tag: ch.Tag, Remove: ch.Remove}
+		if !ch.Remove {
+			j.Digest, j.Size = ch.Digest.String(), ch.Size
+		}
+		res.Changes = append(res.Changes, j)
+	}
+	var shadowed []string
+	if out.Staged == nil {
+		shadowed = a.shadowed(cmd, c, gun, changes)
+		for _, sh := range shadowed {
+			res.NotInEffect = append(res.NotInEffect, strings.Fields(sh)[0])
+		}
+	}
+	if err := a.print(res, func(w io.Writer) {
 		for _, ch := range changes {
 			if ch.Remove {
 				fmt.Fprintf(w, "removed %s:%s\n", gun, ch.Tag)
@@ -175,15 +242,47 @@ func (a *app) printOutcome(gun string, out *client.Outcome, changes []client.Cha
 			}
 		}
 		if out.Staged != nil {
-			fmt.Fprintf(w, "signed as %s; staged as change %s: needs", strings.Join(out.Roles, ", "), out.Staged.ID)
-			for role, n := range out.Staged.Pending() {
-				fmt.Fprintf(w, " %d more signature(s) of %s", n, role)
-			}
-			fmt.Fprintf(w, "; other key holders run: signet approve %s %s\n", gun, out.Staged.ID)
+			fmt.Fprintf(w, "signed as %s; staged as change %s: waiting for approval: %s\n", strings.Join(out.Roles, ", "), out.Staged.ID, waiting(out.Staged))
+			fmt.Fprintf(w, "not in effect until they run: signet approve %s %s\n", gun, out.Staged.ID)
 			return
 		}
 		fmt.Fprintf(w, "published as %s\n", strings.Join(out.Roles, ", "))
-	})
+	}); err != nil {
+		return err
+	}
+	for _, sh := range shadowed {
+		fmt.Fprintf(a.stderr, "warning: %s\n", sh)
+	}
+	if out.Staged != nil {
+		return stagedError{gun, out.Staged.ID}
+	}
+	return nil
+}
+
+// maxShadowChecks bounds the resolves printOutcome makes after a publish.
+const maxShadowChecks = 100
+
+// shadowed resolves each signed tag after a publish and describes those
+// that resolve to another digest than the one just signed (a role earlier
+// in resolution order lists them, so the new signature does not count).
+func (a *app) shadowed(cmd *cobra.Command, c *client.Client, gun string, changes []client.Change) []string {
+	var out []string
+	for i, ch := range changes {
+		if ch.Remove {
+			continue
+		}
+		if i >= maxShadowChecks {
+			break
+		}
+		t, err := c.Resolve(cmd.Context(), gun+":"+ch.Tag)
+		switch {
+		case err != nil:
+			out = append(out, fmt.Sprintf("%s: signed, but it does not resolve: %v", ch.Tag, err))
+		case t.Digest != ch.Digest:
+			out = append(out, fmt.Sprintf("%s: the signature does not take effect: %s, earlier in resolution order, lists it as %s, and resolves return that (unsign it there, or sign with --role %s)", ch.Tag, t.Role, t.Digest, t.Role))
+		}
+	}
+	return out
 }
 
 func (a *app) unsignCmd() *cobra.Command {
@@ -212,7 +311,7 @@ func (a *app) unsignCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			return a.printOutcome(gun, out, changes)
+			return a.printOutcome(cmd, c, gun, out, changes)
 		},
 	}
 	cmd.Flags().StringVar(&role, "role", "", "remove from this role; default: the role that lists each tag")

@@ -85,10 +85,15 @@ type Config interface {
 // Serve parses args into cfg (defaults, then the config file, then the
 // environment with prefix, then flags), validates it, makes the logger and
 // runs serve. With "config" as the first argument it prints the effective
-// configuration (secrets masked) instead. It returns the exit code: 2 for a
+// configuration (secrets masked) instead; with "version" (or --version) the
+// binary's version (Version). It returns the exit code: 2 for a
 // bad configuration, 1 if serve fails.
 func Serve(ctx context.Context, name, prefix string, cfg Config, args []string, stdout, stderr io.Writer, getenv func(string) string,
 	serve func(context.Context, *slog.Logger) error) int {
+	if IsVersionArg(args) {
+		fmt.Fprintln(stdout, Version(name))
+		return 0
+	}
 	fs := flag.NewFlagSet(name, flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	cfg.Flags(fs)

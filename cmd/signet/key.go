@@ -1,0 +1,311 @@
+package main
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+	"text/tabwriter"
+
+	"github.com/spf13/cobra"
+	"github.com/theupdateframework/go-tuf/v2/metadata"
+	"golang.org/x/term"
+
+	"github.com/signetdev/signet/client"
+)
+
+// keyJSON is the JSON shape of a held key.
+type keyJSON struct {
+	ID           string          `json:"id"`
+	Role         string          `json:"role"`
+	Public       *metadata.Key   `json:"public,omitempty"`
+	Repositories []client.KeyUse `json:"repositories"`
+}
+
+// heldKey resolves a KEYID argument (a full ID or a unique prefix of at
+// least 8 hex characters) among the held keys; a bad one is a usage error.
+func (a *app) heldKey(cmd *cobra.Command, c *client.Client, arg string) (string, error) {
+	id, err := c.HeldKeyID(cmd.Context(), arg)
+	if errors.Is(err, client.ErrAmbiguousKeyID) {
+		return "", usageError{fmt.Errorf("%w (in %s)", err, a.trustDir)}
+	}
+	return id, err
+}
+
+func (a *app) keyCmd() *cobra.Command {
+	cmd := &cobra.Command{Use: "key", Short: "Manage private keys in the trust directory (KEYID: the full ID or a unique prefix of 8+ hex digits)"}
+	var role string
+	gen := &cobra.Command{
+		Use: "generate", Short: "Generate a key (ed25519, encrypted PKCS#8)", Args: exactArgs(0),
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			c, err := a.client()
+			if err != nil {
+				return err
+			}
+			k, err := c.Keys().Generate(cmd.Context(), role)
+			if err != nil {
+				return err
+			}
+			return a.print(keyJSON{ID: k.ID, Role: role, Public: k.Public, Repositories: []client.KeyUse{}}, func(w io.Writer) { fmt.Fprintf(w, "%s %s\n", k.ID, role) })
+		},
+	}
+	gen.Flags().StringVar(&role, "role", metadata.TARGETS, "role the key is for: root, targets or delegation")
+	list := &cobra.Command{
+		Use: "list", Short: "List held keys: ID, role, and the pinned repositories whose metadata name them", Args: exactArgs(0),
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			c, err := a.client()
+			if err != nil {
+				return err
+			}
+			keys, err := c.Keys().List(cmd.Context())
+			if err != nil {
+				return err
+			}
+			uses, err := c.KeyUses()
+			if err != nil {
+				return err
+			}
+			rows := []keyJSON{}
+			for _, k := range keys {
+				u := uses[k.ID]
+				if u == nil {
+					u = []client.KeyUse{}
+				}
+				rows = append(rows, keyJSON{ID: k.ID, Role: k.Role, Public: k.Public, Repositories: u})
+			}
+			return a.print(rows, func(w io.Writer) {
+				// No header: "KEYID ROLE GUNS" lines, as scripts read them.
+				tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+				for _, r := range rows {
+					var guns []string
+					for _, u := range r.Repositories {
+						guns = append(guns, u.GUN+" ("+u.Role+")")
+					}
+					if len(guns) == 0 {
+						guns = []string{"-"}
+					}
+					fmt.Fprintf(tw, "%s\t%s\t%s\n", r.ID, r.Role, strings.Join(guns, ","))
+				}
+				tw.Flush()
+			})
+		},
+	}
+	export := &cobra.Command{
+		Use: "export KEYID", Short: "Write a key (still encrypted) to standard output", Args: exactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			c, err := a.client()
+			if err != nil {
+				return err
+			}
+			id, err := a.heldKey(cmd, c, args[0])
+			if err != nil {
+				return err
+			}
+			pem, err := c.Keys().Export(cmd.Context(), id)
+			if err != nil {
+				return err
+			}
+			_, err = a.stdout.Write(pem)
+			return err
+		},
+	}
+	public := &cobra.Command{
+		Use: "public KEYID", Short: "Print a held key's public key (TUF key JSON), for signet signer add or delegation add", Args: exactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			c, err := a.client()
+			if err != nil {
+				return err
+			}
+			id, err := a.heldKey(cmd, c, args[0])
+			if err != nil {
+				return err
+			}
+			keys, err := c.Keys().List(cmd.Context())
+			if err != nil {
+				return err
+			}
+			for _, k := range keys {
+				if k.ID == id && k.Public != nil {
+					b, err := json.Marshal(k.Public)
+					if err != nil {
+						return err
+					}
+					_, err = fmt.Fprintf(a.stdout, "%s\n", b)
+					return err
+				}
+			}
+			return fmt.Errorf("key %s keeps no public key in its file (written by an old signet): %w", id, client.ErrNoKey)
+		},
+	}
+	var importRole string
+	imp := &cobra.Command{
+		Use: "import FILE", Short: "Import an encrypted PKCS#8 PEM key", Args: exactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			data, err := os.ReadFile(args[0])
+			if err != nil {
+				return err
+			}
+			c, err := a.client()
+			if err != nil {
+				return err
+			}
+			k, err := c.Keys().Import(cmd.Context(), importRole, data)
+			if err != nil {
+				return err
+			}
+			return a.print(keyJSON{ID: k.ID, Role: importRole, Public: k.Public, Repositories: []client.KeyUse{}}, func(w io.Writer) { fmt.Fprintf(w, "imported %s %s\n", k.ID, importRole) })
+		},
+	}
+	imp.Flags().StringVar(&importRole, "role", metadata.TARGETS, "role the key is for")
+	remove := &cobra.Command{
+		Use: "remove KEYID", Short: "Delete a held key file (a key a pinned repository still names needs --yes)", Args: exactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			c, err := a.client()
+			if err != nil {
+				return err
+			}
+			id, err := a.heldKey(cmd, c, args[0])
+			if err != nil {
+				return err
+			}
+			fs, ok := c.Keys().(*client.FileKeyStore)
+			if !ok {
+				return errors.New("key remove works on the file key store only")
+			}
+			uses, err := c.KeyUses()
+			if err != nil {
+				return err
+			}
+			if u := uses[id]; len(u) > 0 {
+				var b strings.Builder
+				fmt.Fprintf(&b, "key %s is still named by:\n", id)
+				for _, x := range u {
+					fmt.Fprintf(&b, "  %s (%s)\n", x.GUN, x.Role)
+				}
+				b.WriteString("without it this trust directory cannot sign for them (export it first to keep a copy)\n")
+				if err := a.confirm(b.String()); err != nil {
+					return err
+				}
+			}
+			if err := fs.Remove(cmd.Context(), id); err != nil {
+				return err
+			}
+			return a.print(map[string]string{"removed": id}, func(w io.Writer) { fmt.Fprintf(w, "removed key %s\n", id) })
+		},
+	}
+	passwd := &cobra.Command{
+		Use: "passwd KEYID", Short: "Change a held key's passphrase (new one from SIGNET_NEW_PASSPHRASE or the terminal)", Args: exactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			c, err := a.client()
+			if err != nil {
+				return err
+			}
+			id, err := a.heldKey(cmd, c, args[0])
+			if err != nil {
+				return err
+			}
+			fs, ok := c.Keys().(*client.FileKeyStore)
+			if !ok {
+				return errors.New("key passwd works on the file key store only")
+			}
+			newPass, err := a.newPassphrase(id)
+			if err != nil {
+				return err
+			}
+			if err := fs.ChangePassphrase(cmd.Context(), id, newPass); err != nil {
+				return err
+			}
+			return a.print(map[string]string{"changed": id}, func(w io.Writer) { fmt.Fprintf(w, "changed the passphrase of key %s\n", id) })
+		},
+	}
+	cmd.AddCommand(gen, list, public, export, imp, remove, passwd, a.keyRotateCmd(), a.keyFetchCmd())
+	return cmd
+}
+
+// newPassphrase reads SIGNET_NEW_PASSPHRASE, or asks twice on a terminal.
+func (a *app) newPassphrase(keyID string) ([]byte, error) {
+	if p := a.getenv("SIGNET_NEW_PASSPHRASE"); p != "" {
+		return []byte(p), nil
+	}
+	f, ok := a.stdin.(*os.File)
+	if !ok || !term.IsTerminal(int(f.Fd())) {
+		return nil, usageError{errors.New("no new passphrase: set SIGNET_NEW_PASSPHRASE")}
+	}
+	fmt.Fprintf(a.stderr, "New passphrase for key %s: ", short(keyID))
+	p1, err := term.ReadPassword(int(f.Fd()))
+	fmt.Fprintln(a.stderr)
+	if err != nil {
+		return nil, err
+	}
+	fmt.Fprint(a.stderr, "Again: ")
+	p2, err := term.ReadPassword(int(f.Fd()))
+	fmt.Fprintln(a.stderr)
+	if err != nil {
+		return nil, err
+	}
+	if string(p1) != string(p2) {
+		return nil, errors.New("the passphrases differ; nothing changed")
+	}
+	return p1, nil
+}
+
+// keyRotateCmd is Notary's `key rotate GUN ROLE`, shaped for offline root
+// keys: it makes the new key (targets: here; timestamp, snapshot: on the
+// server) and writes the next, unsigned root naming it, for the root key
+// holders to sign (signet root sign) and publish (signet root publish). The
+// old key stays in force until that root is published.
+func (a *app) keyRotateCmd() *cobra.Command {
+	var rootFile, out string
+	cmd := &cobra.Command{
+		Use:   "rotate GUN ROLE --root root.json [--out root.next.json]",
+		Short: "Rotate the targets key (here) or the server's timestamp or snapshot key, and write the next root to sign",
+		Args:  exactArgs(2),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			gun, role := args[0], args[1]
+			if role != metadata.TARGETS && role != metadata.TIMESTAMP && role != metadata.SNAPSHOT {
+				return usageError{fmt.Errorf("key rotate: ROLE is targets, timestamp or snapshot, not %q (root keys: signet root rotate; delegations: signet delegation edit)", role)}
+			}
+			if rootFile == "" {
+				return usageError{errors.New("--root root.json (the repository's current root) is required")}
+			}
+			data, err := os.ReadFile(rootFile)
+			if err != nil {
+				return err
+			}
+			c, err := a.client()
+			if err != nil {
+				return err
+			}
+			var k *metadata.Key
+			if role == metadata.TARGETS {
+				ki, err := c.Keys().Generate(cmd.Context(), metadata.TARGETS)
+				if err != nil {
+					return err
+				}
+				k = ki.Public
+			} else if k, err = c.RotateServerKey(cmd.Context(), gun, role); err != nil {
+				return err
+			}
+			next, err := c.RootNext(data, client.RootChange{Replace: map[string][]*metadata.Key{role: {k}}})
+			if err != nil {
+				return err
+			}
+			if err := os.WriteFile(out, next, 0o644); err != nil {
+				return err
+			}
+			id, _ := k.ID()
+			return a.print(map[string]string{"gun": gun, "role": role, "keyid": id, "root": out}, func(w io.Writer) {
+				fmt.Fprintf(w, "new %s key %s; wrote the unsigned next root %s\n", role, id, out)
+				fmt.Fprintf(w, "sign it with a threshold of the root keys (signet root sign %s --key FILE), then: signet root publish %s %s\n", out, gun, out)
+				if role == metadata.TARGETS {
+					fmt.Fprintln(w, "publish it from this trust directory: it holds the new targets key, which re-signs targets in the same publish")
+				}
+			})
+		},
+	}
+	cmd.Flags().StringVar(&rootFile, "root", "", "the repository's current root.json")
+	cmd.Flags().StringVar(&out, "out", "root.next.json", "where to write the next, unsigned root")
+	return cmd
+}
