@@ -6,6 +6,8 @@ import (
 	"runtime/debug"
 	"time"
 
+	"github.com/signetdev/signet/api"
+
 	"github.com/signetdev/signet/internal/reqid"
 )
 
@@ -61,7 +63,7 @@ func (s *Server) observe(next http.Handler) http.Handler {
 				}
 				s.log.ErrorContext(r.Context(), "panic", "panic", p, "stack", string(debug.Stack()))
 				if sw.status == 0 {
-					writeJSON(sw, http.StatusInternalServerError, errorBody{Errors: []errorItem{{Code: codeInternal, Message: "internal error"}}})
+					writeJSON(sw, http.StatusInternalServerError, api.ErrorBody{Errors: []api.Error{{Code: api.CodeInternal, Message: "internal error"}}})
 				}
 			}
 			if sw.status == 0 {

@@ -17,6 +17,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/signetdev/signet/api"
+
 	"github.com/signetdev/signet/server/auth"
 
 	"github.com/go-chi/chi/v5"
@@ -231,7 +233,7 @@ func (s *Server) Handler() http.Handler {
 	})
 	r.NotFound(s.handle(func(http.ResponseWriter, *http.Request) error { return notFound("no such endpoint") }))
 	r.MethodNotAllowed(s.handle(func(http.ResponseWriter, *http.Request) error {
-		return &httpError{status: http.StatusMethodNotAllowed, code: codeMethod, msg: "method not allowed"}
+		return &httpError{status: http.StatusMethodNotAllowed, code: api.CodeMethod, msg: "method not allowed"}
 	}))
 	return r
 }
@@ -252,7 +254,7 @@ func (s *Server) repoRoutes() http.Handler {
 	t.Delete("/_trust/staged/{id}", s.authorized(auth.ActionPush, s.withdrawStaged))
 	t.NotFound(s.handle(func(http.ResponseWriter, *http.Request) error { return notFound("no such endpoint") }))
 	t.MethodNotAllowed(s.handle(func(http.ResponseWriter, *http.Request) error {
-		return &httpError{status: http.StatusMethodNotAllowed, code: codeMethod, msg: "method not allowed"}
+		return &httpError{status: http.StatusMethodNotAllowed, code: api.CodeMethod, msg: "method not allowed"}
 	}))
 	return s.handle(func(w http.ResponseWriter, r *http.Request) error {
 		gun, rest, err := splitGUN(r.URL.EscapedPath())
@@ -260,7 +262,7 @@ func (s *Server) repoRoutes() http.Handler {
 			return err
 		}
 		if !gunAllowed(s.prefixes, gun) {
-			return &httpError{status: http.StatusForbidden, code: codeDenied, msg: fmt.Sprintf("this server does not hold repositories named %s (allowed prefixes: %s)", gun, strings.Join(s.prefixes, ", "))}
+			return &httpError{status: http.StatusForbidden, code: api.CodeDenied, msg: fmt.Sprintf("this server does not hold repositories named %s (allowed prefixes: %s)", gun, strings.Join(s.prefixes, ", "))}
 		}
 		chi.RouteContext(r.Context()).RoutePath = rest
 		t.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), gunKey{}, gun)))

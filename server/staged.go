@@ -7,6 +7,8 @@ import (
 	"fmt"
 	"net/http"
 
+	"github.com/signetdev/signet/api"
+
 	"github.com/signetdev/signet/server/auth"
 
 	"github.com/go-chi/chi/v5"
@@ -44,14 +46,28 @@ func (s *Server) listStaged(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"gun": gun, "staged": list})
+	out := api.StagedList{GUN: gun, Staged: make([]api.StagedChange, len(list))}
+	for i := range list {
+		out.Staged[i] = stagedJSON(&list[i])
+	}
+	writeJSON(w, http.StatusOK, out)
 	return nil
 }
 
-// stagedBody is a staged change with its files, as GET answers it.
-type stagedBody struct {
-	*tufrepo.StagedChange
-	Files map[string]json.RawMessage `json:"files,omitempty"`
+// stagedJSON is a staged change as the API answers it; its files (set by
+// GetStaged only) go out as the JSON they are.
+func stagedJSON(c *tufrepo.StagedChange) api.StagedChange {
+	out := api.StagedChange{ID: c.ID, Created: c.Created, Expires: c.Expires, Published: c.Published, Roles: make([]api.StagedRole, len(c.Roles))}
+	for i, r := range c.Roles {
+		out.Roles[i] = api.StagedRole(r)
+	}
+	if c.Files != nil {
+		out.Files = make(map[string]json.RawMessage, len(c.Files))
+		for role, data := range c.Files {
+			out.Files[role] = data
+		}
+	}
+	return out
 }
 
 func (s *Server) getStaged(w http.ResponseWriter, r *http.Request) error {
@@ -64,11 +80,7 @@ func (s *Server) getStaged(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	body := stagedBody{StagedChange: c, Files: map[string]json.RawMessage{}}
-	for role, data := range c.Files {
-		body.Files[role] = data
-	}
-	writeJSON(w, http.StatusOK, body)
+	writeJSON(w, http.StatusOK, stagedJSON(c))
 	return nil
 }
 
@@ -90,7 +102,7 @@ func (s *Server) stage(w http.ResponseWriter, r *http.Request) error {
 		s.metrics.publishes.WithLabelValues("accepted").Inc()
 		status = http.StatusOK
 	}
-	writeJSON(w, status, c)
+	writeJSON(w, status, stagedJSON(c))
 	return nil
 }
 
@@ -111,7 +123,7 @@ func (s *Server) approve(w http.ResponseWriter, r *http.Request) error {
 	if c.Published != nil {
 		s.metrics.publishes.WithLabelValues("accepted").Inc()
 	}
-	writeJSON(w, http.StatusOK, c)
+	writeJSON(w, http.StatusOK, stagedJSON(c))
 	return nil
 }
 
@@ -147,7 +159,7 @@ func (s *Server) mayWithdraw(w http.ResponseWriter, r *http.Request, gun, id str
 	}
 	st, err := ss.GetStaged(ctx, gun, id)
 	if errors.Is(err, store.ErrNotFound) {
-		return &httpError{status: http.StatusNotFound, code: string(tufrepo.CodeNotFound), msg: fmt.Sprintf("no staged change %s in %s", id, gun)}
+		return &httpError{status: http.StatusNotFound, code: tufrepo.CodeNotFound, msg: fmt.Sprintf("no staged change %s in %s", id, gun)}
 	}
 	if err != nil {
 		return err
@@ -162,6 +174,6 @@ func (s *Server) mayWithdraw(w http.ResponseWriter, r *http.Request, gun, id str
 		}
 		return s.repo.CheckKeyHolder(ctx, gun, id, files)
 	}
-	return &httpError{status: http.StatusForbidden, code: codeDenied, msg: fmt.Sprintf(
+	return &httpError{status: http.StatusForbidden, code: api.CodeDenied, msg: fmt.Sprintf(
 		"staged change %s may be withdrawn by who staged it, by an admin of %s, or by a key holder of one of its roles (send its roles signed, as approve does)", id, gun)}
 }

@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"net/http"
 
+	"github.com/signetdev/signet/api"
+
 	"github.com/signetdev/signet/server/store"
 )
 
@@ -74,10 +76,10 @@ func stagedQuotaDefaults(q store.StagedQuota) store.StagedQuota {
 // quotaError turns a store quota refusal into an answer naming the quota.
 func quotaError(qe *store.StagedQuotaError) error {
 	if qe.Count {
-		return &httpError{status: http.StatusConflict, code: codeQuota, msg: fmt.Sprintf(
+		return &httpError{status: http.StatusConflict, code: api.CodeQuota, msg: fmt.Sprintf(
 			"you already hold %d staged changes in this repository, the most one stager may; approve or withdraw some first", qe.Used)}
 	}
-	return &httpError{status: http.StatusConflict, code: codeQuota, msg: fmt.Sprintf(
+	return &httpError{status: http.StatusConflict, code: api.CodeQuota, msg: fmt.Sprintf(
 		"the %s's staged changes already hold %d bytes and this one has %d: over the quota of %d bytes; approve or withdraw staged changes first",
 		qe.Scope, qe.Used, qe.Size, qe.Limit)}
 }

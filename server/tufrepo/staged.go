@@ -36,33 +36,69 @@ const DefaultStagedLifetime = 7 * 24 * time.Hour
 
 // StagedRole is one role of a staged change and its signatures so far.
 type StagedRole struct {
-	Role        string `json:"role"`
-	Version     int64  `json:"version"`
-	BaseVersion int64  `json:"base_version"`
-	Threshold   int    `json:"threshold"`
+	Role        string
+	Version     int64
+	BaseVersion int64
+	Threshold   int
 	// SignedBy lists the key IDs whose signatures verify, one per
 	// distinct public key, sorted.
-	SignedBy []string `json:"signed_by"`
+	SignedBy []string
 }
 
-// StagedChange is a staged change as reported to clients.
+// StagedChange is a staged change (the server answers it as
+// api.StagedChange).
 type StagedChange struct {
-	ID      string       `json:"id"`
-	Created time.Time    `json:"created"`
-	Expires time.Time    `json:"expires"`
-	Roles   []StagedRole `json:"roles"`
+	ID      string
+	Created time.Time
+	Expires time.Time
+	Roles   []StagedRole
 	// Files are the partially signed roles (role name → metadata JSON);
 	// only set by GetStaged.
-	Files map[string][]byte `json:"-"`
+	Files map[string][]byte
 	// Published is set when the change met every threshold and was
 	// published: every stored role and its new version.
-	Published map[string]int64 `json:"published,omitempty"`
+	Published map[string]int64
 }
 
-// stagedDoc is what the store keeps of a staged change.
+// stagedDoc is what the store keeps of a staged change. Its JSON is a
+// stored format (stagedDocJSON): renaming a field there breaks the staged
+// changes of every running deployment.
 type stagedDoc struct {
+	Files map[string][]byte
+	Roles []StagedRole
+}
+
+type stagedDocJSON struct {
 	Files map[string][]byte `json:"files"`
-	Roles []StagedRole      `json:"roles"`
+	Roles []stagedRoleJSON  `json:"roles"`
+}
+
+type stagedRoleJSON struct {
+	Role        string   `json:"role"`
+	Version     int64    `json:"version"`
+	BaseVersion int64    `json:"base_version"`
+	Threshold   int      `json:"threshold"`
+	SignedBy    []string `json:"signed_by"`
+}
+
+func (d stagedDoc) MarshalJSON() ([]byte, error) {
+	j := stagedDocJSON{Files: d.Files, Roles: make([]stagedRoleJSON, len(d.Roles))}
+	for i, r := range d.Roles {
+		j.Roles[i] = stagedRoleJSON(r)
+	}
+	return json.Marshal(j)
+}
+
+func (d *stagedDoc) UnmarshalJSON(b []byte) error {
+	var j stagedDocJSON
+	if err := json.Unmarshal(b, &j); err != nil {
+		return err
+	}
+	d.Files, d.Roles = j.Files, make([]StagedRole, len(j.Roles))
+	for i, r := range j.Roles {
+		d.Roles[i] = StagedRole(r)
+	}
+	return nil
 }
 
 // WithStagedLifetime sets how long staged changes wait for signatures.
