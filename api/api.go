@@ -137,16 +137,16 @@ const (
 	CodeInvalidGUN      Code = "INVALID_GUN"
 	CodeBadRequest      Code = "BAD_REQUEST"
 	CodeUnsupportedType Code = "UNSUPPORTED_MEDIA_TYPE"
-	CodeTooLarge        Code = "TOO_LARGE"                // 413
-	CodeNoEndpoint      Code = "NOT_FOUND"                // 404: no such endpoint or staged change
-	CodeMethod          Code = "METHOD_NOT_ALLOWED"       // 405
-	CodeUnauthorized    Code = "UNAUTHORIZED"             // 401, with a WWW-Authenticate challenge
-	CodeDenied          Code = "DENIED"                   // 403
-	CodeUnavailable     Code = "UNAVAILABLE"              // 503
-	CodeInternal        Code = "INTERNAL_ERROR"           // 500; the server log has the cause
-	CodeTimeout         Code = "REQUEST_TIMEOUT"          // 503: stopped at the server's deadline
-	CodeQuota           Code = "QUOTA_EXCEEDED"           // 409
-	CodeTooManyRequests Code = "TOO_MANY_REQUESTS"        // 429
+	CodeTooLarge        Code = "TOO_LARGE"          // 413
+	CodeNoEndpoint      Code = "NOT_FOUND"          // 404: no such endpoint or staged change
+	CodeMethod          Code = "METHOD_NOT_ALLOWED" // 405
+	CodeUnauthorized    Code = "UNAUTHORIZED"       // 401, with a WWW-Authenticate challenge
+	CodeDenied          Code = "DENIED"             // 403
+	CodeUnavailable     Code = "UNAVAILABLE"        // 503
+	CodeInternal        Code = "INTERNAL_ERROR"     // 500; the server log has the cause
+	CodeTimeout         Code = "REQUEST_TIMEOUT"    // 503: stopped at the server's deadline
+	CodeQuota           Code = "QUOTA_EXCEEDED"     // 409
+	CodeTooManyRequests Code = "TOO_MANY_REQUESTS"  // 429
 )
 
 // ErrorBody is the error envelope of every non-2xx answer.
