@@ -178,12 +178,13 @@ func New(st store.MetaStore, sg signer.Service, opts ...Option) *Server {
 	cache := metacache.New(st, o.cacheOpts...)
 	m := newMetrics(o.registry, cache.Stats)
 	registerCacheSize(o.registry, cache)
-	o.registry.MustRegister(newExpiryCollector(cache.Direct(), o.now))
+	o.registry.MustRegister(newExpiryCollector(st, o.now))
 	if p, ok := st.(poolStats); ok {
 		m.registerPool(p)
 	}
 	sg = instrumentedSigner{Service: sg, hist: m.signer}
-	repo := tufrepo.New(withQuotas(cache.Direct(), stagedQuotaDefaults(o.stagedQuota)), sg, append([]tufrepo.Option{tufrepo.WithLogger(o.log)}, o.repoOpts...)...)
+	repo := tufrepo.New(withQuotas(st, stagedQuotaDefaults(o.stagedQuota)), sg,
+		append([]tufrepo.Option{tufrepo.WithLogger(o.log), tufrepo.WithInvalidate(cache.Invalidate)}, o.repoOpts...)...)
 	return &Server{
 		repo:     repo,
 		store:    st,

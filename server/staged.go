@@ -153,11 +153,7 @@ func (s *Server) mayWithdraw(w http.ResponseWriter, r *http.Request, gun, id str
 	if admin == nil {
 		return nil
 	}
-	ss, ok := s.store.(store.StagedStore)
-	if !ok {
-		return notFound("no such staged change")
-	}
-	st, err := ss.GetStaged(ctx, gun, id)
+	st, err := s.store.GetStaged(ctx, gun, id)
 	if errors.Is(err, store.ErrNotFound) {
 		return &httpError{status: http.StatusNotFound, code: tufrepo.CodeNotFound, msg: fmt.Sprintf("no staged change %s in %s", id, gun)}
 	}

@@ -34,23 +34,17 @@ func WithStagedQuota(q store.StagedQuota) Option { return func(o *options) { o.s
 // handler's context) and is held to the quota, inside the store's write.
 type quotaStore struct {
 	store.MetaStore
-	store.StagedStore
 	quota store.StagedQuota
 }
 
 func (q quotaStore) CreateStaged(ctx context.Context, st *store.Staged) error {
 	st.Principal = principalOf(ctx)
-	return q.StagedStore.CreateStagedWithin(ctx, st, q.quota)
+	return q.CreateStagedWithin(ctx, st, q.quota)
 }
 
-// withQuotas wraps direct (the cache's direct view) if it keeps staged
-// changes.
-func withQuotas(direct store.MetaStore, q store.StagedQuota) store.MetaStore {
-	ss, ok := direct.(store.StagedStore)
-	if !ok {
-		return direct
-	}
-	return quotaStore{MetaStore: direct, StagedStore: ss, quota: q}
+// withQuotas holds st's new staged changes to q.
+func withQuotas(st store.MetaStore, q store.StagedQuota) store.MetaStore {
+	return quotaStore{MetaStore: st, quota: q}
 }
 
 func stagedQuotaDefaults(q store.StagedQuota) store.StagedQuota {

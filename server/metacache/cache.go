@@ -228,38 +228,11 @@ func (c *Cache) Delete(ctx context.Context, gun string) error {
 	return c.MetaStore.Delete(ctx, gun)
 }
 
-// Direct returns a view whose reads bypass the cache and whose writes still
-// invalidate it: for code that must decide on the latest stored state.
-func (c *Cache) Direct() store.MetaStore {
-	if ss, ok := c.MetaStore.(store.StagedStore); ok {
-		return stagedDirect{direct{c}, ss}
-	}
-	return direct{c}
+// PublishStaged writes through and invalidates gun.
+func (c *Cache) PublishStaged(ctx context.Context, gun, id string, revision int64, updates []store.Update) error {
+	defer c.Invalidate(gun)
+	return c.MetaStore.PublishStaged(ctx, gun, id, revision, updates)
 }
-
-type direct struct{ c *Cache }
-
-func (d direct) UpdateMany(ctx context.Context, gun string, u []store.Update) error {
-	return d.c.UpdateMany(ctx, gun, u)
-}
-func (d direct) Delete(ctx context.Context, gun string) error { return d.c.Delete(ctx, gun) }
-func (d direct) GetCurrent(ctx context.Context, gun, role string) (*store.Meta, error) {
-	return d.c.MetaStore.GetCurrent(ctx, gun, role)
-}
-func (d direct) GetVersion(ctx context.Context, gun, role string, v int64) (*store.Meta, error) {
-	return d.c.MetaStore.GetVersion(ctx, gun, role, v)
-}
-func (d direct) GetChecksum(ctx context.Context, gun, role, sum string) (*store.Meta, error) {
-	return d.c.MetaStore.GetChecksum(ctx, gun, role, sum)
-}
-func (d direct) Changes(ctx context.Context, since int64, limit int) ([]store.Change, error) {
-	return d.c.MetaStore.Changes(ctx, since, limit)
-}
-func (d direct) Expiring(ctx context.Context, role string, before time.Time, limit int) ([]string, error) {
-	return d.c.MetaStore.Expiring(ctx, role, before, limit)
-}
-func (d direct) Ping(ctx context.Context) error { return d.c.MetaStore.Ping(ctx) }
-func (d direct) Close() error                   { return d.c.MetaStore.Close() }
 
 func (c *Cache) get(ctx context.Context, gun string, k verKey, fetch func(context.Context) (*store.Meta, error)) (*store.Meta, error) {
 	if e, ok := c.lookup(gun, k); ok {
@@ -437,14 +410,3 @@ func (c *Cache) removeLocked(el *list.Element) {
 	c.bytes -= g.bytes
 }
 
-// stagedDirect is the direct view of a store that keeps staged changes:
-// they pass through, and publishing one invalidates the GUN like any write.
-type stagedDirect struct {
-	direct
-	store.StagedStore
-}
-
-func (d stagedDirect) PublishStaged(ctx context.Context, gun, id string, revision int64, updates []store.Update) error {
-	defer d.c.Invalidate(gun)
-	return d.StagedStore.PublishStaged(ctx, gun, id, revision, updates)
-}

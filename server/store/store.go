@@ -114,6 +114,9 @@ type MetaStore interface {
 	Ping(ctx context.Context) error
 	// Close releases the store's resources.
 	Close() error
+	// StagedStore: staged changes (k-of-n signing) are part of the
+	// contract, with their conformance tests in storetest.
+	StagedStore
 }
 
 // Pruner removes old metadata versions (retention: see server/prune.go
@@ -217,7 +220,7 @@ func CheckStagedQuota(q StagedQuota, s *Staged, gunBytes, principalBytes int64, 
 	return nil
 }
 
-// StagedStore stores staged changes. Every backend implements it; Delete
+// StagedStore stores staged changes (part of MetaStore). Delete
 // of a repository removes its staged changes too. Expired changes are kept
 // until DeleteExpiredStaged: readers compare Expires with their own clock.
 type StagedStore interface {

@@ -104,13 +104,6 @@ func (d *stagedDoc) UnmarshalJSON(b []byte) error {
 // WithStagedLifetime sets how long staged changes wait for signatures.
 func WithStagedLifetime(d time.Duration) Option { return func(r *Repo) { r.stagedLifetime = d } }
 
-func (r *Repo) stagedStore() (store.StagedStore, error) {
-	ss, ok := r.store.(store.StagedStore)
-	if !ok {
-		return nil, refuse(CodeUnsupported, "", "this server's store does not keep staged changes")
-	}
-	return ss, nil
-}
 
 // checkStageable accepts uploads of targets-type roles only.
 func checkStageable(files map[string][]byte) error {
@@ -133,10 +126,7 @@ func checkStageable(files map[string][]byte) error {
 // files are published at once (Published is set); otherwise the change is
 // kept for approvals.
 func (r *Repo) Stage(ctx context.Context, gun string, files map[string][]byte) (*StagedChange, error) {
-	ss, err := r.stagedStore()
-	if err != nil {
-		return nil, err
-	}
+	ss := r.store
 	if err := checkStageable(files); err != nil {
 		return nil, err
 	}
@@ -217,10 +207,7 @@ func (r *Repo) loadStaged(ctx context.Context, ss store.StagedStore, gun, id str
 
 // GetStaged returns one staged change with its files.
 func (r *Repo) GetStaged(ctx context.Context, gun, id string) (*StagedChange, error) {
-	ss, err := r.stagedStore()
-	if err != nil {
-		return nil, err
-	}
+	ss := r.store
 	st, doc, err := r.loadStaged(ctx, ss, gun, id)
 	if err != nil {
 		return nil, err
@@ -231,10 +218,7 @@ func (r *Repo) GetStaged(ctx context.Context, gun, id string) (*StagedChange, er
 // ListStaged returns gun's staged changes that have not expired, oldest
 // first, without their files.
 func (r *Repo) ListStaged(ctx context.Context, gun string) ([]StagedChange, error) {
-	ss, err := r.stagedStore()
-	if err != nil {
-		return nil, err
-	}
+	ss := r.store
 	list, err := ss.ListStaged(ctx, gun)
 	if err != nil {
 		return nil, storeErr(fmt.Errorf("tufrepo: list staged changes of %s: %w", gun, err))
@@ -256,11 +240,7 @@ func (r *Repo) ListStaged(ctx context.Context, gun string) ([]StagedChange, erro
 
 // WithdrawStaged removes a staged change.
 func (r *Repo) WithdrawStaged(ctx context.Context, gun, id string) error {
-	ss, err := r.stagedStore()
-	if err != nil {
-		return err
-	}
-	err = ss.DeleteStaged(ctx, gun, id, 0)
+	err := r.store.DeleteStaged(ctx, gun, id, 0)
 	if errors.Is(err, store.ErrNotFound) {
 		return refuse(CodeNotFound, "", "no staged change %s in %s", id, gun)
 	}
@@ -275,10 +255,7 @@ func (r *Repo) WithdrawStaged(ctx context.Context, gun, id string) error {
 // meets its threshold, the change is published and removed atomically and
 // Published is set. Every signature must verify with a key of its role.
 func (r *Repo) Approve(ctx context.Context, gun, id string, files map[string][]byte) (*StagedChange, error) {
-	ss, err := r.stagedStore()
-	if err != nil {
-		return nil, err
-	}
+	ss := r.store
 	if err := checkStageable(files); err != nil {
 		return nil, err
 	}
@@ -312,6 +289,7 @@ func (r *Repo) Approve(ctx context.Context, gun, id string, files map[string][]b
 				return nil, err
 			}
 			err := ss.PublishStaged(ctx, gun, id, st.Revision, p.updates)
+			r.invalidate(gun)
 			switch {
 			case err == nil:
 				change.Published = p.result.Versions
@@ -507,10 +485,7 @@ func signers(role string, keys map[string]*metadata.Key, ids []string, m *metada
 
 // SweepStaged removes staged changes that expired before now.
 func (r *Repo) SweepStaged(ctx context.Context) (int64, error) {
-	ss, err := r.stagedStore()
-	if err != nil {
-		return 0, nil // nothing to sweep
-	}
+	ss := r.store
 	n, err := ss.DeleteExpiredStaged(ctx, r.now())
 	if err != nil {
 		return 0, storeErr(fmt.Errorf("tufrepo: sweep staged changes: %w", err))

@@ -34,10 +34,7 @@ func requireSignature(roles []StagedRole) error {
 // nothing (anyone who may read the change has them). It is what lets a
 // key holder who did not stage a change withdraw it.
 func (r *Repo) CheckKeyHolder(ctx context.Context, gun, id string, files map[string][]byte) error {
-	ss, err := r.stagedStore()
-	if err != nil {
-		return err
-	}
+	ss := r.store
 	if err := checkStageable(files); err != nil {
 		return err
 	}

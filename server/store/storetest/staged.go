@@ -11,21 +11,12 @@ import (
 	"github.com/signetdev/signet/server/store"
 )
 
-type stagedStore interface {
-	store.MetaStore
-	store.StagedStore
-}
+// stagedStore: staged changes are part of every store's contract.
+type stagedStore = store.MetaStore
 
-// stagedTest adapts a staged-change test; every backend must implement
-// store.StagedStore.
+// stagedTest adapts a staged-change test.
 func stagedTest(fn func(*testing.T, stagedStore)) func(*testing.T, store.MetaStore) {
-	return func(t *testing.T, s store.MetaStore) {
-		ss, ok := s.(stagedStore)
-		if !ok {
-			t.Fatalf("%T does not implement store.StagedStore", s)
-		}
-		fn(t, ss)
-	}
+	return func(t *testing.T, s store.MetaStore) { fn(t, s) }
 }
 
 func newStaged(gun, id string, data string) *store.Staged {
