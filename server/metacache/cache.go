@@ -409,4 +409,3 @@ func (c *Cache) removeLocked(el *list.Element) {
 	delete(c.guns, g.gun)
 	c.bytes -= g.bytes
 }
-

@@ -104,7 +104,6 @@ func (d *stagedDoc) UnmarshalJSON(b []byte) error {
 // WithStagedLifetime sets how long staged changes wait for signatures.
 func WithStagedLifetime(d time.Duration) Option { return func(r *Repo) { r.stagedLifetime = d } }
 
-
 // checkStageable accepts uploads of targets-type roles only.
 func checkStageable(files map[string][]byte) error {
 	if len(files) == 0 {
