@@ -5,6 +5,7 @@ go 1.26.0
 require (
 	github.com/ThalesGroup/crypto11 v1.6.2
 	github.com/distribution/reference v0.6.0
+	github.com/evanphx/json-patch/v5 v5.9.11
 	github.com/go-chi/chi/v5 v5.5.0
 	github.com/go-jose/go-jose/v4 v4.1.8
 	github.com/google/go-containerregistry v0.22.1

@@ -352,11 +352,9 @@ func (w *Webhook) decide(ctx context.Context, ns, img string) outcome {
 	case q.Digest == "":
 		q.Tag = "latest"
 	}
-	d, hit := w.check(ctx, ns, q.String())
-	if hit {
-		w.m.cache.WithLabelValues("hit").Inc()
-	} else if d.Role != "" {
-		w.m.cache.WithLabelValues("miss").Inc()
+	d, src := w.check(ctx, ns, q.String())
+	if d.Role != "" || src == fromCache {
+		w.m.cache.WithLabelValues(string(src)).Inc()
 	}
 	if !d.Allowed() {
 		return outcome{reason: d.Reason, class: classOf(d)}
@@ -377,17 +375,29 @@ func (w *Webhook) decide(ctx context.Context, ns, img string) outcome {
 	return outcome{allowed: true, pin: q.Name + ":" + q.Tag + "@" + d.Digest.String(), class: "signed"}
 }
 
+// source says where a decision came from (the cache metric's result).
+type source string
+
+const (
+	fromCache  source = "hit"
+	fromPolicy source = "miss"
+	// fromShared: joined a policy check another review had started.
+	fromShared source = "shared"
+)
+
 // check asks the cache, then the policy; concurrent checks of one key
 // share one policy check, which is not cut short when the first caller
-// gives up (the policy's own timeout bounds it). hit reports a cache hit.
-func (w *Webhook) check(ctx context.Context, ns, ref string) (d policy.Decision, hit bool) {
+// gives up (the policy's own timeout bounds it).
+func (w *Webhook) check(ctx context.Context, ns, ref string) (policy.Decision, source) {
 	key := ns + "\x00" + ref
 	if w.cache != nil {
 		if d, ok := w.cache.get(key, w.now()); ok {
-			return d, true
+			return d, fromCache
 		}
 	}
+	ran := false // set only if this caller's function is the one that runs
 	ch := w.sf.DoChan(key, func() (any, error) {
+		ran = true
 		sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), w.timeout)
 		defer cancel()
 		d := w.policy.Check(sctx, policy.Request{Ref: ref, Namespace: ns})
@@ -403,8 +413,11 @@ func (w *Webhook) check(ctx context.Context, ns, ref string) (d policy.Decision,
 	})
 	select {
 	case r := <-ch:
-		return r.Val.(policy.Decision), false
+		if ran {
+			return r.Val.(policy.Decision), fromPolicy
+		}
+		return r.Val.(policy.Decision), fromShared
 	case <-ctx.Done():
-		return policy.Decision{Verdict: policy.Error, Ref: ref, Reason: fmt.Sprintf("cannot verify %s within the webhook's time budget; refusing", ref), Err: ctx.Err()}, false
+		return policy.Decision{Verdict: policy.Error, Ref: ref, Reason: fmt.Sprintf("cannot verify %s within the webhook's time budget; refusing", ref), Err: ctx.Err()}, fromPolicy
 	}
 }

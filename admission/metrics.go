@@ -35,7 +35,7 @@ func newMetrics() *metrics {
 		}, []string{"endpoint"}),
 		cache: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "signet_admission_cache_lookups_total",
-			Help: "Cache lookups of signed-image decisions, by result (hit, miss).",
+			Help: "Cache lookups of signed-image decisions, by result (hit; miss: a policy check; shared: joined a check already running).",
 		}, []string{"result"}),
 	}
 }
