@@ -56,7 +56,7 @@ type fixture struct {
 	reg   *prometheus.Registry
 }
 
-func newFixture(t *testing.T, mod ...func(*admission.Options)) *fixture {
+func newFixture(t testing.TB, mod ...func(*admission.Options)) *fixture {
 	t.Helper()
 	srv := testserver.Start(t)
 	repo := srv.Init(t, app)
@@ -64,7 +64,7 @@ func newFixture(t *testing.T, mod ...func(*admission.Options)) *fixture {
 	return newHook(t, srv, repo, mod...)
 }
 
-func newHook(t *testing.T, srv *testserver.Server, repo *testserver.Repo, mod ...func(*admission.Options)) *fixture {
+func newHook(t testing.TB, srv *testserver.Server, repo *testserver.Repo, mod ...func(*admission.Options)) *fixture {
 	t.Helper()
 	rootFile := filepath.Join(t.TempDir(), "root.json")
 	if err := os.WriteFile(rootFile, repo.Root, 0o600); err != nil {
@@ -105,7 +105,7 @@ func newHook(t *testing.T, srv *testserver.Server, repo *testserver.Repo, mod ..
 var uids atomic.Int64
 
 // review builds the AdmissionReview the API server sends for obj.
-func review(t *testing.T, op admissionv1.Operation, ns string, obj, old runtime.Object) *admissionv1.AdmissionReview {
+func review(t testing.TB, op admissionv1.Operation, ns string, obj, old runtime.Object) *admissionv1.AdmissionReview {
 	t.Helper()
 	raw := func(o runtime.Object) runtime.RawExtension {
 		if o == nil {
