@@ -99,6 +99,40 @@ func TestKubernetesAdmission(t *testing.T) {
 	for name, objs := range map[string][]any{"component": alone, "overlay": combined} {
 		t.Run(name, func(t *testing.T) { checkAdmission(t, objs) })
 	}
+
+	// The README's path without cert-manager: its patches delete the
+	// Issuer and Certificate and set caBundle on both webhooks.
+	manual := k + `patches:
+  - target: {group: cert-manager.io, kind: Issuer}
+    patch: '{"$patch": "delete", "apiVersion": "cert-manager.io/v1", "kind": "Issuer", "metadata": {"name": "signet-admission-selfsigned"}}'
+  - target: {group: cert-manager.io, kind: Certificate}
+    patch: '{"$patch": "delete", "apiVersion": "cert-manager.io/v1", "kind": "Certificate", "metadata": {"name": "signet-admission"}}'
+  - target: {kind: MutatingWebhookConfiguration|ValidatingWebhookConfiguration, name: signet-admission}
+    patch: |-
+      - {op: remove, path: /metadata/annotations/cert-manager.io~1inject-ca-from}
+      - {op: add, path: /webhooks/0/clientConfig/caBundle, value: QUJD}
+`
+	if err := os.WriteFile(filepath.Join(overlay, "kustomization.yaml"), []byte(manual), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	bundles := 0
+	for _, o := range render(t, overlay) {
+		switch o := o.(type) {
+		case *certManagerIssuer, *certManagerCertificate:
+			t.Errorf("the manual path keeps %T", o)
+		case *admissionregistrationv1.MutatingWebhookConfiguration:
+			if string(o.Webhooks[0].ClientConfig.CABundle) == "ABC" && o.Annotations["cert-manager.io/inject-ca-from"] == "" {
+				bundles++
+			}
+		case *admissionregistrationv1.ValidatingWebhookConfiguration:
+			if string(o.Webhooks[0].ClientConfig.CABundle) == "ABC" && o.Annotations["cert-manager.io/inject-ca-from"] == "" {
+				bundles++
+			}
+		}
+	}
+	if bundles != 2 {
+		t.Errorf("the manual path set caBundle on %d webhook configurations, want 2", bundles)
+	}
 }
 
 func checkAdmission(t *testing.T, objs []any) {
