@@ -681,3 +681,27 @@ func TestOptions(t *testing.T) {
 		t.Errorf("cache off: %v", err)
 	}
 }
+
+// A tag signed by a delegated role: pinned, and its decision cached
+// (bounded by that role's expiry too), so a warm webhook answers while the
+// server is down.
+func TestDelegatedRoleCached(t *testing.T) {
+	t.Parallel()
+	fx := newFixture(t)
+	fx.repo.Delegate("targets/releases")
+	fx.repo.SignAs("targets/releases", "2.0")
+	ar := review(t, admissionv1.Create, "default", pod(ctr("app", app+":2.0")), nil)
+	r := fx.post(t, admission.MutatePath, ar)
+	var got corev1.Pod
+	patched(t, ar, r, &got)
+	if got.Spec.Containers[0].Image != pinned("2.0") {
+		t.Fatalf("image %s, want %s", got.Spec.Containers[0].Image, pinned("2.0"))
+	}
+	fx.srv.SetDown(true)
+	if r := fx.post(t, admission.ValidatePath, review(t, admissionv1.Create, "default", pod(ctr("app", pinned("2.0"))), nil)); !r.Allowed {
+		t.Fatalf("warm, server down: %v", r.Result)
+	}
+	if hits := counter(t, fx.reg, "signet_admission_cache_lookups_total", "hit"); hits != 1 {
+		t.Fatalf("%v cache hits, want 1", hits)
+	}
+}
