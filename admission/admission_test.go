@@ -705,3 +705,27 @@ func TestDelegatedRoleCached(t *testing.T) {
 		t.Fatalf("%v cache hits, want 1", hits)
 	}
 }
+
+// The cache holds at most CacheSize decisions, dropping the least
+// recently used.
+func TestCacheSizeBound(t *testing.T) {
+	t.Parallel()
+	fx := newFixture(t, func(o *admission.Options) { o.CacheSize = 1 })
+	for _, tag := range []string{"1.0", "1.1", "1.0", "1.0"} {
+		if r := fx.post(t, admission.MutatePath, review(t, admissionv1.Create, "default", pod(ctr("app", app+":"+tag)), nil)); !r.Allowed {
+			t.Fatal(r.Result)
+		}
+	}
+	if hits, misses := counter(t, fx.reg, "signet_admission_cache_lookups_total", "hit"), counter(t, fx.reg, "signet_admission_cache_lookups_total", "miss"); hits != 1 || misses != 3 {
+		t.Fatalf("%v hits, %v misses; want 1 and 3 (1.0 evicted by 1.1)", hits, misses)
+	}
+	mfs, err := fx.reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, mf := range mfs {
+		if mf.GetName() == "signet_admission_cache_entries" && mf.GetMetric()[0].GetGauge().GetValue() != 1 {
+			t.Fatalf("%v entries, want 1", mf.GetMetric()[0].GetGauge().GetValue())
+		}
+	}
+}
