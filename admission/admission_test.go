@@ -527,7 +527,7 @@ func TestBurst(t *testing.T) {
 	fx := newFixture(t)
 	const n = 64
 	var wg sync.WaitGroup
-	errs := make(chan error, n)
+	errs := make(chan error, 2*n)
 	start := time.Now()
 	for i := range n {
 		wg.Add(1)
@@ -539,6 +539,12 @@ func TestBurst(t *testing.T) {
 			}
 			ar := review(t, admissionv1.Create, "default", pod(ctr("app", img)), nil)
 			body, _ := json.Marshal(ar)
+			begin := time.Now()
+			defer func() {
+				if took := time.Since(begin); took >= 5*time.Second {
+					errs <- fmt.Errorf("answered after %s, beyond the 5s timeout", took)
+				}
+			}()
 			resp, err := fx.hook.Client().Post(fx.hook.URL+admission.MutatePath+"?timeout=5s", "application/json", bytes.NewReader(body))
 			if err != nil {
 				errs <- err
@@ -560,9 +566,7 @@ func TestBurst(t *testing.T) {
 	for err := range errs {
 		t.Error(err)
 	}
-	if took := time.Since(start); took > 5*time.Second {
-		t.Errorf("burst took %s", took)
-	}
+	t.Logf("%d concurrent reviews answered in %s", n, time.Since(start))
 	// Two images: at most a few misses (one shared check each), the rest hits.
 	hits, misses, shared := counter(t, fx.reg, "signet_admission_cache_lookups_total", "hit"), counter(t, fx.reg, "signet_admission_cache_lookups_total", "miss"), counter(t, fx.reg, "signet_admission_cache_lookups_total", "shared")
 	if hits+misses+shared != n || misses > 4 {
