@@ -55,8 +55,8 @@ type certManagerCertificate struct {
 	} `json:"spec"`
 }
 
-// render runs kubectl kustomize on dir and decodes every object.
-func render(t *testing.T, dir string) []any {
+// renderObjects runs kubectl kustomize on dir and decodes every object.
+func renderObjects(t *testing.T, dir string) []any {
 	t.Helper()
 	out, err := exec.Command("kubectl", "kustomize", dir).CombinedOutput()
 	if err != nil {
@@ -76,7 +76,7 @@ func render(t *testing.T, dir string) []any {
 // its Kubernetes type and checks what the webhook's safety rests on.
 func TestKubernetesAdmission(t *testing.T) {
 	component := filepath.Join(root, "deploy", "kubernetes", "admission")
-	alone := render(t, component)
+	alone := renderObjects(t, component)
 
 	overlay := t.TempDir()
 	abs, err := filepath.Abs(filepath.Join(root, "deploy", "kubernetes"))
@@ -91,7 +91,7 @@ func TestKubernetesAdmission(t *testing.T) {
 	if err := os.WriteFile(filepath.Join(overlay, "kustomization.yaml"), []byte(k), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	combined := render(t, overlay)
+	combined := renderObjects(t, overlay)
 	if len(combined) <= len(alone) {
 		t.Fatalf("the overlay renders %d objects, the component alone %d", len(combined), len(alone))
 	}
@@ -116,7 +116,7 @@ func TestKubernetesAdmission(t *testing.T) {
 		t.Fatal(err)
 	}
 	bundles := 0
-	for _, o := range render(t, overlay) {
+	for _, o := range renderObjects(t, overlay) {
 		switch o := o.(type) {
 		case *certManagerIssuer, *certManagerCertificate:
 			t.Errorf("the manual path keeps %T", o)
