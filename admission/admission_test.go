@@ -733,3 +733,43 @@ func TestCacheSizeBound(t *testing.T) {
 		}
 	}
 }
+
+// TrustExpiry reads only verified state on disk: none gives an error (and
+// no caching); after a policy check, the timestamp's expiry (one day).
+func TestTrustExpiry(t *testing.T) {
+	t.Parallel()
+	srv := testserver.Start(t)
+	repo := srv.Init(t, app)
+	repo.Sign("1.0")
+	dir := t.TempDir()
+	e, err := admission.NewTrustExpiry(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := t.Context()
+	if _, err := e.Expires(ctx, app, "targets"); err == nil {
+		t.Fatal("an expiry without verified state")
+	}
+	rootFile := filepath.Join(t.TempDir(), "root.json")
+	if err := os.WriteFile(rootFile, repo.Root, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	p, err := policy.New(&policy.File{Server: policy.Server{URL: srv.URL}, TrustDir: dir, Rules: []policy.Rule{{Match: app, Require: "signed", Root: rootFile}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d := p.Check(ctx, policy.Request{Ref: app + ":1.0"}); !d.Allowed() {
+		t.Fatal(d)
+	}
+	srv.SetDown(true) // the reader never asks the server
+	exp, err := e.Expires(ctx, app, "targets")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if left := time.Until(exp); left <= 23*time.Hour || left > 25*time.Hour {
+		t.Fatalf("expires in %s, want the timestamp's day", left)
+	}
+	if _, err := e.Expires(ctx, app, "targets/nobody"); err == nil {
+		t.Fatal("an expiry for a role that was never signed")
+	}
+}
