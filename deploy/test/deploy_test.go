@@ -22,6 +22,7 @@ import (
 
 	"github.com/compose-spec/compose-go/v2/loader"
 	"github.com/compose-spec/compose-go/v2/types"
+	admissionregistrationv1 "k8s.io/api/admissionregistration/v1"
 	appsv1 "k8s.io/api/apps/v1"
 	autoscalingv2 "k8s.io/api/autoscaling/v2"
 	batchv1 "k8s.io/api/batch/v1"
@@ -42,6 +43,9 @@ type binary struct {
 }
 
 var binaries map[string]*binary
+
+// binDir holds the built binaries (signet too, for `signet policy check`).
+var binDir string
 
 func TestMain(m *testing.M) {
 	dir, err := os.MkdirTemp("", "signet-deploy-")
@@ -64,7 +68,7 @@ func TestMain(m *testing.M) {
 var flagLine = regexp.MustCompile(`(?m)^  -([a-z0-9-]+)`)
 
 func loadBinaries(dir string) (map[string]*binary, error) {
-	build := exec.Command("go", "build", "-o", dir+"/", "./cmd/signet-server", "./cmd/signet-signer")
+	build := exec.Command("go", "build", "-o", dir+"/", "./cmd/signet-server", "./cmd/signet-signer", "./cmd/signet-admission", "./cmd/signet")
 	build.Dir = root
 	if out, err := build.CombinedOutput(); err != nil {
 		return nil, fmt.Errorf("build: %v\n%s", err, out)
@@ -73,10 +77,13 @@ func loadBinaries(dir string) (map[string]*binary, error) {
 		"signet-server": {name: "signet-server", envPrefix: "SIGNET_", flags: map[string]map[string]bool{}},
 		"signet-signer": {name: "signet-signer", envPrefix: "SIGNET_SIGNER_", flags: map[string]map[string]bool{},
 			secrets: []*regexp.Regexp{regexp.MustCompile(`^SIGNET_SIGNER_PASSPHRASE(_[A-Z0-9_]+)?$`), regexp.MustCompile(`^SIGNET_SIGNER_PKCS11_PIN$`)}},
+		"signet-admission": {name: "signet-admission", envPrefix: "SIGNET_ADMISSION_", flags: map[string]map[string]bool{}},
 	}
+	binDir = dir
 	subs := map[string][][]string{
-		"signet-server": {nil, {"migrate"}, {"token", "create"}, {"prune"}},
-		"signet-signer": {nil, {"migrate"}, {"certs"}, {"rewrap"}},
+		"signet-server":    {nil, {"migrate"}, {"token", "create"}, {"prune"}},
+		"signet-signer":    {nil, {"migrate"}, {"certs"}, {"rewrap"}},
+		"signet-admission": {nil},
 	}
 	for name, b := range out {
 		for _, sub := range subs[name] {
@@ -245,6 +252,18 @@ func decode(t *testing.T, doc []byte) any {
 		obj = &networkingv1.NetworkPolicy{}
 	case "ServiceMonitor":
 		obj = &serviceMonitor{}
+	case "ConfigMap":
+		obj = &corev1.ConfigMap{}
+	case "ServiceAccount":
+		obj = &corev1.ServiceAccount{}
+	case "MutatingWebhookConfiguration":
+		obj = &admissionregistrationv1.MutatingWebhookConfiguration{}
+	case "ValidatingWebhookConfiguration":
+		obj = &admissionregistrationv1.ValidatingWebhookConfiguration{}
+	case "Issuer":
+		obj = &certManagerIssuer{}
+	case "Certificate":
+		obj = &certManagerCertificate{}
 	default:
 		t.Fatalf("unexpected kind %q", meta.Kind)
 	}
