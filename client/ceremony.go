@@ -151,12 +151,18 @@ func (c *Client) RootNext(root []byte, change RootChange) ([]byte, error) {
 var ErrNotRootKey = errors.New("not a root key of this root")
 
 // RootSign adds the signature of one key to root, offline. The key must be
-// one of the root role's keys (ErrNotRootKey otherwise). keyFile is an
-// encrypted PKCS#8 key file (as signet writes them); pass decrypts it.
-func RootSign(root []byte, keyFile string, pass []byte) ([]byte, error) {
+// one of the root role's keys of root or of previous, the root it replaces
+// (a rotation needs a threshold of the old root's keys too, removed ones
+// included); ErrNotRootKey otherwise. keyFile is an encrypted PKCS#8 key
+// file (as signet writes them); pass decrypts it.
+func RootSign(root []byte, keyFile string, pass []byte, previous ...[]byte) ([]byte, error) {
 	m, err := metadata.Root().FromBytes(root)
 	if err != nil {
 		return nil, fmt.Errorf("client: %w", err)
+	}
+	ids, err := rootKeyIDs(append([][]byte{root}, previous...)...)
+	if err != nil {
+		return nil, err
 	}
 	s, err := loadKeyFile(keyFile, pass)
 	if err != nil {
@@ -177,8 +183,8 @@ func RootSign(root []byte, keyFile string, pass []byte) ([]byte, error) {
 	// A signature by a key the root does not list counts for nothing:
 	// refuse it rather than add it silently (a targets key, or another
 	// repository's root key).
-	if !slices.Contains(m.Signed.Roles[metadata.ROOT].KeyIDs, id) {
-		return nil, fmt.Errorf("client: key %s (%s) is not a root key of this root.json (it lists %v): %w", id, keyFile, m.Signed.Roles[metadata.ROOT].KeyIDs, ErrNotRootKey)
+	if !slices.Contains(ids, id) {
+		return nil, fmt.Errorf("client: key %s (%s) is not a root key of this root.json or of the root it replaces (they list %v): %w", id, keyFile, ids, ErrNotRootKey)
 	}
 	m.Signatures = slices.DeleteFunc(m.Signatures, func(sig metadata.Signature) bool { return sig.KeyID == id })
 	if _, err := m.Sign(s); err != nil {
@@ -191,10 +197,10 @@ func RootSign(root []byte, keyFile string, pass []byte) ([]byte, error) {
 // key file is one of root's root keys: it reads the public key that signet
 // keeps in the file's header (files without one pass here and are checked
 // by RootSign once decrypted).
-func CheckRootKeyFile(root []byte, keyFile string) error {
-	m, err := metadata.Root().FromBytes(root)
+func CheckRootKeyFile(root []byte, keyFile string, previous ...[]byte) error {
+	ids, err := rootKeyIDs(append([][]byte{root}, previous...)...)
 	if err != nil {
-		return fmt.Errorf("client: %w", err)
+		return err
 	}
 	data, err := os.ReadFile(keyFile)
 	if err != nil {
@@ -212,10 +218,29 @@ func CheckRootKeyFile(root []byte, keyFile string) error {
 	if err != nil {
 		return fmt.Errorf("client: %s: %w", keyFile, err)
 	}
-	if ids := m.Signed.Roles[metadata.ROOT].KeyIDs; !slices.Contains(ids, id) {
-		return fmt.Errorf("client: key %s (%s) is not a root key of this root.json (it lists %v): %w", id, keyFile, ids, ErrNotRootKey)
+	if !slices.Contains(ids, id) {
+		return fmt.Errorf("client: key %s (%s) is not a root key of this root.json or of the root it replaces (they list %v): %w", id, keyFile, ids, ErrNotRootKey)
 	}
 	return nil
+}
+
+// rootKeyIDs lists the root role's key IDs of every given root.
+func rootKeyIDs(roots ...[]byte) ([]string, error) {
+	var ids []string
+	for _, r := range roots {
+		if len(r) == 0 {
+			continue
+		}
+		m, err := metadata.Root().FromBytes(r)
+		if err != nil {
+			return nil, fmt.Errorf("client: %w", err)
+		}
+		if role := m.Signed.Roles[metadata.ROOT]; role != nil {
+			ids = append(ids, role.KeyIDs...)
+		}
+	}
+	slices.Sort(ids)
+	return slices.Compact(ids), nil
 }
 
 func loadKeyFile(path string, pass []byte) (signature.Signer, error) {

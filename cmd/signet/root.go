@@ -81,9 +81,9 @@ func (a *app) rootCmd() *cobra.Command {
 	initCmd.Flags().IntVar(&targetsThreshold, "targets-threshold", 1, "targets signatures required; above 1, tag changes are staged until enough holders approve")
 	initCmd.Flags().StringVar(&out, "out", "root.json", "where to write the unsigned root")
 
-	var keyFile string
+	var keyFile, signPrevious string
 	sign := &cobra.Command{
-		Use: "sign root.json --key FILE", Args: exactArgs(1), Short: "Add one root key's signature, offline",
+		Use: "sign root.json --key FILE [--previous old-root.json]", Args: exactArgs(1), Short: "Add one root key's signature, offline",
 		RunE: func(_ *cobra.Command, args []string) error {
 			if keyFile == "" {
 				return usageError{errors.New("--key FILE is required")}
@@ -92,14 +92,22 @@ func (a *app) rootCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			if err := client.CheckRootKeyFile(data, keyFile); err != nil {
+			var prev [][]byte
+			if signPrevious != "" {
+				p, err := os.ReadFile(signPrevious)
+				if err != nil {
+					return err
+				}
+				prev = append(prev, p)
+			}
+			if err := client.CheckRootKeyFile(data, keyFile, prev...); err != nil {
 				return err
 			}
 			pass, err := a.passphrase(metadata.ROOT, keyFile)
 			if err != nil {
 				return err
 			}
-			signed, err := client.RootSign(data, keyFile, pass)
+			signed, err := client.RootSign(data, keyFile, pass, prev...)
 			if err != nil {
 				return err
 			}
@@ -122,6 +130,7 @@ func (a *app) rootCmd() *cobra.Command {
 		},
 	}
 	sign.Flags().StringVar(&keyFile, "key", "", "encrypted root key file")
+	sign.Flags().StringVar(&signPrevious, "previous", "", "the root this one replaces: its root keys may sign too (a rotation needs a threshold of them)")
 
 	var previous string
 	verify := &cobra.Command{

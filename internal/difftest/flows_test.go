@@ -248,7 +248,7 @@ func flowRootRotation(r *repo) {
 			if err != nil {
 				return err
 			}
-			if next, err = rootSign(next, r.owner, signers...); err != nil {
+			if next, err = rootSign(next, root, r.owner, signers...); err != nil {
 				return err
 			}
 			if err := r.owner.c.RootPublish(r.ctx, r.gun, next); err != nil {
@@ -305,7 +305,7 @@ func flowServerKeyRotation(r *repo) {
 			if next, err = m.ToBytes(true); err != nil {
 				return err
 			}
-			if next, err = rootSign(next, r.owner, ids...); err != nil {
+			if next, err = rootSign(next, root, r.owner, ids...); err != nil {
 				return err
 			}
 			if err := r.owner.c.RootPublish(r.ctx, r.gun, next); err != nil {
@@ -398,7 +398,7 @@ func flowStagedTargets(r *repo) {
 	if err != nil {
 		r.t.Fatal(err)
 	}
-	root, err := rootSign(unsigned, r.owner, ids...)
+	root, err := rootSign(unsigned, nil, r.owner, ids...)
 	if err != nil {
 		r.t.Fatal(err)
 	}
@@ -523,7 +523,7 @@ func flowNoConsistentSnapshot(r *repo) {
 		if next, err = m.ToBytes(true); err != nil {
 			return err
 		}
-		if next, err = rootSign(next, r.owner, ids...); err != nil {
+		if next, err = rootSign(next, r.root, r.owner, ids...); err != nil {
 			return err
 		}
 		return r.owner.c.RootPublish(r.ctx, r.gun, next)

@@ -534,12 +534,12 @@ func (r *repo) signOnline(role string, keyIDs []string, m interface {
 // keyFile is where a's file key store keeps key id.
 func (a *actor) keyFile(id string) string { return filepath.Join(a.dir, "private", id+".key") }
 
-// rootSign signs root with each of a's key files ids (the offline
-// ceremony's `signet root sign`).
-func rootSign(root []byte, a *actor, ids ...string) ([]byte, error) {
+// rootSign signs root (replacing previous) with each of a's key files ids
+// (the offline ceremony's `signet root sign --previous`).
+func rootSign(root, previous []byte, a *actor, ids ...string) ([]byte, error) {
 	for _, id := range ids {
 		var err error
-		if root, err = client.RootSign(root, a.keyFile(id), []byte(passphrase)); err != nil {
+		if root, err = client.RootSign(root, a.keyFile(id), []byte(passphrase), previous); err != nil {
 			return nil, err
 		}
 	}
