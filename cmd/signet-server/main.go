@@ -86,6 +86,15 @@ type config struct {
 
 const defaultDB = "./signet-data/signet.db"
 
+// Commands implements cli.Commander.
+func (c *config) Commands() []string {
+	return []string{
+		"migrate    apply the Postgres migrations",
+		"token      create, list or revoke API tokens (--tokens FILE)",
+		"prune      remove old metadata versions (--keep N)",
+	}
+}
+
 func (c *config) Flags(fs *flag.FlagSet) {
 	fs.StringVar(&c.Addr, "addr", "127.0.0.1:4443", "listen address (plain HTTP is allowed on loopback only; use --tls-cert/--tls-key elsewhere)")
 	fs.StringVar(&c.DB, "db", defaultDB, "postgres:// URL, or a file path for the embedded store")

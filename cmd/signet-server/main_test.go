@@ -54,6 +54,8 @@ func TestRefusesBadConfig(t *testing.T) {
 		{"bad trusted proxy", []string{"--trusted-proxy", "10.0.0.0/33"}, nil, "neither an address nor a CIDR"},
 		{"token auth without a file", []string{"--auth", "token"}, nil, "--tokens FILE"},
 		{"registry auth without its settings", []string{"--auth", "registry"}, nil, "--registry-realm"},
+		{"misspelt command", []string{"migarte", "--allow-anonymous-writes"}, nil, `unknown command or argument "migarte"`},
+		{"help lists the commands", []string{"--help"}, nil, "prune      remove old metadata versions"},
 	} {
 		var stderr bytes.Buffer
 		code := run(context.Background(), tc.args, io.Discard, &stderr, env(tc.env))

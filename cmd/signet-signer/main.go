@@ -61,6 +61,15 @@ type config struct {
 	Demo            bool
 }
 
+// Commands implements cli.Commander.
+func (c *config) Commands() []string {
+	return []string{
+		"migrate    apply the key database's migrations",
+		"certs      make development mTLS certificates",
+		"rewrap     re-encrypt every key under a new passphrase",
+	}
+}
+
 func (c *config) Flags(fs *flag.FlagSet) {
 	fs.StringVar(&c.Addr, "addr", "127.0.0.1:7443", "mutual-TLS listen address")
 	fs.StringVar(&c.HealthAddr, "health-addr", "", "optional plain-HTTP address for /healthz and /readyz only (for probes that cannot present a client certificate)")

@@ -82,6 +82,13 @@ type Config interface {
 	Logging() (format, level string)
 }
 
+// Commander is implemented by configs of binaries that have subcommands
+// besides serving: Commands lists them, one "name  what it does" a line,
+// for --help.
+type Commander interface {
+	Commands() []string
+}
+
 // Serve parses args into cfg (defaults, then the config file, then the
 // environment with prefix, then flags), validates it, makes the logger and
 // runs serve. With "config" as the first argument it prints the effective
@@ -97,11 +104,29 @@ func Serve(ctx context.Context, name, prefix string, cfg Config, args []string, 
 	fs := flag.NewFlagSet(name, flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	cfg.Flags(fs)
+	fs.Usage = func() {
+		fmt.Fprintf(stderr, "Usage: %s [flags]            serve\n", name)
+		cmds := []string{"config     print the effective configuration (secrets masked)", "version    print the version"}
+		if c, ok := cfg.(Commander); ok {
+			cmds = append(c.Commands(), cmds...)
+		}
+		fmt.Fprintf(stderr, "       %s COMMAND [flags]\n\nCommands:\n", name)
+		for _, c := range cmds {
+			fmt.Fprintf(stderr, "  %s\n", c)
+		}
+		fmt.Fprintf(stderr, "\nFlags (each also %s<FLAG> in the environment, upper case, dashes as underscores):\n", prefix)
+		fs.PrintDefaults()
+	}
 	printOnly := len(args) > 0 && args[0] == "config"
 	if printOnly {
 		args = args[1:]
 	}
 	if err := Parse(fs, args, prefix, getenv); err != nil {
+		return 2
+	}
+	if fs.NArg() > 0 {
+		// "signet-server migarte" must not start serving.
+		fmt.Fprintf(stderr, "%s: unknown command or argument %q; run %s --help for the commands and flags\n", name, fs.Arg(0), name)
 		return 2
 	}
 	if printOnly {
