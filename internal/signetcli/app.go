@@ -51,6 +51,7 @@ type app struct {
 	started        bool             // a command's RunE was reached: cobra accepted the command line
 	scryptCost     int              // tests lower it
 	now            func() time.Time // tests move the clock; nil: time.Now
+	engine         Engine           // docker-signet's engine: adds pull and push (plugin.go)
 }
 
 // Run runs the signet command line args (without the program name) and
@@ -72,6 +73,11 @@ func (a *app) execute(ctx context.Context, args []string) int {
 	if err == nil {
 		return exitOK
 	}
+	return a.report(err)
+}
+
+// report writes err once on stderr and returns its exit code.
+func (a *app) report(err error) int {
 	if !a.started {
 		// Cobra refused the command line (unknown command, bad flag or
 		// argument) before any command ran.
@@ -141,6 +147,10 @@ func (a *app) command() *cobra.Command {
 		a.rootCmd(), a.statusCmd(), a.delegationCmd(), a.signerCmd(), a.stagedCmd(), a.approveCmd(), a.repoCmd())
 	root.AddCommand(a.migrateCmd())
 	root.AddCommand(a.policyCmd())
+	root.AddCommand(a.inspectCmd())
+	if a.engine != nil {
+		root.AddCommand(a.engineCmds()...)
+	}
 	root.AddCommand(a.versionCmd(root))
 	strictGroups(root) // after every registration
 	normaliseGUNs(root)
