@@ -212,6 +212,11 @@ func strictGroups(cmd *cobra.Command) {
 	if !cmd.HasSubCommands() || cmd.Runnable() || !cmd.HasParent() {
 		return
 	}
+	strictGroup(cmd)
+}
+
+// strictGroup makes the group cmd refuse an unknown subcommand.
+func strictGroup(cmd *cobra.Command) {
 	cmd.Args = cobra.ArbitraryArgs
 	cmd.RunE = func(c *cobra.Command, args []string) error {
 		if len(args) > 0 {

@@ -39,6 +39,7 @@ type Plugin struct {
 func NewPlugin(stdin io.Reader, stdout, stderr io.Writer, getenv func(string) string, engine Engine) *Plugin {
 	a := &app{stdin: stdin, stdout: stdout, stderr: stderr, getenv: getenv, engine: engine}
 	root := a.command()
+	strictGroup(root) // under the plugin's root, cobra no longer refuses unknown commands itself
 	root.Long = "Sign image tags on push and verify them on pull (TUF content trust), through the Docker engine\n" + dockerEnvHelp + envHelp
 	return &Plugin{Root: root, a: a}
 }
