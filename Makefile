@@ -7,7 +7,7 @@ STATICCHECK_VERSION ?= v0.8.2
 .PHONY: run test test-short bench bench-check lint build cross
 
 run:
-	$(GO) run ./cmd/signet-server
+	$(GO) run ./cmd/signet-server --allow-anonymous-writes
 
 build:
 	$(GO) build -o bin/ ./cmd/...

@@ -88,14 +88,14 @@ func newEnv(ctx context.Context, tmp string, pr progress) (*env, error) {
 	}
 	e.procs = append(e.procs, e.signer)
 	pgAddr, _ := freeAddr()
-	if e.pgServer, err = start(ctx, tmp, "server-postgres", srvBin, pgAddr, nil, "--addr", pgAddr, "--db", srvDB, "--log-level", "warn",
+	if e.pgServer, err = start(ctx, tmp, "server-postgres", srvBin, pgAddr, nil, "--addr", pgAddr, "--db", srvDB, "--log-level", "warn", "--allow-anonymous-writes",
 		"--max-body", "128000000", "--max-role-size", "64000000", "--key-create-rate", "0",
 		"--signer", "https://"+sgnAddr, "--signer-ca", e.cert("ca.pem"), "--signer-cert", e.cert("server.pem"), "--signer-key", e.cert("server-key.pem")); err != nil {
 		return e, err
 	}
 	e.procs = append(e.procs, e.pgServer)
 	embAddr, _ := freeAddr()
-	if e.embedded, err = start(ctx, tmp, "server-embedded", srvBin, embAddr, pass, "--addr", embAddr, "--db", filepath.Join(tmp, "embedded", "signet.db"), "--log-level", "warn", "--key-create-rate", "0"); err != nil {
+	if e.embedded, err = start(ctx, tmp, "server-embedded", srvBin, embAddr, pass, "--addr", embAddr, "--db", filepath.Join(tmp, "embedded", "signet.db"), "--log-level", "warn", "--allow-anonymous-writes", "--key-create-rate", "0"); err != nil {
 		return e, err
 	}
 	e.procs = append(e.procs, e.embedded)

@@ -197,3 +197,49 @@ func TestRegistryCredentialsStayWithTheRegistry(t *testing.T) {
 		})
 	}
 }
+
+// TestRegistryTokenStaysWithTheServer: the token the realm hands out goes
+// to the trust server's host only, not to a host it redirects to.
+func TestRegistryTokenStaysWithTheServer(t *testing.T) {
+	t.Parallel()
+	var mu sync.Mutex
+	var leaked []string
+	other := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		leaked = append(leaked, r.Header.Get("Authorization"))
+		mu.Unlock()
+		json.NewEncoder(w).Encode(map[string]string{"keytype": "ed25519"})
+	}))
+	t.Cleanup(other.Close)
+	mux := http.NewServeMux()
+	hs := httptest.NewTLSServer(mux)
+	t.Cleanup(hs.Close)
+	mux.HandleFunc("/token", func(w http.ResponseWriter, r *http.Request) {
+		json.NewEncoder(w).Encode(map[string]any{"token": "server-token", "expires_in": 3600})
+	})
+	var sawToken bool
+	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+		if r.Header.Get("Authorization") != "Bearer server-token" {
+			w.Header().Set("WWW-Authenticate", `Bearer realm="`+hs.URL+`/token",service="signet"`)
+			http.Error(w, "log in", http.StatusUnauthorized)
+			return
+		}
+		mu.Lock()
+		sawToken = true
+		mu.Unlock()
+		http.Redirect(w, r, other.URL+r.URL.Path, http.StatusFound)
+	})
+	c := newClient(t, hs.URL, t.TempDir(), func(o *client.Options) {
+		o.HTTPClient = hs.Client()
+		o.Keychain = staticKeychain{"dev", "pw"}
+		o.RegistryAuthHosts = []string{strings.TrimPrefix(hs.URL, "https://")}
+	})
+	if _, err := c.ServerKey(context.Background(), gun, "timestamp"); err != nil {
+		t.Fatal(err)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if !sawToken || len(leaked) != 1 || leaked[0] != "" {
+		t.Fatalf("token to the server: %v; Authorization at the other host: %q", sawToken, leaked)
+	}
+}

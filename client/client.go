@@ -27,6 +27,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/signetdev/signet/api"
+
 	"github.com/google/go-containerregistry/pkg/authn"
 	"github.com/theupdateframework/go-tuf/v2/metadata"
 )
@@ -138,7 +140,7 @@ func (c *Client) pinFile(gun string) string {
 }
 
 func (c *Client) tufURL(gun string) string {
-	return c.opts.Server + "/v2/" + gun + "/_trust/tuf/"
+	return c.opts.Server + api.TUFPath(gun)
 }
 
 // lock serialises work on gun in this process and, through a lock on a

@@ -8,11 +8,12 @@ import (
 	"encoding/pem"
 	"errors"
 	"fmt"
-	"github.com/signetdev/signet/tufrules"
 	"maps"
 	"path"
 	"slices"
 	"strings"
+
+	"github.com/signetdev/signet/tufrules"
 
 	"github.com/theupdateframework/go-tuf/v2/metadata"
 )

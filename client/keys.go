@@ -12,6 +12,8 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/signetdev/signet/api"
+
 	"github.com/theupdateframework/go-tuf/v2/metadata"
 	"github.com/youmark/pkcs8"
 )
@@ -205,7 +207,7 @@ func (c *Client) RotateServerKey(ctx context.Context, gun, role string) (*metada
 	}
 	ctx, cancel := context.WithTimeout(ctx, c.opts.Timeout)
 	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, c.tufURL(gun)+role+".key", nil)
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, c.opts.Server+api.KeyPath(gun, role), nil)
 	if err != nil {
 		return nil, err
 	}

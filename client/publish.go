@@ -16,8 +16,11 @@ import (
 	"time"
 
 	"github.com/opencontainers/go-digest"
+
 	"github.com/sigstore/sigstore/pkg/signature"
 	"github.com/theupdateframework/go-tuf/v2/metadata"
+
+	"github.com/signetdev/signet/api"
 
 	"github.com/signetdev/signet/tufrules"
 )
@@ -32,15 +35,36 @@ const (
 // ErrConflict: the server kept refusing a publish as stale (409).
 var ErrConflict = errors.New("publish conflicted with concurrent publishes")
 
-// ServerError is a refusal by signet-server.
+// ServerError is a refusal by signet-server: its HTTP status and the
+// first error of its envelope (api.ErrorBody).
 type ServerError struct {
 	Status  int
-	Code    string
+	Code    api.Code
 	Message string
 }
 
 func (e *ServerError) Error() string {
 	return fmt.Sprintf("server refused (%d %s): %s", e.Status, e.Code, e.Message)
+}
+
+// ErrVersionConflict matches (errors.Is) a refusal because another
+// publish landed first (409 VERSION_CONFLICT): worth retrying on the new
+// state. ErrStaleStaged matches a staged change that a later publish made
+// stale.
+var (
+	ErrVersionConflict = errors.New("the server holds a newer version (a concurrent publish)")
+	ErrStaleStaged     = errors.New("the staged change is stale")
+)
+
+// Is maps the server's codes to the client's sentinels.
+func (e *ServerError) Is(target error) bool {
+	switch target {
+	case ErrVersionConflict:
+		return e.Code == api.CodeVersionConflict
+	case ErrStaleStaged:
+		return e.Code == api.CodeStaleStaged
+	}
+	return false
 }
 
 // Change adds (or, with Remove, removes) one tag.
@@ -104,7 +128,7 @@ func (c *Client) Init(ctx context.Context, gun string) ([]byte, error) {
 // snapshot) for gun, creating it on first ask.
 func (c *Client) ServerKey(ctx context.Context, gun, role string) (*metadata.Key, error) {
 	var k metadata.Key
-	if err := c.getJSON(ctx, gun, "push,pull", c.tufURL(gun)+role+".key", &k); err != nil {
+	if err := c.getJSON(ctx, gun, "push,pull", c.opts.Server+api.KeyPath(gun, role), &k); err != nil {
 		return nil, fmt.Errorf("client: %s key of %s: %w", role, gun, err)
 	}
 	return &k, nil
@@ -160,8 +184,7 @@ func (c *Client) retry(ctx context.Context, gun string, build func(*roleState) e
 	var last error
 	for attempt := range maxAttempts {
 		out, err := c.submitOnce(ctx, gun, build)
-		var se *ServerError
-		if !errors.As(err, &se) || se.Status != http.StatusConflict || se.Code != "VERSION_CONFLICT" {
+		if !errors.Is(err, ErrVersionConflict) {
 			// Only a lost race is worth retrying; a stale staged change or a full
 			// staging area is not.
 			return out, err
@@ -417,9 +440,7 @@ func (c *Client) post(ctx context.Context, gun string, files map[string][]byte) 
 	if err != nil {
 		return nil, fmt.Errorf("client: publish %s: %w", gun, err)
 	}
-	var res struct {
-		Versions map[string]int64 `json:"versions"`
-	}
+	var res api.PublishResult
 	if err := json.Unmarshal(body, &res); err != nil {
 		return nil, fmt.Errorf("client: publish %s: answer: %w", gun, err)
 	}
@@ -484,9 +505,7 @@ func (c *Client) do(ctx context.Context, gun, actions string, req *http.Request)
 	}
 	if resp.StatusCode/100 != 2 {
 		se := &ServerError{Status: resp.StatusCode, Message: http.StatusText(resp.StatusCode)}
-		var eb struct {
-			Errors []struct{ Code, Message string }
-		}
+		var eb api.ErrorBody
 		if json.Unmarshal(body, &eb) == nil && len(eb.Errors) > 0 {
 			se.Code, se.Message = eb.Errors[0].Code, eb.Errors[0].Message
 		}

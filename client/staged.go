@@ -9,7 +9,8 @@ import (
 	"net/http"
 	"slices"
 	"strings"
-	"time"
+
+	"github.com/signetdev/signet/api"
 
 	"github.com/theupdateframework/go-tuf/v2/metadata"
 )
@@ -20,41 +21,16 @@ import (
 // Approve. The approval that completes every threshold publishes it.
 
 // StagedRole is one role of a staged change and its signatures so far.
-type StagedRole struct {
-	Role        string   `json:"role"`
-	Version     int64    `json:"version"`
-	BaseVersion int64    `json:"base_version"`
-	Threshold   int      `json:"threshold"`
-	SignedBy    []string `json:"signed_by"`
-}
+type StagedRole = api.StagedRole
 
-// StagedChange is a change waiting on the server for signatures.
-type StagedChange struct {
-	ID      string       `json:"id"`
-	Created time.Time    `json:"created"`
-	Expires time.Time    `json:"expires"`
-	Roles   []StagedRole `json:"roles"`
-	// Published is set when the change met every threshold and was
-	// published: every stored role and its new version.
-	Published map[string]int64 `json:"published,omitempty"`
-	// Files are the partially signed roles; only GetStaged fills them.
-	Files map[string]json.RawMessage `json:"files,omitempty"`
-}
-
-// Pending reports, per role below its threshold, how many more signatures
-// it needs.
-func (s *StagedChange) Pending() map[string]int {
-	out := map[string]int{}
-	for _, r := range s.Roles {
-		if n := r.Threshold - len(r.SignedBy); n > 0 {
-			out[r.Role] = n
-		}
-	}
-	return out
-}
+// StagedChange is a change waiting on the server for signatures
+// (Pending says how many more each role needs). Published is set when the
+// change met every threshold and was published; only GetStaged fills
+// Files.
+type StagedChange = api.StagedChange
 
 func (c *Client) stagedURL(gun, id string) string {
-	return c.opts.Server + "/v2/" + gun + "/_trust/staged/" + id
+	return c.opts.Server + api.StagedPath(gun, id)
 }
 
 func (c *Client) postStaged(ctx context.Context, gun, id string, files map[string][]byte) (*StagedChange, error) {
@@ -73,9 +49,7 @@ func (c *Client) postStaged(ctx context.Context, gun, id string, files map[strin
 func (c *Client) ListStaged(ctx context.Context, gun string) ([]StagedChange, error) {
 	ctx, cancel := context.WithTimeout(ctx, c.opts.Timeout)
 	defer cancel()
-	var res struct {
-		Staged []StagedChange `json:"staged"`
-	}
+	var res api.StagedList
 	if err := c.getJSON(ctx, gun, "pull", c.stagedURL(gun, ""), &res); err != nil {
 		return nil, fmt.Errorf("client: staged changes of %s: %w", gun, err)
 	}

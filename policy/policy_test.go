@@ -183,7 +183,7 @@ func TestTrustAnchors(t *testing.T) {
 		t.Parallel()
 		p := newPolicy(t, srv, policy.File{Rules: []policy.Rule{{Match: app, Require: "signed", Root: writeRoot(t, other.Root)}}})
 		d := check(p, app+":1.0")
-		want(t, d, policy.Deny, "trust data for "+app)
+		want(t, d, policy.Deny, "the trust data of "+app+" is not signed by enough trusted keys")
 	})
 	t.Run("root keys", func(t *testing.T) {
 		t.Parallel()

@@ -6,40 +6,29 @@ import (
 	"errors"
 	"net/http"
 
+	"github.com/signetdev/signet/api"
+
+	"github.com/signetdev/signet/server/auth"
+
 	"github.com/signetdev/signet/server/store"
 	"github.com/signetdev/signet/server/tufrepo"
-)
-
-// Error codes the HTTP layer adds to tufrepo's.
-const (
-	codeInvalidGUN      = "INVALID_GUN"
-	codeBadRequest      = "BAD_REQUEST"
-	codeUnsupportedType = "UNSUPPORTED_MEDIA_TYPE"
-	codeTooLarge        = "TOO_LARGE"
-	codeNotFound        = "NOT_FOUND"
-	codeMethod          = "METHOD_NOT_ALLOWED"
-	codeUnauthorized    = "UNAUTHORIZED"
-	codeDenied          = "DENIED"
-	codeUnavailable     = "UNAVAILABLE"
-	codeInternal        = "INTERNAL_ERROR"
-	codeTimeout         = "REQUEST_TIMEOUT"
 )
 
 // httpError is a refusal decided by the HTTP layer itself.
 type httpError struct {
 	status int
-	code   string
+	code   api.Code
 	msg    string
 }
 
 func (e *httpError) Error() string { return e.msg }
 
-func badRequest(code, msg string) error {
+func badRequest(code api.Code, msg string) error {
 	return &httpError{status: http.StatusBadRequest, code: code, msg: msg}
 }
 
 func notFound(msg string) error {
-	return &httpError{status: http.StatusNotFound, code: codeNotFound, msg: msg}
+	return &httpError{status: http.StatusNotFound, code: api.CodeNoEndpoint, msg: msg}
 }
 
 // statusOf maps tufrepo's codes to HTTP statuses.
@@ -57,64 +46,58 @@ func statusOf(c tufrepo.Code) int {
 	return http.StatusBadRequest
 }
 
-type errorBody struct {
-	Errors []errorItem `json:"errors"`
-}
-
-type errorItem struct {
-	Code    string `json:"code"`
-	Message string `json:"message"`
-	Detail  any    `json:"detail,omitempty"`
-}
-
 // writeError is the one place where errors become HTTP responses. Client
 // mistakes get their own status and message; anything else is a 500 with a
 // generic message, its cause logged with the request ID.
 func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) {
 	var (
 		status int
-		item   errorItem
+		item   api.Error
 		te     *tufrepo.Error
 		he     *httpError
 		mbe    *http.MaxBytesError
-		ae     *AuthError
+		ae     *auth.AuthError
+		qe     *store.StagedQuotaError
 	)
+	if errors.As(err, &qe) {
+		err = quotaError(qe)
+	}
 	switch {
 	case errors.As(err, &ae):
-		code := codeDenied
+		code := api.CodeDenied
 		if ae.Status == http.StatusUnauthorized {
-			code = codeUnauthorized
+			code = api.CodeUnauthorized
 			if ae.Challenge != "" {
 				w.Header().Set("WWW-Authenticate", ae.Challenge)
 			}
 		}
-		status, item = ae.Status, errorItem{Code: code, Message: ae.Msg}
+		status, item = ae.Status, api.Error{Code: code, Message: ae.Msg}
 	case errors.As(err, &he):
-		status, item = he.status, errorItem{Code: he.code, Message: he.msg}
+		status, item = he.status, api.Error{Code: he.code, Message: he.msg}
 	case errors.As(err, &te):
-		status, item = statusOf(te.Code), errorItem{Code: string(te.Code), Message: te.Error()}
+		status, item = statusOf(te.Code), api.Error{Code: te.Code, Message: te.Error()}
 		if te.Role != "" {
 			item.Detail = map[string]string{"role": te.Role}
 		}
 	case errors.As(err, &mbe):
-		status, item = http.StatusRequestEntityTooLarge, errorItem{Code: codeTooLarge, Message: "request body is larger than the limit", Detail: map[string]int64{"limit": mbe.Limit}}
+		status, item = http.StatusRequestEntityTooLarge, api.Error{Code: api.CodeTooLarge, Message: "request body is larger than the limit", Detail: map[string]int64{"limit": mbe.Limit}}
 	case errors.Is(err, store.ErrNotFound):
-		status, item = http.StatusNotFound, errorItem{Code: string(tufrepo.CodeNotFound), Message: "metadata not found"}
+		status, item = http.StatusNotFound, api.Error{Code: tufrepo.CodeNotFound, Message: "metadata not found"}
 	case errors.Is(err, store.ErrUnavailable):
-		status, item = http.StatusServiceUnavailable, errorItem{Code: string(tufrepo.CodeStoreDown), Message: "the database is unavailable"}
+		status, item = http.StatusServiceUnavailable, api.Error{Code: tufrepo.CodeStoreDown, Message: "the database is unavailable"}
 	case errors.Is(err, context.DeadlineExceeded):
-		status, item = http.StatusServiceUnavailable, errorItem{Code: codeTimeout, Message: "the request took longer than the server allows and was stopped; nothing was stored: retry, or publish in smaller batches"}
+		status, item = http.StatusServiceUnavailable, api.Error{Code: api.CodeTimeout, Message: "the request took longer than the server allows and was stopped; nothing was stored: retry, or publish in smaller batches"}
 	case errors.Is(err, context.Canceled) && r.Context().Err() != nil:
 		// The client hung up: nobody reads the answer.
 		w.WriteHeader(499)
 		return
 	default:
-		status, item = http.StatusInternalServerError, errorItem{Code: codeInternal, Message: "internal error; the server log has details under this request ID"}
+		status, item = http.StatusInternalServerError, api.Error{Code: api.CodeInternal, Message: "internal error; the server log has details under this request ID"}
 	}
 	if status >= 500 {
-		s.log.ErrorContext(r.Context(), "request failed", "request_id", requestID(r.Context()), "status", status, "err", err)
+		s.log.ErrorContext(r.Context(), "request failed", "status", status, "err", err)
 	}
-	writeJSON(w, status, errorBody{Errors: []errorItem{item}})
+	writeJSON(w, status, api.ErrorBody{Errors: []api.Error{item}})
 }
 
 func writeJSON(w http.ResponseWriter, status int, v any) {

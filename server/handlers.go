@@ -13,6 +13,10 @@ import (
 	"strings"
 	"time"
 
+	"github.com/signetdev/signet/api"
+
+	"github.com/signetdev/signet/server/auth"
+
 	"github.com/distribution/reference"
 	"github.com/go-chi/chi/v5"
 	"github.com/theupdateframework/go-tuf/v2/metadata"
@@ -45,13 +49,13 @@ func splitGUN(escapedPath string) (gun, rest string, err error) {
 // spell it: registry.example.com/team/app, at most 255 bytes.
 func ValidateGUN(gun string) error {
 	if len(gun) > reference.RepositoryNameTotalLengthMax {
-		return badRequest(codeInvalidGUN, fmt.Sprintf("repository name is longer than %d bytes", reference.RepositoryNameTotalLengthMax))
+		return badRequest(api.CodeInvalidGUN, fmt.Sprintf("repository name is longer than %d bytes", reference.RepositoryNameTotalLengthMax))
 	}
 	named, err := reference.WithName(gun)
 	// The grammar allows upper case in the registry host; signet does not,
 	// so that one repository never has two names.
 	if err != nil || named.Name() != gun || strings.ToLower(gun) != gun {
-		return badRequest(codeInvalidGUN, fmt.Sprintf("%q is not a valid repository name (lower-case OCI name such as registry.example.com/team/app)", gun))
+		return badRequest(api.CodeInvalidGUN, fmt.Sprintf("%q is not a valid repository name (lower-case OCI name such as registry.example.com/team/app)", gun))
 	}
 	return nil
 }
@@ -67,7 +71,7 @@ type fileRef struct {
 func parseFile(escaped string) (fileRef, error) {
 	name, err := url.PathUnescape(escaped)
 	if err != nil {
-		return fileRef{}, badRequest(codeBadRequest, "bad escaping in file name")
+		return fileRef{}, badRequest(api.CodeBadRequest, "bad escaping in file name")
 	}
 	base, ok := strings.CutSuffix(name, ".json")
 	if !ok {
@@ -77,7 +81,7 @@ func parseFile(escaped string) (fileRef, error) {
 	if head, tail, ok := strings.Cut(base, "."); ok && isDigits(head) {
 		v, err := strconv.ParseInt(head, 10, 64)
 		if err != nil || v < 1 {
-			return fileRef{}, badRequest(codeBadRequest, "bad version in file name")
+			return fileRef{}, badRequest(api.CodeBadRequest, "bad version in file name")
 		}
 		f.version, base = v, tail
 	} else if i := strings.LastIndexByte(base, '.'); i > 0 && len(base)-i-1 == 64 && isHex(base[i+1:]) {
@@ -124,9 +128,6 @@ func (s *Server) getFile(w http.ResponseWriter, r *http.Request) error {
 	if role, ok := strings.CutSuffix(file, ".key"); ok {
 		return s.getKey(w, r, gun, role)
 	}
-	if err := s.auth.Authorize(r.Context(), r, gun, ActionPull); err != nil {
-		return err
-	}
 	f, err := parseFile(file)
 	if err != nil {
 		return err
@@ -144,7 +145,7 @@ func (s *Server) getFile(w http.ResponseWriter, r *http.Request) error {
 	}
 	if errors.Is(err, store.ErrNotFound) {
 		// Exactly 404: go-tuf reads only 404 on {N}.root.json as "no newer root".
-		return &httpError{status: http.StatusNotFound, code: string(tufrepo.CodeNotFound), msg: fmt.Sprintf("%s has no %s", gun, file)}
+		return &httpError{status: http.StatusNotFound, code: tufrepo.CodeNotFound, msg: fmt.Sprintf("%s has no %s", gun, file)}
 	}
 	if err != nil {
 		return err
@@ -206,26 +207,27 @@ func etagMatches(header, etag string) bool {
 	return false
 }
 
-// getKey returns a server-managed public key as TUF key JSON. Creating the
-// key (the first ask for a GUN) needs push rights; with pull rights only,
-// an existing key is returned.
+// getKey returns a server-managed public key as TUF key JSON. Reading an
+// existing key needs pull; creating one (the first ask for a GUN) needs
+// push, and a caller without it gets the push refusal (401 with the
+// challenge, or 403), not a 404: the key is missing because the caller may
+// not create it, and "no timestamp key" would send them chasing the wrong
+// thing.
 func (s *Server) getKey(w http.ResponseWriter, r *http.Request, gun, role string) error {
 	if role != metadata.TIMESTAMP && role != metadata.SNAPSHOT {
 		return notFound("the server holds keys only for timestamp and snapshot")
 	}
-	create := s.auth.Authorize(r.Context(), r, gun, ActionPush) == nil
-	if !create {
-		if err := s.auth.Authorize(r.Context(), r, gun, ActionPull); err != nil {
-			return err
-		}
-	}
-	k, err := s.repo.ServerKey(r.Context(), gun, role, false)
+	ctx := r.Context()
+	k, err := s.repo.ServerKey(ctx, gun, role, false)
 	var te *tufrepo.Error
-	if create && errors.As(err, &te) && te.Code == tufrepo.CodeNotFound {
-		if !s.keyLimit.allow(r) {
-			return &httpError{status: http.StatusTooManyRequests, code: "TOO_MANY_REQUESTS", msg: "too many new server keys from this client; retry later"}
+	if errors.As(err, &te) && te.Code == tufrepo.CodeNotFound {
+		if err := s.auth.Authorize(ctx, r, gun, auth.ActionPush); err != nil {
+			return explainAuth(err, fmt.Sprintf("%s has no %s key yet, and creating it needs push rights", gun, role))
 		}
-		k, err = s.repo.ServerKey(r.Context(), gun, role, true)
+		if !s.keyLimit.allow(r) {
+			return &httpError{status: http.StatusTooManyRequests, code: api.CodeTooManyRequests, msg: "too many new server keys from this client; retry later"}
+		}
+		k, err = s.repo.ServerKey(ctx, gun, role, true)
 	}
 	if err != nil {
 		return err
@@ -240,13 +242,10 @@ func (s *Server) rotateKey(w http.ResponseWriter, r *http.Request) error {
 	gun := gunOf(r)
 	role, ok := strings.CutSuffix(chi.URLParam(r, "*"), ".key")
 	if !ok {
-		return &httpError{status: http.StatusMethodNotAllowed, code: codeMethod, msg: "only server keys (…/{role}.key) can be rotated with POST"}
+		return &httpError{status: http.StatusMethodNotAllowed, code: api.CodeMethod, msg: "only server keys (…/{role}.key) can be rotated with POST"}
 	}
 	if role != metadata.TIMESTAMP && role != metadata.SNAPSHOT {
 		return notFound("the server holds keys only for timestamp and snapshot")
-	}
-	if err := s.auth.Authorize(r.Context(), r, gun, ActionAdmin); err != nil {
-		return err
 	}
 	k, err := s.repo.RotateKey(r.Context(), gun, role)
 	if err != nil {
@@ -260,9 +259,6 @@ func (s *Server) rotateKey(w http.ResponseWriter, r *http.Request) error {
 // "files" with the role name as its filename.
 func (s *Server) publish(w http.ResponseWriter, r *http.Request) error {
 	gun := gunOf(r)
-	if err := s.auth.Authorize(r.Context(), r, gun, ActionPush); err != nil {
-		return err
-	}
 	files, err := s.readUpload(w, r)
 	if err != nil {
 		return err
@@ -276,14 +272,14 @@ func (s *Server) publish(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	s.metrics.publishes.WithLabelValues("accepted").Inc()
-	writeJSON(w, http.StatusOK, map[string]any{"gun": gun, "versions": res.Versions})
+	writeJSON(w, http.StatusOK, api.PublishResult{GUN: gun, Versions: res.Versions})
 	return nil
 }
 
 func (s *Server) readUpload(w http.ResponseWriter, r *http.Request) (map[string][]byte, error) {
 	mt, params, err := mime.ParseMediaType(r.Header.Get("Content-Type"))
 	if err != nil || mt != "multipart/form-data" || params["boundary"] == "" {
-		return nil, &httpError{status: http.StatusUnsupportedMediaType, code: codeUnsupportedType,
+		return nil, &httpError{status: http.StatusUnsupportedMediaType, code: api.CodeUnsupportedType,
 			msg: "publish with multipart/form-data: one part per role, named \"files\", with the role name as its filename"}
 	}
 	mr := multipart.NewReader(http.MaxBytesReader(w, r.Body, s.limits.MaxBody), params["boundary"])
@@ -301,7 +297,7 @@ func (s *Server) readUpload(w http.ResponseWriter, r *http.Request) (map[string]
 			return nil, err
 		}
 		if _, dup := files[role]; dup {
-			return nil, badRequest(codeBadRequest, fmt.Sprintf("role %s is uploaded twice", role))
+			return nil, badRequest(api.CodeBadRequest, fmt.Sprintf("role %s is uploaded twice", role))
 		}
 		limit := s.roleLimit(role)
 		data, err := io.ReadAll(io.LimitReader(part, limit+1))
@@ -309,12 +305,12 @@ func (s *Server) readUpload(w http.ResponseWriter, r *http.Request) (map[string]
 			return nil, uploadErr(err)
 		}
 		if int64(len(data)) > limit {
-			return nil, &httpError{status: http.StatusRequestEntityTooLarge, code: codeTooLarge, msg: fmt.Sprintf("%s is larger than its limit of %d bytes", role, limit)}
+			return nil, &httpError{status: http.StatusRequestEntityTooLarge, code: api.CodeTooLarge, msg: fmt.Sprintf("%s is larger than its limit of %d bytes", role, limit)}
 		}
 		files[role] = data
 	}
 	if len(files) == 0 {
-		return nil, badRequest(codeBadRequest, "the upload holds no metadata")
+		return nil, badRequest(api.CodeBadRequest, "the upload holds no metadata")
 	}
 	return files, nil
 }
@@ -324,7 +320,7 @@ func uploadErr(err error) error {
 	if errors.As(err, &mbe) {
 		return err
 	}
-	return badRequest(codeBadRequest, "malformed multipart body: "+err.Error())
+	return badRequest(api.CodeBadRequest, "malformed multipart body: "+err.Error())
 }
 
 // partRole reads the role name from the part's Content-Disposition. It
@@ -333,7 +329,7 @@ func uploadErr(err error) error {
 func partRole(p *multipart.Part) (string, error) {
 	disp, params, err := mime.ParseMediaType(p.Header.Get("Content-Disposition"))
 	if err != nil || disp != "form-data" || params["name"] != "files" || params["filename"] == "" {
-		return "", badRequest(codeBadRequest, `every part must be form-data named "files" with the role name as its filename`)
+		return "", badRequest(api.CodeBadRequest, `every part must be form-data named "files" with the role name as its filename`)
 	}
 	role := strings.TrimSuffix(params["filename"], ".json")
 	if !isTopLevel(role) {
@@ -357,9 +353,6 @@ func (s *Server) roleLimit(role string) int64 {
 // deleteRepo removes a repository's trust data.
 func (s *Server) deleteRepo(w http.ResponseWriter, r *http.Request) error {
 	gun := gunOf(r)
-	if err := s.auth.Authorize(r.Context(), r, gun, ActionAdmin); err != nil {
-		return err
-	}
 	if err := s.repo.Delete(r.Context(), gun); err != nil {
 		return err
 	}
@@ -367,41 +360,28 @@ func (s *Server) deleteRepo(w http.ResponseWriter, r *http.Request) error {
 	return nil
 }
 
-type changeJSON struct {
-	ID        int64     `json:"id"`
-	GUN       string    `json:"gun"`
-	Category  string    `json:"category"`
-	Version   int64     `json:"version,omitempty"`
-	SHA256    string    `json:"sha256,omitempty"`
-	CreatedAt time.Time `json:"created_at"`
-}
-
 // changefeed pages through publishes and deletions:
 // GET /v2/_trust/changefeed?since=ID&limit=N.
 func (s *Server) changefeed(w http.ResponseWriter, r *http.Request) error {
-	if err := s.auth.Authorize(r.Context(), r, "", ActionAdmin); err != nil {
-		return err
-	}
 	q := r.URL.Query()
 	since, err := intParam(q.Get("since"), 0)
 	if err != nil || since < 0 {
-		return badRequest(codeBadRequest, "since must be a change ID (a non-negative integer)")
+		return badRequest(api.CodeBadRequest, "since must be a change ID (a non-negative integer)")
 	}
 	limit, err := intParam(q.Get("limit"), 100)
 	if err != nil || limit < 1 || limit > store.MaxChangesPage {
-		return badRequest(codeBadRequest, fmt.Sprintf("limit must be between 1 and %d", store.MaxChangesPage))
+		return badRequest(api.CodeBadRequest, fmt.Sprintf("limit must be between 1 and %d", store.MaxChangesPage))
 	}
 	changes, err := s.cache.Changes(r.Context(), since, int(limit))
 	if err != nil {
 		return err
 	}
-	out := make([]changeJSON, len(changes))
-	next := since
+	page := api.ChangefeedPage{Count: len(changes), Records: make([]api.Change, len(changes)), Next: since}
 	for i, c := range changes {
-		out[i] = changeJSON{ID: c.ID, GUN: c.GUN, Category: c.Category, Version: c.Version, SHA256: c.SHA256, CreatedAt: c.CreatedAt}
-		next = c.ID
+		page.Records[i] = api.Change{ID: c.ID, GUN: c.GUN, Category: c.Category, Version: c.Version, SHA256: c.SHA256, CreatedAt: c.CreatedAt}
+		page.Next = c.ID
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"count": len(out), "records": out, "next": next})
+	writeJSON(w, http.StatusOK, page)
 	return nil
 }
 
@@ -415,7 +395,7 @@ func intParam(v string, def int64) (int64, error) {
 // ping is GET /v2/, the registry API's version check: 200, or the token
 // service's challenge when the authoriser has one.
 func (s *Server) ping(w http.ResponseWriter, r *http.Request) error {
-	if c, ok := s.auth.(Challenger); ok {
+	if c, ok := s.auth.(auth.Challenger); ok {
 		if err := c.Ping(r); err != nil {
 			return err
 		}

@@ -1,7 +1,6 @@
 package server
 
 import (
-	"net"
 	"net/http"
 	"strings"
 	"sync"
@@ -9,8 +8,9 @@ import (
 	"golang.org/x/time/rate"
 )
 
-// keyLimiter rate-limits the creation of server keys per client (remote
-// address), so that one client cannot fill the signer's key store.
+// keyLimiter rate-limits the creation of server keys per client (its
+// address, through trusted proxies: see clientaddr.go), so that one client
+// cannot fill the signer's key store.
 type keyLimiter struct {
 	rate  rate.Limit
 	burst int
@@ -31,10 +31,7 @@ func (l *keyLimiter) allow(r *http.Request) bool {
 	if l.rate <= 0 {
 		return true
 	}
-	client := r.RemoteAddr
-	if host, _, err := net.SplitHostPort(client); err == nil {
-		client = host
-	}
+	client := clientAddr(r.Context())
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	lim, ok := l.clients[client]

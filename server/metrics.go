@@ -10,6 +10,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"github.com/signetdev/signet/server/metacache"
 	"github.com/signetdev/signet/signer"
 )
 
@@ -79,6 +80,25 @@ func routeLabel(r *http.Request) string {
 		return "/v2/{gun}" + p[len(p)-1]
 	}
 	return rctx.RoutePattern()
+}
+
+// registerCacheSize exports what the read cache holds, so that its bound
+// can be watched: bytes counted, and repositories cached (known) or
+// remembered as holding nothing (absent).
+func registerCacheSize(reg *prometheus.Registry, c *metacache.Cache) {
+	reg.MustRegister(
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "signet_metadata_cache_bytes", Help: "Bytes the metadata cache counts (data and measured overhead).",
+		}, func() float64 { return float64(c.Size()) }),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "signet_metadata_cache_repositories", Help: "Repositories in the metadata cache: known (with metadata) or absent (remembered as unknown).",
+			ConstLabels: prometheus.Labels{"state": "known"},
+		}, func() float64 { k, _ := c.Len(); return float64(k) }),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "signet_metadata_cache_repositories", Help: "Repositories in the metadata cache: known (with metadata) or absent (remembered as unknown).",
+			ConstLabels: prometheus.Labels{"state": "absent"},
+		}, func() float64 { _, a := c.Len(); return float64(a) }),
+	)
 }
 
 // poolStats is implemented by stores with a connection pool.

@@ -1,47 +1,29 @@
 package server
 
 import (
-	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"log/slog"
 	"net/http"
 	"runtime/debug"
 	"time"
+
+	"github.com/signetdev/signet/api"
+
+	"github.com/signetdev/signet/internal/reqid"
 )
 
-type requestIDKey struct{}
-
-func requestID(ctx context.Context) string {
-	id, _ := ctx.Value(requestIDKey{}).(string)
-	return id
-}
-
 // withRequestID takes a sane X-Request-ID from the caller or makes one, and
-// echoes it in the response.
+// echoes it in the response. The ID rides in the context: into every log
+// line (reqid.Handler wraps the server's and tufrepo's loggers) and, as
+// X-Request-ID, to signet-signer.
 func withRequestID(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		id := r.Header.Get("X-Request-ID")
-		if !validRequestID(id) {
-			var b [8]byte
-			_, _ = rand.Read(b[:])
-			id = hex.EncodeToString(b[:])
+		id := r.Header.Get(reqid.Header)
+		if !reqid.Valid(id) {
+			id = reqid.New()
 		}
-		w.Header().Set("X-Request-ID", id)
-		next.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), requestIDKey{}, id)))
+		w.Header().Set(reqid.Header, id)
+		next.ServeHTTP(w, r.WithContext(reqid.With(r.Context(), id)))
 	})
-}
-
-func validRequestID(id string) bool {
-	if id == "" || len(id) > 64 {
-		return false
-	}
-	for _, c := range id {
-		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-' || c == '_' || c == '.') {
-			return false
-		}
-	}
-	return true
 }
 
 // statusWriter records the status and size of a response.
@@ -79,9 +61,9 @@ func (s *Server) observe(next http.Handler) http.Handler {
 				if p == http.ErrAbortHandler {
 					panic(p)
 				}
-				s.log.ErrorContext(r.Context(), "panic", "request_id", requestID(r.Context()), "panic", p, "stack", string(debug.Stack()))
+				s.log.ErrorContext(r.Context(), "panic", "panic", p, "stack", string(debug.Stack()))
 				if sw.status == 0 {
-					writeJSON(sw, http.StatusInternalServerError, errorBody{Errors: []errorItem{{Code: codeInternal, Message: "internal error"}}})
+					writeJSON(sw, http.StatusInternalServerError, api.ErrorBody{Errors: []api.Error{{Code: api.CodeInternal, Message: "internal error"}}})
 				}
 			}
 			if sw.status == 0 {
@@ -97,8 +79,8 @@ func (s *Server) observe(next http.Handler) http.Handler {
 				level = slog.LevelInfo
 			}
 			s.log.Log(r.Context(), level, "request",
-				"request_id", requestID(r.Context()), "method", r.Method, "route", route, "path", r.URL.EscapedPath(),
-				"status", sw.status, "bytes", sw.bytes, "duration", elapsed, "remote", r.RemoteAddr)
+				"method", r.Method, "route", route, "path", r.URL.EscapedPath(),
+				"status", sw.status, "bytes", sw.bytes, "duration", elapsed, "remote", r.RemoteAddr, "client", clientAddr(r.Context()))
 		}()
 		next.ServeHTTP(sw, r)
 	})

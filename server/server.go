@@ -13,13 +13,19 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"net/netip"
 	"strings"
 	"time"
+
+	"github.com/signetdev/signet/api"
+
+	"github.com/signetdev/signet/server/auth"
 
 	"github.com/go-chi/chi/v5"
 	"github.com/prometheus/client_golang/prometheus"
 	"golang.org/x/sync/singleflight"
 
+	"github.com/signetdev/signet/internal/reqid"
 	"github.com/signetdev/signet/server/metacache"
 	"github.com/signetdev/signet/server/store"
 	"github.com/signetdev/signet/server/tufrepo"
@@ -51,7 +57,7 @@ type Server struct {
 	store    store.MetaStore
 	cache    *metacache.Cache
 	signer   signer.Service
-	auth     Authorizer
+	auth     auth.Authorizer
 	log      *slog.Logger
 	limits   Limits
 	metrics  *metrics
@@ -60,11 +66,15 @@ type Server struct {
 	refresh  singleflight.Group
 	prefixes []string
 	keyLimit *keyLimiter
+	trusted  []netip.Prefix
+
+	pruneKeep  int
+	pruneEvery time.Duration
 }
 
 type options struct {
 	log       *slog.Logger
-	auth      Authorizer
+	auth      auth.Authorizer
 	limits    Limits
 	registry  *prometheus.Registry
 	sweep     time.Duration
@@ -74,6 +84,12 @@ type options struct {
 	prefixes  []string
 	keyRate   float64
 	keyBurst  int
+	trusted   []netip.Prefix
+	now       func() time.Time
+
+	stagedQuota store.StagedQuota
+	pruneKeep   int
+	pruneEvery  time.Duration
 }
 
 // Option configures a Server.
@@ -83,7 +99,7 @@ type Option func(*options)
 func WithLogger(l *slog.Logger) Option { return func(o *options) { o.log = l } }
 
 // WithAuthorizer sets who may do what; the default allows everything.
-func WithAuthorizer(a Authorizer) Option { return func(o *options) { o.auth = a } }
+func WithAuthorizer(a auth.Authorizer) Option { return func(o *options) { o.auth = a } }
 
 // WithLimits sets upload limits; zero fields keep their defaults.
 func WithLimits(l Limits) Option { return func(o *options) { o.limits = l } }
@@ -109,6 +125,24 @@ func WithKeyCreationLimit(perSecond float64, burst int) Option {
 	return func(o *options) { o.keyRate, o.keyBurst = perSecond, burst }
 }
 
+// WithTrustedProxies names the proxies whose X-Forwarded-For header gives
+// the client address (for the key-creation limit and the access log). With
+// none, the header is ignored and the TCP peer is the client.
+func WithTrustedProxies(proxies ...netip.Prefix) Option {
+	return func(o *options) { o.trusted = proxies }
+}
+
+// WithPruning makes Run apply the retention rule (see Prune) every interval,
+// keeping keep versions of each role. Off by default; signet-server prune
+// does the same once.
+func WithPruning(keep int, interval time.Duration) Option {
+	return func(o *options) { o.pruneKeep, o.pruneEvery = keep, interval }
+}
+
+// WithClock sets the clock of the server's own metrics (the expiry gauge);
+// give tufrepo the same one through WithRepoOptions(tufrepo.WithClock(…)).
+func WithClock(now func() time.Time) Option { return func(o *options) { o.now = now } }
+
 // WithRepoOptions passes options to the TUF layer (clock, lifetimes, …).
 func WithRepoOptions(opts ...tufrepo.Option) Option {
 	return func(o *options) { o.repoOpts = append(o.repoOpts, opts...) }
@@ -123,11 +157,12 @@ func WithCacheOptions(opts ...metacache.Option) Option {
 func New(st store.MetaStore, sg signer.Service, opts ...Option) *Server {
 	o := options{
 		log:      slog.New(slog.DiscardHandler),
-		auth:     AllowAll{},
+		auth:     auth.AllowAll{},
 		sweep:    DefaultSweepInterval,
 		timeout:  DefaultRequestTimout,
 		keyRate:  1,
 		keyBurst: 20,
+		now:      time.Now,
 	}
 	for _, opt := range opts {
 		opt(&o)
@@ -136,14 +171,20 @@ func New(st store.MetaStore, sg signer.Service, opts ...Option) *Server {
 	if o.registry == nil {
 		o.registry = prometheus.NewRegistry()
 	}
+	// Every line logged with a request's context names its request ID,
+	// tufrepo's included.
+	o.log = slog.New(reqid.Handler(o.log.Handler()))
 	log := o.log.With("component", "server")
 	cache := metacache.New(st, o.cacheOpts...)
 	m := newMetrics(o.registry, cache.Stats)
+	registerCacheSize(o.registry, cache)
+	o.registry.MustRegister(newExpiryCollector(st, o.now))
 	if p, ok := st.(poolStats); ok {
 		m.registerPool(p)
 	}
 	sg = instrumentedSigner{Service: sg, hist: m.signer}
-	repo := tufrepo.New(cache.Direct(), sg, append([]tufrepo.Option{tufrepo.WithLogger(o.log)}, o.repoOpts...)...)
+	repo := tufrepo.New(withQuotas(st, stagedQuotaDefaults(o.stagedQuota)), sg,
+		append([]tufrepo.Option{tufrepo.WithLogger(o.log), tufrepo.WithInvalidate(cache.Invalidate)}, o.repoOpts...)...)
 	return &Server{
 		repo:     repo,
 		store:    st,
@@ -157,6 +198,10 @@ func New(st store.MetaStore, sg signer.Service, opts ...Option) *Server {
 		timeout:  o.timeout,
 		prefixes: o.prefixes,
 		keyLimit: newKeyLimiter(o.keyRate, o.keyBurst),
+		trusted:  o.trusted,
+
+		pruneKeep:  o.pruneKeep,
+		pruneEvery: o.pruneEvery,
 	}
 }
 
@@ -176,7 +221,7 @@ func withDefaults(l Limits) Limits {
 // Handler returns the whole route table.
 func (s *Server) Handler() http.Handler {
 	r := chi.NewRouter()
-	r.Use(withRequestID, s.observe)
+	r.Use(withRequestID, s.withClientAddr, s.observe)
 	r.Get("/healthz", s.healthz)
 	r.Get("/readyz", s.readyz)
 	r.Method(http.MethodGet, "/metrics", s.metrics.handler())
@@ -184,12 +229,12 @@ func (s *Server) Handler() http.Handler {
 	r.Group(func(r chi.Router) {
 		r.Use(s.withTimeout)
 		r.Get("/v2/", s.handle(s.ping))
-		r.Get("/v2/_trust/changefeed", s.handle(s.changefeed))
+		r.Get("/v2/_trust/changefeed", s.authorized(auth.ActionAdmin, s.changefeed))
 		r.Handle("/v2/*", s.repoRoutes())
 	})
 	r.NotFound(s.handle(func(http.ResponseWriter, *http.Request) error { return notFound("no such endpoint") }))
 	r.MethodNotAllowed(s.handle(func(http.ResponseWriter, *http.Request) error {
-		return &httpError{status: http.StatusMethodNotAllowed, code: codeMethod, msg: "method not allowed"}
+		return &httpError{status: http.StatusMethodNotAllowed, code: api.CodeMethod, msg: "method not allowed"}
 	}))
 	return r
 }
@@ -198,19 +243,19 @@ func (s *Server) Handler() http.Handler {
 // slashes) off the path, then routes the rest.
 func (s *Server) repoRoutes() http.Handler {
 	t := chi.NewRouter()
-	t.Get("/_trust/tuf/*", s.handle(s.getFile))
-	t.Head("/_trust/tuf/*", s.handle(s.getFile))
-	t.Post("/_trust/tuf/*", s.handle(s.rotateKey))
-	t.Post("/_trust/tuf/", s.handle(s.publish))
-	t.Delete("/_trust/tuf/", s.handle(s.deleteRepo))
-	t.Get("/_trust/staged/", s.handle(s.listStaged))
-	t.Post("/_trust/staged/", s.handle(s.stage))
-	t.Get("/_trust/staged/{id}", s.handle(s.getStaged))
-	t.Post("/_trust/staged/{id}", s.handle(s.approve))
-	t.Delete("/_trust/staged/{id}", s.handle(s.withdrawStaged))
+	t.Get("/_trust/tuf/*", s.authorized(auth.ActionPull, s.getFile))
+	t.Head("/_trust/tuf/*", s.authorized(auth.ActionPull, s.getFile))
+	t.Post("/_trust/tuf/*", s.authorized(auth.ActionAdmin, s.rotateKey))
+	t.Post("/_trust/tuf/", s.authorized(auth.ActionPush, s.publish))
+	t.Delete("/_trust/tuf/", s.authorized(auth.ActionAdmin, s.deleteRepo))
+	t.Get("/_trust/staged/", s.authorized(auth.ActionPull, s.listStaged))
+	t.Post("/_trust/staged/", s.authorized(auth.ActionPush, s.stage))
+	t.Get("/_trust/staged/{id}", s.authorized(auth.ActionPull, s.getStaged))
+	t.Post("/_trust/staged/{id}", s.authorized(auth.ActionPush, s.approve))
+	t.Delete("/_trust/staged/{id}", s.authorized(auth.ActionPush, s.withdrawStaged))
 	t.NotFound(s.handle(func(http.ResponseWriter, *http.Request) error { return notFound("no such endpoint") }))
 	t.MethodNotAllowed(s.handle(func(http.ResponseWriter, *http.Request) error {
-		return &httpError{status: http.StatusMethodNotAllowed, code: codeMethod, msg: "method not allowed"}
+		return &httpError{status: http.StatusMethodNotAllowed, code: api.CodeMethod, msg: "method not allowed"}
 	}))
 	return s.handle(func(w http.ResponseWriter, r *http.Request) error {
 		gun, rest, err := splitGUN(r.URL.EscapedPath())
@@ -218,7 +263,7 @@ func (s *Server) repoRoutes() http.Handler {
 			return err
 		}
 		if !gunAllowed(s.prefixes, gun) {
-			return &httpError{status: http.StatusForbidden, code: codeDenied, msg: fmt.Sprintf("this server does not hold repositories named %s (allowed prefixes: %s)", gun, strings.Join(s.prefixes, ", "))}
+			return &httpError{status: http.StatusForbidden, code: api.CodeDenied, msg: fmt.Sprintf("this server does not hold repositories named %s (allowed prefixes: %s)", gun, strings.Join(s.prefixes, ", "))}
 		}
 		chi.RouteContext(r.Context()).RoutePath = rest
 		t.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), gunKey{}, gun)))
@@ -231,6 +276,22 @@ func (s *Server) withTimeout(next http.Handler) http.Handler {
 		ctx, cancel := context.WithTimeout(r.Context(), s.timeout)
 		defer cancel()
 		next.ServeHTTP(w, r.WithContext(ctx))
+	})
+}
+
+// authorized declares, in the route table, the action a route needs on
+// the request's repository (for the global change feed: on none): the
+// router asks the Authorizer once, before the handler runs. Handlers check
+// only what depends on the request itself (creating a missing server key
+// needs push; withdrawing a staged change, its stager, an admin or a key
+// holder).
+func (s *Server) authorized(action auth.Action, h func(http.ResponseWriter, *http.Request) error) http.HandlerFunc {
+	return s.handle(func(w http.ResponseWriter, r *http.Request) error {
+		gun, _ := r.Context().Value(gunKey{}).(string)
+		if err := s.auth.Authorize(r.Context(), r, gun, action); err != nil {
+			return err
+		}
+		return h(w, r)
 	})
 }
 
@@ -248,6 +309,14 @@ func (s *Server) handle(h func(http.ResponseWriter, *http.Request) error) http.H
 func (s *Server) Run(ctx context.Context) error {
 	errc := make(chan error, 1)
 	go func() { errc <- s.cache.Run(ctx) }()
+	if s.pruneKeep > 0 && s.pruneEvery > 0 {
+		done := make(chan struct{})
+		defer func() { <-done }()
+		go func() {
+			defer close(done)
+			s.pruneLoop(ctx)
+		}()
+	}
 	if s.sweep > 0 {
 		t := time.NewTicker(s.sweep)
 		defer t.Stop()
@@ -262,6 +331,30 @@ func (s *Server) Run(ctx context.Context) error {
 	}
 	<-ctx.Done()
 	return waitRun(errc)
+}
+
+// pruneLoop applies the retention rule (Prune) every pruneEvery until ctx
+// ends. Replicas that all prune are safe: pruning is idempotent and holds
+// each repository's lock.
+func (s *Server) pruneLoop(ctx context.Context) {
+	t := time.NewTicker(s.pruneEvery)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		res, err := Prune(ctx, s.store, s.pruneKeep, s.log)
+		if err != nil && ctx.Err() == nil {
+			s.log.WarnContext(ctx, "pruning incomplete", "removed", res.Removed, "err", err)
+		} else if res.Removed > 0 {
+			s.log.InfoContext(ctx, "pruned old metadata versions", "repositories", res.Repositories, "removed", res.Removed)
+		}
+		if res.Removed > 0 {
+			s.cache.InvalidateAll() // this process stops serving what it removed
+		}
+	}
 }
 
 func waitRun(errc chan error) error {

@@ -9,9 +9,12 @@ import (
 	"mime/multipart"
 	"net/http"
 	"net/http/httptest"
+	"net/netip"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/signetdev/signet/server/auth"
 
 	"github.com/theupdateframework/go-tuf/v2/metadata"
 	"github.com/theupdateframework/go-tuf/v2/metadata/config"
@@ -37,6 +40,7 @@ type env struct {
 	clock *tuftest.Clock
 	store store.MetaStore
 	dev   *tuftest.Repo
+	srv   *server.Server
 }
 
 func newEnv(t *testing.T, opts ...server.Option) *env {
@@ -47,7 +51,7 @@ func newEnv(t *testing.T, opts ...server.Option) *env {
 	srv := server.New(st, sg, append([]server.Option{server.WithSweepInterval(0), server.WithRepoOptions(tufrepo.WithClock(clock.Now))}, opts...)...)
 	hs := httptest.NewServer(srv.Handler())
 	t.Cleanup(hs.Close)
-	e := &env{t: t, url: hs.URL, clock: clock, store: st}
+	e := &env{t: t, url: hs.URL, clock: clock, store: st, srv: srv}
 	ts := e.key(gun, metadata.TIMESTAMP)
 	snap := e.key(gun, metadata.SNAPSHOT)
 	e.dev = tuftest.NewRepo(t, clock.Now, ts, snap)
@@ -352,11 +356,11 @@ func TestKeysAndChangefeed(t *testing.T) {
 // pullOnly lets anyone read and nobody write.
 type pullOnly struct{}
 
-func (pullOnly) Authorize(_ context.Context, _ *http.Request, _ string, a server.Action) error {
-	if a == server.ActionPull {
+func (pullOnly) Authorize(_ context.Context, _ *http.Request, _ string, a auth.Action) error {
+	if a == auth.ActionPull {
 		return nil
 	}
-	return &server.AuthError{Status: http.StatusUnauthorized, Challenge: `Bearer realm="test"`, Msg: "push needs a token"}
+	return &auth.AuthError{Status: http.StatusUnauthorized, Challenge: `Bearer realm="test"`, Msg: "push needs a token"}
 }
 
 func TestKeyCreationNeedsPush(t *testing.T) {
@@ -367,12 +371,13 @@ func TestKeyCreationNeedsPush(t *testing.T) {
 	hs := httptest.NewServer(srv.Handler())
 	defer hs.Close()
 	e := &env{t: t, url: hs.URL}
-	resp, _ := e.do(http.MethodGet, e.tufURL(gun)+"timestamp.key", nil, "")
-	if resp.StatusCode != http.StatusNotFound {
-		t.Fatalf("reader created a key: %d", resp.StatusCode)
+	resp, body := e.do(http.MethodGet, e.tufURL(gun)+"timestamp.key", nil, "")
+	if resp.StatusCode != http.StatusUnauthorized || resp.Header.Get("WWW-Authenticate") != `Bearer realm="test"` ||
+		!strings.Contains(string(body), "creating it needs push") {
+		t.Fatalf("reader asked for a missing key: %d %q %s", resp.StatusCode, resp.Header.Get("WWW-Authenticate"), body)
 	}
-	body, ct := multipartBody(t, map[string][]byte{"targets": []byte("{}")})
-	resp, _ = e.do(http.MethodPost, e.tufURL(gun), body, ct)
+	up, ct := multipartBody(t, map[string][]byte{"targets": []byte("{}")})
+	resp, _ = e.do(http.MethodPost, e.tufURL(gun), up, ct)
 	if resp.StatusCode != http.StatusUnauthorized || resp.Header.Get("WWW-Authenticate") != `Bearer realm="test"` {
 		t.Fatalf("publish without push: %d %q", resp.StatusCode, resp.Header.Get("WWW-Authenticate"))
 	}
@@ -392,7 +397,7 @@ func TestMetrics(t *testing.T) {
 		`signet_publishes_total{result="accepted"} 1`,
 		`signet_publishes_total{result="VERSION_CONFLICT"} 1`,
 		`signet_http_requests_total{code="200",method="POST",route="/v2/{gun}/_trust/tuf/"} 1`,
-		`signet_signer_call_duration_seconds_count{op="sign",result="ok"}`,
+		`signet_signer_call_duration_seconds_count{op="sign_batch",result="ok"}`,
 		`signet_metadata_cache_misses_total`,
 	} {
 		if !strings.Contains(string(body), want) {
@@ -433,5 +438,44 @@ func TestGUNPrefixesAndKeyCreationLimit(t *testing.T) {
 	// Fetching a key that exists is not limited.
 	if resp, _ := e.do(http.MethodGet, e.url+"/v2/registry.example.com/app0/_trust/tuf/timestamp.key", nil, ""); resp.StatusCode != 200 {
 		t.Fatalf("existing key: %d", resp.StatusCode)
+	}
+}
+
+// TestTrustedProxies: X-Forwarded-For names the client only when the peer
+// is a trusted proxy, and then the rightmost untrusted hop is the client,
+// so a client cannot pick its own bucket of the key-creation limit.
+func TestTrustedProxies(t *testing.T) {
+	t.Parallel()
+	newKey := func(e *env, i int, xff string) int {
+		resp, _ := e.do(http.MethodGet, fmt.Sprintf("%s/v2/registry.example.com/app%d/_trust/tuf/timestamp.key", e.url, i), nil, "", "X-Forwarded-For", xff)
+		return resp.StatusCode
+	}
+	start := func(opts ...server.Option) *env {
+		srv := server.New(memstore.New(), keystore.NewMemory(), append([]server.Option{server.WithSweepInterval(0), server.WithKeyCreationLimit(0.001, 1)}, opts...)...)
+		hs := httptest.NewServer(srv.Handler())
+		t.Cleanup(hs.Close)
+		return &env{t: t, url: hs.URL}
+	}
+	// No trusted proxies: the header is ignored, every request is the peer.
+	e := start()
+	if got := []int{newKey(e, 0, "192.0.2.1"), newKey(e, 1, "192.0.2.2")}; got[0] != 200 || got[1] != http.StatusTooManyRequests {
+		t.Fatalf("untrusted peer chose its bucket: %v", got)
+	}
+	// The test's peer (loopback) is a trusted proxy.
+	e = start(server.WithTrustedProxies(netip.MustParsePrefix("127.0.0.0/8")))
+	for i, tc := range []struct {
+		xff  string
+		want int
+	}{
+		{"192.0.2.1", 200},
+		{"192.0.2.2", 200},
+		{"192.0.2.1", http.StatusTooManyRequests},
+		{"192.0.2.1, 127.0.0.9", http.StatusTooManyRequests},    // a trusted hop is skipped
+		{"198.51.100.7, 192.0.2.2", http.StatusTooManyRequests}, // the client's own claim is not believed
+		{"198.51.100.7", 200},
+	} {
+		if got := newKey(e, 10+i, tc.xff); got != tc.want {
+			t.Errorf("X-Forwarded-For %q: %d, want %d", tc.xff, got, tc.want)
+		}
 	}
 }

@@ -15,8 +15,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"github.com/signetdev/signet/tufrules"
 	"time"
+
+	"github.com/signetdev/signet/tufrules"
 
 	"github.com/theupdateframework/go-tuf/v2/metadata"
 )

@@ -17,12 +17,18 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/netip"
 	"os"
 	"os/signal"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"syscall"
+	"text/tabwriter"
 	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
 
 	"github.com/signetdev/signet/internal/cli"
 	"github.com/signetdev/signet/internal/tlsutil"
@@ -70,6 +76,12 @@ type config struct {
 	RegistryMaxLife   time.Duration
 	KeyCreateRate     float64
 	KeyCreateBurst    int
+	TrustedProxies    []string // addresses or CIDR prefixes, checked by checkProxy
+	StagedPerGUN      int64
+	StagedPerUser     int64
+	StagedCountUser   int
+	PruneKeep         int
+	PruneInterval     time.Duration
 }
 
 const defaultDB = "./signet-data/signet.db"
@@ -92,7 +104,7 @@ func (c *config) Flags(fs *flag.FlagSet) {
 	fs.StringVar(&c.LogFormat, "log-format", "json", "log format: json or text")
 	fs.StringVar(&c.LogLevel, "log-level", "info", "log level: debug, info, warn, error")
 	fs.DurationVar(&c.ShutdownTimeout, "shutdown-timeout", 20*time.Second, "how long to let requests finish on shutdown")
-	fs.StringVar(&c.Auth, "auth", "none", "who may write: none (loopback only, unless --allow-anonymous-writes), token (--tokens FILE) or registry (Docker registry tokens)")
+	fs.StringVar(&c.Auth, "auth", "none", "who may write: none (anyone: needs --allow-anonymous-writes), token (--tokens FILE) or registry (Docker registry tokens)")
 	fs.StringVar(&c.RegistryRealm, "registry-realm", "", "with --auth registry: the token service URL clients are sent to")
 	fs.StringVar(&c.RegistryService, "registry-service", "", "with --auth registry: this server's service name (the tokens' audience)")
 	fs.StringVar(&c.RegistryIssuer, "registry-issuer", "", "with --auth registry: the token service's issuer")
@@ -100,17 +112,43 @@ func (c *config) Flags(fs *flag.FlagSet) {
 	fs.DurationVar(&c.RegistryMaxLife, "registry-max-token-lifetime", auth.DefaultMaxTokenLifetime, "with --auth registry: refuse tokens valid for longer than this (tokens must carry exp)")
 	fs.StringVar(&c.Tokens, "tokens", "", "token file for --auth token (signet-server token create)")
 	fs.BoolVar(&c.AuthReads, "auth-reads", false, "require a pull scope for reads too")
-	fs.BoolVar(&c.AllowAnonymous, "allow-anonymous-writes", false, "allow --auth none on a non-loopback address")
-	fs.Func("gun-prefix", "serve only repositories under this name prefix, matched by whole path components (repeatable; in the environment, comma-separated)", func(v string) error {
-		for p := range strings.SplitSeq(v, ",") {
-			if p = strings.TrimSpace(p); p != "" {
-				c.GUNPrefixes = append(c.GUNPrefixes, p)
-			}
-		}
-		return nil
-	})
+	fs.BoolVar(&c.AllowAnonymous, "allow-anonymous-writes", false, "with --auth none: yes, anyone who reaches the server may publish, delete and create keys (development only)")
+	fs.Var(cli.List{Values: &c.TrustedProxies, Check: checkProxy}, "trusted-proxy", "address or CIDR of a reverse proxy whose X-Forwarded-For names the client (repeatable; in the environment, comma-separated); others' X-Forwarded-For is ignored")
+	fs.Var(cli.List{Values: &c.GUNPrefixes}, "gun-prefix", "serve only repositories under this name prefix, matched by whole path components (repeatable; in the environment, comma-separated)")
+	fs.Int64Var(&c.StagedPerGUN, "staged-quota-repo", server.DefaultStagedBytesPerGUN, "bytes all staged changes of one repository may hold (-1: no quota)")
+	fs.Int64Var(&c.StagedPerUser, "staged-quota-principal", server.DefaultStagedBytesPerPrincipal, "bytes all staged changes of one token or registry subject may hold, in every repository (-1: no quota)")
+	fs.IntVar(&c.StagedCountUser, "staged-changes-per-principal", server.DefaultStagedPerPrincipal, "staged changes one token or registry subject may hold in one repository (of its 64; -1: no bound)")
+	fs.IntVar(&c.PruneKeep, "prune-keep", 0, "prune old metadata versions every --prune-interval, keeping this many of each role besides every root and what kept snapshots list (0: never; see signet-server prune)")
+	fs.DurationVar(&c.PruneInterval, "prune-interval", time.Hour, "how often --prune-keep prunes")
 	fs.Float64Var(&c.KeyCreateRate, "key-create-rate", 1, "new server keys per second allowed per client address (0: no limit)")
 	fs.IntVar(&c.KeyCreateBurst, "key-create-burst", 20, "new server keys a client may create at once")
+}
+
+// proxyPrefix parses a trusted proxy: an address or a CIDR prefix.
+func proxyPrefix(p string) (netip.Prefix, error) {
+	if pfx, err := netip.ParsePrefix(p); err == nil {
+		return pfx.Masked(), nil
+	}
+	a, err := netip.ParseAddr(p)
+	if err != nil {
+		return netip.Prefix{}, fmt.Errorf("%q is neither an address nor a CIDR prefix", p)
+	}
+	return netip.PrefixFrom(a, a.BitLen()), nil
+}
+
+func checkProxy(p string) error {
+	_, err := proxyPrefix(p)
+	return err
+}
+
+func trustedProxies(list []string) []netip.Prefix {
+	var out []netip.Prefix
+	for _, p := range list {
+		if pfx, err := proxyPrefix(p); err == nil { // checked when set
+			out = append(out, pfx)
+		}
+	}
+	return out
 }
 
 // Logging implements cli.Config.
@@ -136,8 +174,10 @@ func (c *config) Validate() error {
 	}
 	switch c.Auth {
 	case "none":
-		if !isLoopback(c.Addr) && !c.AllowAnonymous {
-			errs = append(errs, fmt.Errorf("--auth none lets anyone publish and delete: signet-server refuses it on %s (not loopback); use --auth token, or say --allow-anonymous-writes", c.Addr))
+		// Whatever the address: behind a TLS proxy on loopback, "loopback"
+		// is everybody.
+		if !c.AllowAnonymous {
+			errs = append(errs, errors.New("--auth none lets anyone who reaches the server publish, delete and create keys: use --auth token (signet-server token create) or --auth registry, or, for development only, say --allow-anonymous-writes"))
 		}
 	case "token":
 		if c.Tokens == "" {
@@ -148,7 +188,22 @@ func (c *config) Validate() error {
 			errs = append(errs, errors.New("--auth registry needs --registry-realm, --registry-service, --registry-issuer and --registry-keys"))
 		}
 	default:
-		errs = append(errs, fmt.Errorf("--auth %q: want none, token or registry", c.Auth))
+		// Not echoed: the signet CLI reads SIGNET_AUTH as registry
+		// credentials (user:password), and a shell set up for it must not
+		// print them here.
+		errs = append(errs, errors.New("--auth (SIGNET_AUTH) is none of none, token, registry; if SIGNET_AUTH holds registry credentials for the signet CLI, unset it for signet-server"))
+	}
+	if c.AllowAnonymous && c.Auth != "none" {
+		errs = append(errs, fmt.Errorf("--allow-anonymous-writes goes only with --auth none, not --auth %s", c.Auth))
+	}
+	if c.StagedPerGUN == 0 || c.StagedPerUser == 0 || c.StagedPerGUN < -1 || c.StagedPerUser < -1 {
+		errs = append(errs, errors.New("--staged-quota-repo and --staged-quota-principal are byte counts, or -1 for no quota"))
+	}
+	if c.StagedCountUser == 0 || c.StagedCountUser < -1 {
+		errs = append(errs, errors.New("--staged-changes-per-principal is a count, or -1 for no bound"))
+	}
+	if c.PruneKeep < 0 || c.PruneKeep == 1 || (c.PruneKeep > 0 && c.PruneInterval < time.Minute) {
+		errs = append(errs, errors.New("--prune-keep must be 0 (off) or at least 2, and --prune-interval at least a minute"))
 	}
 	if c.MaxBody < 1024 {
 		errs = append(errs, errors.New("--max-body must be at least 1024"))
@@ -182,6 +237,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, getenv fu
 			return runMigrate(ctx, args[1:], stderr, getenv)
 		case "token":
 			return runToken(args[1:], stdout, stderr, getenv)
+		case "prune":
+			return runPrune(ctx, args[1:], stderr, getenv)
 		}
 	}
 	var cfg config
@@ -190,7 +247,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, getenv fu
 	})
 }
 
-func authorizer(cfg config) (server.Authorizer, error) {
+func authorizer(cfg config) (auth.Authorizer, error) {
 	switch cfg.Auth {
 	case "token":
 		return auth.LoadTokens(cfg.Tokens, cfg.AuthReads)
@@ -198,37 +255,161 @@ func authorizer(cfg config) (server.Authorizer, error) {
 		return auth.NewRegistry(auth.RegistryConfig{Realm: cfg.RegistryRealm, Service: cfg.RegistryService,
 			Issuer: cfg.RegistryIssuer, Keys: cfg.RegistryKeys, AuthReads: cfg.AuthReads, MaxLifetime: cfg.RegistryMaxLife})
 	}
-	return server.AllowAll{}, nil
+	return auth.AllowAll{}, nil
 }
 
-// runToken is `signet-server token create --tokens FILE --scope S…`.
+const tokenUsage = `usage:
+  signet-server token create --tokens FILE --scope ACTION:PATTERN [--scope …] [--expires 720h|30d|2027-01-31]
+  signet-server token list --tokens FILE
+  signet-server token revoke --tokens FILE ID [ID …]`
+
+// runToken is `signet-server token create|list|revoke`. A running server
+// re-reads the token file, so changes take effect without a restart.
 func runToken(args []string, stdout, stderr io.Writer, getenv func(string) string) int {
-	if len(args) == 0 || args[0] != "create" {
-		fmt.Fprintln(stderr, "usage: signet-server token create --tokens FILE --scope ACTION:PATTERN [--scope …]")
+	if len(args) == 0 {
+		fmt.Fprintln(stderr, tokenUsage)
 		return 2
 	}
-	fs := flag.NewFlagSet("signet-server token create", flag.ContinueOnError)
+	sub := args[0]
+	fs := flag.NewFlagSet("signet-server token "+sub, flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	file := fs.String("tokens", "", "token file (only hashes are stored)")
 	var scopes []string
-	fs.Func("scope", "ACTION:PATTERN, e.g. push:registry.example.com/team/* (repeatable; actions pull, push, admin)", func(v string) error {
-		scopes = append(scopes, v)
-		return nil
-	})
+	var expires string
+	switch sub {
+	case "create":
+		fs.Func("scope", "ACTION:PATTERN, e.g. push:registry.example.com/team/* (repeatable; actions pull, push, admin)", func(v string) error {
+			scopes = append(scopes, v)
+			return nil
+		})
+		fs.StringVar(&expires, "expires", "", "when the token stops working: a duration from now (720h, 30d) or a date (2027-01-31, RFC 3339); default never")
+	case "list", "revoke":
+	default:
+		fmt.Fprintln(stderr, tokenUsage)
+		return 2
+	}
 	if err := cli.Parse(fs, args[1:], "SIGNET_", getenv); err != nil {
 		return 2
 	}
 	if *file == "" {
-		fmt.Fprintln(stderr, "signet-server token create: --tokens FILE is required")
+		fmt.Fprintf(stderr, "signet-server token %s: --tokens FILE is required\n", sub)
 		return 2
 	}
-	id, token, err := auth.CreateToken(*file, scopes, time.Now())
-	if err != nil {
-		fmt.Fprintf(stderr, "signet-server token create: %v\n", err)
+	now := time.Now()
+	fail := func(err error) int {
+		fmt.Fprintf(stderr, "signet-server token %s: %v\n", sub, err)
 		return 1
 	}
-	fmt.Fprintf(stderr, "token %s created with scopes %s; it is shown only now:\n", id, strings.Join(scopes, " "))
-	fmt.Fprintln(stdout, token)
+	switch sub {
+	case "create":
+		exp, err := parseExpiry(expires, now)
+		if err != nil {
+			fmt.Fprintf(stderr, "signet-server token create: --expires: %v\n", err)
+			return 2
+		}
+		id, token, err := auth.CreateToken(*file, scopes, now, exp)
+		if err != nil {
+			return fail(err)
+		}
+		until := "never expires"
+		if !exp.IsZero() {
+			until = "expires " + exp.UTC().Format(time.RFC3339)
+		}
+		fmt.Fprintf(stderr, "token %s created with scopes %s (%s); it is shown only now:\n", id, strings.Join(scopes, " "), until)
+		fmt.Fprintln(stdout, token)
+	case "list":
+		list, err := auth.ListTokens(*file)
+		if err != nil {
+			return fail(err)
+		}
+		tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
+		fmt.Fprintln(tw, "ID\tCREATED\tEXPIRES\tSCOPES")
+		for _, t := range list {
+			exp := "never"
+			if !t.ExpiresAt.IsZero() {
+				exp = t.ExpiresAt.UTC().Format(time.RFC3339)
+				if !now.Before(t.ExpiresAt) {
+					exp += " (expired)"
+				}
+			}
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", t.ID, t.CreatedAt.UTC().Format(time.RFC3339), exp, strings.Join(t.Scopes, " "))
+		}
+		if err := tw.Flush(); err != nil {
+			return fail(err)
+		}
+	case "revoke":
+		if err := auth.RevokeTokens(*file, fs.Args()); err != nil {
+			return fail(err)
+		}
+		fmt.Fprintf(stderr, "revoked %s; a running server stops accepting it within seconds\n", strings.Join(fs.Args(), " "))
+	}
+	return 0
+}
+
+// parseExpiry reads --expires: "" (never), a Go duration or N days ("30d")
+// from now, a date (midnight UTC) or an RFC 3339 time.
+func parseExpiry(v string, now time.Time) (time.Time, error) {
+	if v == "" {
+		return time.Time{}, nil
+	}
+	if days, ok := strings.CutSuffix(v, "d"); ok {
+		if n, err := strconv.Atoi(days); err == nil && n > 0 {
+			return now.AddDate(0, 0, n), nil
+		}
+	}
+	if d, err := time.ParseDuration(v); err == nil {
+		if d <= 0 {
+			return time.Time{}, fmt.Errorf("%q is not in the future", v)
+		}
+		return now.Add(d), nil
+	}
+	for _, layout := range []string{time.RFC3339, time.DateOnly} {
+		if t, err := time.Parse(layout, v); err == nil {
+			if !t.After(now) {
+				return time.Time{}, fmt.Errorf("%s is not in the future", v)
+			}
+			return t, nil
+		}
+	}
+	return time.Time{}, fmt.Errorf("%q: want a duration (720h, 30d), a date (2027-01-31) or an RFC 3339 time", v)
+}
+
+// runPrune is `signet-server prune --db … [--keep N]`: the retention rule
+// of server.Prune, once. Run it from cron or a Kubernetes CronJob; it is
+// safe beside running servers.
+func runPrune(ctx context.Context, args []string, stderr io.Writer, getenv func(string) string) int {
+	fs := flag.NewFlagSet("signet-server prune", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	db := fs.String("db", defaultDB, "postgres:// URL, or the embedded store's file")
+	keep := fs.Int("keep", server.DefaultKeepVersions, "versions of each role to keep besides every root and what the kept snapshots and timestamps list")
+	if err := cli.Parse(fs, args, "SIGNET_", getenv); err != nil {
+		return 2
+	}
+	// At least 2: with 1, a client that just read a timestamp could find
+	// the snapshot it lists pruned by a publish racing the prune.
+	if *keep < 2 {
+		fmt.Fprintln(stderr, "signet-server prune: --keep must be at least 2")
+		return 2
+	}
+	if !isPostgres(*db) {
+		if _, err := os.Stat(*db); err != nil {
+			fmt.Fprintf(stderr, "signet-server prune: %v\n", err)
+			return 1
+		}
+	}
+	log := slog.New(slog.NewTextHandler(stderr, nil))
+	st, err := openStore(ctx, config{DB: *db})
+	if err != nil {
+		fmt.Fprintf(stderr, "signet-server prune: %v\n", err)
+		return 1
+	}
+	defer st.Close()
+	res, err := server.Prune(ctx, st, *keep, log)
+	fmt.Fprintf(stderr, "signet-server prune: %d repositories, %d old versions removed\n", res.Repositories, res.Removed)
+	if err != nil {
+		fmt.Fprintf(stderr, "signet-server prune: %v\n", err)
+		return 1
+	}
 	return 0
 }
 
@@ -297,9 +478,13 @@ func serve(ctx context.Context, cfg config, log *slog.Logger, getenv func(string
 	}
 	srv := server.New(st, sg,
 		server.WithLogger(log),
+		server.WithRegistry(newRegistry()),
 		server.WithAuthorizer(authz),
 		server.WithGUNPrefixes(cfg.GUNPrefixes...),
 		server.WithKeyCreationLimit(cfg.KeyCreateRate, cfg.KeyCreateBurst),
+		server.WithTrustedProxies(trustedProxies(cfg.TrustedProxies)...),
+		server.WithStagedQuota(store.StagedQuota{PerGUN: cfg.StagedPerGUN, PerPrincipal: cfg.StagedPerUser, CountPerPrincipal: cfg.StagedCountUser}),
+		server.WithPruning(cfg.PruneKeep, cfg.PruneInterval),
 		server.WithLimits(server.Limits{MaxBody: cfg.MaxBody, TargetsMax: cfg.MaxRoleSize}),
 		server.WithRepoOptions(tufrepo.WithLifetimes(cfg.TimestampLifetime, cfg.SnapshotLifetime)),
 	)
@@ -358,6 +543,14 @@ func serve(ctx context.Context, cfg config, log *slog.Logger, getenv func(string
 		err = bgErr
 	}
 	return err
+}
+
+// newRegistry is the binary's metrics registry, with the Go runtime and
+// process collectors (go_*, process_*) beside signet's own.
+func newRegistry() *prometheus.Registry {
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	return reg
 }
 
 func storeKind(db string) string {

@@ -79,8 +79,18 @@ func dataDir(cfg config) string {
 }
 
 // loadOrCreatePassphrase returns the passphrase stored in path, or creates
-// the file (0600) with a random one and reports created.
+// the file (0600) with a random one and reports created. It refuses a
+// directory that other users may write to (such as /tmp, where --db may
+// point): anyone could plant a passphrase file there before the first
+// start, or replace it. It refuses a passphrase file others may read.
 func loadOrCreatePassphrase(path string) (pass []byte, created bool, err error) {
+	dir := filepath.Dir(path)
+	if fi, err := os.Stat(dir); err == nil && fi.Mode().Perm()&0o022 != 0 {
+		return nil, false, fmt.Errorf("SIGNET_SIGNER_PASSPHRASE is not set, and %s is writable by other users (mode %v), so the generated passphrase file cannot be kept there: set SIGNET_SIGNER_PASSPHRASE, or put --db (or --signer-keys) in a private directory", dir, fi.Mode().Perm())
+	}
+	if fi, err := os.Stat(path); err == nil && fi.Mode().Perm()&0o077 != 0 {
+		return nil, false, fmt.Errorf("passphrase file %s is readable or writable by other users (mode %v): chmod 600 it", path, fi.Mode().Perm())
+	}
 	data, err := os.ReadFile(path)
 	if err == nil {
 		if pass = bytes.TrimSpace(data); len(pass) == 0 {

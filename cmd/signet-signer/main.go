@@ -28,6 +28,7 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
 
 	"github.com/signetdev/signet/internal/cli"
 	"github.com/signetdev/signet/internal/tlsutil"
@@ -57,6 +58,7 @@ type config struct {
 	PKCS11Token     string
 	LogFormat       string
 	LogLevel        string
+	Demo            bool
 }
 
 func (c *config) Flags(fs *flag.FlagSet) {
@@ -72,6 +74,7 @@ func (c *config) Flags(fs *flag.FlagSet) {
 	fs.StringVar(&c.PKCS11Token, "pkcs11-token", "signet", "label of the PKCS#11 token")
 	fs.StringVar(&c.LogFormat, "log-format", "json", "log format: json or text")
 	fs.StringVar(&c.LogLevel, "log-level", "info", "log level")
+	fs.BoolVar(&c.Demo, "demo", false, "accept a placeholder passphrase (\"change this passphrase\", CHANGE-ME…): a throwaway demo whose keys protect nothing")
 }
 
 // Logging implements cli.Config.
@@ -147,7 +150,26 @@ func backend(cfg config, getenv func(string) string) (keystore.Backend, func() e
 	return keystore.NewWrapped(kr), func() error { return nil }, nil
 }
 
+// isPlaceholder reports whether a passphrase is one of the placeholders
+// shipped in docker-compose.yml and deploy/kubernetes/secrets.yaml (or
+// looks like one): keys wrapped under it are as good as unwrapped.
+func isPlaceholder(p []byte) bool {
+	s := strings.ToLower(string(p))
+	for _, marker := range []string{"change this", "change-me", "changeme", "change me"} {
+		if strings.Contains(s, marker) {
+			return true
+		}
+	}
+	return false
+}
+
 func serve(ctx context.Context, cfg config, log *slog.Logger, getenv func(string) string) error {
+	if p, err := passphrase(cfg.Alias, getenv); err == nil && cfg.PKCS11Module == "" && isPlaceholder(p) {
+		if !cfg.Demo {
+			return fmt.Errorf("the passphrase of alias %q is a placeholder (%q): set %sPASSPHRASE to a long random secret, or, for a throwaway demo, say --demo (compose: SIGNET_DEMO=true)", cfg.Alias, string(p), envPrefix)
+		}
+		log.Warn("demo mode: the online keys are wrapped under a placeholder passphrase and protect nothing")
+	}
 	be, closeBackend, err := backend(cfg, getenv)
 	if err != nil {
 		return err
@@ -170,7 +192,9 @@ func serve(ctx context.Context, cfg config, log *slog.Logger, getenv func(string
 	if err != nil {
 		return err // names the wrong passphrase; nothing was created
 	}
-	h := api.New(svc, log, log, prometheus.NewRegistry())
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	h := api.New(svc, log, log, reg)
 	hs := &http.Server{
 		Handler:           api.RequireClientCert(h.Routes()),
 		TLSConfig:         tc,

@@ -11,6 +11,7 @@ import (
 	"crypto/x509/pkix"
 	"encoding/json"
 	"encoding/pem"
+	"errors"
 	"fmt"
 	"io"
 	"math/big"
@@ -21,12 +22,14 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
 	"github.com/theupdateframework/go-tuf/v2/metadata"
 
 	"github.com/signetdev/signet/internal/pgtest"
+	"github.com/signetdev/signet/internal/reqid"
 	"github.com/signetdev/signet/internal/tlsutil"
 	"github.com/signetdev/signet/internal/tuftest"
 	"github.com/signetdev/signet/server"
@@ -422,3 +425,101 @@ func TestMain(m *testing.M) { pgtest.Main(m) }
 // machine (a -race build, Postgres, several test binaries at once); the
 // tests check answers, not speed.
 var slowOK = signerclient.WithTimeout(20 * time.Second)
+
+// syncBuffer is a bytes.Buffer safe for the logger and the test at once.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+// TestMetricsAndRequestIDs: the signer's /metrics has the Go and process
+// collectors, and its audit lines name the X-Request-ID signet-server sent.
+func TestMetricsAndRequestIDs(t *testing.T) {
+	t.Parallel()
+	s := newSetup(t)
+	addr, health := freeAddr(t), freeAddr(t)
+	var logs syncBuffer
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan int, 1)
+	go func() {
+		done <- run(ctx, append([]string{"--addr", addr, "--health-addr", health, "--log-format", "text"}, s.args...), io.Discard, &logs, func(k string) string { return s.env[k] })
+	}()
+	defer func() {
+		cancel()
+		if code := <-done; code != 0 {
+			t.Errorf("signer exit %d", code)
+		}
+	}()
+	var resp *http.Response
+	var err error
+	for range 200 {
+		if resp, err = http.Get("http://" + health + "/metrics"); err == nil {
+			break
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	for _, want := range []string{"go_goroutines ", "go_memstats_heap_alloc_bytes ", "process_resident_memory_bytes ", "process_open_fds "} {
+		if !strings.Contains(string(body), want) {
+			t.Errorf("signer metrics lack %s", want)
+		}
+	}
+	hc := s.client(t, s.clientCert, s.clientKey)
+	hc.Timeout = 30 * time.Second // a loaded machine; the test checks logs, not speed
+	c := signerclient.New("https://"+addr, hc, slowOK)
+	rctx := reqid.With(context.Background(), "req-from-server-42")
+	k, err := c.EnsureKey(rctx, "example.com/app", metadata.TIMESTAMP, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.Sign(rctx, "example.com/app", metadata.TIMESTAMP, k.ID, []byte(`{"_type":"timestamp","version":1}`)); err != nil {
+		t.Fatal(err)
+	}
+	var signed string
+	for line := range strings.SplitSeq(logs.String(), "\n") {
+		if strings.Contains(line, "msg=signed") {
+			signed = line
+		}
+	}
+	if !strings.Contains(signed, "request_id=req-from-server-42") {
+		t.Fatalf("audit line without the request ID: %q\n%s", signed, logs.String())
+	}
+}
+
+// TestPlaceholderPassphraseRefused: the passphrases shipped as placeholders
+// (docker-compose.yml, deploy/kubernetes/secrets.yaml) stop the signer
+// unless --demo says it is a throwaway demo.
+func TestPlaceholderPassphraseRefused(t *testing.T) {
+	t.Parallel()
+	s := newSetup(t)
+	for _, pass := range []string{"change this passphrase", "CHANGE-ME-a-long-random-passphrase"} {
+		var stderr bytes.Buffer
+		code := run(context.Background(), append([]string{"--addr", freeAddr(t), "--log-format", "text"}, s.args...), io.Discard, &stderr,
+			func(k string) string { return map[string]string{"SIGNET_SIGNER_PASSPHRASE": pass}[k] })
+		if code != 1 || !strings.Contains(stderr.String(), "is a placeholder") {
+			t.Errorf("%q: exit %d: %s", pass, code, stderr.String())
+		}
+	}
+	if _, err := os.Stat(filepath.Join(s.dir, "keys.db")); !errors.Is(err, os.ErrNotExist) {
+		t.Fatalf("a refused start created the key store: %v", err)
+	}
+	demo := map[string]string{"SIGNET_SIGNER_PASSPHRASE": "change this passphrase", "SIGNET_SIGNER_DEMO": "true"}
+	p := startSigner(t, freeAddr(t), demo, s.args...)
+	p.stop(t)
+}

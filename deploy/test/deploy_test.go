@@ -9,6 +9,7 @@ package deploytest
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"net"
 	"os"
@@ -21,6 +22,7 @@ import (
 
 	"github.com/compose-spec/compose-go/v2/loader"
 	"github.com/compose-spec/compose-go/v2/types"
+	admissionregistrationv1 "k8s.io/api/admissionregistration/v1"
 	appsv1 "k8s.io/api/apps/v1"
 	autoscalingv2 "k8s.io/api/autoscaling/v2"
 	batchv1 "k8s.io/api/batch/v1"
@@ -41,6 +43,9 @@ type binary struct {
 }
 
 var binaries map[string]*binary
+
+// binDir holds the built binaries (signet too, for `signet policy check`).
+var binDir string
 
 func TestMain(m *testing.M) {
 	dir, err := os.MkdirTemp("", "signet-deploy-")
@@ -63,7 +68,7 @@ func TestMain(m *testing.M) {
 var flagLine = regexp.MustCompile(`(?m)^  -([a-z0-9-]+)`)
 
 func loadBinaries(dir string) (map[string]*binary, error) {
-	build := exec.Command("go", "build", "-o", dir+"/", "./cmd/signet-server", "./cmd/signet-signer")
+	build := exec.Command("go", "build", "-o", dir+"/", "./cmd/signet-server", "./cmd/signet-signer", "./cmd/signet-admission", "./cmd/signet")
 	build.Dir = root
 	if out, err := build.CombinedOutput(); err != nil {
 		return nil, fmt.Errorf("build: %v\n%s", err, out)
@@ -72,10 +77,13 @@ func loadBinaries(dir string) (map[string]*binary, error) {
 		"signet-server": {name: "signet-server", envPrefix: "SIGNET_", flags: map[string]map[string]bool{}},
 		"signet-signer": {name: "signet-signer", envPrefix: "SIGNET_SIGNER_", flags: map[string]map[string]bool{},
 			secrets: []*regexp.Regexp{regexp.MustCompile(`^SIGNET_SIGNER_PASSPHRASE(_[A-Z0-9_]+)?$`), regexp.MustCompile(`^SIGNET_SIGNER_PKCS11_PIN$`)}},
+		"signet-admission": {name: "signet-admission", envPrefix: "SIGNET_ADMISSION_", flags: map[string]map[string]bool{}},
 	}
+	binDir = dir
 	subs := map[string][][]string{
-		"signet-server": {nil, {"migrate"}, {"token", "create"}},
-		"signet-signer": {nil, {"migrate"}, {"certs"}, {"rewrap"}},
+		"signet-server":    {nil, {"migrate"}, {"token", "create"}, {"prune"}},
+		"signet-signer":    {nil, {"migrate"}, {"certs"}, {"rewrap"}},
+		"signet-admission": {nil},
 	}
 	for name, b := range out {
 		for _, sub := range subs[name] {
@@ -99,7 +107,7 @@ func loadBinaries(dir string) (map[string]*binary, error) {
 func checkInvocation(t *testing.T, where string, b *binary, args []string, env []string) []string {
 	t.Helper()
 	sub := ""
-	for _, s := range []string{"token create", "migrate", "certs", "rewrap"} {
+	for _, s := range []string{"token create", "migrate", "prune", "certs", "rewrap"} {
 		if strings.HasPrefix(strings.Join(args, " "), s) {
 			sub = s
 			args = args[len(strings.Fields(s)):]
@@ -204,6 +212,15 @@ func TestCompose(t *testing.T) {
 			t.Errorf("compose service %s must have a read-only root filesystem", name)
 		}
 	}
+	// Without SIGNET_DEMO the signer gets the placeholder passphrase and
+	// no --demo, so it refuses to start (cmd/signet-signer tests that).
+	sgn := p.Services["signet-signer"].Environment
+	if pass := sgn["SIGNET_SIGNER_PASSPHRASE"]; pass == nil || *pass != "change this passphrase" {
+		t.Errorf("compose signer passphrase default: %v", pass)
+	}
+	if demo := sgn["SIGNET_SIGNER_DEMO"]; demo == nil || *demo != "false" {
+		t.Errorf("compose signer demo mode defaults to %v, want false", demo)
+	}
 }
 
 // decode strictly into a Kubernetes type chosen by kind.
@@ -225,6 +242,8 @@ func decode(t *testing.T, doc []byte) any {
 		obj = &appsv1.Deployment{}
 	case "Job":
 		obj = &batchv1.Job{}
+	case "CronJob":
+		obj = &batchv1.CronJob{}
 	case "PodDisruptionBudget":
 		obj = &policyv1.PodDisruptionBudget{}
 	case "HorizontalPodAutoscaler":
@@ -233,6 +252,18 @@ func decode(t *testing.T, doc []byte) any {
 		obj = &networkingv1.NetworkPolicy{}
 	case "ServiceMonitor":
 		obj = &serviceMonitor{}
+	case "ConfigMap":
+		obj = &corev1.ConfigMap{}
+	case "ServiceAccount":
+		obj = &corev1.ServiceAccount{}
+	case "MutatingWebhookConfiguration":
+		obj = &admissionregistrationv1.MutatingWebhookConfiguration{}
+	case "ValidatingWebhookConfiguration":
+		obj = &admissionregistrationv1.ValidatingWebhookConfiguration{}
+	case "Issuer":
+		obj = &certManagerIssuer{}
+	case "Certificate":
+		obj = &certManagerCertificate{}
 	default:
 		t.Fatalf("unexpected kind %q", meta.Kind)
 	}
@@ -319,11 +350,45 @@ func checkPod(t *testing.T, where string, spec corev1.PodSpec, needProbes bool) 
 	}
 }
 
-func TestKubernetes(t *testing.T) {
-	out, err := exec.Command("kubectl", "kustomize", filepath.Join(root, "deploy", "kubernetes")).Output()
+// render runs kubectl kustomize on a directory of deploy/.
+func render(t *testing.T, dir string) []byte {
+	t.Helper()
+	out, err := exec.Command("kubectl", "kustomize", filepath.Join(root, "deploy", dir)).Output()
 	if err != nil {
-		t.Fatalf("kubectl kustomize: %v", err)
+		var ee *exec.ExitError
+		if errors.As(err, &ee) {
+			t.Fatalf("kubectl kustomize %s: %v\n%s", dir, err, ee.Stderr)
+		}
+		t.Fatalf("kubectl kustomize %s: %v", dir, err)
 	}
+	return out
+}
+
+// flagSecret returns the Secret mounted where a container's --name flag
+// points.
+func flagSecret(spec corev1.PodSpec, c corev1.Container, name string) string {
+	var path string
+	for _, a := range c.Args {
+		if v, ok := strings.CutPrefix(a, "--"+name+"="); ok {
+			path = v
+		}
+	}
+	volumes := map[string]string{}
+	for _, v := range spec.Volumes {
+		if v.Secret != nil {
+			volumes[v.Name] = v.Secret.SecretName
+		}
+	}
+	for _, m := range c.VolumeMounts {
+		if path != "" && strings.HasPrefix(path, strings.TrimSuffix(m.MountPath, "/")+"/") {
+			return volumes[m.Name]
+		}
+	}
+	return ""
+}
+
+func TestKubernetes(t *testing.T) {
+	out := render(t, "kubernetes")
 	kinds := map[string]int{}
 	for _, doc := range bytes.Split(out, []byte("\n---\n")) {
 		if len(bytes.TrimSpace(doc)) == 0 {
@@ -336,9 +401,25 @@ func TestKubernetes(t *testing.T) {
 			if o.Name == "signet-server" && (o.Spec.Replicas == nil || *o.Spec.Replicas != 3) {
 				t.Error("the server Deployment must run 3 replicas")
 			}
+			if o.Name == "signet-server" {
+				// The public HTTPS certificate and the client certificate
+				// towards the signer live in separate Secrets.
+				spec := o.Spec.Template.Spec
+				c := spec.Containers[0]
+				https, client, ca := flagSecret(spec, c, "tls-cert"), flagSecret(spec, c, "signer-cert"), flagSecret(spec, c, "signer-ca")
+				if https == "" || client == "" || https == client || ca != client || flagSecret(spec, c, "signer-key") != client || flagSecret(spec, c, "tls-key") != https {
+					t.Errorf("server certificates: HTTPS from %q, signer client from %q, signer CA from %q", https, client, ca)
+				}
+			}
 		case *batchv1.Job:
 			kinds["Job"]++
 			checkPod(t, "Job "+o.Name, o.Spec.Template.Spec, false)
+		case *batchv1.CronJob:
+			kinds["CronJob"]++
+			checkPod(t, "CronJob "+o.Name, o.Spec.JobTemplate.Spec.Template.Spec, false)
+			if args := o.Spec.JobTemplate.Spec.Template.Spec.Containers[0].Args; len(args) == 0 || args[0] != "prune" {
+				t.Errorf("CronJob %s runs %v", o.Name, args)
+			}
 		case *networkingv1.NetworkPolicy:
 			kinds["NetworkPolicy"]++
 			if o.Spec.PodSelector.MatchLabels["app"] != "signet-signer" {
@@ -361,13 +442,106 @@ func TestKubernetes(t *testing.T) {
 			kinds["HorizontalPodAutoscaler"]++
 		}
 	}
-	for _, k := range []string{"Deployment/signet-server", "Deployment/signet-signer", "Service", "PodDisruptionBudget", "HorizontalPodAutoscaler", "NetworkPolicy", "Secret", "Job", "ServiceMonitor"} {
+	if kinds["ServiceMonitor"] != 0 {
+		t.Error("the base holds a ServiceMonitor: it needs the Prometheus Operator's CRD and belongs in components/monitoring")
+	}
+	for _, k := range []string{"Deployment/signet-server", "Deployment/signet-signer", "Service", "PodDisruptionBudget", "HorizontalPodAutoscaler", "NetworkPolicy", "Secret", "Job", "CronJob"} {
 		if kinds[k] == 0 {
 			t.Errorf("no %s in the rendered manifests", k)
 		}
 	}
 	if kinds["Job"] != 2 {
 		t.Errorf("%d migrate Jobs, want 2", kinds["Job"])
+	}
+}
+
+// TestMonitoringComponent: the optional component adds ServiceMonitors for
+// the server and the signer, each selecting a Service that has the port it
+// scrapes.
+func TestMonitoringComponent(t *testing.T) {
+	out := render(t, "kubernetes-monitoring")
+	services := map[string]*corev1.Service{}
+	var monitors []*serviceMonitor
+	for _, doc := range bytes.Split(out, []byte("\n---\n")) {
+		if len(bytes.TrimSpace(doc)) == 0 {
+			continue
+		}
+		switch o := decode(t, doc).(type) {
+		case *corev1.Service:
+			services[o.Name] = o
+		case *serviceMonitor:
+			monitors = append(monitors, o)
+		}
+	}
+	scraped := map[string]bool{}
+	for _, m := range monitors {
+		for _, svc := range services {
+			if svc.Labels["app"] == "" || svc.Labels["app"] != m.Spec.Selector.MatchLabels["app"] {
+				continue
+			}
+			for _, ep := range m.Spec.Endpoints {
+				found := false
+				for _, p := range svc.Spec.Ports {
+					found = found || p.Name == ep.Port
+				}
+				if !found || ep.Path != "/metrics" {
+					t.Errorf("ServiceMonitor %s scrapes port %q path %s, which Service %s does not have", m.Metadata.Name, ep.Port, ep.Path, svc.Name)
+				}
+				if svc.Name == "signet-signer" && ep.Port == "mtls" {
+					t.Error("the signer's mutual-TLS port cannot be scraped")
+				}
+			}
+			scraped[svc.Name] = true
+		}
+	}
+	if !scraped["signet-server"] || !scraped["signet-signer"] {
+		t.Fatalf("scraped services: %v", scraped)
+	}
+}
+
+// TestDockerignore: the build context leaves out the repository's history,
+// build outputs and data, and keeps what the Dockerfiles build from.
+func TestDockerignore(t *testing.T) {
+	data, err := os.ReadFile(filepath.Join(root, ".dockerignore"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var patterns []string
+	for line := range strings.SplitSeq(string(data), "\n") {
+		if line = strings.TrimSpace(line); line != "" && !strings.HasPrefix(line, "#") {
+			patterns = append(patterns, line)
+		}
+	}
+	// ignored applies the patterns as Docker does for these simple cases:
+	// the last matching pattern wins, "!" re-includes, a directory
+	// pattern covers what is below it.
+	ignored := func(path string) bool {
+		out := false
+		for _, p := range patterns {
+			neg := strings.HasPrefix(p, "!")
+			p = strings.TrimPrefix(strings.TrimPrefix(p, "!"), "/")
+			for prefix := path; prefix != "."; prefix = filepath.Dir(prefix) {
+				m, _ := filepath.Match(p, prefix)
+				if !m && strings.HasPrefix(p, "**/") {
+					m, _ = filepath.Match(strings.TrimPrefix(p, "**/"), filepath.Base(prefix))
+				}
+				if m {
+					out = !neg
+					break
+				}
+			}
+		}
+		return out
+	}
+	for _, p := range []string{".git/config", "bin/signet", "signet-data/signet.db", "bench/results/latest.json", "client/client.test", "deploy/test/deploy_test.go"} {
+		if !ignored(p) {
+			t.Errorf("%s is sent to the build", p)
+		}
+	}
+	for _, p := range []string{"go.mod", "go.sum", "cmd/signet-server/main.go", "server/server.go", "signer/signer.go", "internal/cli/flags.go", "migrations/server/postgres/00001_init.sql", "client/client.go", "README.md"} {
+		if ignored(p) {
+			t.Errorf("%s is left out of the build", p)
+		}
 	}
 }
 

@@ -5,11 +5,13 @@ package cli
 
 import (
 	"context"
+	"encoding/json"
 	"flag"
 	"fmt"
 	"io"
 	"log/slog"
 	"net/url"
+	"regexp"
 	"strings"
 
 	"github.com/knadh/koanf/parsers/yaml"
@@ -46,11 +48,12 @@ func Parse(fs *flag.FlagSet, args []string, prefix string, getenv func(string) s
 	fs.VisitAll(func(f *flag.Flag) {
 		if v := getenv(EnvName(prefix, f.Name)); v != "" && err == nil {
 			if e := fs.Set(f.Name, v); e != nil {
-				err = fmt.Errorf("%s: %w", EnvName(prefix, f.Name), e)
+				err = fmt.Errorf("invalid value %q in %s: %w", Mask(v), EnvName(prefix, f.Name), e)
 			}
 		}
 	})
 	if err != nil {
+		fmt.Fprintln(fs.Output(), err)
 		return err
 	}
 	return fs.Parse(args)
@@ -162,23 +165,146 @@ func loadFile(fs *flag.FlagSet, path string) error {
 	return nil
 }
 
-// Effective prints every flag's effective value, one "name: value" line
-// each, masking the password of URLs and any flag whose name says it holds
-// a secret.
+// List is a repeatable flag that also takes comma-separated values (so
+// that one environment variable can carry several), each checked by Check
+// if set. Its String is the values joined by commas, so that the effective
+// configuration shows it as configured.
+type List struct {
+	Values *[]string
+	Check  func(string) error
+}
+
+// String implements flag.Value.
+func (l List) String() string {
+	if l.Values == nil {
+		return ""
+	}
+	return strings.Join(*l.Values, ",")
+}
+
+// Set implements flag.Value.
+func (l List) Set(v string) error {
+	for p := range strings.SplitSeq(v, ",") {
+		if p = strings.TrimSpace(p); p == "" {
+			continue
+		}
+		if l.Check != nil {
+			if err := l.Check(p); err != nil {
+				return err
+			}
+		}
+		*l.Values = append(*l.Values, p)
+	}
+	return nil
+}
+
+// Items returns the values (Effective prints them as a YAML list).
+func (l List) Items() []string {
+	if l.Values == nil {
+		return nil
+	}
+	return *l.Values
+}
+
+const masked = "xxxxx"
+
+// secretNames are words that, in a URL query parameter's or key=value
+// pair's name, say the value is a secret.
+var secretNames = []string{"password", "passwd", "passphrase", "pwd", "secret", "credential", "apikey", "api_key", "token"}
+
+func secretName(name string) bool {
+	name = strings.ToLower(name)
+	for _, s := range secretNames {
+		if strings.Contains(name, s) {
+			return true
+		}
+	}
+	return false
+}
+
+// secretFlag reports whether a flag's name says it holds a secret: its
+// last dash-separated word is one of these (pkcs11-pin, not
+// passphrase-alias or tokens, which name files and labels).
+func secretFlag(name string) bool {
+	last := name[strings.LastIndexByte(name, '-')+1:]
+	switch last {
+	case "password", "passphrase", "secret", "pin", "credentials":
+		return true
+	}
+	return false
+}
+
+var apiToken = regexp.MustCompile(`\bsgt_[0-9a-f]{16,}`)
+
+// keyValueSecret finds name=value pairs whose name says secret, as in
+// libpq connection strings ("host=db password=…").
+var keyValueSecret = regexp.MustCompile(`(?i)\b([a-z_]*(?:password|passwd|pwd|secret|token)[a-z_]*)\s*=\s*('[^']*'|[^\s&;]+)`)
+
+// Mask hides what in v looks like a credential: a URL's password, URL
+// query parameters and key=value pairs named like secrets (password=,
+// sslpassword=, token=…), signet API tokens (sgt_…) and PEM private keys.
+func Mask(v string) string {
+	if strings.Contains(v, "PRIVATE KEY") {
+		return masked
+	}
+	v = apiToken.ReplaceAllString(v, masked)
+	if u, err := url.Parse(v); err == nil && u.Scheme != "" && u.Opaque == "" {
+		changed := false
+		if u.User != nil {
+			if _, ok := u.User.Password(); ok {
+				u.User, changed = url.UserPassword(u.User.Username(), masked), true
+			}
+		}
+		if q := u.Query(); u.RawQuery != "" {
+			for k := range q {
+				if secretName(k) {
+					q[k], changed = []string{masked}, true
+				}
+			}
+			u.RawQuery = q.Encode()
+		}
+		if changed {
+			return u.String()
+		}
+		return v
+	}
+	return keyValueSecret.ReplaceAllString(v, "${1}="+masked)
+}
+
+// Effective prints every flag's effective value as YAML that --config reads
+// back ("name: value" lines, lists as YAML lists), masking credentials
+// (see Mask) and any flag whose name says it holds a secret. A masked
+// value reads back as the mask, not the secret: give secrets through the
+// environment or files.
 func Effective(w io.Writer, fs *flag.FlagSet) {
 	fs.VisitAll(func(f *flag.Flag) {
-		v := f.Value.String()
-		if u, err := url.Parse(v); err == nil && u.User != nil {
-			if _, ok := u.User.Password(); ok {
-				u.User = url.UserPassword(u.User.Username(), "xxxxx")
-				v = u.String()
-			}
+		if f.Name == "config" {
+			return
 		}
-		for _, secret := range []string{"password", "passphrase", "secret", "pin"} {
-			if strings.Contains(f.Name, secret) && v != "" {
-				v = "xxxxx"
+		if l, ok := f.Value.(interface{ Items() []string }); ok {
+			items := make([]string, 0, len(l.Items()))
+			for _, it := range l.Items() {
+				items = append(items, Mask(it))
 			}
+			fmt.Fprintf(w, "%s: %s\n", f.Name, quote(items))
+			return
 		}
-		fmt.Fprintf(w, "%s: %q\n", f.Name, v)
+		v := Mask(f.Value.String())
+		if secretFlag(f.Name) && v != "" {
+			v = masked
+		}
+		fmt.Fprintf(w, "%s: %s\n", f.Name, quote(v))
 	})
+}
+
+// quote renders v as JSON, which YAML reads as a double-quoted scalar or a
+// flow sequence.
+func quote(v any) string {
+	var b strings.Builder
+	enc := json.NewEncoder(&b)
+	enc.SetEscapeHTML(false)
+	if err := enc.Encode(v); err != nil {
+		return `""`
+	}
+	return strings.TrimSuffix(b.String(), "\n")
 }

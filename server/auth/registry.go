@@ -15,8 +15,6 @@ import (
 
 	"github.com/go-jose/go-jose/v4"
 	"github.com/go-jose/go-jose/v4/jwt"
-
-	"github.com/signetdev/signet/server"
 )
 
 // RegistryConfig configures Docker registry token auth, as Notary server
@@ -45,7 +43,7 @@ type Registry struct {
 	keys []jose.JSONWebKey
 }
 
-var _ server.Authorizer = (*Registry)(nil)
+var _ Authorizer = (*Registry)(nil)
 
 // NewRegistry loads the token service's keys.
 func NewRegistry(cfg RegistryConfig) (*Registry, error) {
@@ -101,14 +99,14 @@ type claims struct {
 // need names what a request needs, as Notary asked for it: pull to read,
 // push and pull to publish, * to delete or rotate, registry:catalog:* for the
 // global change feed.
-func need(gun string, action server.Action) access {
+func need(gun string, action Action) access {
 	if gun == "" {
 		return access{Type: "registry", Name: "catalog", Actions: []string{"*"}}
 	}
 	switch action {
-	case server.ActionPush:
+	case ActionPush:
 		return access{Type: "repository", Name: gun, Actions: []string{"push", "pull"}}
-	case server.ActionAdmin:
+	case ActionAdmin:
 		return access{Type: "repository", Name: gun, Actions: []string{"*"}}
 	}
 	return access{Type: "repository", Name: gun, Actions: []string{"pull"}}
@@ -116,10 +114,10 @@ func need(gun string, action server.Action) access {
 
 func (a access) scope() string { return a.Type + ":" + a.Name + ":" + strings.Join(a.Actions, ",") }
 
-// Ping implements server.Challenger: any valid token of this service passes.
+// Ping implements Challenger: any valid token of this service passes.
 func (r *Registry) Ping(req *http.Request) error {
 	if _, err := r.verify(req); err != nil {
-		return &server.AuthError{Status: http.StatusUnauthorized, Challenge: fmt.Sprintf(`Bearer realm=%q,service=%q`, r.cfg.Realm, r.cfg.Service), Msg: err.Error()}
+		return &AuthError{Status: http.StatusUnauthorized, Challenge: fmt.Sprintf(`Bearer realm=%q,service=%q`, r.cfg.Realm, r.cfg.Service), Msg: err.Error()}
 	}
 	return nil
 }
@@ -167,26 +165,43 @@ func (r *Registry) verify(req *http.Request) (*claims, error) {
 	return &c, nil
 }
 
-// Authorize implements server.Authorizer.
-func (r *Registry) Authorize(_ context.Context, req *http.Request, gun string, action server.Action) error {
-	if action == server.ActionPull && gun != "" && !r.cfg.AuthReads {
+// Authorize implements Authorizer.
+func (r *Registry) Authorize(_ context.Context, req *http.Request, gun string, action Action) error {
+	// Reads are anonymous unless AuthReads, but a token that is presented
+	// and does not verify is refused even then (401, so the client fetches
+	// a fresh one).
+	anonymousRead := action == ActionPull && gun != "" && !r.cfg.AuthReads
+	if anonymousRead && req.Header.Get("Authorization") == "" {
 		return nil
 	}
 	want := need(gun, action)
 	challenge := fmt.Sprintf(`Bearer realm=%q,service=%q,scope=%q`, r.cfg.Realm, r.cfg.Service, want.scope())
 	unauthorized := func(msg string) error {
-		return &server.AuthError{Status: http.StatusUnauthorized, Challenge: challenge, Msg: msg}
+		return &AuthError{Status: http.StatusUnauthorized, Challenge: challenge, Msg: msg}
 	}
 	c, err := r.verify(req)
 	if err != nil {
 		return unauthorized(err.Error() + " (" + want.scope() + ")")
+	}
+	if anonymousRead {
+		return nil
 	}
 	for _, a := range c.Access {
 		if a.Type == want.Type && a.Name == want.Name && (slices.Contains(a.Actions, "*") || containsAll(a.Actions, want.Actions)) {
 			return nil
 		}
 	}
-	return &server.AuthError{Status: http.StatusForbidden, Msg: "the token does not grant " + want.scope()}
+	return &AuthError{Status: http.StatusForbidden, Msg: "the token does not grant " + want.scope()}
+}
+
+// Principal implements Identifier: "registry:SUBJECT" for a valid
+// token with a subject.
+func (r *Registry) Principal(req *http.Request) string {
+	c, err := r.verify(req)
+	if err != nil || c.Subject == "" {
+		return ""
+	}
+	return "registry:" + c.Subject
 }
 
 func containsAll(have, want []string) bool {

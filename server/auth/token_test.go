@@ -7,12 +7,14 @@ import (
 	"crypto/rand"
 	"encoding/json"
 	"errors"
+	"io"
 	"mime/multipart"
 	"net/http"
 	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -37,15 +39,15 @@ func TestScopes(t *testing.T) {
 func TestTokens(t *testing.T) {
 	t.Parallel()
 	path := filepath.Join(t.TempDir(), "tokens.json")
-	_, pusher, err := auth.CreateToken(path, []string{"push:registry.example.com/team/*"}, time.Now())
+	_, pusher, err := auth.CreateToken(path, []string{"push:registry.example.com/team/*"}, time.Now(), time.Time{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	_, admin, err := auth.CreateToken(path, []string{"admin:*"}, time.Now())
+	_, admin, err := auth.CreateToken(path, []string{"admin:*"}, time.Now(), time.Time{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	_, reader, err := auth.CreateToken(path, []string{"pull:registry.example.com/*"}, time.Now())
+	_, reader, err := auth.CreateToken(path, []string{"pull:registry.example.com/*"}, time.Now(), time.Time{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -104,8 +106,23 @@ func TestTokens(t *testing.T) {
 			{"pusher publishes (reaches validation)", http.MethodPost, team, pusher, http.StatusBadRequest},
 			{"pusher deletes", http.MethodDelete, team, pusher, http.StatusForbidden},
 			{"admin deletes (nothing there)", http.MethodDelete, team, admin, http.StatusNotFound},
-			{"anonymous creates a key", http.MethodGet, team + "timestamp.key", "", readStatus},
+			// Creating a server key needs push: the answer says so (401
+			// with the challenge, 403), never 404 "no such key".
+			{"anonymous creates a key", http.MethodGet, team + "timestamp.key", "", http.StatusUnauthorized},
+			{"unknown token creates a key", http.MethodGet, team + "timestamp.key", "sgt_nope", http.StatusUnauthorized},
+			{"reader creates a key", http.MethodGet, team + "timestamp.key", reader, http.StatusForbidden},
+			{"out-of-scope pusher creates a key", http.MethodGet, other + "snapshot.key", pusher, http.StatusForbidden},
 			{"pusher creates a key", http.MethodGet, team + "timestamp.key", pusher, http.StatusOK},
+			{"anonymous reads the existing key", http.MethodGet, team + "timestamp.key", "", map[bool]int{false: 200, true: 401}[authReads]},
+			{"reader reads the existing key", http.MethodGet, team + "timestamp.key", reader, http.StatusOK},
+			{"unknown token reads", http.MethodGet, team + "root.json", "sgt_nope", http.StatusUnauthorized},
+			{"anonymous stages", http.MethodPost, "/v2/registry.example.com/team/app/_trust/staged/", "", http.StatusUnauthorized},
+			{"reader stages", http.MethodPost, "/v2/registry.example.com/team/app/_trust/staged/", reader, http.StatusForbidden},
+			{"anonymous approves", http.MethodPost, "/v2/registry.example.com/team/app/_trust/staged/abcd", "", http.StatusUnauthorized},
+			{"reader withdraws", http.MethodDelete, "/v2/registry.example.com/team/app/_trust/staged/abcd", reader, http.StatusForbidden},
+			{"anonymous rotates", http.MethodPost, team + "timestamp.key", "", http.StatusUnauthorized},
+			{"pusher rotates", http.MethodPost, team + "timestamp.key", pusher, http.StatusForbidden},
+			{"anonymous lists staged", http.MethodGet, "/v2/registry.example.com/team/app/_trust/staged/", "", map[bool]int{false: 200, true: 401}[authReads]},
 			{"anonymous change feed", http.MethodGet, "/v2/_trust/changefeed", "", http.StatusUnauthorized},
 			{"pusher change feed", http.MethodGet, "/v2/_trust/changefeed", pusher, http.StatusForbidden},
 			{"admin change feed", http.MethodGet, "/v2/_trust/changefeed", admin, http.StatusOK},
@@ -145,7 +162,7 @@ func TestScopeMatching(t *testing.T) {
 		{"pull:r*m/*p", "registry.example.com/team/app", true},
 		{"pull:r*x/*", "registry.example.com/team/app", false},
 	} {
-		_, tok, err := auth.CreateToken(path, []string{tc.scope}, time.Now())
+		_, tok, err := auth.CreateToken(path, []string{tc.scope}, time.Now(), time.Time{})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -155,7 +172,7 @@ func TestScopeMatching(t *testing.T) {
 		}
 		r := httptest.NewRequest(http.MethodGet, "/", nil)
 		r.Header.Set("Authorization", "Bearer "+tok)
-		err = tokens.Authorize(r.Context(), r, tc.gun, server.ActionPull)
+		err = tokens.Authorize(r.Context(), r, tc.gun, auth.ActionPull)
 		if (err == nil) != tc.ok {
 			t.Errorf("%s on %s: %v", tc.scope, tc.gun, err)
 		}
@@ -202,21 +219,23 @@ func TestRegistryTokens(t *testing.T) {
 		name   string
 		token  string
 		gun    string
-		action server.Action
+		action auth.Action
 		want   int
 	}{
-		{"no token", "", gun, server.ActionPush, 401},
-		{"right scope", mint(key, "auth.example.com", "notary.example.com", now.Add(30*time.Minute), push), gun, server.ActionPush, 0},
-		{"another GUN", mint(key, "auth.example.com", "notary.example.com", now.Add(30*time.Minute), push), "registry.example.com/other", server.ActionPush, 403},
-		{"push is not delete", mint(key, "auth.example.com", "notary.example.com", now.Add(30*time.Minute), push), gun, server.ActionAdmin, 403},
-		{"no expiry", mint(key, "auth.example.com", "notary.example.com", time.Time{}, push), gun, server.ActionPush, 401},
-		{"valid for a day", mint(key, "auth.example.com", "notary.example.com", now.Add(24*time.Hour), push), gun, server.ActionPush, 401},
-		{"expired", mint(key, "auth.example.com", "notary.example.com", now.Add(-time.Hour), push), gun, server.ActionPush, 401},
-		{"wrong issuer", mint(key, "evil.example.com", "notary.example.com", now.Add(30*time.Minute), push), gun, server.ActionPush, 401},
-		{"wrong audience", mint(key, "auth.example.com", "other.example.com", now.Add(time.Hour), push), gun, server.ActionPush, 401},
-		{"bad signature", mint(other, "auth.example.com", "notary.example.com", now.Add(30*time.Minute), push), gun, server.ActionPush, 401},
-		{"catalog for the change feed", mint(key, "auth.example.com", "notary.example.com", now.Add(30*time.Minute), []map[string]any{{"type": "registry", "name": "catalog", "actions": []string{"*"}}}), "", server.ActionAdmin, 0},
-		{"anonymous read", "", gun, server.ActionPull, 0},
+		{"no token", "", gun, auth.ActionPush, 401},
+		{"right scope", mint(key, "auth.example.com", "notary.example.com", now.Add(30*time.Minute), push), gun, auth.ActionPush, 0},
+		{"another GUN", mint(key, "auth.example.com", "notary.example.com", now.Add(30*time.Minute), push), "registry.example.com/other", auth.ActionPush, 403},
+		{"push is not delete", mint(key, "auth.example.com", "notary.example.com", now.Add(30*time.Minute), push), gun, auth.ActionAdmin, 403},
+		{"no expiry", mint(key, "auth.example.com", "notary.example.com", time.Time{}, push), gun, auth.ActionPush, 401},
+		{"valid for a day", mint(key, "auth.example.com", "notary.example.com", now.Add(24*time.Hour), push), gun, auth.ActionPush, 401},
+		{"expired", mint(key, "auth.example.com", "notary.example.com", now.Add(-time.Hour), push), gun, auth.ActionPush, 401},
+		{"wrong issuer", mint(key, "evil.example.com", "notary.example.com", now.Add(30*time.Minute), push), gun, auth.ActionPush, 401},
+		{"wrong audience", mint(key, "auth.example.com", "other.example.com", now.Add(time.Hour), push), gun, auth.ActionPush, 401},
+		{"bad signature", mint(other, "auth.example.com", "notary.example.com", now.Add(30*time.Minute), push), gun, auth.ActionPush, 401},
+		{"catalog for the change feed", mint(key, "auth.example.com", "notary.example.com", now.Add(30*time.Minute), []map[string]any{{"type": "registry", "name": "catalog", "actions": []string{"*"}}}), "", auth.ActionAdmin, 0},
+		{"anonymous read", "", gun, auth.ActionPull, 0},
+		{"read with an expired token", mint(key, "auth.example.com", "notary.example.com", now.Add(-time.Hour), push), gun, auth.ActionPull, 401},
+		{"read with a push token", mint(key, "auth.example.com", "notary.example.com", now.Add(30*time.Minute), push), gun, auth.ActionPull, 0},
 	} {
 		r := httptest.NewRequest(http.MethodPost, "/", nil)
 		if tc.token != "" {
@@ -224,7 +243,7 @@ func TestRegistryTokens(t *testing.T) {
 		}
 		err := reg.Authorize(r.Context(), r, tc.gun, tc.action)
 		got := 0
-		var ae *server.AuthError
+		var ae *auth.AuthError
 		if errors.As(err, &ae) {
 			got = ae.Status
 		} else if err != nil {
@@ -233,8 +252,106 @@ func TestRegistryTokens(t *testing.T) {
 		if got != tc.want {
 			t.Errorf("%s: status %d (%v), want %d", tc.name, got, err, tc.want)
 		}
-		if got == 401 && ae.Challenge != `Bearer realm="https://auth.example.com/token",service="notary.example.com",scope="repository:`+gun+`:push,pull"` {
+		if got == 401 && tc.action == auth.ActionPush && ae.Challenge != `Bearer realm="https://auth.example.com/token",service="notary.example.com",scope="repository:`+gun+`:push,pull"` {
 			t.Errorf("%s: challenge %s", tc.name, ae.Challenge)
 		}
+	}
+	// The principal staged changes record: the token's subject.
+	sig, err := jose.NewSigner(jose.SigningKey{Algorithm: jose.ES256, Key: jose.JSONWebKey{Key: key, KeyID: "k1"}}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for sub, want := range map[string]string{"ci-bot": "registry:ci-bot", "": ""} {
+		tok, err := josejwt.Signed(sig).Claims(josejwt.Claims{Issuer: "auth.example.com", Subject: sub, Audience: josejwt.Audience{"notary.example.com"},
+			Expiry: josejwt.NewNumericDate(now.Add(10 * time.Minute)), IssuedAt: josejwt.NewNumericDate(now)}).Serialize()
+		if err != nil {
+			t.Fatal(err)
+		}
+		r := httptest.NewRequest(http.MethodPost, "/", nil)
+		r.Header.Set("Authorization", "Bearer "+tok)
+		if got := reg.Principal(r); got != want {
+			t.Errorf("subject %q: principal %q, want %q", sub, got, want)
+		}
+	}
+	if got := reg.Principal(httptest.NewRequest(http.MethodPost, "/", nil)); got != "" {
+		t.Errorf("anonymous principal %q", got)
+	}
+}
+
+// TestTokenExpiryAndRevocation over HTTP: a token works until its expiry,
+// and a revoked token stops working in the running server without a
+// restart; a token file broken after start refuses every token.
+func TestTokenExpiryAndRevocation(t *testing.T) {
+	t.Parallel()
+	path := filepath.Join(t.TempDir(), "tokens.json")
+	now := time.Now()
+	var mu sync.Mutex
+	lockedClock := func() time.Time { mu.Lock(); defer mu.Unlock(); return now }
+	shortID, short, err := auth.CreateToken(path, []string{"admin:*"}, now, now.Add(time.Hour))
+	if err != nil {
+		t.Fatal(err)
+	}
+	keepID, keep, err := auth.CreateToken(path, []string{"admin:*"}, now, time.Time{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	revokeID, revoked, err := auth.CreateToken(path, []string{"admin:*"}, now, time.Time{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := auth.CreateToken(path, []string{"admin:*"}, now, now.Add(-time.Minute)); err == nil {
+		t.Fatal("created an already expired token")
+	}
+	tokens, err := auth.LoadTokens(path, false, auth.WithTokenClock(lockedClock))
+	if err != nil {
+		t.Fatal(err)
+	}
+	hs := httptest.NewServer(server.New(memstore.New(), keystore.NewMemory(), server.WithSweepInterval(0), server.WithAuthorizer(tokens)).Handler())
+	defer hs.Close()
+	feed := func(token string) (int, string) {
+		req, _ := http.NewRequest(http.MethodGet, hs.URL+"/v2/_trust/changefeed", nil)
+		req.Header.Set("Authorization", "Bearer "+token)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(b)
+	}
+	for _, tok := range []string{short, keep, revoked} {
+		if code, body := feed(tok); code != 200 {
+			t.Fatalf("fresh token: %d %s", code, body)
+		}
+	}
+	mu.Lock()
+	now = now.Add(time.Hour)
+	mu.Unlock()
+	if code, body := feed(short); code != http.StatusUnauthorized || !strings.Contains(body, "token "+shortID+" expired") {
+		t.Fatalf("expired token: %d %s", code, body)
+	}
+	if err := auth.RevokeTokens(path, []string{revokeID, "nosuchid"}); err == nil {
+		t.Fatal("revoked with an unknown ID")
+	}
+	if list, _ := auth.ListTokens(path); len(list) != 3 {
+		t.Fatalf("a failed revoke changed the file: %d tokens", len(list))
+	}
+	if err := auth.RevokeTokens(path, []string{revokeID}); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(1100 * time.Millisecond) // the file is re-read at most once a second
+	if code, _ := feed(revoked); code != http.StatusUnauthorized {
+		t.Fatalf("revoked token: %d", code)
+	}
+	if code, _ := feed(keep); code != 200 {
+		t.Fatalf("kept token %s: %d", keepID, code)
+	}
+	// A token file that no longer parses refuses everything.
+	if err := os.WriteFile(path, []byte("{not json"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(1100 * time.Millisecond)
+	if code, _ := feed(keep); code != http.StatusInternalServerError {
+		t.Fatalf("broken token file: %d", code)
 	}
 }

@@ -61,7 +61,7 @@ func TestCacheServesFromMemoryUntilWritten(t *testing.T) {
 	if n := inner.reads.Load(); n != 2 {
 		t.Fatalf("%d store reads, want 2", n)
 	}
-	put(t, c.Direct(), "a", 2, "v2")
+	put(t, c, "a", 2, "v2")
 	if m, err := c.GetCurrent(ctx, "a", "timestamp"); err != nil || string(m.Data) != "v2" {
 		t.Fatalf("after write: %v %v", m, err)
 	}

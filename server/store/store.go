@@ -114,7 +114,27 @@ type MetaStore interface {
 	Ping(ctx context.Context) error
 	// Close releases the store's resources.
 	Close() error
+	// StagedStore: staged changes (k-of-n signing) are part of the
+	// contract, with their conformance tests in storetest.
+	StagedStore
 }
+
+// Pruner removes old metadata versions (retention: see server/prune.go
+// for which versions are kept). Every backend implements it.
+type Pruner interface {
+	// GUNs returns up to limit repository names that hold metadata and
+	// sort after after, in order.
+	GUNs(ctx context.Context, after string, limit int) ([]string, error)
+	// PruneVersions removes gun's versions of role except the newest keep
+	// (at least 1: the current version always stays) and those in
+	// protect, and returns how many it removed. It never removes a root
+	// version: clients walk every root from the one they trust. The change
+	// feed is not touched.
+	PruneVersions(ctx context.Context, gun, role string, keep int, protect []int64) (int64, error)
+}
+
+// ErrPruneRoot refuses PruneVersions of root.
+var ErrPruneRoot = errors.New("store: root versions are never pruned")
 
 // Watcher is implemented by stores that several processes share. Watch
 // blocks until ctx ends, calling changed(gun) soon after any process stores
@@ -143,9 +163,64 @@ type Staged struct {
 	Data      []byte
 	CreatedAt time.Time
 	Expires   time.Time
+	// Principal names who staged the change (a token ID, a registry
+	// token's subject; "" when the server has no authentication). Stored
+	// by CreateStaged and CreateStagedWithin, never changed after.
+	Principal string
 }
 
-// StagedStore stores staged changes. Every backend implements it; Delete
+// StagedQuota bounds the bytes (len(Data)) of staged changes; 0 is no
+// bound.
+type StagedQuota struct {
+	PerGUN       int64 // all staged changes of one repository
+	PerPrincipal int64 // all staged changes of one principal, in every repository; not applied to Principal ""
+	// CountPerPrincipal bounds how many of a repository's MaxStagedPerGUN
+	// changes one principal may hold (not applied to Principal ""), so
+	// that one stager cannot fill a repository for everyone else.
+	CountPerPrincipal int
+}
+
+// ErrStagedQuota reports that a new staged change would exceed a
+// StagedQuota. Nothing was stored. The error is a *StagedQuotaError.
+var ErrStagedQuota = errors.New("store: staged-change quota exceeded")
+
+// StagedQuotaError says which quota a staged change would exceed.
+type StagedQuotaError struct {
+	Scope string // "repository" or "principal"
+	Limit int64
+	Used  int64 // bytes staged already (with Count: changes)
+	Size  int64 // bytes of the refused change
+	Count bool  // the principal's count of changes in the repository, not bytes
+}
+
+func (e *StagedQuotaError) Error() string {
+	if e.Count {
+		return fmt.Sprintf("store: the principal holds %d staged changes in this repository, the most one principal may", e.Used)
+	}
+	return fmt.Sprintf("store: the %s's staged changes hold %d bytes; %d more exceed its quota of %d", e.Scope, e.Used, e.Size, e.Limit)
+}
+
+// Is makes errors.Is(err, ErrStagedQuota) true.
+func (e *StagedQuotaError) Is(target error) bool { return target == ErrStagedQuota }
+
+// CheckStagedQuota is the rule every backend applies, given the bytes
+// staged already in s's repository and by s's principal, and how many
+// changes s's principal holds in the repository.
+func CheckStagedQuota(q StagedQuota, s *Staged, gunBytes, principalBytes int64, principalInGUN int) error {
+	if q.CountPerPrincipal > 0 && s.Principal != "" && principalInGUN >= q.CountPerPrincipal {
+		return &StagedQuotaError{Scope: "principal", Limit: int64(q.CountPerPrincipal), Used: int64(principalInGUN), Count: true}
+	}
+	size := int64(len(s.Data))
+	if q.PerGUN > 0 && gunBytes+size > q.PerGUN {
+		return &StagedQuotaError{Scope: "repository", Limit: q.PerGUN, Used: gunBytes, Size: size}
+	}
+	if q.PerPrincipal > 0 && s.Principal != "" && principalBytes+size > q.PerPrincipal {
+		return &StagedQuotaError{Scope: "principal", Limit: q.PerPrincipal, Used: principalBytes, Size: size}
+	}
+	return nil
+}
+
+// StagedStore stores staged changes (part of MetaStore). Delete
 // of a repository removes its staged changes too. Expired changes are kept
 // until DeleteExpiredStaged: readers compare Expires with their own clock.
 type StagedStore interface {
@@ -153,6 +228,10 @@ type StagedStore interface {
 	// ErrStagedConflict if gun already holds a change with s.ID, and
 	// ErrTooManyStaged if gun already holds MaxStagedPerGUN changes.
 	CreateStaged(ctx context.Context, s *Staged) error
+	// CreateStagedWithin is CreateStaged that also refuses, in the same
+	// transaction, a change that would take gun's or s.Principal's staged
+	// bytes past q, with a *StagedQuotaError.
+	CreateStagedWithin(ctx context.Context, s *Staged, q StagedQuota) error
 	// UpdateStaged replaces Data of the change s.GUN/s.ID if its revision
 	// is still s.Revision, and then sets s.Revision to the new revision.
 	// Otherwise it returns ErrStagedConflict (changed) or ErrNotFound (gone).

@@ -5,33 +5,36 @@ import (
 	"fmt"
 
 	"github.com/theupdateframework/go-tuf/v2/metadata"
+
+	"github.com/signetdev/signet/api"
 )
 
-// Code is a stable, machine-readable reason for refusing a request. The
-// server turns codes into HTTP statuses in one place (server/errors.go).
-type Code string
+// Code is a stable, machine-readable reason for refusing a request: the
+// API's error code (package api owns the list). The server turns codes
+// into HTTP statuses in one place (server/errors.go).
+type Code = api.Code
 
 // Codes of refused publishes and requests.
 const (
-	CodeMalformed        Code = "MALFORMED_METADATA"       // not parseable TUF JSON of the right type
-	CodeUnknownRole      Code = "UNKNOWN_ROLE"             // role not delegated by anyone, or not allowed here
-	CodeInvalid          Code = "INVALID_METADATA"         // well-formed but breaks a TUF rule
-	CodeSignature        Code = "INVALID_SIGNATURE"        // below threshold, bad or duplicate signatures
-	CodeExpired          Code = "EXPIRED_METADATA"         // expired on arrival
-	CodeBadVersion       Code = "INVALID_VERSION"          // version not acceptable (root not old+1, …)
-	CodeVersionConflict  Code = "VERSION_CONFLICT"         // a version that is not newer than what is stored
-	CodePathNotDelegated Code = "PATH_NOT_DELEGATED"       // delegated role lists a target outside its paths
-	CodeServerKey        Code = "SERVER_KEY_MISSING"       // root does not name the server's online key
-	CodeSnapshot         Code = "SNAPSHOT_MISMATCH"        // client snapshot does not match what it lists
-	CodeMissingRole      Code = "MISSING_ROLE"             // a required role is not in the upload
-	CodeNotFound         Code = "METADATA_NOT_FOUND"       // nothing stored
-	CodeSignerDown       Code = "SIGNER_UNAVAILABLE"       // online signer unreachable
-	CodeStoreDown        Code = "DATABASE_UNAVAILABLE"     // database unreachable
-	CodeUnsupported      Code = "UNSUPPORTED_OPERATION"    // e.g. a key for a role that is not server-managed
-	CodeStaleStaged      Code = "STAGED_CHANGE_STALE"      // a role of the staged change was published since
-	CodeStagedExpired    Code = "STAGED_CHANGE_EXPIRED"    // a staged change outlived its lifetime
-	CodeTooManyStaged    Code = "TOO_MANY_STAGED"          // the repository holds too many staged changes
-	CodeNotPublished     Code = "DELEGATION_NOT_PUBLISHED" // a delegation to a role the snapshot would not list
+	CodeMalformed        = api.CodeMalformed
+	CodeUnknownRole      = api.CodeUnknownRole
+	CodeInvalid          = api.CodeInvalid
+	CodeSignature        = api.CodeSignature
+	CodeExpired          = api.CodeExpired
+	CodeBadVersion       = api.CodeBadVersion
+	CodeVersionConflict  = api.CodeVersionConflict
+	CodePathNotDelegated = api.CodePathNotDelegated
+	CodeServerKey        = api.CodeServerKey
+	CodeSnapshot         = api.CodeSnapshot
+	CodeMissingRole      = api.CodeMissingRole
+	CodeNotFound         = api.CodeNotFound
+	CodeSignerDown       = api.CodeSignerDown
+	CodeStoreDown        = api.CodeStoreDown
+	CodeUnsupported      = api.CodeUnsupported
+	CodeStaleStaged      = api.CodeStaleStaged
+	CodeStagedExpired    = api.CodeStagedExpired
+	CodeTooManyStaged    = api.CodeTooManyStaged
+	CodeNotPublished     = api.CodeNotPublished
 )
 
 // Error is a refusal with a stable code, the role it concerns (if any) and

@@ -63,6 +63,7 @@ func (r *Repo) Publish(ctx context.Context, gun string, files map[string][]byte)
 // for a server-made version and stored nothing: validate again.
 func (r *Repo) commit(ctx context.Context, gun string, p *prepared) (conflict, err error) {
 	err = r.store.UpdateMany(ctx, gun, p.updates)
+	r.invalidate(gun)
 	switch {
 	case errors.Is(err, store.ErrVersionExists):
 		return err, nil

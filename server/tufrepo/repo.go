@@ -49,6 +49,7 @@ type Repo struct {
 	keys              keyCache
 	roots             rootCache
 	parsed            parsedCache
+	invalidate        func(gun string)
 }
 
 // Option configures a Repo.
@@ -65,11 +66,17 @@ func WithLifetimes(timestamp, snapshot time.Duration) Option {
 	return func(r *Repo) { r.timestampLifetime, r.snapshotLifetime = timestamp, snapshot }
 }
 
+// WithInvalidate sets a hook called after every write this Repo makes to
+// a repository (publish, staged publish, refresh, delete), so that caches
+// in front of the store (the server's metacache) forget it.
+func WithInvalidate(fn func(gun string)) Option { return func(r *Repo) { r.invalidate = fn } }
+
 // WithKeyAlgorithm sets the algorithm of server keys created on first ask.
 func WithKeyAlgorithm(a signer.Algorithm) Option { return func(r *Repo) { r.keyAlgorithm = a } }
 
-// New returns a Repo over st and sg. st must not be a cache: publishes read
-// the latest state to decide versions.
+// New returns a Repo over st and sg. st is the store itself, never a
+// cache in front of it: publishes read the latest state to decide versions.
+// A cache learns of this Repo's writes through WithInvalidate.
 func New(st store.MetaStore, sg signer.Service, opts ...Option) *Repo {
 	r := &Repo{
 		store:             st,
@@ -80,6 +87,7 @@ func New(st store.MetaStore, sg signer.Service, opts ...Option) *Repo {
 		snapshotLifetime:  DefaultSnapshotLifetime,
 		stagedLifetime:    DefaultStagedLifetime,
 		keyAlgorithm:      signer.Ed25519,
+		invalidate:        func(string) {},
 		keys:              keyCache{entries: map[string]keyEntry{}},
 		roots:             rootCache{roots: map[string]*metadata.Metadata[metadata.RootType]{}},
 		parsed:            parsedCache{roles: map[string]*metadata.Metadata[metadata.TargetsType]{}},
@@ -134,7 +142,9 @@ func (r *Repo) RotateKey(ctx context.Context, gun, role string) (*signer.KeyInfo
 // Delete removes gun's trust data and then its server keys, so that a new
 // repository under the same name starts from fresh keys.
 func (r *Repo) Delete(ctx context.Context, gun string) error {
-	if err := r.store.Delete(ctx, gun); err != nil {
+	err := r.store.Delete(ctx, gun)
+	r.invalidate(gun)
+	if err != nil {
 		if errors.Is(err, store.ErrNotFound) {
 			return refuse(CodeNotFound, "", "no trust data for %s", gun)
 		}

@@ -36,45 +36,73 @@ const DefaultStagedLifetime = 7 * 24 * time.Hour
 
 // StagedRole is one role of a staged change and its signatures so far.
 type StagedRole struct {
-	Role        string `json:"role"`
-	Version     int64  `json:"version"`
-	BaseVersion int64  `json:"base_version"`
-	Threshold   int    `json:"threshold"`
+	Role        string
+	Version     int64
+	BaseVersion int64
+	Threshold   int
 	// SignedBy lists the key IDs whose signatures verify, one per
 	// distinct public key, sorted.
-	SignedBy []string `json:"signed_by"`
+	SignedBy []string
 }
 
-// StagedChange is a staged change as reported to clients.
+// StagedChange is a staged change (the server answers it as
+// api.StagedChange).
 type StagedChange struct {
-	ID      string       `json:"id"`
-	Created time.Time    `json:"created"`
-	Expires time.Time    `json:"expires"`
-	Roles   []StagedRole `json:"roles"`
+	ID      string
+	Created time.Time
+	Expires time.Time
+	Roles   []StagedRole
 	// Files are the partially signed roles (role name → metadata JSON);
 	// only set by GetStaged.
-	Files map[string][]byte `json:"-"`
+	Files map[string][]byte
 	// Published is set when the change met every threshold and was
 	// published: every stored role and its new version.
-	Published map[string]int64 `json:"published,omitempty"`
+	Published map[string]int64
 }
 
-// stagedDoc is what the store keeps of a staged change.
+// stagedDoc is what the store keeps of a staged change. Its JSON is a
+// stored format (stagedDocJSON): renaming a field there breaks the staged
+// changes of every running deployment.
 type stagedDoc struct {
+	Files map[string][]byte
+	Roles []StagedRole
+}
+
+type stagedDocJSON struct {
 	Files map[string][]byte `json:"files"`
-	Roles []StagedRole      `json:"roles"`
+	Roles []stagedRoleJSON  `json:"roles"`
+}
+
+type stagedRoleJSON struct {
+	Role        string   `json:"role"`
+	Version     int64    `json:"version"`
+	BaseVersion int64    `json:"base_version"`
+	Threshold   int      `json:"threshold"`
+	SignedBy    []string `json:"signed_by"`
+}
+
+func (d stagedDoc) MarshalJSON() ([]byte, error) {
+	j := stagedDocJSON{Files: d.Files, Roles: make([]stagedRoleJSON, len(d.Roles))}
+	for i, r := range d.Roles {
+		j.Roles[i] = stagedRoleJSON(r)
+	}
+	return json.Marshal(j)
+}
+
+func (d *stagedDoc) UnmarshalJSON(b []byte) error {
+	var j stagedDocJSON
+	if err := json.Unmarshal(b, &j); err != nil {
+		return err
+	}
+	d.Files, d.Roles = j.Files, make([]StagedRole, len(j.Roles))
+	for i, r := range j.Roles {
+		d.Roles[i] = StagedRole(r)
+	}
+	return nil
 }
 
 // WithStagedLifetime sets how long staged changes wait for signatures.
 func WithStagedLifetime(d time.Duration) Option { return func(r *Repo) { r.stagedLifetime = d } }
-
-func (r *Repo) stagedStore() (store.StagedStore, error) {
-	ss, ok := r.store.(store.StagedStore)
-	if !ok {
-		return nil, refuse(CodeUnsupported, "", "this server's store does not keep staged changes")
-	}
-	return ss, nil
-}
 
 // checkStageable accepts uploads of targets-type roles only.
 func checkStageable(files map[string][]byte) error {
@@ -97,10 +125,7 @@ func checkStageable(files map[string][]byte) error {
 // files are published at once (Published is set); otherwise the change is
 // kept for approvals.
 func (r *Repo) Stage(ctx context.Context, gun string, files map[string][]byte) (*StagedChange, error) {
-	ss, err := r.stagedStore()
-	if err != nil {
-		return nil, err
-	}
+	ss := r.store
 	if err := checkStageable(files); err != nil {
 		return nil, err
 	}
@@ -121,6 +146,9 @@ func (r *Repo) Stage(ctx context.Context, gun string, files map[string][]byte) (
 				continue
 			}
 			return &StagedChange{Roles: p.roles, Published: p.result.Versions}, nil
+		}
+		if err := requireSignature(p.roles); err != nil { // stagelimits.go
+			return nil, err
 		}
 		data, err := json.Marshal(stagedDoc{Files: files, Roles: p.roles})
 		if err != nil {
@@ -178,10 +206,7 @@ func (r *Repo) loadStaged(ctx context.Context, ss store.StagedStore, gun, id str
 
 // GetStaged returns one staged change with its files.
 func (r *Repo) GetStaged(ctx context.Context, gun, id string) (*StagedChange, error) {
-	ss, err := r.stagedStore()
-	if err != nil {
-		return nil, err
-	}
+	ss := r.store
 	st, doc, err := r.loadStaged(ctx, ss, gun, id)
 	if err != nil {
 		return nil, err
@@ -192,10 +217,7 @@ func (r *Repo) GetStaged(ctx context.Context, gun, id string) (*StagedChange, er
 // ListStaged returns gun's staged changes that have not expired, oldest
 // first, without their files.
 func (r *Repo) ListStaged(ctx context.Context, gun string) ([]StagedChange, error) {
-	ss, err := r.stagedStore()
-	if err != nil {
-		return nil, err
-	}
+	ss := r.store
 	list, err := ss.ListStaged(ctx, gun)
 	if err != nil {
 		return nil, storeErr(fmt.Errorf("tufrepo: list staged changes of %s: %w", gun, err))
@@ -217,11 +239,7 @@ func (r *Repo) ListStaged(ctx context.Context, gun string) ([]StagedChange, erro
 
 // WithdrawStaged removes a staged change.
 func (r *Repo) WithdrawStaged(ctx context.Context, gun, id string) error {
-	ss, err := r.stagedStore()
-	if err != nil {
-		return err
-	}
-	err = ss.DeleteStaged(ctx, gun, id, 0)
+	err := r.store.DeleteStaged(ctx, gun, id, 0)
 	if errors.Is(err, store.ErrNotFound) {
 		return refuse(CodeNotFound, "", "no staged change %s in %s", id, gun)
 	}
@@ -236,10 +254,7 @@ func (r *Repo) WithdrawStaged(ctx context.Context, gun, id string) error {
 // meets its threshold, the change is published and removed atomically and
 // Published is set. Every signature must verify with a key of its role.
 func (r *Repo) Approve(ctx context.Context, gun, id string, files map[string][]byte) (*StagedChange, error) {
-	ss, err := r.stagedStore()
-	if err != nil {
-		return nil, err
-	}
+	ss := r.store
 	if err := checkStageable(files); err != nil {
 		return nil, err
 	}
@@ -273,6 +288,7 @@ func (r *Repo) Approve(ctx context.Context, gun, id string, files map[string][]b
 				return nil, err
 			}
 			err := ss.PublishStaged(ctx, gun, id, st.Revision, p.updates)
+			r.invalidate(gun)
 			switch {
 			case err == nil:
 				change.Published = p.result.Versions
@@ -468,10 +484,7 @@ func signers(role string, keys map[string]*metadata.Key, ids []string, m *metada
 
 // SweepStaged removes staged changes that expired before now.
 func (r *Repo) SweepStaged(ctx context.Context) (int64, error) {
-	ss, err := r.stagedStore()
-	if err != nil {
-		return 0, nil // nothing to sweep
-	}
+	ss := r.store
 	n, err := ss.DeleteExpiredStaged(ctx, r.now())
 	if err != nil {
 		return 0, storeErr(fmt.Errorf("tufrepo: sweep staged changes: %w", err))

@@ -103,7 +103,9 @@ func (r *Repo) Refresh(ctx context.Context, gun string) (bool, error) {
 		return false, fmt.Errorf("tufrepo: encode timestamp: %w", err)
 	}
 	updates = append(updates, update(metadata.TIMESTAMP, ts.Signed.Version, ts.Signed.Expires, tsBytes))
-	if err := r.store.UpdateMany(ctx, gun, updates); err != nil {
+	err = r.store.UpdateMany(ctx, gun, updates)
+	r.invalidate(gun)
+	if err != nil {
 		if errors.Is(err, store.ErrVersionExists) {
 			return false, nil
 		}

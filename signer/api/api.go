@@ -28,6 +28,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"github.com/signetdev/signet/internal/reqid"
 	"github.com/signetdev/signet/signer"
 )
 
@@ -56,6 +57,8 @@ type Handler struct {
 // New returns the API over svc. Audit lines go to audit (use the main
 // logger if there is no separate audit sink). Metrics go to reg.
 func New(svc signer.Service, log, audit *slog.Logger, reg *prometheus.Registry) *Handler {
+	// Lines logged for a request name the caller's X-Request-ID (see handle).
+	log, audit = slog.New(reqid.Handler(log.Handler())), slog.New(reqid.Handler(audit.Handler()))
 	h := &Handler{svc: svc, log: log.With("component", "signer-api"), audit: audit.With("component", "signer-audit"), registry: reg}
 	h.calls = prometheus.NewHistogramVec(prometheus.HistogramOpts{
 		Name: "signet_signer_requests_duration_seconds", Help: "Signer API requests by operation and status code.",
@@ -119,6 +122,9 @@ func (h *Handler) handle(fn func(http.ResponseWriter, *http.Request) error) http
 	return func(w http.ResponseWriter, r *http.Request) {
 		start := time.Now()
 		code := http.StatusOK
+		if id := r.Header.Get(reqid.Header); reqid.Valid(id) {
+			r = r.WithContext(reqid.With(r.Context(), id))
+		}
 		if err := fn(w, r); err != nil {
 			code = h.writeError(w, r, err)
 		}

@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/base64"
 	"errors"
+	"os"
 	"path/filepath"
 	"sync"
 	"testing"
@@ -248,5 +249,34 @@ func TestEnsureKeyOnce(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestEmbeddedFilesArePrivate: the key database and SQLite's -wal and -shm
+// beside it are 0600 whatever the umask, also after keys were written.
+func TestEmbeddedFilesArePrivate(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "signer.db")
+	st, err := keystore.Open(ctx, path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	sg, err := keystore.New(ctx, st, wrapped(t, "a", map[string]string{"a": "pass"}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := sg.EnsureKey(ctx, gun, metadata.TIMESTAMP, signer.Ed25519); err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range []string{path, path + "-wal", path + "-shm"} {
+		fi, err := os.Stat(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if fi.Mode().Perm() != 0o600 {
+			t.Errorf("%s: mode %v, want 0600", filepath.Base(p), fi.Mode().Perm())
+		}
 	}
 }

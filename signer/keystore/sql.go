@@ -54,6 +54,9 @@ func Open(ctx context.Context, dsn string) (*SQL, error) {
 	if err := os.MkdirAll(filepath.Dir(dsn), 0o700); err != nil {
 		return nil, fmt.Errorf("keystore: %w", err)
 	}
+	if err := privateFiles(dsn); err != nil {
+		return nil, err
+	}
 	q := url.Values{}
 	q.Add("_pragma", "busy_timeout(10000)")
 	q.Add("_pragma", "journal_mode(WAL)")
@@ -67,11 +70,27 @@ func Open(ctx context.Context, dsn string) (*SQL, error) {
 		db.Close()
 		return nil, err
 	}
-	if err := os.Chmod(dsn, 0o600); err != nil {
-		db.Close()
-		return nil, fmt.Errorf("keystore: %w", err)
-	}
 	return s, nil
+}
+
+// privateFiles creates the key database 0600 before SQLite opens it, so
+// that the -wal and -shm files SQLite makes beside it (with the database
+// file's mode) are 0600 too, and narrows files an older version left
+// wider.
+func privateFiles(path string) error {
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o600)
+	if err != nil {
+		return fmt.Errorf("keystore: %w", err)
+	}
+	if err := f.Close(); err != nil {
+		return fmt.Errorf("keystore: %w", err)
+	}
+	for _, p := range []string{path, path + "-wal", path + "-shm"} {
+		if err := os.Chmod(p, 0o600); err != nil && !errors.Is(err, os.ErrNotExist) {
+			return fmt.Errorf("keystore: %w", err)
+		}
+	}
+	return nil
 }
 
 // Migrate applies the signer's migrations.

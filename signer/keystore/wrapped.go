@@ -6,6 +6,7 @@ import (
 	"crypto/x509"
 	"errors"
 	"fmt"
+
 	"github.com/signetdev/signet/tufrules"
 
 	"github.com/signetdev/signet/signer/keywrap"

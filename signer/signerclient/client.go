@@ -18,6 +18,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/signetdev/signet/internal/reqid"
 	"github.com/signetdev/signet/signer"
 	"github.com/signetdev/signet/signer/api"
 )
@@ -167,6 +168,9 @@ func (c *Client) call(ctx context.Context, path string, in, out any) error {
 		return err
 	}
 	req.Header.Set("Content-Type", "application/json")
+	if id := reqid.From(ctx); id != "" {
+		req.Header.Set(reqid.Header, id) // the signer logs it
+	}
 	resp, err := c.http.Do(req)
 	if err != nil {
 		if errors.Is(err, context.Canceled) {

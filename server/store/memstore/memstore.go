@@ -173,3 +173,53 @@ func (s *Store) Ping(ctx context.Context) error { return ctx.Err() }
 
 // Close implements store.MetaStore.
 func (s *Store) Close() error { return nil }
+
+var _ store.Pruner = (*Store)(nil)
+
+// GUNs implements store.Pruner.
+func (s *Store) GUNs(ctx context.Context, after string, limit int) ([]string, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, fmt.Errorf("memstore: list repositories: %w", err)
+	}
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	seen := map[string]bool{}
+	var out []string
+	for k, vs := range s.versions {
+		if len(vs) > 0 && k.gun > after && !seen[k.gun] {
+			seen[k.gun] = true
+			out = append(out, k.gun)
+		}
+	}
+	slices.Sort(out)
+	if len(out) > limit {
+		out = out[:limit]
+	}
+	return out, nil
+}
+
+// PruneVersions implements store.Pruner.
+func (s *Store) PruneVersions(ctx context.Context, gun, role string, keep int, protect []int64) (int64, error) {
+	if role == "root" {
+		return 0, fmt.Errorf("memstore: prune %s/%s: %w", gun, role, store.ErrPruneRoot)
+	}
+	if err := ctx.Err(); err != nil {
+		return 0, fmt.Errorf("memstore: prune %s/%s: %w", gun, role, err)
+	}
+	keep = max(keep, 1)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	k := key{gun, role}
+	vs := s.versions[k]
+	var kept []*store.Meta
+	var n int64
+	for i, m := range vs {
+		if i >= len(vs)-keep || slices.Contains(protect, m.Version) {
+			kept = append(kept, m)
+			continue
+		}
+		n++
+	}
+	s.versions[k] = kept
+	return n, nil
+}

@@ -20,6 +20,11 @@ func cloneStaged(st *store.Staged) *store.Staged {
 
 // CreateStaged implements store.StagedStore.
 func (s *Store) CreateStaged(ctx context.Context, st *store.Staged) error {
+	return s.CreateStagedWithin(ctx, st, store.StagedQuota{})
+}
+
+// CreateStagedWithin implements store.StagedStore.
+func (s *Store) CreateStagedWithin(ctx context.Context, st *store.Staged, q store.StagedQuota) error {
 	if err := ctx.Err(); err != nil {
 		return fmt.Errorf("memstore: stage %s: %w", st.GUN, err)
 	}
@@ -29,14 +34,25 @@ func (s *Store) CreateStaged(ctx context.Context, st *store.Staged) error {
 	if _, ok := s.staged[k]; ok {
 		return fmt.Errorf("memstore: stage %s/%s: %w", st.GUN, st.ID, store.ErrStagedConflict)
 	}
-	n := 0
-	for k := range s.staged {
+	n, mine := 0, 0
+	var gunBytes, principalBytes int64
+	for k, other := range s.staged {
 		if k.gun == st.GUN {
 			n++
+			gunBytes += int64(len(other.Data))
+			if st.Principal != "" && other.Principal == st.Principal {
+				mine++
+			}
+		}
+		if st.Principal != "" && other.Principal == st.Principal {
+			principalBytes += int64(len(other.Data))
 		}
 	}
 	if n >= store.MaxStagedPerGUN {
 		return fmt.Errorf("memstore: stage %s: %w", st.GUN, store.ErrTooManyStaged)
+	}
+	if err := store.CheckStagedQuota(q, st, gunBytes, principalBytes, mine); err != nil {
+		return fmt.Errorf("memstore: stage %s: %w", st.GUN, err)
 	}
 	st.Revision, st.CreatedAt = 1, s.now().UTC()
 	s.staged[k] = cloneStaged(st)

@@ -13,27 +13,47 @@ import (
 
 var _ store.StagedStore = (*Store)(nil)
 
-// CreateStaged implements store.StagedStore. The count and the insert run
-// under the GUN's advisory lock, so the per-GUN bound holds across replicas.
+// CreateStaged implements store.StagedStore.
 func (s *Store) CreateStaged(ctx context.Context, st *store.Staged) error {
+	return s.CreateStagedWithin(ctx, st, store.StagedQuota{})
+}
+
+// CreateStagedWithin implements store.StagedStore. The counts and the
+// insert run under the GUN's advisory lock (and the principal's, taken
+// after it, always in this order), so the bounds hold across replicas.
+func (s *Store) CreateStagedWithin(ctx context.Context, st *store.Staged, q store.StagedQuota) error {
 	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
 		var n int
+		var gunBytes, principalBytes int64
 		if _, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock(hashtextextended($1, 0))`, st.GUN); err != nil {
 			return err
 		}
-		if err := tx.QueryRow(ctx, `SELECT count(*) FROM staged_changes WHERE gun = $1`, st.GUN).Scan(&n); err != nil {
+		if err := tx.QueryRow(ctx, `SELECT count(*), COALESCE(SUM(octet_length(data)), 0) FROM staged_changes WHERE gun = $1`, st.GUN).Scan(&n, &gunBytes); err != nil {
 			return err
 		}
 		if n >= store.MaxStagedPerGUN {
 			return store.ErrTooManyStaged
 		}
-		return tx.QueryRow(ctx, `INSERT INTO staged_changes (gun, id, revision, data, expires) VALUES ($1, $2, 1, $3, $4)
-			ON CONFLICT DO NOTHING RETURNING created_at`, st.GUN, st.ID, st.Data, st.Expires).Scan(&st.CreatedAt)
+		var mine int
+		if st.Principal != "" && (q.PerPrincipal > 0 || q.CountPerPrincipal > 0) {
+			if _, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock(hashtextextended('principal:' || $1, 0))`, st.Principal); err != nil {
+				return err
+			}
+			if err := tx.QueryRow(ctx, `SELECT COALESCE(SUM(octet_length(data)), 0), count(*) FILTER (WHERE gun = $2) FROM staged_changes WHERE principal = $1`,
+				st.Principal, st.GUN).Scan(&principalBytes, &mine); err != nil {
+				return err
+			}
+		}
+		if err := store.CheckStagedQuota(q, st, gunBytes, principalBytes, mine); err != nil {
+			return err
+		}
+		return tx.QueryRow(ctx, `INSERT INTO staged_changes (gun, id, revision, data, expires, principal) VALUES ($1, $2, 1, $3, $4, $5)
+			ON CONFLICT DO NOTHING RETURNING created_at`, st.GUN, st.ID, st.Data, st.Expires, st.Principal).Scan(&st.CreatedAt)
 	})
 	switch {
 	case errors.Is(err, pgx.ErrNoRows):
 		return fmt.Errorf("postgres: stage %s/%s: %w", st.GUN, st.ID, store.ErrStagedConflict)
-	case errors.Is(err, store.ErrTooManyStaged):
+	case errors.Is(err, store.ErrTooManyStaged), errors.Is(err, store.ErrStagedQuota):
 		return fmt.Errorf("postgres: stage %s: %w", st.GUN, err)
 	case err != nil:
 		return fmt.Errorf("postgres: stage %s/%s: %w", st.GUN, st.ID, translate(err))
@@ -64,11 +84,11 @@ func (s *Store) missedStaged(ctx context.Context, gun, id, what string) error {
 	return fmt.Errorf("postgres: %s staged %s/%s: %w", what, gun, id, store.ErrStagedConflict)
 }
 
-const stagedColumns = `gun, id, revision, data, created_at, expires`
+const stagedColumns = `gun, id, revision, data, created_at, expires, principal`
 
 func scanStaged(row pgx.Row) (*store.Staged, error) {
 	var st store.Staged
-	if err := row.Scan(&st.GUN, &st.ID, &st.Revision, &st.Data, &st.CreatedAt, &st.Expires); err != nil {
+	if err := row.Scan(&st.GUN, &st.ID, &st.Revision, &st.Data, &st.CreatedAt, &st.Expires, &st.Principal); err != nil {
 		return nil, err
 	}
 	st.CreatedAt, st.Expires = st.CreatedAt.UTC(), st.Expires.UTC()

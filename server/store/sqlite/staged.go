@@ -14,17 +14,33 @@ var _ store.StagedStore = (*Store)(nil)
 
 // CreateStaged implements store.StagedStore.
 func (s *Store) CreateStaged(ctx context.Context, st *store.Staged) error {
+	return s.CreateStagedWithin(ctx, st, store.StagedQuota{})
+}
+
+// CreateStagedWithin implements store.StagedStore.
+func (s *Store) CreateStagedWithin(ctx context.Context, st *store.Staged, q store.StagedQuota) error {
 	now := s.now().UTC()
 	return s.inTx(ctx, "stage "+st.GUN, func(tx *sql.Tx) error {
 		var n int
-		if err := tx.QueryRowContext(ctx, `SELECT count(*) FROM staged_changes WHERE gun = ?`, st.GUN).Scan(&n); err != nil {
+		var gunBytes, principalBytes int64
+		if err := tx.QueryRowContext(ctx, `SELECT count(*), COALESCE(SUM(length(data)), 0) FROM staged_changes WHERE gun = ?`, st.GUN).Scan(&n, &gunBytes); err != nil {
 			return fmt.Errorf("sqlite: stage %s: %w", st.GUN, err)
 		}
 		if n >= store.MaxStagedPerGUN {
 			return fmt.Errorf("sqlite: stage %s: %w", st.GUN, store.ErrTooManyStaged)
 		}
-		res, err := tx.ExecContext(ctx, `INSERT INTO staged_changes (gun, id, revision, data, created_at, expires) VALUES (?, ?, 1, ?, ?, ?)
-			ON CONFLICT DO NOTHING`, st.GUN, st.ID, st.Data, nanos(now), nanos(st.Expires))
+		var mine int
+		if st.Principal != "" && (q.PerPrincipal > 0 || q.CountPerPrincipal > 0) {
+			if err := tx.QueryRowContext(ctx, `SELECT COALESCE(SUM(length(data)), 0), COALESCE(SUM(gun = ?), 0) FROM staged_changes WHERE principal = ?`,
+				st.GUN, st.Principal).Scan(&principalBytes, &mine); err != nil {
+				return fmt.Errorf("sqlite: stage %s: %w", st.GUN, err)
+			}
+		}
+		if err := store.CheckStagedQuota(q, st, gunBytes, principalBytes, mine); err != nil {
+			return fmt.Errorf("sqlite: stage %s: %w", st.GUN, err)
+		}
+		res, err := tx.ExecContext(ctx, `INSERT INTO staged_changes (gun, id, revision, data, created_at, expires, principal) VALUES (?, ?, 1, ?, ?, ?, ?)
+			ON CONFLICT DO NOTHING`, st.GUN, st.ID, st.Data, nanos(now), nanos(st.Expires), st.Principal)
 		if err != nil {
 			return fmt.Errorf("sqlite: stage %s/%s: %w", st.GUN, st.ID, err)
 		}
@@ -61,14 +77,14 @@ func (s *Store) matched(ctx context.Context, res sql.Result, gun, id, what strin
 	return fmt.Errorf("sqlite: %s staged %s/%s: %w", what, gun, id, store.ErrStagedConflict)
 }
 
-const stagedColumns = `gun, id, revision, data, created_at, expires`
+const stagedColumns = `gun, id, revision, data, created_at, expires, principal`
 
 func scanStaged(scan func(...any) error) (*store.Staged, error) {
 	var (
 		st               store.Staged
 		created, expires int64
 	)
-	if err := scan(&st.GUN, &st.ID, &st.Revision, &st.Data, &created, &expires); err != nil {
+	if err := scan(&st.GUN, &st.ID, &st.Revision, &st.Data, &created, &expires, &st.Principal); err != nil {
 		return nil, err
 	}
 	st.CreatedAt, st.Expires = fromNanos(created), fromNanos(expires)

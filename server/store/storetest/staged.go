@@ -11,21 +11,12 @@ import (
 	"github.com/signetdev/signet/server/store"
 )
 
-type stagedStore interface {
-	store.MetaStore
-	store.StagedStore
-}
+// stagedStore: staged changes are part of every store's contract.
+type stagedStore = store.MetaStore
 
-// stagedTest adapts a staged-change test; every backend must implement
-// store.StagedStore.
+// stagedTest adapts a staged-change test.
 func stagedTest(fn func(*testing.T, stagedStore)) func(*testing.T, store.MetaStore) {
-	return func(t *testing.T, s store.MetaStore) {
-		ss, ok := s.(stagedStore)
-		if !ok {
-			t.Fatalf("%T does not implement store.StagedStore", s)
-		}
-		fn(t, ss)
-	}
+	return func(t *testing.T, s store.MetaStore) { fn(t, s) }
 }
 
 func newStaged(gun, id string, data string) *store.Staged {
@@ -207,4 +198,60 @@ func testStagedBoundAndExpiry(t *testing.T, s stagedStore) {
 		t.Fatalf("%d left, want %d", len(list), store.MaxStagedPerGUN/2)
 	}
 	must(t, s.CreateStaged(ctx, newStaged("g", "room-again", "x")))
+}
+
+// testStagedQuotas: CreateStagedWithin refuses a change that takes its
+// repository's or its principal's staged bytes past the quota, stores
+// nothing then, and keeps who staged each change.
+func testStagedQuotas(t *testing.T, s stagedStore) {
+	q := store.StagedQuota{PerGUN: 100, PerPrincipal: 150}
+	mk := func(gun, id, principal string, size int) *store.Staged {
+		st := newStaged(gun, id, string(bytes.Repeat([]byte("x"), size)))
+		st.Principal = principal
+		return st
+	}
+	must(t, s.CreateStagedWithin(ctx, mk("q/a", "1", "alice", 60), q))
+	got, err := s.GetStaged(ctx, "q/a", "1")
+	must(t, err)
+	if got.Principal != "alice" {
+		t.Fatalf("principal %q, want alice", got.Principal)
+	}
+	// The repository's quota: 60 + 50 > 100, whoever stages.
+	err = s.CreateStagedWithin(ctx, mk("q/a", "2", "bob", 50), q)
+	var qe *store.StagedQuotaError
+	if !errors.Is(err, store.ErrStagedQuota) || !errors.As(err, &qe) || qe.Scope != "repository" || qe.Used != 60 || qe.Size != 50 {
+		t.Fatalf("over the repository quota: %v", err)
+	}
+	if _, err := s.GetStaged(ctx, "q/a", "2"); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("a refused change was stored: %v", err)
+	}
+	must(t, s.CreateStagedWithin(ctx, mk("q/a", "3", "bob", 40), q))
+	// The principal's quota spans repositories: alice has 60 in q/a.
+	must(t, s.CreateStagedWithin(ctx, mk("q/b", "1", "alice", 80), q))
+	err = s.CreateStagedWithin(ctx, mk("q/c", "1", "alice", 20), q)
+	if !errors.As(err, &qe) || qe.Scope != "principal" || qe.Used != 140 {
+		t.Fatalf("over the principal quota: %v", err)
+	}
+	// Another principal, or none, is not held to alice's usage.
+	must(t, s.CreateStagedWithin(ctx, mk("q/c", "2", "carol", 20), q))
+	must(t, s.CreateStagedWithin(ctx, mk("q/c", "3", "", 20), q))
+	// Withdrawing frees the quota.
+	must(t, s.DeleteStaged(ctx, "q/b", "1", 0))
+	must(t, s.CreateStagedWithin(ctx, mk("q/c", "4", "alice", 20), q))
+	// No quota: CreateStaged.
+	must(t, s.CreateStaged(ctx, mk("q/a", "big", "alice", 500)))
+
+	// How many changes one principal may hold in one repository.
+	cq := store.StagedQuota{CountPerPrincipal: 2}
+	must(t, s.CreateStagedWithin(ctx, mk("q/d", "1", "dave", 1), cq))
+	must(t, s.CreateStagedWithin(ctx, mk("q/d", "2", "dave", 1), cq))
+	err = s.CreateStagedWithin(ctx, mk("q/d", "3", "dave", 1), cq)
+	if !errors.As(err, &qe) || !qe.Count || qe.Used != 2 {
+		t.Fatalf("over the count per principal: %v", err)
+	}
+	must(t, s.CreateStagedWithin(ctx, mk("q/e", "1", "dave", 1), cq)) // another repository
+	must(t, s.CreateStagedWithin(ctx, mk("q/d", "4", "erin", 1), cq)) // another principal
+	for i := range 3 {
+		must(t, s.CreateStagedWithin(ctx, mk("q/d", fmt.Sprintf("anon%d", i), "", 1), cq)) // no principal: not counted
+	}
 }

@@ -35,6 +35,8 @@ func Run(t *testing.T, newStore func(t *testing.T) store.MetaStore) {
 		{"StagedPublish", stagedTest(testStagedPublish)},
 		{"StagedRacePublish", stagedTest(testStagedRacePublish)},
 		{"StagedBoundAndExpiry", stagedTest(testStagedBoundAndExpiry)},
+		{"StagedQuotas", stagedTest(testStagedQuotas)},
+		{"Prune", testPrune},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -297,4 +299,49 @@ func RunWatcher(t *testing.T, newPair func(t *testing.T) (a, b store.MetaStore))
 	wait("example.com/w")
 	must(t, a.Delete(ctx, "example.com/w"))
 	wait("example.com/w")
+}
+
+// testPrune: PruneVersions keeps the newest versions and the protected
+// ones, never touches root or another repository, and GUNs pages through
+// repository names.
+func testPrune(t *testing.T, s store.MetaStore) {
+	p, ok := s.(store.Pruner)
+	if !ok {
+		t.Fatalf("%T does not implement store.Pruner", s)
+	}
+	exp := time.Now().Add(time.Hour)
+	for v := int64(1); v <= 6; v++ {
+		must(t, s.UpdateMany(ctx, "prune/a", []store.Update{Upd("root", v, exp), Upd("targets", v, exp)}))
+	}
+	must(t, s.UpdateMany(ctx, "prune/b", []store.Update{Upd("targets", 1, exp)}))
+	n, err := p.PruneVersions(ctx, "prune/a", "targets", 2, []int64{2})
+	if err != nil || n != 3 {
+		t.Fatalf("prune: %d %v, want 3 removed", n, err)
+	}
+	for v := int64(1); v <= 6; v++ {
+		_, err := s.GetVersion(ctx, "prune/a", "targets", v)
+		if kept := v == 2 || v >= 5; kept != (err == nil) {
+			t.Errorf("targets v%d: %v (kept %v)", v, err, kept)
+		}
+	}
+	if cur, err := s.GetCurrent(ctx, "prune/a", "targets"); err != nil || cur.Version != 6 {
+		t.Fatalf("current after prune: %v %v", cur, err)
+	}
+	if _, err := p.PruneVersions(ctx, "prune/a", "root", 1, nil); !errors.Is(err, store.ErrPruneRoot) {
+		t.Fatalf("pruning root: %v", err)
+	}
+	if _, err := s.GetVersion(ctx, "prune/a", "root", 1); err != nil {
+		t.Fatalf("root v1 after a refused prune: %v", err)
+	}
+	// keep 0 still keeps the current version.
+	if n, err := p.PruneVersions(ctx, "prune/b", "targets", 0, nil); err != nil || n != 0 {
+		t.Fatalf("prune b: %d %v", n, err)
+	}
+	guns, err := p.GUNs(ctx, "prune/", 1)
+	if err != nil || len(guns) != 1 || guns[0] != "prune/a" {
+		t.Fatalf("GUNs page 1: %v %v", guns, err)
+	}
+	if guns, err = p.GUNs(ctx, "prune/a", 10); err != nil || len(guns) != 1 || guns[0] != "prune/b" {
+		t.Fatalf("GUNs page 2: %v %v", guns, err)
+	}
 }
