@@ -45,5 +45,5 @@ lint:
 cross:
 	for os in windows darwin; do \
 		GOOS=$$os $(GO) build ./cmd/... ./client/... && \
-		GOOS=$$os $(GO) vet ./client/... ./cmd/signet/ ./internal/cli/ || exit 1; \
+		GOOS=$$os $(GO) vet ./client/... ./cmd/signet/ ./internal/signetcli/ ./internal/cli/ || exit 1; \
 	done

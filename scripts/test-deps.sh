@@ -12,6 +12,8 @@ missing=()
 command -v softhsm2-util >/dev/null 2>&1 || missing+=(softhsm2)
 command -v node >/dev/null 2>&1 || missing+=(nodejs)
 command -v npm >/dev/null 2>&1 || missing+=(npm)
+# The docker CLI (no engine) for cmd/docker-signet's plugin tests.
+command -v docker >/dev/null 2>&1 || missing+=(docker.io)
 if [ ${#missing[@]} -gt 0 ]; then
 	if [ "$(id -u)" -ne 0 ] || ! command -v apt-get >/dev/null 2>&1; then
 		echo "test-deps: missing and cannot be installed here: ${missing[*]} (install these packages)" >&2

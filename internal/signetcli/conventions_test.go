@@ -1,4 +1,4 @@
-package main
+package signetcli
 
 import (
 	"encoding/json"

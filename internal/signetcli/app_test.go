@@ -1,4 +1,4 @@
-package main
+package signetcli
 
 import (
 	"bytes"
@@ -142,7 +142,7 @@ func TestSignFromRegistry(t *testing.T) {
 // TestMain lets the test binary stand in for `signet` in a subprocess.
 func TestMain(m *testing.M) {
 	if os.Getenv("SIGNET_TEST_AS_CLI") == "1" {
-		os.Exit(run(context.Background(), os.Args[1:], os.Stdin, os.Stdout, os.Stderr, os.Getenv))
+		os.Exit(Run(context.Background(), os.Args[1:], os.Stdin, os.Stdout, os.Stderr, os.Getenv))
 	}
 	os.Exit(m.Run())
 }

@@ -1,40 +1,10 @@
-// Command signet signs image tags on push and verifies them on pull.
-//
-//	signet init GUN [--bins N]
-//	signet sign REF… [--role NAME] [--digest sha256:… --size N] [--from FILE]
-//	signet unsign REF… [--role NAME]
-//	signet resolve REF               prints GUN@sha256:…
-//	signet verify REF --digest sha256:…
-//	signet list GUN
-//	signet key generate|list|import|export
-//	signet trust pin GUN --root FILE
-//	signet trust show GUN
-//	signet key fetch GUN timestamp|snapshot --out FILE
-//	signet root init|sign|verify|rotate|resign|publish   (offline ceremony)
-//	signet status GUN
-//	signet delegation add|remove|list GUN …  (--add-key, --remove-key, --threshold)
-//	signet signer add|remove|list GUN …
-//	signet staged list|show|withdraw GUN [ID];  signet approve GUN ID
-//	signet repo shard GUN --bins N
-//	signet policy check FILE REF… [--digest sha256:…] [--namespace NS]
-//
-// Global flags --server (SIGNET_SERVER), --trust-dir (SIGNET_TRUST_DIR,
-// default ~/.signet), -o json. SIGNET_TOKEN is sent as a bearer token; for
-// a server behind a registry's token service, credentials come from
-// SIGNET_REGISTRY_AUTH (user:password) or the Docker config, and go only to
-// an https realm on the registry's host or in SIGNET_REGISTRY_AUTH_HOSTS.
-// Passphrases come from SIGNET_ROOT_PASSPHRASE, SIGNET_TARGETS_PASSPHRASE,
-// SIGNET_DELEGATION_PASSPHRASE, or a prompt on a terminal.
-//
-// Exit codes:
-//
-//	0  success (verify: the digest matches)
-//	1  error (network, server refusal, local files)
-//	2  usage error
-//	3  not signed, or verify found another digest
-//	4  trust failure: no pinned root, expired, rollback, threshold, tampered
-//	5  staged: the change waits for more signatures and is NOT in effect
-package main
+// Package signetcli is the signet command tree (cobra): every command of
+// the signet CLI, its global settings, its exit codes and its error output.
+// cmd/signet is its main; cmd/docker-signet grafts the same tree under the
+// Docker CLI plugin. It must not import server, signer or anything of
+// Docker's engine client. An app (one command line) is not safe for
+// concurrent use; separate Run calls are independent.
+package signetcli
 
 import (
 	"context"
@@ -43,10 +13,8 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"os/signal"
 	"path/filepath"
 	"strings"
-	"syscall"
 	"text/tabwriter"
 	"time"
 
@@ -70,12 +38,6 @@ const (
 	exitStaged    = 5
 )
 
-func main() {
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
-	os.Exit(run(ctx, os.Args[1:], os.Stdin, os.Stdout, os.Stderr, os.Getenv))
-}
-
 type app struct {
 	stdin          io.Reader
 	stdout, stderr io.Writer
@@ -89,9 +51,12 @@ type app struct {
 	started        bool             // a command's RunE was reached: cobra accepted the command line
 	scryptCost     int              // tests lower it
 	now            func() time.Time // tests move the clock; nil: time.Now
+	engine         Engine           // docker-signet's engine: adds pull and push (plugin.go)
 }
 
-func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer, getenv func(string) string) int {
+// Run runs the signet command line args (without the program name) and
+// returns its exit code (the exit* constants, documented in cmd/signet).
+func Run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer, getenv func(string) string) int {
 	a := &app{stdin: stdin, stdout: stdout, stderr: stderr, getenv: getenv}
 	return a.execute(ctx, args)
 }
@@ -108,6 +73,11 @@ func (a *app) execute(ctx context.Context, args []string) int {
 	if err == nil {
 		return exitOK
 	}
+	return a.report(err)
+}
+
+// report writes err once on stderr and returns its exit code.
+func (a *app) report(err error) int {
 	if !a.started {
 		// Cobra refused the command line (unknown command, bad flag or
 		// argument) before any command ran.
@@ -177,6 +147,10 @@ func (a *app) command() *cobra.Command {
 		a.rootCmd(), a.statusCmd(), a.delegationCmd(), a.signerCmd(), a.stagedCmd(), a.approveCmd(), a.repoCmd())
 	root.AddCommand(a.migrateCmd())
 	root.AddCommand(a.policyCmd())
+	root.AddCommand(a.inspectCmd())
+	if a.engine != nil {
+		root.AddCommand(a.engineCmds()...)
+	}
 	root.AddCommand(a.versionCmd(root))
 	strictGroups(root) // after every registration
 	normaliseGUNs(root)
@@ -238,6 +212,11 @@ func strictGroups(cmd *cobra.Command) {
 	if !cmd.HasSubCommands() || cmd.Runnable() || !cmd.HasParent() {
 		return
 	}
+	strictGroup(cmd)
+}
+
+// strictGroup makes the group cmd refuse an unknown subcommand.
+func strictGroup(cmd *cobra.Command) {
 	cmd.Args = cobra.ArbitraryArgs
 	cmd.RunE = func(c *cobra.Command, args []string) error {
 		if len(args) > 0 {

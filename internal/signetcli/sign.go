@@ -1,4 +1,4 @@
-package main
+package signetcli
 
 import (
 	"bufio"
@@ -288,8 +288,9 @@ func (a *app) shadowed(cmd *cobra.Command, c *client.Client, gun string, changes
 func (a *app) unsignCmd() *cobra.Command {
 	var role string
 	cmd := &cobra.Command{
-		Use:   "unsign REF…",
-		Short: "Remove tags' signatures in one publish",
+		Use:     "unsign REF…",
+		Aliases: []string{"revoke"}, // docker trust revoke
+		Short:   "Remove tags' signatures in one publish",
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if len(args) == 0 {
 				return usageError{errors.New("unsign takes REF…")}

@@ -1,4 +1,4 @@
-package main
+package signetcli
 
 import (
 	"encoding/json"
@@ -141,7 +141,7 @@ func (a *app) keyCmd() *cobra.Command {
 	}
 	var importRole string
 	imp := &cobra.Command{
-		Use: "import FILE", Short: "Import an encrypted PKCS#8 PEM key", Args: exactArgs(1),
+		Use: "import FILE", Aliases: []string{"load"} /* docker trust key load */, Short: "Import an encrypted PKCS#8 PEM key", Args: exactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			data, err := os.ReadFile(args[0])
 			if err != nil {
