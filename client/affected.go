@@ -17,7 +17,6 @@ import (
 // take away. Both walk the delegation tree as Resolve does (TUF's pre-order,
 // path patterns and terminating delegations honoured), over roles verified
 // with go-tuf.
-// TODO(lead): re-point at the shared walk of the TUF-rules package.
 
 // Targets returns every tag of gun that resolves, with the role that
 // decides it (Target.Role), sorted by tag. A tag that several roles list
@@ -112,19 +111,14 @@ func (s *roleState) resolving(load tufrules.Loader) ([]Target, error) {
 	sort.Strings(tags)
 	var out []Target
 	for _, tag := range tags {
-		var found *Target
-		err := tufrules.Walk(s.ctx, tag, s.c.opts.MaxRolesVisited, load, func(role, _ string, m *metadata.Metadata[metadata.TargetsType]) (bool, error) {
-			if tf, ok := m.Signed.Targets[tag]; ok {
-				found = target(s.gun, tag, role, tf)
-				return true, nil
-			}
-			return false, nil
-		})
+		role, tf, err := s.lookupWith(tag, load)
 		if err != nil {
-			return nil, s.trustErr(err)
+			return nil, err
 		}
-		if found != nil && found.Digest != "" {
-			out = append(out, *found)
+		if tf != nil {
+			if t := target(s.gun, tag, role, tf); t.Digest != "" {
+				out = append(out, *t)
+			}
 		}
 	}
 	return out, nil

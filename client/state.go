@@ -282,11 +282,17 @@ func (s *repoState) checkDelegator(parent string, d *metadata.Metadata[metadata.
 // that lists it and its entry, or nil when no visited role lists it. Any
 // role the walk cannot load or verify ends it with a TrustError.
 func (s *repoState) lookup(tag string) (string, *metadata.TargetFiles, error) {
+	return s.lookupWith(tag, s.load)
+}
+
+// lookupWith is lookup over the roles load gives (a prediction of an edit,
+// for one).
+func (s *repoState) lookupWith(tag string, load tufrules.Loader) (string, *metadata.TargetFiles, error) {
 	var (
 		role string
 		tf   *metadata.TargetFiles
 	)
-	err := tufrules.Walk(s.ctx, tag, s.c.opts.MaxRolesVisited, s.load, func(name, _ string, m *metadata.Metadata[metadata.TargetsType]) (bool, error) {
+	err := tufrules.Walk(s.ctx, tag, s.c.opts.MaxRolesVisited, load, func(name, _ string, m *metadata.Metadata[metadata.TargetsType]) (bool, error) {
 		if t, ok := m.Signed.Targets[tag]; ok {
 			role, tf = name, t
 			return true, nil

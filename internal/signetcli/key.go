@@ -26,12 +26,30 @@ type keyJSON struct {
 
 // heldKey resolves a KEYID argument (a full ID or a unique prefix of at
 // least 8 hex characters) among the held keys; a bad one is a usage error.
-func (a *app) heldKey(cmd *cobra.Command, c *client.Client, arg string) (string, error) {
+func (a *app) heldKey(cmd *cobra.Command, arg string) (*client.Client, string, error) {
+	c, err := a.client()
+	if err != nil {
+		return nil, "", err
+	}
 	id, err := c.HeldKeyID(cmd.Context(), arg)
 	if errors.Is(err, client.ErrAmbiguousKeyID) {
-		return "", usageError{fmt.Errorf("%w (in %s)", err, a.trustDir)}
+		return nil, "", usageError{fmt.Errorf("%w (in %s)", err, a.trustDir)}
 	}
-	return id, err
+	return c, id, err
+}
+
+// heldFileKey is heldKey for verbs that edit the key file itself (verb
+// names the command in the refusal).
+func (a *app) heldFileKey(cmd *cobra.Command, arg, verb string) (*client.Client, *client.FileKeyStore, string, error) {
+	c, id, err := a.heldKey(cmd, arg)
+	if err != nil {
+		return nil, nil, "", err
+	}
+	fs, ok := c.Keys().(*client.FileKeyStore)
+	if !ok {
+		return nil, nil, "", fmt.Errorf("%s works on the file key store only", verb)
+	}
+	return c, fs, id, nil
 }
 
 func (a *app) keyCmd() *cobra.Command {
@@ -95,11 +113,7 @@ func (a *app) keyCmd() *cobra.Command {
 	export := &cobra.Command{
 		Use: "export KEYID", Short: "Write a key (still encrypted) to standard output", Args: exactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			c, err := a.client()
-			if err != nil {
-				return err
-			}
-			id, err := a.heldKey(cmd, c, args[0])
+			c, id, err := a.heldKey(cmd, args[0])
 			if err != nil {
 				return err
 			}
@@ -114,11 +128,7 @@ func (a *app) keyCmd() *cobra.Command {
 	public := &cobra.Command{
 		Use: "public KEYID", Short: "Print a held key's public key (TUF key JSON), for signet signer add or delegation add", Args: exactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			c, err := a.client()
-			if err != nil {
-				return err
-			}
-			id, err := a.heldKey(cmd, c, args[0])
+			c, id, err := a.heldKey(cmd, args[0])
 			if err != nil {
 				return err
 			}
@@ -162,17 +172,9 @@ func (a *app) keyCmd() *cobra.Command {
 	remove := &cobra.Command{
 		Use: "remove KEYID", Short: "Delete a held key file (a key a pinned repository still names needs --yes)", Args: exactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			c, err := a.client()
+			c, fs, id, err := a.heldFileKey(cmd, args[0], "key remove")
 			if err != nil {
 				return err
-			}
-			id, err := a.heldKey(cmd, c, args[0])
-			if err != nil {
-				return err
-			}
-			fs, ok := c.Keys().(*client.FileKeyStore)
-			if !ok {
-				return errors.New("key remove works on the file key store only")
 			}
 			uses, err := c.KeyUses()
 			if err != nil {
@@ -198,17 +200,9 @@ func (a *app) keyCmd() *cobra.Command {
 	passwd := &cobra.Command{
 		Use: "passwd KEYID", Short: "Change a held key's passphrase (new one from SIGNET_NEW_PASSPHRASE or the terminal)", Args: exactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			c, err := a.client()
+			_, fs, id, err := a.heldFileKey(cmd, args[0], "key passwd")
 			if err != nil {
 				return err
-			}
-			id, err := a.heldKey(cmd, c, args[0])
-			if err != nil {
-				return err
-			}
-			fs, ok := c.Keys().(*client.FileKeyStore)
-			if !ok {
-				return errors.New("key passwd works on the file key store only")
 			}
 			newPass, err := a.newPassphrase(id)
 			if err != nil {
