@@ -14,44 +14,114 @@ import (
 // encoding/json, and so go-tuf, would also read as the type) is refused as
 // ambiguous. This is what binds an online key to its role: a timestamp key
 // never signs targets, root or snapshot metadata.
+//
+// It runs on every payload the signer signs (twice: in the API and in the
+// key store), so it validates the payload once with json.Valid and then
+// walks only the top-level members of the object, decoding a member name
+// only when it holds an escape.
 func CheckPayloadRole(role string, payload []byte) error {
 	if err := CheckRole(role); err != nil {
 		return err
 	}
-	dec := json.NewDecoder(bytes.NewReader(payload))
-	tok, err := dec.Token()
-	if err != nil || tok != json.Delim('{') {
+	if !json.Valid(payload) {
+		return fmt.Errorf("%w: malformed payload", ErrRoleMismatch)
+	}
+	// From here on payload is one valid JSON value, possibly with white
+	// space around it: the scan below relies on that.
+	i := skipSpace(payload, 0)
+	if payload[i] != '{' {
 		return fmt.Errorf("%w: payload is not a JSON object", ErrRoleMismatch)
 	}
 	var typ string
 	seen := 0
-	for dec.More() {
-		k, err := dec.Token()
+	for i++; ; {
+		i = skipSpace(payload, i)
+		switch payload[i] {
+		case '}':
+			if seen != 1 || typ != role {
+				return fmt.Errorf("%w: payload is %q metadata, the key signs only %s", ErrRoleMismatch, typ, role)
+			}
+			return nil
+		case ',':
+			i++
+			continue
+		}
+		end := stringEnd(payload, i)
+		name, err := memberName(payload[i:end])
 		if err != nil {
 			return fmt.Errorf("%w: malformed payload: %v", ErrRoleMismatch, err)
 		}
-		var v json.RawMessage
-		if err := dec.Decode(&v); err != nil {
-			return fmt.Errorf("%w: malformed payload: %v", ErrRoleMismatch, err)
-		}
-		if name, _ := k.(string); strings.EqualFold(name, "_type") {
+		i = skipSpace(payload, end) + 1 // the colon
+		i = skipSpace(payload, i)
+		vend := valueEnd(payload, i)
+		if strings.EqualFold(name, "_type") {
 			seen++
 			if name != "_type" {
 				return fmt.Errorf("%w: ambiguous member %q", ErrRoleMismatch, name)
 			}
-			if err := json.Unmarshal(v, &typ); err != nil {
+			if err := json.Unmarshal(payload[i:vend], &typ); err != nil {
 				return fmt.Errorf("%w: _type is not a string", ErrRoleMismatch)
 			}
 		}
+		i = vend
 	}
-	if _, err := dec.Token(); err != nil {
-		return fmt.Errorf("%w: malformed payload: %v", ErrRoleMismatch, err)
+}
+
+// memberName decodes a JSON string token, unescaping only when needed.
+func memberName(tok []byte) (string, error) {
+	body := tok[1 : len(tok)-1]
+	if bytes.IndexByte(body, '\\') < 0 {
+		return string(body), nil
 	}
-	if dec.More() || dec.InputOffset() != int64(len(bytes.TrimRight(payload, " \t\r\n"))) {
-		return fmt.Errorf("%w: trailing data after the payload", ErrRoleMismatch)
+	var s string
+	err := json.Unmarshal(tok, &s)
+	return s, err
+}
+
+func skipSpace(b []byte, i int) int {
+	for i < len(b) && (b[i] == ' ' || b[i] == '\t' || b[i] == '\n' || b[i] == '\r') {
+		i++
 	}
-	if seen != 1 || typ != role {
-		return fmt.Errorf("%w: payload is %q metadata, the key signs only %s", ErrRoleMismatch, typ, role)
+	return i
+}
+
+// stringEnd returns the index just after the string that starts at b[i]
+// (a quote) in valid JSON.
+func stringEnd(b []byte, i int) int {
+	for i++; b[i] != '"'; i++ {
+		if b[i] == '\\' {
+			i++
+		}
 	}
-	return nil
+	return i + 1
+}
+
+// valueEnd returns the index just after the value that starts at b[i] in
+// valid JSON.
+func valueEnd(b []byte, i int) int {
+	switch b[i] {
+	case '"':
+		return stringEnd(b, i)
+	case '{', '[':
+		depth := 0
+		for {
+			switch b[i] {
+			case '"':
+				i = stringEnd(b, i)
+				continue
+			case '{', '[':
+				depth++
+			case '}', ']':
+				depth--
+				if depth == 0 {
+					return i + 1
+				}
+			}
+			i++
+		}
+	}
+	for i < len(b) && !strings.ContainsRune(",}] \t\r\n", rune(b[i])) {
+		i++ // a number, true, false or null
+	}
+	return i
 }

@@ -1,8 +1,11 @@
 package signer_test
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
+	"fmt"
+	"strings"
 	"testing"
 
 	"github.com/signetdev/signet/signer"
@@ -37,6 +40,12 @@ func TestCheckPayloadRole(t *testing.T) {
 		{"empty", "timestamp", ``, signer.ErrRoleMismatch},
 		{"truncated", "timestamp", `{"_type":"timestamp"`, signer.ErrRoleMismatch},
 		{"bad member value", "timestamp", `{"_type":"timestamp","v":tru}`, signer.ErrRoleMismatch},
+		{"braces and quotes in strings", "timestamp", `{"a":"}\"{","b":[1,{"c":"]"}],"_type":"timestamp","n":-1.5e3}`, nil},
+		{"escaped _type name", "timestamp", `{"\u005ftype":"timestamp"}`, nil},
+		{"escaped role value", "timestamp", `{"_type":"time\u0073tamp"}`, nil},
+		{"_type inside a string", "timestamp", `{"x":"\"_type\":\"timestamp\""}`, signer.ErrRoleMismatch},
+		{"empty object", "timestamp", `{}`, signer.ErrRoleMismatch},
+		{"invalid escape in a name", "timestamp", `{"\x":1,"_type":"timestamp"}`, signer.ErrRoleMismatch},
 		{"targets role", "targets", `{"_type":"targets"}`, signer.ErrUnsupportedRole},
 		{"root role", "root", `{"_type":"root"}`, signer.ErrUnsupportedRole},
 	} {
@@ -58,14 +67,23 @@ func FuzzCheckPayloadRole(f *testing.F) {
 	f.Add(`{"_type":"snapshot","meta":{"targets.json":{"version":1}}}`)
 	f.Add(`{"a":{"_type":"timestamp"}}`)
 	f.Add(`{"_type":"timestamp","_TYPE":"targets"}`)
+	f.Add(`{"a":"}\"{","b":[1,{"c":"]"}],"_type":"timestamp","n":-1.5e3}`)
+	f.Add(`{"\u005ftype":"timestamp"}`)
+	f.Add(` {"_type" : "snapshot" , "v":true} `)
 	f.Fuzz(func(t *testing.T, payload string) {
 		for _, role := range []string{"timestamp", "snapshot", "targets", "root"} {
 			err := signer.CheckPayloadRole(role, []byte(payload))
+			if ref := referenceCheckPayloadRole(role, []byte(payload)); (ref == nil) != (err == nil) {
+				t.Fatalf("%s: %q: CheckPayloadRole says %v, the reference %v", role, payload, err, ref)
+			}
 			if err != nil {
 				if !errors.Is(err, signer.ErrRoleMismatch) && !errors.Is(err, signer.ErrUnsupportedRole) {
 					t.Fatalf("%s: unexpected error %v", role, err)
 				}
 				continue
+			}
+			if ref := referenceCheckPayloadRole(role, []byte(payload)); ref != nil {
+				t.Fatalf("%s: accepted %q, which the reference refuses: %v", role, payload, ref)
 			}
 			// Accepted: one valid JSON object whose _type is role.
 			var m map[string]json.RawMessage
@@ -85,4 +103,49 @@ func FuzzCheckPayloadRole(f *testing.F) {
 			}
 		}
 	})
+}
+
+// referenceCheckPayloadRole is the first, slower implementation of
+// CheckPayloadRole (a json.Decoder walking the top-level members): the
+// fuzz test holds the fast one to exactly its verdicts.
+func referenceCheckPayloadRole(role string, payload []byte) error {
+	if err := signer.CheckRole(role); err != nil {
+		return err
+	}
+	dec := json.NewDecoder(bytes.NewReader(payload))
+	tok, err := dec.Token()
+	if err != nil || tok != json.Delim('{') {
+		return fmt.Errorf("%w: payload is not a JSON object", signer.ErrRoleMismatch)
+	}
+	var typ string
+	seen := 0
+	for dec.More() {
+		k, err := dec.Token()
+		if err != nil {
+			return fmt.Errorf("%w: malformed payload: %v", signer.ErrRoleMismatch, err)
+		}
+		var v json.RawMessage
+		if err := dec.Decode(&v); err != nil {
+			return fmt.Errorf("%w: malformed payload: %v", signer.ErrRoleMismatch, err)
+		}
+		if name, _ := k.(string); strings.EqualFold(name, "_type") {
+			seen++
+			if name != "_type" {
+				return fmt.Errorf("%w: ambiguous member %q", signer.ErrRoleMismatch, name)
+			}
+			if err := json.Unmarshal(v, &typ); err != nil {
+				return fmt.Errorf("%w: _type is not a string", signer.ErrRoleMismatch)
+			}
+		}
+	}
+	if _, err := dec.Token(); err != nil {
+		return fmt.Errorf("%w: malformed payload: %v", signer.ErrRoleMismatch, err)
+	}
+	if dec.More() || dec.InputOffset() != int64(len(bytes.TrimRight(payload, " \t\r\n"))) {
+		return fmt.Errorf("%w: trailing data after the payload", signer.ErrRoleMismatch)
+	}
+	if seen != 1 || typ != role {
+		return fmt.Errorf("%w: payload is %q metadata, the key signs only %s", signer.ErrRoleMismatch, typ, role)
+	}
+	return nil
 }

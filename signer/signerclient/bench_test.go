@@ -1,0 +1,95 @@
+package signerclient_test
+
+import (
+	"context"
+	"crypto/tls"
+	"io"
+	"log"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/secure-systems-lab/go-securesystemslib/cjson"
+	"github.com/theupdateframework/go-tuf/v2/metadata"
+
+	"github.com/signetdev/signet/internal/tlsutil"
+	"github.com/signetdev/signet/signer"
+	"github.com/signetdev/signet/signer/api"
+	"github.com/signetdev/signet/signer/keystore"
+	"github.com/signetdev/signet/signer/signerclient"
+)
+
+// BenchmarkSignBatch measures one publish's signatures (snapshot and
+// timestamp in one batch) from 16 callers: in process, and through the
+// signer's API over mutual TLS as signet-server calls it. The audit log
+// goes to io.Discard through a JSON handler, as the signer writes it.
+func BenchmarkSignBatch(b *testing.B) {
+	ctx := context.Background()
+	svc := keystore.NewMemory()
+	const gun = "bench.example.com/app"
+	ts, err := svc.EnsureKey(ctx, gun, metadata.TIMESTAMP, signer.Ed25519)
+	if err != nil {
+		b.Fatal(err)
+	}
+	snap, err := svc.EnsureKey(ctx, gun, metadata.SNAPSHOT, signer.Ed25519)
+	if err != nil {
+		b.Fatal(err)
+	}
+	snapPayload, _ := cjson.EncodeCanonical(metadata.Snapshot(time.Now().Add(time.Hour)).Signed)
+	tsPayload, _ := cjson.EncodeCanonical(metadata.Timestamp(time.Now().Add(time.Hour)).Signed)
+	batch := []signer.SignRequest{
+		{GUN: gun, Role: metadata.SNAPSHOT, KeyID: snap.ID, Payload: snapPayload},
+		{GUN: gun, Role: metadata.TIMESTAMP, KeyID: ts.ID, Payload: tsPayload},
+	}
+	run := func(b *testing.B, sg signer.Service) {
+		b.ReportAllocs()
+		b.SetParallelism(8) // 16 callers on 2 cores
+		b.RunParallel(func(pb *testing.PB) {
+			for pb.Next() {
+				if _, err := sg.SignBatch(ctx, batch); err != nil {
+					b.Error(err)
+					return
+				}
+			}
+		})
+	}
+	b.Run("in-process", func(b *testing.B) { run(b, svc) })
+
+	dir := b.TempDir()
+	if err := tlsutil.WriteDevCerts(tlsutil.DevCerts{Dir: dir}); err != nil {
+		b.Fatal(err)
+	}
+	cert := func(name string) string { return filepath.Join(dir, name) }
+	h := api.New(svc, slog.New(slog.DiscardHandler), slog.New(slog.NewJSONHandler(io.Discard, nil)), prometheus.NewRegistry())
+	srv := httptest.NewUnstartedServer(api.RequireClientCert(h.Routes()))
+	if srv.TLS, err = tlsutil.ServerConfig(cert("signer.pem"), cert("signer-key.pem"), cert("ca.pem"), nil); err != nil {
+		b.Fatal(err)
+	}
+	signerCert, err := tls.LoadX509KeyPair(cert("signer.pem"), cert("signer-key.pem"))
+	if err != nil {
+		b.Fatal(err)
+	}
+	srv.TLS.Certificates = []tls.Certificate{signerCert}
+	srv.EnableHTTP2 = true
+	srv.Config.ErrorLog = log.New(io.Discard, "", 0)
+	srv.StartTLS()
+	defer srv.Close()
+	tc, err := tlsutil.ClientConfig(cert("ca.pem"), cert("server.pem"), cert("server-key.pem"))
+	if err != nil {
+		b.Fatal(err)
+	}
+	for _, tt := range []struct {
+		name string
+		h2   bool
+	}{{"mTLS-http1", false}, {"mTLS-http2", true}} {
+		b.Run(tt.name, func(b *testing.B) {
+			tr := &http.Transport{TLSClientConfig: tc.Clone(), MaxIdleConnsPerHost: 64, ForceAttemptHTTP2: tt.h2}
+			defer tr.CloseIdleConnections()
+			run(b, signerclient.New(srv.URL, &http.Client{Transport: tr}))
+		})
+	}
+}
