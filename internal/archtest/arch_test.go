@@ -36,6 +36,7 @@ var rules = []struct {
 	{"tufrules", []string{""}, nil, "shared rules import no signet package"},
 	{"api", []string{""}, nil, "the wire contract imports no signet package"},
 	{"imageref", []string{""}, nil, "reference normalisation imports no signet package"},
+	{"server/tufrepo/tufjson", []string{""}, nil, "go-tuf's decoding, made fast, imports no signet package"},
 	{"server/tufrepo", []string{"server$", "server/metacache"}, []string{"net/http", "github.com/go-chi/chi/v5", "github.com/jackc/pgx/v5", "modernc.org/sqlite"}, "TUF rules talk to storage through store.MetaStore only"},
 	{"policy", []string{"server", "cmd"}, nil, "hooks use the library"},
 	{"admission", []string{"server", "cmd"}, nil, "hooks use the library"},

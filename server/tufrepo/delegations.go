@@ -11,6 +11,7 @@ import (
 	"github.com/theupdateframework/go-tuf/v2/metadata"
 	"github.com/theupdateframework/go-tuf/v2/metadata/trustedmetadata"
 
+	"github.com/signetdev/signet/server/tufrepo/tufjson"
 	"github.com/signetdev/signet/tufrules"
 )
 
@@ -349,18 +350,18 @@ func (s *state) verifyTargets(trusted *trustedmetadata.TrustedMetadata, nodes []
 				continue
 			}
 		}
-		m := s.up.targets[n.name]
+		t := s.up.decoded[n.name]
 		if !ok {
 			cur, err := s.current(n.name)
 			if err != nil {
 				return err
 			}
-			if m, err = s.storedTargets(n.name); err != nil {
+			if t, err = s.storedDecoded(n.name); err != nil {
 				return err
 			}
 			data = cur.Data
 		}
-		if err := verifyRole(trusted, n.name, n.delegator, m, data); err != nil {
+		if err := verifyRole(trusted, n.name, n.delegator, t, data); err != nil {
 			e := fromTUF(n.name, err)
 			switch {
 			case !ok:
@@ -374,12 +375,14 @@ func (s *state) verifyTargets(trusted *trustedmetadata.TrustedMetadata, nodes []
 	return nil
 }
 
-// verifyRole checks m (the bytes data, parsed once) as go-tuf's
+// verifyRole checks t (the bytes data, decoded once) as go-tuf's
 // trustedmetadata.UpdateDelegatedTargets does: the snapshot's entry for
 // the role (version; length and hashes where given), signatures to the
-// threshold delegator gives it (go-tuf's VerifyDelegate), expiry. It then
-// trusts m as the role, for the roles it delegates to.
-func verifyRole(trusted *trustedmetadata.TrustedMetadata, role, delegator string, m *metadata.Metadata[metadata.TargetsType], data []byte) error {
+// threshold delegator gives it (go-tuf's VerifyDelegate, over the role's
+// canonical form computed once: tufjson), expiry. It then trusts the role
+// for the roles it delegates to.
+func verifyRole(trusted *trustedmetadata.TrustedMetadata, role, delegator string, t *tufjson.Targets, data []byte) error {
+	m := t.Meta
 	mf, ok := trusted.Snapshot.Signed.Meta[metaName(role)]
 	if !ok {
 		return &metadata.ErrRepository{Msg: fmt.Sprintf("snapshot does not contain information for %s", role)}
@@ -392,9 +395,9 @@ func verifyRole(trusted *trustedmetadata.TrustedMetadata, role, delegator string
 	}
 	var err error
 	if delegator == metadata.ROOT {
-		err = trusted.Root.VerifyDelegate(role, m)
+		err = tufjson.VerifyDelegate(trusted.Root, role, t)
 	} else {
-		err = trusted.Targets[delegator].VerifyDelegate(role, m)
+		err = tufjson.VerifyDelegate(trusted.Targets[delegator], role, t)
 	}
 	if err != nil {
 		return err

@@ -10,6 +10,7 @@ import (
 	"github.com/theupdateframework/go-tuf/v2/metadata/trustedmetadata"
 
 	"github.com/signetdev/signet/server/store"
+	"github.com/signetdev/signet/server/tufrepo/tufjson"
 	"github.com/signetdev/signet/signer"
 )
 
@@ -93,23 +94,25 @@ func (c *rootCache) trusted(m *store.Meta) (*trustedmetadata.TrustedMetadata, er
 // maxParsed bounds the parsed-role cache.
 const maxParsed = 1024
 
-// parsedCache keeps stored targets-type roles parsed, by sha256, so that a
-// publish into a delegated role does not parse its unchanged delegators
+// parsedCache keeps stored targets-type roles decoded, by sha256, so that a
+// publish into a delegated role does not decode its unchanged delegators
 // again. The bytes were validated when they were published; the cache
-// only saves their decoding. Cached roles are shared and read-only.
+// only saves their decoding (and their canonical form, when a change of
+// delegation makes a stored role verify again). Cached roles are shared
+// and read-only.
 type parsedCache struct {
 	mu    sync.Mutex
-	roles map[string]*metadata.Metadata[metadata.TargetsType]
+	roles map[string]*tufjson.Targets
 }
 
-func (c *parsedCache) targets(m *store.Meta) (*metadata.Metadata[metadata.TargetsType], error) {
+func (c *parsedCache) targets(m *store.Meta) (*tufjson.Targets, error) {
 	c.mu.Lock()
 	t, ok := c.roles[m.SHA256]
 	c.mu.Unlock()
 	if ok {
 		return t, nil
 	}
-	t, err := metadata.Targets().FromBytes(m.Data)
+	t, err := tufjson.DecodeTargets(m.Data)
 	if err != nil {
 		return nil, err
 	}

@@ -12,6 +12,7 @@ import (
 	"github.com/theupdateframework/go-tuf/v2/metadata/trustedmetadata"
 
 	"github.com/signetdev/signet/server/store"
+	"github.com/signetdev/signet/server/tufrepo/tufjson"
 	"github.com/signetdev/signet/signer"
 	"github.com/signetdev/signet/tufrules"
 )
@@ -87,16 +88,19 @@ type prepared struct {
 	complete bool
 }
 
-// uploads are the parsed files of one publish.
+// uploads are the parsed files of one publish: each is decoded once, and
+// a targets-type role's canonical form (what its signatures sign) is
+// computed once, however many delegators verify it.
 type uploads struct {
 	raw      map[string][]byte
 	root     *metadata.Metadata[metadata.RootType]
 	snapshot *metadata.Metadata[metadata.SnapshotType]
 	targets  map[string]*metadata.Metadata[metadata.TargetsType] // "targets" and delegated roles
+	decoded  map[string]*tufjson.Targets                         // the same roles, with their canonical form
 }
 
 func parseUploads(files map[string][]byte) (*uploads, error) {
-	u := &uploads{raw: files, targets: map[string]*metadata.Metadata[metadata.TargetsType]{}}
+	u := &uploads{raw: files, targets: map[string]*metadata.Metadata[metadata.TargetsType]{}, decoded: map[string]*tufjson.Targets{}}
 	for name, data := range files {
 		var err error
 		switch name {
@@ -110,7 +114,10 @@ func parseUploads(files map[string][]byte) (*uploads, error) {
 			if err := ValidateRoleName(name); err != nil {
 				return nil, err
 			}
-			u.targets[name], err = metadata.Targets().FromBytes(data)
+			var t *tufjson.Targets
+			if t, err = tufjson.DecodeTargets(data); err == nil {
+				u.targets[name], u.decoded[name] = t.Meta, t
+			}
 		}
 		if err != nil {
 			return nil, &Error{Code: CodeMalformed, Role: name, Msg: "not valid TUF " + kindOf(name) + " metadata: " + err.Error(), Err: err}
@@ -145,8 +152,8 @@ type state struct {
 	st      store.MetaStore
 	gun     string
 	up      *uploads
-	stored  map[string]*store.Meta                              // nil value: not stored
-	targets map[string]*metadata.Metadata[metadata.TargetsType] // parsed stored targets-type roles
+	stored  map[string]*store.Meta      // nil value: not stored
+	targets map[string]*tufjson.Targets // decoded stored targets-type roles
 	parsed  *parsedCache
 }
 
@@ -168,19 +175,28 @@ func (s *state) current(role string) (*store.Meta, error) {
 // storedTargets returns the stored, already validated version of a
 // targets-type role, or nil.
 func (s *state) storedTargets(role string) (*metadata.Metadata[metadata.TargetsType], error) {
-	if m, ok := s.targets[role]; ok {
-		return m, nil
+	t, err := s.storedDecoded(role)
+	if t == nil || err != nil {
+		return nil, err
+	}
+	return t.Meta, nil
+}
+
+// storedDecoded is storedTargets with the role's canonical form.
+func (s *state) storedDecoded(role string) (*tufjson.Targets, error) {
+	if t, ok := s.targets[role]; ok {
+		return t, nil
 	}
 	cur, err := s.current(role)
 	if err != nil || cur == nil {
 		return nil, err
 	}
-	m, err := s.parsed.targets(cur)
+	t, err := s.parsed.targets(cur)
 	if err != nil {
 		return nil, fmt.Errorf("tufrepo: stored %s/%s v%d does not parse: %w", s.gun, role, cur.Version, err)
 	}
-	s.targets[role] = m
-	return m, nil
+	s.targets[role] = t
+	return t, nil
 }
 
 // effective returns the uploaded version of a role if any, else the stored.
@@ -209,7 +225,7 @@ func (r *Repo) prepare(ctx context.Context, gun string, files map[string][]byte,
 	if err != nil {
 		return nil, err
 	}
-	s := &state{ctx: ctx, st: r.store, gun: gun, up: up, stored: map[string]*store.Meta{}, targets: map[string]*metadata.Metadata[metadata.TargetsType]{}, parsed: &r.parsed}
+	s := &state{ctx: ctx, st: r.store, gun: gun, up: up, stored: map[string]*store.Meta{}, targets: map[string]*tufjson.Targets{}, parsed: &r.parsed}
 
 	trusted, err := r.trustRoot(s, now)
 	if err != nil {

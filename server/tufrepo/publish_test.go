@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"maps"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -196,6 +197,16 @@ func TestPublishRefusals(t *testing.T) {
 		{"wrong metadata type", true, func(f *fixture) map[string][]byte {
 			return map[string][]byte{metadata.TARGETS: f.dev.RootBytes()}
 		}, tufrepo.CodeMalformed},
+		{"null target entry (go-tuf panics on it)", true, func(f *fixture) map[string][]byte {
+			f.dev.Bump()
+			data := strings.Replace(string(f.dev.TargetsBytes()), `"targets":{`, `"targets":{"nil":null,`, 1)
+			return map[string][]byte{metadata.TARGETS: []byte(data)}
+		}, tufrepo.CodeMalformed},
+		{"tampered in a form go-tuf's encoder does not write", true, func(f *fixture) map[string][]byte {
+			f.dev.Bump()
+			data := strings.Replace(string(f.dev.TargetsBytes()), `"1.0":{`, `"1.0":{"custom":{"evil":true},`, 1)
+			return map[string][]byte{metadata.TARGETS: []byte(data)}
+		}, tufrepo.CodeSignature},
 		{"timestamp uploaded", true, func(f *fixture) map[string][]byte {
 			return map[string][]byte{metadata.TIMESTAMP: []byte(`{}`)}
 		}, tufrepo.CodeUnknownRole},

@@ -23,6 +23,7 @@ import (
 	"github.com/theupdateframework/go-tuf/v2/metadata"
 
 	"github.com/signetdev/signet/server/store"
+	"github.com/signetdev/signet/server/tufrepo/tufjson"
 	"github.com/signetdev/signet/signer"
 )
 
@@ -90,7 +91,7 @@ func New(st store.MetaStore, sg signer.Service, opts ...Option) *Repo {
 		invalidate:        func(string) {},
 		keys:              keyCache{entries: map[string]keyEntry{}},
 		roots:             rootCache{roots: map[string]*metadata.Metadata[metadata.RootType]{}},
-		parsed:            parsedCache{roles: map[string]*metadata.Metadata[metadata.TargetsType]{}},
+		parsed:            parsedCache{roles: map[string]*tufjson.Targets{}},
 	}
 	for _, o := range opts {
 		o(r)
