@@ -90,7 +90,7 @@ var errDecline = errors.New("tufjson: not in the strict form")
 
 // fastTargets decodes data in the strict form, or returns nil.
 func fastTargets(data []byte) *Targets {
-	d := &decoder{data: data}
+	d := &decoder{data: data, arena: make([]byte, 0, len(data))}
 	t, err := d.document()
 	if err != nil {
 		return nil
@@ -99,8 +99,35 @@ func fastTargets(data []byte) *Targets {
 }
 
 type decoder struct {
-	data []byte
-	i    int
+	data  []byte
+	i     int
+	arena []byte // canonical forms of target entries
+	// Slabs the target entries are carved from: one allocation for many.
+	files []metadata.TargetFiles
+	bytes []byte
+}
+
+// newFile returns a zero TargetFiles from the slab.
+func (d *decoder) newFile() *metadata.TargetFiles {
+	if len(d.files) == cap(d.files) {
+		d.files = make([]metadata.TargetFiles, 0, 256)
+	}
+	d.files = d.files[:len(d.files)+1]
+	return &d.files[len(d.files)-1]
+}
+
+// newBytes returns n bytes from the slab, capped so that an append to
+// them cannot reach their neighbours.
+func (d *decoder) newBytes(n int) []byte {
+	if n == 0 || n > 1024 {
+		return make([]byte, n) // empty, not nil: as go-tuf decodes ""
+	}
+	if cap(d.bytes)-len(d.bytes) < n {
+		d.bytes = make([]byte, 0, 16<<10)
+	}
+	b := d.bytes[len(d.bytes) : len(d.bytes)+n : len(d.bytes)+n]
+	d.bytes = d.bytes[:len(d.bytes)+n]
+	return b
 }
 
 func (d *decoder) space() {
@@ -333,7 +360,7 @@ func (d *decoder) signatures() ([]metadata.Signature, error) {
 				if err != nil {
 					return err
 				}
-				s.Signature, err = decodeHex(h, false)
+				s.Signature, err = decodeHex(h, false, make([]byte, len(h)/2))
 				return err
 			}
 			return errDecline
@@ -415,9 +442,9 @@ func (d *decoder) signed(t *metadata.TargetsType) ([]byte, error) {
 
 	// The canonical form: members sorted, strings as they are (strict
 	// strings need no escaping), no white space.
-	n := 128 + len(delegations) + len(spec) + len(expires)
+	n := 128 + len(delegations) + len(spec) + len(expires) + len(d.arena)
 	for _, tg := range targets {
-		n += len(tg.name) + len(tg.canonical) + 4
+		n += len(tg.name) + 4
 	}
 	out := make([]byte, 0, n)
 	out = append(out, `{"_type":"targets",`...)
@@ -439,7 +466,7 @@ func (d *decoder) signed(t *metadata.TargetsType) ([]byte, error) {
 		out = append(out, '"')
 		out = append(out, tg.name...)
 		out = append(out, `":`...)
-		out = append(out, tg.canonical...)
+		out = append(out, d.arena[tg.lo:tg.hi]...)
 	}
 	out = append(out, `},"version":`...)
 	out = append(out, version...)
@@ -464,87 +491,140 @@ func decodeTime(s []byte) (time.Time, error) {
 	return t, nil
 }
 
-// target is one entry of "targets" with its canonical JSON.
+// target is one entry of "targets" with its canonical JSON, which is
+// arena[lo:hi] of the decoder.
 type target struct {
-	name      []byte
-	canonical []byte
+	name   []byte
+	lo, hi int
+}
+
+// member reads the next member name of an object opened with expect('{'):
+// ok is false after the closing brace. first is true for the first call.
+func (d *decoder) member(first bool) (name []byte, ok bool, err error) {
+	switch c := d.next(); {
+	case c == '}':
+		d.i++
+		return nil, false, nil
+	case first:
+	case c == ',':
+		d.i++
+	default:
+		return nil, false, errDecline
+	}
+	if name, err = d.str(); err != nil {
+		return nil, false, err
+	}
+	if err := d.expect(':'); err != nil {
+		return nil, false, err
+	}
+	return name, true, nil
 }
 
 // targets reads the "targets" object. An entry outside the strict form
 // ({"hashes": {…}, "length": N}) is decoded and canonicalised by go-tuf.
+// Entries' canonical forms go to the decoder's arena.
 func (d *decoder) targets() (map[string]*metadata.TargetFiles, []target, error) {
+	if err := d.expect('{'); err != nil {
+		return nil, nil, err
+	}
 	out := map[string]*metadata.TargetFiles{}
 	var list []target
-	err := d.object(func(name []byte) error {
+	for first := true; ; first = false {
+		name, ok, err := d.member(first)
+		if err != nil {
+			return nil, nil, err
+		}
+		if !ok {
+			return out, list, nil
+		}
 		key := string(name)
 		if _, dup := out[key]; dup {
-			return errDecline
+			return nil, nil, errDecline
 		}
-		start := d.i
-		tf, canon, err := d.strictTarget()
+		start, lo := d.i, len(d.arena)
+		tf, err := d.strictTarget()
 		if err != nil {
-			d.i = start
-			if tf, canon, err = d.goTUFTarget(); err != nil {
-				return err
+			d.i, d.arena = start, d.arena[:lo]
+			if tf, err = d.goTUFTarget(); err != nil {
+				return nil, nil, err
 			}
 		}
 		tf.Path = key
 		out[key] = tf
-		list = append(list, target{name: name, canonical: canon})
-		return nil
-	})
-	if err != nil {
-		return nil, nil, err
+		list = append(list, target{name: name, lo: lo, hi: len(d.arena)})
 	}
-	return out, list, nil
 }
 
-func (d *decoder) strictTarget() (*metadata.TargetFiles, []byte, error) {
-	tf := &metadata.TargetFiles{}
+// strictTarget reads {"hashes": {ALG: HEX, …}, "length": N} in any order
+// and appends its canonical form to the arena.
+func (d *decoder) strictTarget() (*metadata.TargetFiles, error) {
+	if err := d.expect('{'); err != nil {
+		return nil, err
+	}
+	tf := d.newFile()
 	var length []byte
 	type hash struct{ alg, hex []byte }
-	var hashes []hash
-	var gotHashes bool
-	err := d.object(func(name []byte) error {
+	var buf [2]hash
+	hashes := buf[:0]
+	gotHashes := false
+	for first := true; ; first = false {
+		name, ok, err := d.member(first)
+		if err != nil {
+			return nil, err
+		}
+		if !ok {
+			break
+		}
 		switch string(name) {
 		case "length":
 			if length != nil {
-				return errDecline
+				return nil, errDecline
 			}
-			var err error
-			tf.Length, length, err = d.uint()
-			return err
+			if tf.Length, length, err = d.uint(); err != nil {
+				return nil, err
+			}
 		case "hashes":
-			if err := once(&gotHashes); err != nil {
-				return err
+			if gotHashes {
+				return nil, errDecline
+			}
+			gotHashes = true
+			if err := d.expect('{'); err != nil {
+				return nil, err
 			}
 			tf.Hashes = metadata.Hashes{}
-			return d.object(func(alg []byte) error {
-				if _, dup := tf.Hashes[string(alg)]; dup {
-					return errDecline
+			for first := true; ; first = false {
+				alg, ok, err := d.member(first)
+				if err != nil {
+					return nil, err
+				}
+				if !ok {
+					break
+				}
+				key := algName(alg)
+				if _, dup := tf.Hashes[key]; dup {
+					return nil, errDecline
 				}
 				h, err := d.str()
 				if err != nil {
-					return err
+					return nil, err
 				}
-				b, err := decodeHex(h, true)
-				if err != nil {
-					return err
+				if tf.Hashes[key], err = decodeHex(h, true, d.newBytes(len(h)/2)); err != nil {
+					return nil, err
 				}
-				tf.Hashes[string(alg)] = b
 				hashes = append(hashes, hash{alg, h})
-				return nil
-			})
+			}
+		default:
+			return nil, errDecline
 		}
-		return errDecline
-	})
-	if err != nil || length == nil || len(hashes) == 0 {
-		return nil, nil, errDecline
+	}
+	if length == nil || len(hashes) == 0 {
+		return nil, errDecline
 	}
 	tf.UnrecognizedFields = map[string]any{}
-	slices.SortFunc(hashes, func(a, b hash) int { return bytes.Compare(a.alg, b.alg) })
-	out := make([]byte, 0, 32+len(length)+len(hashes)*80)
-	out = append(out, `{"hashes":{`...)
+	if len(hashes) > 1 {
+		slices.SortFunc(hashes, func(a, b hash) int { return bytes.Compare(a.alg, b.alg) })
+	}
+	out := append(d.arena, `{"hashes":{`...)
 	for i, h := range hashes {
 		if i > 0 {
 			out = append(out, ',')
@@ -557,26 +637,38 @@ func (d *decoder) strictTarget() (*metadata.TargetFiles, []byte, error) {
 	}
 	out = append(out, `},"length":`...)
 	out = append(out, length...)
-	out = append(out, '}')
-	return tf, out, nil
+	d.arena = append(out, '}')
+	return tf, nil
+}
+
+// algName returns alg as a string, without allocating for the usual names.
+func algName(alg []byte) string {
+	switch string(alg) {
+	case "sha256":
+		return "sha256"
+	case "sha512":
+		return "sha512"
+	}
+	return string(alg)
 }
 
 // goTUFTarget decodes the entry at the decoder with go-tuf's own
-// TargetFiles decoding and canonicalises it with cjson.
-func (d *decoder) goTUFTarget() (*metadata.TargetFiles, []byte, error) {
+// TargetFiles decoding and appends its cjson canonical form to the arena.
+func (d *decoder) goTUFTarget() (*metadata.TargetFiles, error) {
 	raw, err := d.skip()
 	if err != nil || bytes.Equal(raw, []byte("null")) {
-		return nil, nil, errDecline
+		return nil, errDecline
 	}
 	tf := &metadata.TargetFiles{}
 	if err := json.Unmarshal(raw, tf); err != nil {
-		return nil, nil, errDecline
+		return nil, errDecline
 	}
 	canon, err := cjson.EncodeCanonical(tf)
 	if err != nil {
-		return nil, nil, errDecline
+		return nil, errDecline
 	}
-	return tf, canon, nil
+	d.arena = append(d.arena, canon...)
+	return tf, nil
 }
 
 // delegations decodes the "delegations" object with go-tuf's own
@@ -598,33 +690,40 @@ func (d *decoder) delegations() (*metadata.Delegations, []byte, error) {
 	return del, canon, nil
 }
 
-// decodeHex decodes an even-length hex string; lower-case only when lower
-// is set (a hash is re-encoded in lower case in the canonical form; a
+// decodeHex decodes an even-length hex string into out (len(h)/2 bytes);
+// lower-case only when lower is set (a hash is re-encoded in lower case in the canonical form; a
 // signature is not part of it).
-func decodeHex(h []byte, lower bool) (metadata.HexBytes, error) {
-	if len(h)%2 != 0 {
+func decodeHex(h []byte, lower bool, out []byte) (metadata.HexBytes, error) {
+	if len(h)%2 != 0 || len(out) != len(h)/2 {
 		return nil, errDecline
 	}
-	out := make([]byte, len(h)/2)
-	for i := 0; i < len(h); i += 2 {
-		hi, ok1 := unhex(h[i], lower)
-		lo, ok2 := unhex(h[i+1], lower)
-		if !ok1 || !ok2 {
+	table := &hexLower
+	if !lower {
+		table = &hexAny
+	}
+	for i := range out {
+		hi, lo := table[h[2*i]], table[h[2*i+1]]
+		if hi|lo > 0xf {
 			return nil, errDecline
 		}
-		out[i/2] = hi<<4 | lo
+		out[i] = hi<<4 | lo
 	}
 	return out, nil
 }
 
-func unhex(c byte, lower bool) (byte, bool) {
-	switch {
-	case c >= '0' && c <= '9':
-		return c - '0', true
-	case c >= 'a' && c <= 'f':
-		return c - 'a' + 10, true
-	case !lower && c >= 'A' && c <= 'F':
-		return c - 'A' + 10, true
+// hexLower and hexAny map a hex digit to its value, anything else to 0xff.
+var hexLower, hexAny = hexTables()
+
+func hexTables() (lower, anyCase [256]byte) {
+	for c := range 256 {
+		lower[c], anyCase[c] = 0xff, 0xff
 	}
-	return 0, false
+	for c := byte('0'); c <= '9'; c++ {
+		lower[c], anyCase[c] = c-'0', c-'0'
+	}
+	for c := byte('a'); c <= 'f'; c++ {
+		lower[c], anyCase[c] = c-'a'+10, c-'a'+10
+		anyCase[c-'a'+'A'] = c - 'a' + 10
+	}
+	return lower, anyCase
 }
