@@ -54,6 +54,13 @@ type Update struct {
 	Expires time.Time
 }
 
+// RoleVersion names one stored version of a role by number and content
+// (lower-case hex sha256 of its data).
+type RoleVersion struct {
+	Version int64
+	SHA256  string
+}
+
 // Meta is one stored version of one role.
 type Meta struct {
 	GUN       string
@@ -97,6 +104,12 @@ type MetaStore interface {
 	UpdateMany(ctx context.Context, gun string, updates []Update) error
 	// GetCurrent returns the highest stored version of role.
 	GetCurrent(ctx context.Context, gun, role string) (*Meta, error)
+	// CurrentVersions returns, in one read, the version and sha256 of
+	// what GetCurrent returns for every role gun holds, by role, without
+	// the data: a publish learns the whole state of a repository in one
+	// round trip and fetches data only for what it has not cached by
+	// sha256. A GUN with nothing stored gives an empty map, not an error.
+	CurrentVersions(ctx context.Context, gun string) (map[string]RoleVersion, error)
 	// GetVersion returns one exact version of role.
 	GetVersion(ctx context.Context, gun, role string, version int64) (*Meta, error)
 	// GetChecksum returns the version of role whose sha256 is checksum (hex).

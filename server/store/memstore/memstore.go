@@ -94,6 +94,23 @@ func (s *Store) GetCurrent(ctx context.Context, gun, role string) (*store.Meta, 
 	return s.find(ctx, gun, role, func(*store.Meta) bool { return true }, "current")
 }
 
+// CurrentVersions implements store.MetaStore.
+func (s *Store) CurrentVersions(ctx context.Context, gun string) (map[string]store.RoleVersion, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, fmt.Errorf("memstore: current versions of %s: %w", gun, err)
+	}
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	out := map[string]store.RoleVersion{}
+	for k, vs := range s.versions {
+		if k.gun == gun && len(vs) > 0 {
+			cur := vs[len(vs)-1]
+			out[k.role] = store.RoleVersion{Version: cur.Version, SHA256: cur.SHA256}
+		}
+	}
+	return out, nil
+}
+
 // GetVersion implements store.MetaStore.
 func (s *Store) GetVersion(ctx context.Context, gun, role string, version int64) (*store.Meta, error) {
 	return s.find(ctx, gun, role, func(m *store.Meta) bool { return m.Version == version }, fmt.Sprintf("v%d", version))

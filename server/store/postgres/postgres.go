@@ -123,43 +123,40 @@ func translate(err error) error {
 	return err
 }
 
-// UpdateMany implements store.MetaStore.
+// UpdateMany implements store.MetaStore in one round trip: a batch runs
+// as one implicit transaction (pgx's SendBatch, PostgreSQL's extended
+// protocol up to its Sync), so the per-GUN lock, the collision probe, the
+// rows, the change-feed entry and the notification commit together, and an
+// error anywhere rolls all of them back.
 func (s *Store) UpdateMany(ctx context.Context, gun string, updates []store.Update) error {
-	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error { return updateTx(ctx, tx, gun, updates) })
-	return updateErr(gun, err)
+	b := &pgx.Batch{}
+	queueUpdate(b, gun, updates)
+	return updateErr(gun, readUpdate(s.pool.SendBatch(ctx, b), gun))
 }
 
-// updateTx stores updates of gun in tx: the body of UpdateMany.
+// updateTx stores updates of gun in tx (PublishStaged's transaction).
 func updateTx(ctx context.Context, tx pgx.Tx, gun string, updates []store.Update) error {
+	b := &pgx.Batch{}
+	queueUpdate(b, gun, updates)
+	return readUpdate(tx.SendBatch(ctx, b), gun)
+}
+
+// queueUpdate queues the statements of an update: serialise the writers
+// of this GUN, look for a collision (the loser learns which role lost; the
+// primary key stays the guard), then the rows, the change-feed entry and
+// the notification. Under READ COMMITTED each statement takes its snapshot
+// when it starts, so the probe sees every write committed before the lock
+// was granted.
+func queueUpdate(b *pgx.Batch, gun string, updates []store.Update) {
 	roles := make([]string, len(updates))
 	versions := make([]int64, len(updates))
 	for i, u := range updates {
 		roles[i], versions[i] = u.Role, u.Version
 	}
-	// Serialise writers of this GUN, then look for a collision: the
-	// loser learns which role lost. The primary key stays the guard.
-	// Two statements (one round trip): under READ COMMITTED the lookup
-	// must take its snapshot after the lock is held.
-	pre := &pgx.Batch{}
-	pre.Queue(`SELECT pg_advisory_xact_lock(hashtextextended($1, 0))`, gun)
-	pre.Queue(`SELECT f.role, f.version FROM tuf_files f
+	b.Queue(`SELECT pg_advisory_xact_lock(hashtextextended($1, 0))`, gun)
+	b.Queue(`SELECT f.role, f.version FROM tuf_files f
 			JOIN unnest($2::text[], $3::bigint[]) AS u(role, version) ON f.role = u.role AND f.version = u.version
 			WHERE f.gun = $1 LIMIT 1`, gun, roles, versions)
-	br := tx.SendBatch(ctx, pre)
-	_, lockErr := br.Exec()
-	var role string
-	var version int64
-	scanErr := br.QueryRow().Scan(&role, &version)
-	if err := errors.Join(lockErr, br.Close()); err != nil {
-		return err
-	}
-	switch {
-	case scanErr == nil:
-		return &store.VersionConflictError{GUN: gun, Role: role, Version: version}
-	case !errors.Is(scanErr, pgx.ErrNoRows):
-		return scanErr
-	}
-	b := &pgx.Batch{}
 	var tsVersion int64
 	var tsSHA string
 	for _, u := range updates {
@@ -174,7 +171,26 @@ func updateTx(ctx context.Context, tx pgx.Tx, gun string, updates []store.Update
 	}
 	b.Queue(`INSERT INTO changefeed (gun, category, version, sha256) VALUES ($1, $2, $3, $4)`, gun, store.ChangeUpdate, tsVersion, tsSHA)
 	b.Queue(`SELECT pg_notify($1, $2)`, channel, gun)
-	return tx.SendBatch(ctx, b).Close()
+}
+
+// readUpdate reads the results of queueUpdate's statements and closes br.
+// A collision found by the probe makes the first colliding insert fail,
+// which rolls the whole batch back; it is reported with its role.
+func readUpdate(br pgx.BatchResults, gun string) error {
+	_, lockErr := br.Exec()
+	var role string
+	var version int64
+	probeErr := br.QueryRow().Scan(&role, &version)
+	closeErr := br.Close()
+	switch {
+	case lockErr != nil:
+		return lockErr
+	case probeErr == nil:
+		return &store.VersionConflictError{GUN: gun, Role: role, Version: version}
+	case !errors.Is(probeErr, pgx.ErrNoRows):
+		return probeErr
+	}
+	return closeErr
 }
 
 func updateErr(gun string, err error) error {
@@ -211,6 +227,26 @@ func (s *Store) getOne(ctx context.Context, what, query string, args ...any) (*s
 func (s *Store) GetCurrent(ctx context.Context, gun, role string) (*store.Meta, error) {
 	return s.getOne(ctx, gun+"/"+role,
 		`SELECT `+metaColumns+` FROM tuf_files WHERE gun = $1 AND role = $2 ORDER BY version DESC LIMIT 1`, gun, role)
+}
+
+// CurrentVersions implements store.MetaStore.
+func (s *Store) CurrentVersions(ctx context.Context, gun string) (map[string]store.RoleVersion, error) {
+	rows, err := s.pool.Query(ctx, `SELECT c.role, c.version, f.sha256 FROM current_files c
+		JOIN tuf_files f ON f.gun = c.gun AND f.role = c.role AND f.version = c.version WHERE c.gun = $1`, gun)
+	if err != nil {
+		return nil, fmt.Errorf("postgres: current versions of %s: %w", gun, translate(err))
+	}
+	out := map[string]store.RoleVersion{}
+	var role string
+	var v store.RoleVersion
+	_, err = pgx.ForEachRow(rows, []any{&role, &v.Version, &v.SHA256}, func() error {
+		out[role] = v
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("postgres: current versions of %s: %w", gun, translate(err))
+	}
+	return out, nil
 }
 
 // GetVersion implements store.MetaStore.

@@ -7,6 +7,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5"
+
 	"github.com/signetdev/signet/internal/pgtest"
 	"github.com/signetdev/signet/server/store"
 	"github.com/signetdev/signet/server/store/postgres"
@@ -90,6 +92,26 @@ func TestMigrationStatus(t *testing.T) {
 	cur, want, err := s.MigrationStatus(context.Background())
 	if err != nil || cur != want || want < 1 {
 		t.Fatalf("status %d/%d: %v", cur, want, err)
+	}
+}
+
+// TestDataCompressedWithLZ4: the test server is built with lz4 (Debian's
+// and the official images are), so the migration must have switched the
+// metadata column to it.
+func TestDataCompressedWithLZ4(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	conn, err := pgx.Connect(ctx, pgtest.NewDatabase(t, "server", migrate))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(ctx)
+	var method string
+	if err := conn.QueryRow(ctx, `SELECT attcompression::text FROM pg_attribute WHERE attrelid = 'tuf_files'::regclass AND attname = 'data'`).Scan(&method); err != nil {
+		t.Fatal(err)
+	}
+	if method != "l" {
+		t.Fatalf("tuf_files.data compression %q, want lz4 (l): is this PostgreSQL built without lz4?", method)
 	}
 }
 

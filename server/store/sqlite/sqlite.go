@@ -150,6 +150,29 @@ func (s *Store) GetCurrent(ctx context.Context, gun, role string) (*store.Meta, 
 		`SELECT `+metaColumns+` FROM tuf_files WHERE gun = ? AND role = ? ORDER BY version DESC LIMIT 1`, gun, role)
 }
 
+// CurrentVersions implements store.MetaStore.
+func (s *Store) CurrentVersions(ctx context.Context, gun string) (map[string]store.RoleVersion, error) {
+	rows, err := s.db.QueryContext(ctx, `SELECT c.role, c.version, f.sha256 FROM current_files c
+		JOIN tuf_files f ON f.gun = c.gun AND f.role = c.role AND f.version = c.version WHERE c.gun = ?`, gun)
+	if err != nil {
+		return nil, fmt.Errorf("sqlite: current versions of %s: %w", gun, err)
+	}
+	defer rows.Close()
+	out := map[string]store.RoleVersion{}
+	for rows.Next() {
+		var role string
+		var v store.RoleVersion
+		if err := rows.Scan(&role, &v.Version, &v.SHA256); err != nil {
+			return nil, fmt.Errorf("sqlite: current versions of %s: %w", gun, err)
+		}
+		out[role] = v
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("sqlite: current versions of %s: %w", gun, err)
+	}
+	return out, nil
+}
+
 // GetVersion implements store.MetaStore.
 func (s *Store) GetVersion(ctx context.Context, gun, role string, version int64) (*store.Meta, error) {
 	return s.getOne(ctx, fmt.Sprintf("%s/%s v%d", gun, role, version),

@@ -23,6 +23,7 @@ func Run(t *testing.T, newStore func(t *testing.T) store.MetaStore) {
 		fn   func(t *testing.T, s store.MetaStore)
 	}{
 		{"UpdateManyAndGet", testUpdateManyAndGet},
+		{"CurrentVersions", testCurrentVersions},
 		{"ConflictStoresNothing", testConflictStoresNothing},
 		{"RaceOneWinner", testRaceOneWinner},
 		{"GUNsIndependent", testGUNsIndependent},
@@ -105,6 +106,50 @@ func testUpdateManyAndGet(t *testing.T, s store.MetaStore) {
 		}
 	}
 	must(t, s.Ping(ctx))
+}
+
+// testCurrentVersions: CurrentVersions names, for every role, the version
+// and sha256 GetCurrent returns; a refused update, another GUN and a
+// deletion show in it as they do in GetCurrent.
+func testCurrentVersions(t *testing.T, s store.MetaStore) {
+	const gun = "example.com/a"
+	got, err := s.CurrentVersions(ctx, gun)
+	must(t, err)
+	if len(got) != 0 {
+		t.Fatalf("empty store: %v", got)
+	}
+	exp := time.Now().Add(time.Hour)
+	must(t, s.UpdateMany(ctx, gun, []store.Update{Upd("root", 1, exp), Upd("targets", 1, exp), Upd("timestamp", 1, exp)}))
+	must(t, s.UpdateMany(ctx, gun, []store.Update{Upd("targets", 3, exp), Upd("targets/x", 1, exp), Upd("timestamp", 2, exp)}))
+	must(t, s.UpdateMany(ctx, "example.com/b", []store.Update{Upd("root", 5, exp), Upd("snapshot", 1, exp)}))
+	if err := s.UpdateMany(ctx, gun, []store.Update{Upd("snapshot", 9, exp), Upd("targets", 3, exp)}); !errors.Is(err, store.ErrVersionExists) {
+		t.Fatalf("conflicting update: %v", err)
+	}
+	got, err = s.CurrentVersions(ctx, gun)
+	must(t, err)
+	want := map[string]store.RoleVersion{}
+	for _, role := range []string{"root", "targets", "targets/x", "timestamp"} {
+		m, err := s.GetCurrent(ctx, gun, role)
+		must(t, err)
+		want[role] = store.RoleVersion{Version: m.Version, SHA256: m.SHA256}
+	}
+	if fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Fatalf("CurrentVersions = %v, GetCurrent says %v", got, want)
+	}
+	if want["targets"].Version != 3 {
+		t.Fatalf("targets at v%d, want 3", want["targets"].Version)
+	}
+	must(t, s.Delete(ctx, gun))
+	got, err = s.CurrentVersions(ctx, gun)
+	must(t, err)
+	if len(got) != 0 {
+		t.Fatalf("after delete: %v", got)
+	}
+	got, err = s.CurrentVersions(ctx, "example.com/b")
+	must(t, err)
+	if len(got) != 2 || got["root"].Version != 5 {
+		t.Fatalf("other GUN: %v", got)
+	}
 }
 
 func testConflictStoresNothing(t *testing.T, s store.MetaStore) {
