@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"sort"
 	"strings"
 	"time"
@@ -42,6 +43,10 @@ func (r *Repo) Publish(ctx context.Context, gun string, files map[string][]byte)
 	var lastErr error
 	for range maxPublishAttempts {
 		p, err := r.prepare(ctx, gun, files, false)
+		if errors.Is(err, errMoved) {
+			lastErr = err
+			continue
+		}
 		if err != nil {
 			return nil, err
 		}
@@ -71,8 +76,27 @@ func (r *Repo) commit(ctx context.Context, gun string, p *prepared) (conflict, e
 	case err != nil:
 		return nil, storeErr(fmt.Errorf("tufrepo: publish %s: %w", gun, err))
 	}
+	r.remember(gun, p)
 	r.log.InfoContext(ctx, "published", "gun", gun, "versions", p.result.Versions)
 	return nil, nil
+}
+
+// remember keeps what a stored publish verified and built for the next
+// publish into gun: its root, the snapshot it made, and its uploaded roles
+// that delegate (the next publish of one of their delegates reads them as
+// stored roles). Both are keyed by the sha256 of the stored bytes.
+func (r *Repo) remember(gun string, p *prepared) {
+	if p.built != nil {
+		r.snapshots.put(gun, p.builtSHA, p.built)
+	}
+	for _, u := range p.updates {
+		if u.Role == metadata.ROOT && p.root != nil {
+			r.roots.put(u.SHA256, p.root)
+		}
+		if t := p.up.decoded[u.Role]; t != nil && t.Meta.Signed.Delegations != nil {
+			r.parsed.put(u.SHA256, len(u.Data), t)
+		}
+	}
 }
 
 type prepared struct {
@@ -86,6 +110,13 @@ type prepared struct {
 	// is below its threshold (then updates must not be stored).
 	roles    []StagedRole
 	complete bool
+	// up is the upload, root the verified root if it brought one; built
+	// is the server-made snapshot (builtSHA the sha256 of its bytes): kept
+	// by commit for the next publish.
+	up       *uploads
+	root     *metadata.Metadata[metadata.RootType]
+	built    *metadata.Metadata[metadata.SnapshotType]
+	builtSHA string
 }
 
 // uploads are the parsed files of one publish: each is decoded once, and
@@ -146,75 +177,6 @@ func ValidateRoleName(name string) error {
 	return nil
 }
 
-// state reads the stored side of a publish lazily, at most once per role.
-type state struct {
-	ctx     context.Context
-	st      store.MetaStore
-	gun     string
-	up      *uploads
-	stored  map[string]*store.Meta      // nil value: not stored
-	targets map[string]*tufjson.Targets // decoded stored targets-type roles
-	parsed  *parsedCache
-}
-
-func (s *state) current(role string) (*store.Meta, error) {
-	if m, ok := s.stored[role]; ok {
-		return m, nil
-	}
-	m, err := s.st.GetCurrent(s.ctx, s.gun, role)
-	if errors.Is(err, store.ErrNotFound) {
-		m, err = nil, nil
-	}
-	if err != nil {
-		return nil, storeErr(fmt.Errorf("tufrepo: read %s/%s: %w", s.gun, role, err))
-	}
-	s.stored[role] = m
-	return m, nil
-}
-
-// storedTargets returns the stored, already validated version of a
-// targets-type role, or nil.
-func (s *state) storedTargets(role string) (*metadata.Metadata[metadata.TargetsType], error) {
-	t, err := s.storedDecoded(role)
-	if t == nil || err != nil {
-		return nil, err
-	}
-	return t.Meta, nil
-}
-
-// storedDecoded is storedTargets with the role's canonical form.
-func (s *state) storedDecoded(role string) (*tufjson.Targets, error) {
-	if t, ok := s.targets[role]; ok {
-		return t, nil
-	}
-	cur, err := s.current(role)
-	if err != nil || cur == nil {
-		return nil, err
-	}
-	t, err := s.parsed.targets(cur)
-	if err != nil {
-		return nil, fmt.Errorf("tufrepo: stored %s/%s v%d does not parse: %w", s.gun, role, cur.Version, err)
-	}
-	s.targets[role] = t
-	return t, nil
-}
-
-// effective returns the uploaded version of a role if any, else the stored.
-func (s *state) effective(role string) (*metadata.Metadata[metadata.TargetsType], error) {
-	if m, ok := s.up.targets[role]; ok {
-		return m, nil
-	}
-	return s.storedTargets(role)
-}
-
-func (s *state) storedVersion(role string) (int64, error) {
-	cur, err := s.current(role)
-	if err != nil || cur == nil {
-		return 0, err
-	}
-	return cur.Version, nil
-}
-
 // prepare validates files and builds everything a publish stores. In
 // partial mode (staged changes), uploaded targets-type roles may be signed
 // by fewer keys than their threshold, as long as every signature on them
@@ -225,7 +187,10 @@ func (r *Repo) prepare(ctx context.Context, gun string, files map[string][]byte,
 	if err != nil {
 		return nil, err
 	}
-	s := &state{ctx: ctx, st: r.store, gun: gun, up: up, stored: map[string]*store.Meta{}, targets: map[string]*tufjson.Targets{}, parsed: &r.parsed}
+	s, err := r.newState(ctx, gun, up)
+	if err != nil {
+		return nil, err
+	}
 
 	trusted, err := r.trustRoot(s, now)
 	if err != nil {
@@ -266,7 +231,7 @@ func (r *Repo) prepare(ctx context.Context, gun string, files map[string][]byte,
 	// Validate everything first: the signer is asked for nothing until the
 	// publish is known to be good, so a refused publish costs no online
 	// signature and the signer's audit log holds only what was stored.
-	oldSnap, err := s.current(metadata.SNAPSHOT)
+	oldSnap, err := s.snapshot()
 	if err != nil {
 		return nil, err
 	}
@@ -297,8 +262,15 @@ func (r *Repo) prepare(ctx context.Context, gun string, files map[string][]byte,
 		updates = append(updates, update(metadata.SNAPSHOT, up.snapshot.Signed.Version, up.snapshot.Signed.Expires, snapBytes))
 	case len(up.targets) > 0 || oldSnap == nil:
 		return nil, refuse(CodeMissingRole, metadata.SNAPSHOT, "root does not name the server's snapshot key, so the publish must include a snapshot signed by the repository's snapshot key")
-	default:
-		snapBytes, snapVersion = oldSnap.Data, oldSnap.Version // a root-only publish: the snapshot stays
+	default: // a root-only publish: the snapshot stays
+		cur, err := s.current(metadata.SNAPSHOT)
+		if err != nil {
+			return nil, err
+		}
+		if cur == nil {
+			return nil, errMoved
+		}
+		snapBytes, snapVersion = cur.Data, cur.Version
 	}
 	if snapBytes != nil {
 		// A snapshot signed elsewhere (the developer's, or the stored one
@@ -314,7 +286,10 @@ func (r *Repo) prepare(ctx context.Context, gun string, files map[string][]byte,
 	if n := len(trusted.Snapshot.Signed.Meta); n > tufrules.MaxRolesPerRepository+1 {
 		return nil, refuse(CodeInvalid, metadata.SNAPSHOT, "the repository would hold %d roles (at most %d)", n-1, tufrules.MaxRolesPerRepository)
 	}
-	p := &prepared{updates: updates, result: res, complete: true}
+	p := &prepared{updates: updates, result: res, complete: true, up: up}
+	if up.root != nil {
+		p.root = root
+	}
 	if err := s.verifyTargets(trusted, verify, partial, p); err != nil {
 		return nil, err
 	}
@@ -352,7 +327,9 @@ func (r *Repo) signPrepared(ctx context.Context, gun string, p *prepared, snap *
 		if snapBytes, err = snap.ToBytes(false); err != nil {
 			return fmt.Errorf("tufrepo: encode snapshot: %w", err)
 		}
-		p.updates = append(p.updates, update(metadata.SNAPSHOT, snap.Signed.Version, snap.Signed.Expires, snapBytes))
+		u := update(metadata.SNAPSHOT, snap.Signed.Version, snap.Signed.Expires, snapBytes)
+		p.updates = append(p.updates, u)
+		p.built, p.builtSHA = snap, u.SHA256
 	}
 	tsBytes, err := ts.ToBytes(false)
 	if err != nil {
@@ -369,18 +346,18 @@ func (r *Repo) signPrepared(ctx context.Context, gun string, p *prepared, snap *
 // the chain, or as the first root of a new repository), into a go-tuf
 // trusted set.
 func (r *Repo) trustRoot(s *state, now time.Time) (*trustedmetadata.TrustedMetadata, error) {
-	old, err := s.current(metadata.ROOT)
-	if err != nil {
-		return nil, err
-	}
+	old, stored := s.head(metadata.ROOT)
 	newRoot := s.up.root
-	var trusted *trustedmetadata.TrustedMetadata
+	var (
+		trusted *trustedmetadata.TrustedMetadata
+		err     error
+	)
 	switch {
-	case newRoot == nil && old == nil:
+	case newRoot == nil && !stored:
 		return nil, refuse(CodeMissingRole, metadata.ROOT, "%s has no trust data yet: the first publish must include root", s.gun)
-	case newRoot != nil && old != nil && newRoot.Signed.Version <= old.Version:
+	case newRoot != nil && stored && newRoot.Signed.Version <= old.Version:
 		return nil, refuse(CodeVersionConflict, metadata.ROOT, "version %d is not newer than the stored version %d", newRoot.Signed.Version, old.Version)
-	case newRoot != nil && old == nil:
+	case newRoot != nil && !stored:
 		if newRoot.Signed.Version < 1 {
 			return nil, refuse(CodeBadVersion, metadata.ROOT, "version must be at least 1")
 		}
@@ -388,7 +365,17 @@ func (r *Repo) trustRoot(s *state, now time.Time) (*trustedmetadata.TrustedMetad
 			return nil, fromTUF(metadata.ROOT, err)
 		}
 	default:
-		if trusted, err = r.roots.trusted(old); err != nil {
+		data := func() ([]byte, error) {
+			m, err := s.current(metadata.ROOT)
+			if err != nil || m == nil {
+				return nil, errors.Join(err, errMoved)
+			}
+			return m.Data, nil
+		}
+		if trusted, err = r.roots.trusted(old.SHA256, data); err != nil {
+			if errors.Is(err, errMoved) {
+				return nil, errMoved
+			}
 			return nil, fmt.Errorf("tufrepo: stored root of %s v%d does not verify: %w", s.gun, old.Version, err)
 		}
 		if newRoot != nil {
@@ -411,16 +398,13 @@ func (r *Repo) trustRoot(s *state, now time.Time) (*trustedmetadata.TrustedMetad
 
 // nextSnapshot builds the server-made snapshot: the previous one's meta
 // (a role once listed stays listed, so clients never see it vanish) with the
-// uploaded roles' new versions, lengths and hashes.
-func (r *Repo) nextSnapshot(old *store.Meta, up *uploads, now time.Time) (*metadata.Metadata[metadata.SnapshotType], error) {
+// uploaded roles' new versions, lengths and hashes. prev is shared and
+// left as it is.
+func (r *Repo) nextSnapshot(prev *metadata.Metadata[metadata.SnapshotType], up *uploads, now time.Time) (*metadata.Metadata[metadata.SnapshotType], error) {
 	snap := metadata.Snapshot(now.Add(r.snapshotLifetime))
 	snap.Signed.Meta = map[string]*metadata.MetaFiles{}
-	if old != nil {
-		prev, err := metadata.Snapshot().FromBytes(old.Data)
-		if err != nil {
-			return nil, fmt.Errorf("tufrepo: stored snapshot v%d does not parse: %w", old.Version, err)
-		}
-		snap.Signed.Meta = prev.Signed.Meta
+	if prev != nil {
+		snap.Signed.Meta = maps.Clone(prev.Signed.Meta)
 		snap.Signed.Version = prev.Signed.Version + 1
 	}
 	for name, m := range up.targets {
@@ -438,20 +422,17 @@ func (r *Repo) nextSnapshot(old *store.Meta, up *uploads, now time.Time) (*metad
 }
 
 // checkClientSnapshot checks a developer-made snapshot against the stored
-// one and the upload: newer version, every uploaded role at its uploaded
-// version, every other role at its stored version, nothing dropped.
-func checkClientSnapshot(up *uploads, old *store.Meta) error {
+// one (old, nil if none) and the upload: newer version, every uploaded role
+// at its uploaded version, every other role at its stored version, nothing
+// dropped.
+func checkClientSnapshot(up *uploads, old *metadata.Metadata[metadata.SnapshotType]) error {
 	snap := up.snapshot.Signed
 	prev := map[string]*metadata.MetaFiles{}
 	if old != nil {
-		if snap.Version <= old.Version {
-			return refuse(CodeVersionConflict, metadata.SNAPSHOT, "version %d is not newer than the stored version %d", snap.Version, old.Version)
+		if snap.Version <= old.Signed.Version {
+			return refuse(CodeVersionConflict, metadata.SNAPSHOT, "version %d is not newer than the stored version %d", snap.Version, old.Signed.Version)
 		}
-		p, err := metadata.Snapshot().FromBytes(old.Data)
-		if err != nil {
-			return fmt.Errorf("tufrepo: stored snapshot v%d does not parse: %w", old.Version, err)
-		}
-		prev = p.Signed.Meta
+		prev = old.Signed.Meta
 	}
 	for name, m := range up.targets {
 		mf, ok := snap.Meta[metaName(name)]

@@ -50,6 +50,7 @@ type Repo struct {
 	keys              keyCache
 	roots             rootCache
 	parsed            parsedCache
+	snapshots         snapCache
 	invalidate        func(gun string)
 }
 
@@ -92,6 +93,7 @@ func New(st store.MetaStore, sg signer.Service, opts ...Option) *Repo {
 		keys:              keyCache{entries: map[string]keyEntry{}},
 		roots:             rootCache{roots: map[string]*metadata.Metadata[metadata.RootType]{}},
 		parsed:            parsedCache{roles: map[string]*tufjson.Targets{}},
+		snapshots:         snapCache{snaps: map[string]snapEntry{}},
 	}
 	for _, o := range opts {
 		o(r)
@@ -152,6 +154,7 @@ func (r *Repo) Delete(ctx context.Context, gun string) error {
 		return storeErr(fmt.Errorf("tufrepo: delete %s: %w", gun, err))
 	}
 	r.forgetKeys(gun)
+	r.snapshots.forget(gun) // never stale (keyed by sha256), but no longer of use
 	if err := r.signer.DeleteKeys(ctx, gun); err != nil {
 		// The metadata is gone; orphaned keys are harmless and retried by a
 		// later delete. Report, don't fail the request.

@@ -24,10 +24,16 @@ func (r *Repo) NeedsRefresh(expires time.Time) bool {
 // version has exactly one timestamp.
 func (r *Repo) Refresh(ctx context.Context, gun string) (bool, error) {
 	now := r.now().UTC()
-	s := &state{ctx: ctx, st: r.store, gun: gun, stored: map[string]*store.Meta{}}
+	s, err := r.newState(ctx, gun, nil)
+	if err != nil {
+		return false, err
+	}
 	cur := map[string]*store.Meta{}
 	for _, role := range []string{metadata.ROOT, metadata.SNAPSHOT, metadata.TIMESTAMP} {
 		m, err := s.current(role)
+		if errors.Is(err, errMoved) {
+			return false, nil // written or deleted meanwhile: nothing to refresh now
+		}
 		if err != nil {
 			return false, err
 		}
