@@ -231,8 +231,17 @@ func (s *Store) GetCurrent(ctx context.Context, gun, role string) (*store.Meta, 
 
 // CurrentVersions implements store.MetaStore.
 func (s *Store) CurrentVersions(ctx context.Context, gun string) (map[string]store.RoleVersion, error) {
-	rows, err := s.pool.Query(ctx, `SELECT c.role, c.version, f.sha256 FROM current_files c
-		JOIN tuf_files f ON f.gun = c.gun AND f.role = c.role AND f.version = c.version WHERE c.gun = $1`, gun)
+	// A skip scan of the primary key: one backward index probe per role,
+	// the newest version of the next role down. It reads only tuf_files,
+	// which is never updated in place (current_files is, at every
+	// publish, and carries dead rows until vacuumed).
+	rows, err := s.pool.Query(ctx, `WITH RECURSIVE heads AS (
+			(SELECT role, version, sha256 FROM tuf_files WHERE gun = $1 ORDER BY role DESC, version DESC LIMIT 1)
+			UNION ALL
+			SELECT n.role, n.version, n.sha256 FROM heads h, LATERAL (
+				SELECT role, version, sha256 FROM tuf_files WHERE gun = $1 AND role < h.role ORDER BY role DESC, version DESC LIMIT 1
+			) n
+		) SELECT role, version, sha256 FROM heads`, gun)
 	if err != nil {
 		return nil, fmt.Errorf("postgres: current versions of %s: %w", gun, translate(err))
 	}
