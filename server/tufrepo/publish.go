@@ -324,16 +324,16 @@ func (r *Repo) signPrepared(ctx context.Context, gun string, p *prepared, snap *
 		return err
 	}
 	if snap != nil {
-		if snapBytes, err = snap.ToBytes(false); err != nil {
-			return fmt.Errorf("tufrepo: encode snapshot: %w", err)
+		if snapBytes, err = jobs[1].encode(); err != nil {
+			return err
 		}
 		u := update(metadata.SNAPSHOT, snap.Signed.Version, snap.Signed.Expires, snapBytes)
 		p.updates = append(p.updates, u)
 		p.built, p.builtSHA = snap, u.SHA256
 	}
-	tsBytes, err := ts.ToBytes(false)
+	tsBytes, err := tsJob.encode()
 	if err != nil {
-		return fmt.Errorf("tufrepo: encode timestamp: %w", err)
+		return err
 	}
 	p.updates = append(p.updates, update(metadata.TIMESTAMP, ts.Signed.Version, ts.Signed.Expires, tsBytes))
 	for _, u := range p.updates {

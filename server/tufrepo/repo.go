@@ -198,20 +198,50 @@ func signingKeys(root *metadata.RootType, keys []signer.KeyInfo, role string) ([
 }
 
 // signJob is one role to sign: the canonical JSON of its "signed" object
-// and the server keys that sign it; the signatures land in *sigs.
+// and the server keys that sign it; the signatures land in *sigs, and then
+// encode returns the signed metadata's bytes.
 type signJob struct {
 	role    string
 	payload []byte
 	keys    []signer.KeyInfo
 	sigs    *[]metadata.Signature
+	encode  func() ([]byte, error)
 }
 
+// job prepares the signing of m. The snapshots and timestamps the server
+// builds are written by tufjson, once: their canonical form is also what
+// go-tuf's encoder writes, so the stored bytes are assembled around it
+// instead of encoding the metadata twice more through go-tuf and cjson.
 func job[T metadata.Roles](role string, m *metadata.Metadata[T], keys []signer.KeyInfo) (signJob, error) {
-	payload, err := cjson.EncodeCanonical(m.Signed)
-	if err != nil {
-		return signJob{}, fmt.Errorf("tufrepo: encode %s: %w", role, err)
+	var (
+		payload []byte
+		direct  bool
+	)
+	switch s := any(&m.Signed).(type) {
+	case *metadata.SnapshotType:
+		payload, direct = tufjson.CanonicalSnapshot(s)
+	case *metadata.TimestampType:
+		payload, direct = tufjson.CanonicalTimestamp(s)
 	}
-	return signJob{role: role, payload: payload, keys: keys, sigs: &m.Signatures}, nil
+	if !direct {
+		var err error
+		if payload, err = cjson.EncodeCanonical(m.Signed); err != nil {
+			return signJob{}, fmt.Errorf("tufrepo: encode %s: %w", role, err)
+		}
+	}
+	encode := func() ([]byte, error) {
+		if direct {
+			if b, ok := tufjson.Envelope(payload, m.Signatures); ok {
+				return b, nil
+			}
+		}
+		b, err := m.ToBytes(false)
+		if err != nil {
+			return nil, fmt.Errorf("tufrepo: encode %s: %w", role, err)
+		}
+		return b, nil
+	}
+	return signJob{role: role, payload: payload, keys: keys, sigs: &m.Signatures, encode: encode}, nil
 }
 
 // signAll asks the signer for every job's signatures in one call

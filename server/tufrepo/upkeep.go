@@ -90,23 +90,23 @@ func (r *Repo) Refresh(ctx context.Context, gun string) (bool, error) {
 		jobs = append(jobs, j)
 	}
 	ts := r.nextTimestamp(cur[metadata.TIMESTAMP].Version, snapVersion, snapBytes, now)
-	j, err := job(metadata.TIMESTAMP, ts, tsKeys)
+	tsJob, err := job(metadata.TIMESTAMP, ts, tsKeys)
 	if err != nil {
 		return false, err
 	}
-	if err := signAll(ctx, r.signer, gun, append(jobs, j)...); err != nil {
+	if err := signAll(ctx, r.signer, gun, append(jobs, tsJob)...); err != nil {
 		return false, err
 	}
 	if snap != nil {
-		b, err := snap.ToBytes(false)
+		b, err := jobs[0].encode()
 		if err != nil {
-			return false, fmt.Errorf("tufrepo: encode snapshot: %w", err)
+			return false, err
 		}
 		updates = append(updates, update(metadata.SNAPSHOT, snap.Signed.Version, snap.Signed.Expires, b))
 	}
-	tsBytes, err := ts.ToBytes(false)
+	tsBytes, err := tsJob.encode()
 	if err != nil {
-		return false, fmt.Errorf("tufrepo: encode timestamp: %w", err)
+		return false, err
 	}
 	updates = append(updates, update(metadata.TIMESTAMP, ts.Signed.Version, ts.Signed.Expires, tsBytes))
 	err = r.store.UpdateMany(ctx, gun, updates)
