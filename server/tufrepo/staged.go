@@ -10,11 +10,11 @@ import (
 	"slices"
 	"time"
 
-	"github.com/secure-systems-lab/go-securesystemslib/cjson"
 	"github.com/theupdateframework/go-tuf/v2/metadata"
 	"github.com/theupdateframework/go-tuf/v2/metadata/trustedmetadata"
 
 	"github.com/signetdev/signet/server/store"
+	"github.com/signetdev/signet/server/tufrepo/tufjson"
 	"github.com/signetdev/signet/tufrules"
 )
 
@@ -361,16 +361,17 @@ func mergeSignatures(staged, approved map[string][]byte) (map[string][]byte, err
 		if !ok {
 			return nil, refuse(CodeInvalid, role, "is not part of this staged change")
 		}
-		sm, err := metadata.Targets().FromBytes(base)
+		st, err := tufjson.DecodeTargets(base)
 		if err != nil {
 			return nil, fmt.Errorf("tufrepo: staged %s does not parse: %w", role, err)
 		}
-		am, err := metadata.Targets().FromBytes(data)
+		at, err := tufjson.DecodeTargets(data)
 		if err != nil {
 			return nil, &Error{Code: CodeMalformed, Role: role, Msg: "not valid TUF targets metadata: " + err.Error(), Err: err}
 		}
-		a, errA := cjson.EncodeCanonical(am.Signed)
-		b, errB := cjson.EncodeCanonical(sm.Signed)
+		sm, am := st.Meta, at.Meta
+		a, errA := at.Canonical()
+		b, errB := st.Canonical()
 		if err := errors.Join(errA, errB); err != nil {
 			return nil, &Error{Code: CodeMalformed, Role: role, Msg: err.Error(), Err: err}
 		}
@@ -400,12 +401,13 @@ func mergeSignatures(staged, approved map[string][]byte) (map[string][]byte, err
 // otherwise it checks what go-tuf would check after the signatures (the
 // snapshot's entry for the role) and trusts the role for its delegations.
 func (s *state) verifyPartial(trusted *trustedmetadata.TrustedMetadata, n *node, data []byte, p *prepared) (bool, error) {
-	m := s.up.targets[n.name]
+	t := s.up.decoded[n.name]
+	m := t.Meta
 	keys, ids, threshold, err := delegationOf(trusted, n)
 	if err != nil {
 		return false, err
 	}
-	signedBy, err := signers(n.name, keys, ids, m)
+	signedBy, err := signers(n.name, keys, ids, t)
 	if err != nil {
 		return false, err
 	}
@@ -448,13 +450,14 @@ func delegationOf(trusted *trustedmetadata.TrustedMetadata, n *node) (map[string
 }
 
 // signers returns the key IDs, one per distinct public key, whose
-// signatures on m verify; a signature by any other key, or one that does
-// not verify, refuses the upload. Each signature is checked by go-tuf
-// (VerifyDelegate) against a delegation to that key alone.
-func signers(role string, keys map[string]*metadata.Key, ids []string, m *metadata.Metadata[metadata.TargetsType]) ([]string, error) {
+// signatures on t verify; a signature by any other key, or one that does
+// not verify, refuses the upload. Each signature is checked as go-tuf's
+// VerifyDelegate checks it (tufjson, over t's canonical form computed
+// once) against a delegation to that key alone.
+func signers(role string, keys map[string]*metadata.Key, ids []string, t *tufjson.Targets) ([]string, error) {
 	seen := map[string]bool{}
 	var out []string
-	for _, sig := range m.Signatures {
+	for _, sig := range t.Meta.Signatures {
 		k := keys[sig.KeyID]
 		if k == nil || !slices.Contains(ids, sig.KeyID) {
 			return nil, refuse(CodeSignature, role, "is signed by key %s, which is not a key of the role", sig.KeyID)
@@ -464,9 +467,11 @@ func signers(role string, keys map[string]*metadata.Key, ids []string, m *metada
 			Keys:  map[string]*metadata.Key{sig.KeyID: k},
 			Roles: []metadata.DelegatedRole{{Name: role, KeyIDs: []string{sig.KeyID}, Threshold: 1, Paths: []string{"*"}}},
 		}
-		single := *m
-		single.Signatures = []metadata.Signature{sig}
-		if err := one.VerifyDelegate(role, &single); err != nil {
+		single, err := t.WithSignatures([]metadata.Signature{sig})
+		if err == nil {
+			err = tufjson.VerifyDelegate(one, role, single)
+		}
+		if err != nil {
 			return nil, refuse(CodeSignature, role, "the signature by key %s does not verify", sig.KeyID)
 		}
 		fp, err := tufrules.Fingerprint(k)

@@ -59,6 +59,18 @@ func (t *Targets) Canonical() ([]byte, error) {
 	return t.canonical, t.err
 }
 
+// WithSignatures returns t with its signatures replaced by sigs, sharing
+// its decoded role and canonical form (to check signatures one by one).
+func (t *Targets) WithSignatures(sigs []metadata.Signature) (*Targets, error) {
+	canon, err := t.Canonical()
+	if err != nil {
+		return nil, err
+	}
+	m := *t.Meta
+	m.Signatures = sigs
+	return &Targets{Meta: &m, canonical: canon}, nil
+}
+
 // DecodeTargets decodes data as go-tuf's metadata.Targets().FromBytes
 // does, returning its error unchanged for data it refuses. Where go-tuf
 // panics (it does on a null target entry), DecodeTargets returns an error.
