@@ -26,7 +26,7 @@ func (e *env) signerFigure(ctx context.Context, p plan) ([]Result, error) {
 	if err != nil {
 		return nil, err
 	}
-	tr := &http.Transport{TLSClientConfig: tc, MaxIdleConnsPerHost: signConns}
+	tr := signerclient.NewTransport(tc) // what signet-server should reach the signer with
 	defer tr.CloseIdleConnections()
 	c := signerclient.New("https://"+e.signer.addr, &http.Client{Transport: tr})
 	const gun = "bench.example.com/signer"

@@ -2,23 +2,15 @@ package signerclient_test
 
 import (
 	"context"
-	"crypto/tls"
 	"io"
-	"log"
-	"log/slog"
 	"net/http"
-	"net/http/httptest"
-	"path/filepath"
 	"testing"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus"
 	"github.com/secure-systems-lab/go-securesystemslib/cjson"
 	"github.com/theupdateframework/go-tuf/v2/metadata"
 
-	"github.com/signetdev/signet/internal/tlsutil"
 	"github.com/signetdev/signet/signer"
-	"github.com/signetdev/signet/signer/api"
 	"github.com/signetdev/signet/signer/keystore"
 	"github.com/signetdev/signet/signer/signerclient"
 )
@@ -59,37 +51,17 @@ func BenchmarkSignBatch(b *testing.B) {
 	}
 	b.Run("in-process", func(b *testing.B) { run(b, svc) })
 
-	dir := b.TempDir()
-	if err := tlsutil.WriteDevCerts(tlsutil.DevCerts{Dir: dir}); err != nil {
-		b.Fatal(err)
-	}
-	cert := func(name string) string { return filepath.Join(dir, name) }
-	h := api.New(svc, slog.New(slog.DiscardHandler), slog.New(slog.NewJSONHandler(io.Discard, nil)), prometheus.NewRegistry())
-	srv := httptest.NewUnstartedServer(api.RequireClientCert(h.Routes()))
-	if srv.TLS, err = tlsutil.ServerConfig(cert("signer.pem"), cert("signer-key.pem"), cert("ca.pem"), nil); err != nil {
-		b.Fatal(err)
-	}
-	signerCert, err := tls.LoadX509KeyPair(cert("signer.pem"), cert("signer-key.pem"))
-	if err != nil {
-		b.Fatal(err)
-	}
-	srv.TLS.Certificates = []tls.Certificate{signerCert}
-	srv.EnableHTTP2 = true
-	srv.Config.ErrorLog = log.New(io.Discard, "", 0)
-	srv.StartTLS()
-	defer srv.Close()
-	tc, err := tlsutil.ClientConfig(cert("ca.pem"), cert("server.pem"), cert("server-key.pem"))
-	if err != nil {
-		b.Fatal(err)
-	}
+	srv, tc := newSignerServer(b, svc, io.Discard)
 	for _, tt := range []struct {
 		name string
-		h2   bool
-	}{{"mTLS-http1", false}, {"mTLS-http2", true}} {
+		tr   *http.Transport
+	}{
+		{"mTLS-http1", signerclient.NewTransport(tc.Clone())},
+		{"mTLS-http2", &http.Transport{TLSClientConfig: tc.Clone(), MaxIdleConnsPerHost: 64, ForceAttemptHTTP2: true}},
+	} {
 		b.Run(tt.name, func(b *testing.B) {
-			tr := &http.Transport{TLSClientConfig: tc.Clone(), MaxIdleConnsPerHost: 64, ForceAttemptHTTP2: tt.h2}
-			defer tr.CloseIdleConnections()
-			run(b, signerclient.New(srv.URL, &http.Client{Transport: tr}))
+			defer tt.tr.CloseIdleConnections()
+			run(b, signerclient.New(srv.URL, &http.Client{Transport: tt.tr}))
 		})
 	}
 }

@@ -26,22 +26,17 @@ import (
 	"github.com/signetdev/signet/signer/signerclient"
 )
 
-// TestSignBatchOverMutualTLS: SignBatch through the signer's API over real
-// mutual TLS, as signet-server calls it. The signatures verify with go-tuf;
-// a batch with one wrong-role payload comes back as a *signer.BatchError
-// naming it, wrapping ErrRoleMismatch, and the signer audited both payloads
-// as refused.
-func TestSignBatchOverMutualTLS(t *testing.T) {
-	t.Parallel()
-	ctx := context.Background()
+// newSignerServer serves the signer's API over svc with mutual TLS (and
+// HTTP/2 offered, as signet-signer's server offers it), auditing to audit,
+// and returns it with the client side's TLS configuration.
+func newSignerServer(t testing.TB, svc signer.Service, audit io.Writer) (*httptest.Server, *tls.Config) {
+	t.Helper()
 	dir := t.TempDir()
 	if err := tlsutil.WriteDevCerts(tlsutil.DevCerts{Dir: dir}); err != nil {
 		t.Fatal(err)
 	}
 	cert := func(name string) string { return filepath.Join(dir, name) }
-	var audit bytes.Buffer
-	svc := keystore.NewMemory()
-	h := api.New(svc, slog.New(slog.DiscardHandler), slog.New(slog.NewJSONHandler(&audit, nil)), prometheus.NewRegistry())
+	h := api.New(svc, slog.New(slog.DiscardHandler), slog.New(slog.NewJSONHandler(audit, nil)), prometheus.NewRegistry())
 	srv := httptest.NewUnstartedServer(api.RequireClientCert(h.Routes()))
 	var err error
 	if srv.TLS, err = tlsutil.ServerConfig(cert("signer.pem"), cert("signer-key.pem"), cert("ca.pem"), nil); err != nil {
@@ -54,14 +49,55 @@ func TestSignBatchOverMutualTLS(t *testing.T) {
 		t.Fatal(err)
 	}
 	srv.TLS.Certificates = []tls.Certificate{signerCert}
-	srv.Config.ErrorLog = log.New(io.Discard, "", 0) // the anonymous handshake below fails, as it must
+	srv.EnableHTTP2 = true
+	srv.Config.ErrorLog = log.New(io.Discard, "", 0) // anonymous handshakes fail, as they must
 	srv.StartTLS()
-	defer srv.Close()
+	t.Cleanup(srv.Close)
 	tc, err := tlsutil.ClientConfig(cert("ca.pem"), cert("server.pem"), cert("server-key.pem"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	tr := &http.Transport{TLSClientConfig: tc}
+	return srv, tc
+}
+
+// TestNewTransportSpeaksHTTP1: against a signer that offers HTTP/2,
+// NewTransport keeps to HTTP/1.1 (a transport that attempts HTTP/2 gets
+// it, so the test can tell).
+func TestNewTransportSpeaksHTTP1(t *testing.T) {
+	t.Parallel()
+	srv, tc := newSignerServer(t, keystore.NewMemory(), io.Discard)
+	for _, tt := range []struct {
+		name  string
+		tr    *http.Transport
+		major int
+	}{
+		{"NewTransport", signerclient.NewTransport(tc.Clone()), 1},
+		{"HTTP/2 attempted", &http.Transport{TLSClientConfig: tc.Clone(), ForceAttemptHTTP2: true}, 2},
+	} {
+		resp, err := (&http.Client{Transport: tt.tr}).Get(srv.URL + api.PathHealth)
+		if err != nil {
+			t.Fatalf("%s: %v", tt.name, err)
+		}
+		resp.Body.Close()
+		tt.tr.CloseIdleConnections()
+		if resp.StatusCode != http.StatusOK || resp.ProtoMajor != tt.major {
+			t.Errorf("%s: status %d over %s, want HTTP/%d", tt.name, resp.StatusCode, resp.Proto, tt.major)
+		}
+	}
+}
+
+// TestSignBatchOverMutualTLS: SignBatch through the signer's API over real
+// mutual TLS, as signet-server calls it. The signatures verify with go-tuf;
+// a batch with one wrong-role payload comes back as a *signer.BatchError
+// naming it, wrapping ErrRoleMismatch, and the signer audited both payloads
+// as refused.
+func TestSignBatchOverMutualTLS(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	var audit bytes.Buffer
+	svc := keystore.NewMemory()
+	srv, tc := newSignerServer(t, svc, &audit)
+	tr := signerclient.NewTransport(tc)
 	defer tr.CloseIdleConnections()
 	c := signerclient.New(srv.URL, &http.Client{Transport: tr})
 
