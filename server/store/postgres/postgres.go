@@ -125,72 +125,72 @@ func translate(err error) error {
 
 // UpdateMany implements store.MetaStore in one round trip: a batch runs
 // as one implicit transaction (pgx's SendBatch, PostgreSQL's extended
-// protocol up to its Sync), so the per-GUN lock, the collision probe, the
-// rows, the change-feed entry and the notification commit together, and an
-// error anywhere rolls all of them back.
+// protocol up to its Sync), so the per-GUN lock, the rows, the change-feed
+// entry and the notification commit together, and an error anywhere rolls
+// all of them back. A collision fails the insert on the primary key; only
+// then does a second query ask which role lost.
 func (s *Store) UpdateMany(ctx context.Context, gun string, updates []store.Update) error {
 	b := &pgx.Batch{}
 	queueUpdate(b, gun, updates)
-	return updateErr(gun, readUpdate(s.pool.SendBatch(ctx, b), gun))
+	err := s.pool.SendBatch(ctx, b).Close()
+	if err != nil && errors.Is(translate(err), store.ErrVersionExists) {
+		return s.collision(ctx, gun, updates)
+	}
+	return updateErr(gun, err)
 }
 
 // updateTx stores updates of gun in tx (PublishStaged's transaction).
 func updateTx(ctx context.Context, tx pgx.Tx, gun string, updates []store.Update) error {
 	b := &pgx.Batch{}
 	queueUpdate(b, gun, updates)
-	return readUpdate(tx.SendBatch(ctx, b), gun)
+	return tx.SendBatch(ctx, b).Close()
 }
 
 // queueUpdate queues the statements of an update: serialise the writers
-// of this GUN, look for a collision (the loser learns which role lost; the
-// primary key stays the guard), then the rows, the change-feed entry and
-// the notification. Under READ COMMITTED each statement takes its snapshot
-// when it starts, so the probe sees every write committed before the lock
-// was granted.
+// of this GUN (the loser of a race waits instead of working in vain; the
+// primary key is the guard), then all rows in one statement, the current
+// versions in another, and the change-feed entry with its notification.
 func queueUpdate(b *pgx.Batch, gun string, updates []store.Update) {
+	n := len(updates)
+	roles, versions, sums := make([]string, n), make([]int64, n), make([]string, n)
+	data, expires := make([][]byte, n), make([]time.Time, n)
+	var tsVersion int64
+	var tsSHA string
+	for i, u := range updates {
+		roles[i], versions[i], sums[i], data[i], expires[i] = u.Role, u.Version, u.SHA256, u.Data, u.Expires
+		if u.Role == "timestamp" {
+			tsVersion, tsSHA = u.Version, u.SHA256
+		}
+	}
+	b.Queue(`SELECT pg_advisory_xact_lock(hashtextextended($1, 0))`, gun)
+	b.Queue(`INSERT INTO tuf_files (gun, role, version, sha256, data, expires)
+			SELECT $1, * FROM unnest($2::text[], $3::bigint[], $4::text[], $5::bytea[], $6::timestamptz[])`,
+		gun, roles, versions, sums, data, expires)
+	b.Queue(`INSERT INTO current_files (gun, role, version, expires)
+			SELECT $1, * FROM unnest($2::text[], $3::bigint[], $4::timestamptz[])
+			ON CONFLICT (gun, role) DO UPDATE SET version = EXCLUDED.version, expires = EXCLUDED.expires
+			WHERE EXCLUDED.version > current_files.version`, gun, roles, versions, expires)
+	b.Queue(`WITH c AS (INSERT INTO changefeed (gun, category, version, sha256) VALUES ($1, $2, $3, $4) RETURNING gun)
+			SELECT pg_notify($5, gun) FROM c`, gun, store.ChangeUpdate, tsVersion, tsSHA, channel)
+}
+
+// collision names the role whose version already exists, after an update
+// failed on the primary key (and stored nothing).
+func (s *Store) collision(ctx context.Context, gun string, updates []store.Update) error {
 	roles := make([]string, len(updates))
 	versions := make([]int64, len(updates))
 	for i, u := range updates {
 		roles[i], versions[i] = u.Role, u.Version
 	}
-	b.Queue(`SELECT pg_advisory_xact_lock(hashtextextended($1, 0))`, gun)
-	b.Queue(`SELECT f.role, f.version FROM tuf_files f
-			JOIN unnest($2::text[], $3::bigint[]) AS u(role, version) ON f.role = u.role AND f.version = u.version
-			WHERE f.gun = $1 LIMIT 1`, gun, roles, versions)
-	var tsVersion int64
-	var tsSHA string
-	for _, u := range updates {
-		b.Queue(`INSERT INTO tuf_files (gun, role, version, sha256, data, expires) VALUES ($1, $2, $3, $4, $5, $6)`,
-			gun, u.Role, u.Version, u.SHA256, u.Data, u.Expires)
-		b.Queue(`INSERT INTO current_files (gun, role, version, expires) VALUES ($1, $2, $3, $4)
-				ON CONFLICT (gun, role) DO UPDATE SET version = EXCLUDED.version, expires = EXCLUDED.expires
-				WHERE EXCLUDED.version > current_files.version`, gun, u.Role, u.Version, u.Expires)
-		if u.Role == "timestamp" {
-			tsVersion, tsSHA = u.Version, u.SHA256
-		}
-	}
-	b.Queue(`INSERT INTO changefeed (gun, category, version, sha256) VALUES ($1, $2, $3, $4)`, gun, store.ChangeUpdate, tsVersion, tsSHA)
-	b.Queue(`SELECT pg_notify($1, $2)`, channel, gun)
-}
-
-// readUpdate reads the results of queueUpdate's statements and closes br.
-// A collision found by the probe makes the first colliding insert fail,
-// which rolls the whole batch back; it is reported with its role.
-func readUpdate(br pgx.BatchResults, gun string) error {
-	_, lockErr := br.Exec()
 	var role string
 	var version int64
-	probeErr := br.QueryRow().Scan(&role, &version)
-	closeErr := br.Close()
-	switch {
-	case lockErr != nil:
-		return lockErr
-	case probeErr == nil:
-		return &store.VersionConflictError{GUN: gun, Role: role, Version: version}
-	case !errors.Is(probeErr, pgx.ErrNoRows):
-		return probeErr
+	err := s.pool.QueryRow(ctx, `SELECT f.role, f.version FROM tuf_files f
+			JOIN unnest($2::text[], $3::bigint[]) AS u(role, version) ON f.role = u.role AND f.version = u.version
+			WHERE f.gun = $1 LIMIT 1`, gun, roles, versions).Scan(&role, &version)
+	if err != nil {
+		return &store.VersionConflictError{GUN: gun} // gone again since; still a conflict
 	}
-	return closeErr
+	return &store.VersionConflictError{GUN: gun, Role: role, Version: version}
 }
 
 func updateErr(gun string, err error) error {

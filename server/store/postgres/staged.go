@@ -148,6 +148,9 @@ func (s *Store) PublishStaged(ctx context.Context, gun, id string, revision int6
 	if errors.Is(err, errGone) {
 		return s.missedStaged(ctx, gun, id, "publish")
 	}
+	if err != nil && errors.Is(translate(err), store.ErrVersionExists) {
+		return s.collision(ctx, gun, updates)
+	}
 	return updateErr(gun, err)
 }
 
