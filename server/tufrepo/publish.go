@@ -365,16 +365,21 @@ func (r *Repo) trustRoot(s *state, now time.Time) (*trustedmetadata.TrustedMetad
 			return nil, fromTUF(metadata.ROOT, err)
 		}
 	default:
+		var fetchErr error // the root could not be read (not: it does not verify)
 		data := func() ([]byte, error) {
 			m, err := s.current(metadata.ROOT)
-			if err != nil || m == nil {
-				return nil, errors.Join(err, errMoved)
+			if err == nil && m == nil {
+				err = errMoved
+			}
+			if err != nil {
+				fetchErr = err
+				return nil, err
 			}
 			return m.Data, nil
 		}
 		if trusted, err = r.roots.trusted(old.SHA256, data); err != nil {
-			if errors.Is(err, errMoved) {
-				return nil, errMoved
+			if fetchErr != nil {
+				return nil, fetchErr
 			}
 			return nil, fmt.Errorf("tufrepo: stored root of %s v%d does not verify: %w", s.gun, old.Version, err)
 		}
