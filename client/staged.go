@@ -11,6 +11,7 @@ import (
 	"strings"
 
 	"github.com/signetdev/signet/api"
+	"github.com/signetdev/signet/tufedit"
 
 	"github.com/theupdateframework/go-tuf/v2/metadata"
 )
@@ -173,7 +174,7 @@ func diffTargets(gun, role string, old, next map[string]*metadata.TargetFiles) [
 func diffDelegations(role string, old, next *metadata.TargetsType) []string {
 	describe := func(t *metadata.TargetsType) map[string]string {
 		out := map[string]string{}
-		for _, d := range ListDelegations(t) {
+		for _, d := range tufedit.ListDelegations(t) {
 			out[d.Name] = fmt.Sprintf("keys %v threshold %d paths %v", d.KeyIDs, d.Threshold, append(d.Paths, d.PathHashPrefixes...))
 		}
 		if t.Delegations != nil && t.Delegations.SuccinctRoles != nil {

@@ -26,6 +26,7 @@ import (
 	"github.com/signetdev/signet/client"
 	"github.com/signetdev/signet/imageref"
 	buildinfo "github.com/signetdev/signet/internal/cli"
+	"github.com/signetdev/signet/tufedit"
 )
 
 // Exit codes.
@@ -110,7 +111,7 @@ func exitCode(err error) int {
 	switch {
 	case errors.As(err, &se):
 		return exitStaged
-	case errors.As(err, &ue), errors.Is(err, client.ErrNotRootKey):
+	case errors.As(err, &ue), errors.Is(err, tufedit.ErrNotRootKey):
 		return exitUsage
 	case errors.Is(err, client.ErrNotSigned), errors.Is(err, errMismatch):
 		return exitNotSigned
@@ -227,13 +228,26 @@ func strictGroup(cmd *cobra.Command) {
 }
 
 func (a *app) client() (*client.Client, error) {
-	keys := client.NewFileKeyStore(filepath.Join(a.trustDir, "private"), a.passphrase, a.scryptCost)
 	hc, err := a.httpClient()
 	if err != nil {
 		return nil, err
 	}
-	return client.New(client.Options{Server: a.server, TrustDir: a.trustDir, HTTPClient: hc, Token: a.getenv("SIGNET_TOKEN"), Keys: keys,
+	return client.New(client.Options{Server: a.server, TrustDir: a.trustDir, HTTPClient: hc, Token: a.getenv("SIGNET_TOKEN"), Keys: a.keyStore(),
 		Keychain: a.keychain(), RegistryAuthHosts: splitList(a.getenv("SIGNET_REGISTRY_AUTH_HOSTS")), Now: a.now})
+}
+
+// keyStore is the trust directory's key store, all that the offline root
+// ceremony needs (no server, TLS or token settings).
+func (a *app) keyStore() *client.FileKeyStore {
+	return client.NewFileKeyStore(filepath.Join(a.trustDir, "private"), a.passphrase, a.scryptCost)
+}
+
+// clock is the command line's clock: tests move it.
+func (a *app) clock() time.Time {
+	if a.now != nil {
+		return a.now()
+	}
+	return time.Now()
 }
 
 // keychain supplies registry credentials for servers that ask for registry

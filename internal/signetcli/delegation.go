@@ -15,6 +15,7 @@ import (
 	"golang.org/x/term"
 
 	"github.com/signetdev/signet/client"
+	"github.com/signetdev/signet/tufedit"
 )
 
 // readKeys reads public keys (TUF key JSON, PEM or an x509 certificate).
@@ -25,7 +26,7 @@ func readKeys(files []string) ([]*metadata.Key, error) {
 		if err != nil {
 			return nil, err
 		}
-		k, err := client.ParsePublicKey(data)
+		k, err := tufedit.ParsePublicKey(data)
 		if err != nil {
 			return nil, fmt.Errorf("%s: %w", f, err)
 		}
@@ -131,9 +132,9 @@ func (a *app) delegationCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			spec := client.DelegationSpec{Name: args[1], Keys: keys, Paths: paths, Threshold: threshold, Terminating: terminating}
+			spec := tufedit.DelegationSpec{Name: args[1], Keys: keys, Paths: paths, Threshold: threshold, Terminating: terminating}
 			return a.edit(cmd, args[0], delegator, fmt.Sprintf("%s delegates to %s", delegator, args[1]), func(t *metadata.TargetsType) error {
-				return client.AddDelegation(t, spec)
+				return tufedit.AddDelegation(t, spec)
 			})
 		},
 	}
@@ -158,20 +159,20 @@ func (a *app) delegationCmd() *cobra.Command {
 			}
 			return a.edit(cmd, args[0], delegator, "changed "+args[1], func(t *metadata.TargetsType) error {
 				if len(keys) > 0 {
-					if err := client.AddDelegationKeys(t, args[1], keys...); err != nil {
+					if err := tufedit.AddDelegationKeys(t, args[1], keys...); err != nil {
 						return err
 					}
 				}
 				if newThreshold > 0 && newThreshold < currentThreshold(t, args[1]) {
 					// Lower first, so that removing keys can fit.
-					if err := client.SetDelegationThreshold(t, args[1], newThreshold); err != nil {
+					if err := tufedit.SetDelegationThreshold(t, args[1], newThreshold); err != nil {
 						return err
 					}
 				}
 				if len(removeKeys) > 0 {
 					// Key IDs as delegation list prints them: unique prefixes.
 					var ids, full []string
-					for _, d := range client.ListDelegations(t) {
+					for _, d := range tufedit.ListDelegations(t) {
 						if d.Name == args[1] {
 							ids = d.KeyIDs
 						}
@@ -183,12 +184,12 @@ func (a *app) delegationCmd() *cobra.Command {
 						}
 						full = append(full, id)
 					}
-					if err := client.RemoveDelegationKeys(t, args[1], full...); err != nil {
+					if err := tufedit.RemoveDelegationKeys(t, args[1], full...); err != nil {
 						return err
 					}
 				}
 				if newThreshold > 0 {
-					return client.SetDelegationThreshold(t, args[1], newThreshold)
+					return tufedit.SetDelegationThreshold(t, args[1], newThreshold)
 				}
 				return nil
 			})
@@ -204,7 +205,7 @@ func (a *app) delegationCmd() *cobra.Command {
 		Args:  exactArgs(2),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return a.edit(cmd, args[0], delegator, fmt.Sprintf("%s no longer delegates to %s", delegator, args[1]), func(t *metadata.TargetsType) error {
-				return client.RemoveDelegation(t, args[1])
+				return tufedit.RemoveDelegation(t, args[1])
 			})
 		},
 	}
@@ -221,7 +222,7 @@ func (a *app) delegationCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			return a.printDelegations(cmd, c, args[0], delegator, client.ListDelegations(&m.Signed))
+			return a.printDelegations(cmd, c, args[0], delegator, tufedit.ListDelegations(&m.Signed))
 		},
 	}
 	for _, c := range []*cobra.Command{add, edit, remove, list} {
@@ -232,7 +233,7 @@ func (a *app) delegationCmd() *cobra.Command {
 }
 
 func currentThreshold(t *metadata.TargetsType, name string) int {
-	for _, d := range client.ListDelegations(t) {
+	for _, d := range tufedit.ListDelegations(t) {
 		if d.Name == name {
 			return d.Threshold
 		}
@@ -284,7 +285,7 @@ func (a *app) pending(cmd *cobra.Command, c *client.Client, gun, delegator strin
 	return out, nil
 }
 
-func (a *app) printDelegations(cmd *cobra.Command, c *client.Client, gun, delegator string, ds []client.DelegationInfo) error {
+func (a *app) printDelegations(cmd *cobra.Command, c *client.Client, gun, delegator string, ds []tufedit.DelegationInfo) error {
 	pend, err := a.pending(cmd, c, gun, delegator)
 	if err != nil {
 		return err
@@ -329,7 +330,7 @@ func (a *app) signerCmd() *cobra.Command {
 				return err
 			}
 			return a.edit(cmd, args[0], metadata.TARGETS, "added signer "+args[1], func(t *metadata.TargetsType) error {
-				return client.AddSigner(t, args[1], keys...)
+				return tufedit.AddSigner(t, args[1], keys...)
 			})
 		},
 	}
@@ -340,7 +341,7 @@ func (a *app) signerCmd() *cobra.Command {
 		Args:  exactArgs(2),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return a.edit(cmd, args[0], metadata.TARGETS, "removed signer "+args[1], func(t *metadata.TargetsType) error {
-				return client.RemoveSigner(t, args[1])
+				return tufedit.RemoveSigner(t, args[1])
 			})
 		},
 	}
@@ -357,7 +358,7 @@ func (a *app) signerCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			return a.printDelegations(cmd, c, args[0], metadata.TARGETS, client.ListSigners(&m.Signed))
+			return a.printDelegations(cmd, c, args[0], metadata.TARGETS, tufedit.ListSigners(&m.Signed))
 		},
 	}
 	cmd.AddCommand(add, remove, list)

@@ -12,6 +12,7 @@ import (
 
 	"github.com/signetdev/signet/client"
 	"github.com/signetdev/signet/imageref"
+	"github.com/signetdev/signet/tufedit"
 )
 
 // inspectJSON is one repository as `signet inspect` shows it: the shape of
@@ -113,7 +114,7 @@ func (a *app) inspect(cmd *cobra.Command, c *client.Client, gun, tag string) (*i
 	if targets == nil {
 		return nil, fmt.Errorf("inspect %s: no trusted targets metadata", gun)
 	}
-	for _, s := range client.ListSigners(&targets.Signed) {
+	for _, s := range tufedit.ListSigners(&targets.Signed) {
 		r.Signers = append(r.Signers, keysJSON{Name: s.Name, Threshold: s.Threshold, Keys: keyList(s.KeyIDs)})
 	}
 	for _, role := range []string{metadata.ROOT, metadata.TARGETS} {

@@ -14,6 +14,7 @@ import (
 	"golang.org/x/term"
 
 	"github.com/signetdev/signet/client"
+	"github.com/signetdev/signet/tufedit"
 )
 
 // keyJSON is the JSON shape of a held key.
@@ -282,7 +283,7 @@ func (a *app) keyRotateCmd() *cobra.Command {
 			} else if k, err = c.RotateServerKey(cmd.Context(), gun, role); err != nil {
 				return err
 			}
-			next, err := c.RootNext(data, client.RootChange{Replace: map[string][]*metadata.Key{role: {k}}})
+			next, err := tufedit.NextRoot(data, tufedit.RootChange{Replace: map[string][]*metadata.Key{role: {k}}, Expires: c.Now().Add(client.RootLifetime)})
 			if err != nil {
 				return err
 			}

@@ -13,6 +13,7 @@ import (
 	"github.com/theupdateframework/go-tuf/v2/metadata"
 
 	"github.com/signetdev/signet/client"
+	"github.com/signetdev/signet/tufedit"
 )
 
 func readKeyFile(path string) (*metadata.Key, error) {
@@ -42,7 +43,7 @@ func (a *app) rootCmd() *cobra.Command {
 			if tsFile == "" || snapFile == "" || out == "" {
 				return usageError{errors.New("--timestamp-key FILE and --snapshot-key FILE (from `signet key fetch GUN timestamp|snapshot`) and --out FILE are required")}
 			}
-			plan := client.RootPlan{Keys: keys, Threshold: threshold, TargetsThreshold: targetsThreshold}
+			plan := tufedit.RootPlan{Keys: keys, Threshold: threshold, TargetsThreshold: targetsThreshold}
 			var err error
 			if plan.Timestamp, err = readKeyFile(tsFile); err != nil {
 				return err
@@ -57,11 +58,8 @@ func (a *app) rootCmd() *cobra.Command {
 				}
 				plan.TargetsKeys = append(plan.TargetsKeys, k)
 			}
-			c, err := a.client()
-			if err != nil {
-				return err
-			}
-			root, err := c.RootInit(cmd.Context(), plan)
+			plan.Expires = a.clock().Add(client.RootLifetime)
+			root, err := tufedit.NewRoot(cmd.Context(), plan, client.KeyGen(a.keyStore()))
 			if err != nil {
 				return err
 			}
@@ -100,21 +98,14 @@ func (a *app) rootCmd() *cobra.Command {
 				}
 				prev = append(prev, p)
 			}
-			if err := client.CheckRootKeyFile(data, keyFile, prev...); err != nil {
-				return err
-			}
-			pass, err := a.passphrase(metadata.ROOT, keyFile)
-			if err != nil {
-				return err
-			}
-			signed, err := client.RootSign(data, keyFile, pass, prev...)
+			signed, err := a.signRoot(data, keyFile, prev...)
 			if err != nil {
 				return err
 			}
 			if err := os.WriteFile(args[0], signed, 0o644); err != nil {
 				return err
 			}
-			rep, err := client.RootVerify(signed, nil)
+			rep, err := tufedit.VerifyRoot(signed, nil)
 			if err != nil {
 				return err
 			}
@@ -146,7 +137,7 @@ func (a *app) rootCmd() *cobra.Command {
 					return err
 				}
 			}
-			rep, err := client.RootVerify(data, prev)
+			rep, err := tufedit.VerifyRoot(data, prev)
 			if err != nil {
 				return err
 			}
@@ -182,7 +173,7 @@ func (a *app) rootCmd() *cobra.Command {
 				if err != nil {
 					return err
 				}
-				ch := client.RootChange{Expires: time.Now().Add(expires)}
+				ch := tufedit.RootChange{Expires: a.clock().Add(expires)}
 				if rotate {
 					ch.RemoveKeys, ch.Threshold = removeKeys, newThreshold
 					for _, f := range addKeys {
@@ -193,11 +184,7 @@ func (a *app) rootCmd() *cobra.Command {
 						ch.AddKeys = append(ch.AddKeys, k)
 					}
 				}
-				cl, err := a.client()
-				if err != nil {
-					return err
-				}
-				n, err := cl.RootNext(data, ch)
+				n, err := tufedit.NextRoot(data, ch)
 				if err != nil {
 					return err
 				}
@@ -241,6 +228,34 @@ func (a *app) rootCmd() *cobra.Command {
 	cmd.AddCommand(initCmd, sign, verify, next("rotate root.json", "Make the next root version with keys added or removed, or a new threshold", true),
 		next("resign root.json", "Make the next root version with a new expiry", false), publish)
 	return cmd
+}
+
+// signRoot adds the signature of the root key in keyFile to root (which
+// replaces previous). A key file whose header names a key that is no root
+// key is refused before its passphrase is asked for.
+func (a *app) signRoot(root []byte, keyFile string, previous ...[]byte) ([]byte, error) {
+	pub, err := client.KeyFilePublic(keyFile)
+	if err != nil {
+		return nil, err
+	}
+	if pub != nil {
+		if _, err := tufedit.CheckRootKey(root, pub, previous...); err != nil {
+			return nil, fmt.Errorf("%s: %w", keyFile, err)
+		}
+	}
+	pass, err := a.passphrase(metadata.ROOT, keyFile)
+	if err != nil {
+		return nil, err
+	}
+	s, err := client.OpenKeyFile(keyFile, pass)
+	if err != nil {
+		return nil, err
+	}
+	signed, err := tufedit.SignRoot(root, s, previous...)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", keyFile, err)
+	}
+	return signed, nil
 }
 
 // keyFetchCmd writes a server key to a file for the ceremony machine.
