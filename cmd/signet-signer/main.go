@@ -31,6 +31,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 
 	"github.com/signetdev/signet/internal/cli"
+	"github.com/signetdev/signet/internal/keydb"
 	"github.com/signetdev/signet/internal/tlsutil"
 	"github.com/signetdev/signet/signer/api"
 	"github.com/signetdev/signet/signer/keystore"
@@ -192,7 +193,7 @@ func serve(ctx context.Context, cfg config, log *slog.Logger, getenv func(string
 	if err != nil {
 		return err
 	}
-	st, err := keystore.Open(ctx, cfg.DB)
+	st, err := keydb.Open(ctx, cfg.DB)
 	if err != nil {
 		return err
 	}
@@ -252,7 +253,7 @@ func runMigrate(ctx context.Context, args []string, stderr io.Writer, getenv fun
 	if err := cli.Parse(fs, args, envPrefix, getenv); err != nil {
 		return 2
 	}
-	st, err := keystore.Open(ctx, *db)
+	st, err := keydb.Open(ctx, *db)
 	if err == nil {
 		err = st.Migrate(ctx)
 		st.Close()
@@ -303,7 +304,7 @@ func runRewrap(ctx context.Context, args []string, stdout, stderr io.Writer, get
 		if err != nil {
 			return err
 		}
-		st, err := keystore.Open(ctx, *db)
+		st, err := keydb.Open(ctx, *db)
 		if err != nil {
 			return err
 		}
