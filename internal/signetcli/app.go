@@ -53,6 +53,7 @@ type app struct {
 	scryptCost     int              // tests lower it
 	now            func() time.Time // tests move the clock; nil: time.Now
 	engine         Engine           // docker-signet's engine: adds pull and push (plugin.go)
+	cl             *client.Client   // built by client(), once
 }
 
 // Run runs the signet command line args (without the program name) and
@@ -227,13 +228,37 @@ func strictGroup(cmd *cobra.Command) {
 	}
 }
 
+// client returns the command line's client, built on first use from the
+// settings (server, trust directory, TLS, token): one per command line.
 func (a *app) client() (*client.Client, error) {
+	if a.cl != nil {
+		return a.cl, nil
+	}
 	hc, err := a.httpClient()
 	if err != nil {
 		return nil, err
 	}
-	return client.New(client.Options{Server: a.server, TrustDir: a.trustDir, HTTPClient: hc, Token: a.getenv("SIGNET_TOKEN"), Keys: a.keyStore(),
+	c, err := client.New(client.Options{Server: a.server, TrustDir: a.trustDir, HTTPClient: hc, Token: a.getenv("SIGNET_TOKEN"), Keys: a.keyStore(),
 		Keychain: a.keychain(), RegistryAuthHosts: splitList(a.getenv("SIGNET_REGISTRY_AUTH_HOSTS")), Now: a.now})
+	if err != nil {
+		return nil, err
+	}
+	a.cl = c
+	return c, nil
+}
+
+// withClient is the RunE of a command that works with the client (the
+// server, or the trust directory's pins, cache and keys): run gets it.
+// Commands that need neither (version; root init, sign, verify, rotate,
+// resign) do without, so they need no server, TLS or token settings.
+func (a *app) withClient(run func(cmd *cobra.Command, args []string, c *client.Client) error) func(*cobra.Command, []string) error {
+	return func(cmd *cobra.Command, args []string) error {
+		c, err := a.client()
+		if err != nil {
+			return err
+		}
+		return run(cmd, args, c)
+	}
 }
 
 // keyStore is the trust directory's key store, all that the offline root
@@ -320,7 +345,7 @@ func (a *app) initCmd() *cobra.Command {
 		Use:   "init GUN",
 		Short: "Create a repository's trust data: root and targets keys, root.json, empty targets",
 		Args:  exactArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
+		RunE: a.withClient(func(cmd *cobra.Command, args []string, c *client.Client) error {
 			// Everything that can be checked is checked before any key,
 			// file or publish.
 			if err := client.ValidateGUN(args[0]); err != nil {
@@ -331,10 +356,6 @@ func (a *app) initCmd() *cobra.Command {
 					return usageError{err}
 				}
 			}
-			c, err := a.client()
-			if err != nil {
-				return err
-			}
 			if _, err := c.PinnedRoot(args[0]); err == nil {
 				return usageError{fmt.Errorf("%s is already initialised in %s (its root is pinned); to start over, remove it first: signet trust remove %s", args[0], a.trustDir, args[0])}
 			}
@@ -342,14 +363,14 @@ func (a *app) initCmd() *cobra.Command {
 				return err
 			}
 			if bins > 0 {
-				if err := a.shard(cmd, args[0], bins); err != nil {
+				if err := a.shard(cmd, c, args[0], bins); err != nil {
 					return err
 				}
 			}
 			return a.print(map[string]string{"gun": args[0], "trust_dir": a.trustDir}, func(w io.Writer) {
 				fmt.Fprintf(w, "initialised %s; its root is pinned in %s (copy it with `signet trust show %s`)\n", args[0], a.trustDir, args[0])
 			})
-		},
+		}),
 	}
 	cmd.Flags().IntVar(&bins, "bins", 0, "keep tags in this many hashed bins (a power of two; for repositories with many tags)")
 	return cmd
@@ -360,12 +381,8 @@ func (a *app) resolveCmd() *cobra.Command {
 		Use:   "resolve REF",
 		Short: "Print the trusted digest of a tag as GUN@sha256:…",
 		Args:  exactArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
+		RunE: a.withClient(func(cmd *cobra.Command, args []string, c *client.Client) error {
 			if _, _, err := parseRef(args[0]); err != nil {
-				return err
-			}
-			c, err := a.client()
-			if err != nil {
 				return err
 			}
 			t, err := c.Resolve(cmd.Context(), args[0])
@@ -373,7 +390,7 @@ func (a *app) resolveCmd() *cobra.Command {
 				return err
 			}
 			return a.print(toJSON(t), func(w io.Writer) { fmt.Fprintf(w, "%s@%s\n", t.GUN, t.Digest) })
-		},
+		}),
 	}
 }
 
@@ -383,7 +400,7 @@ func (a *app) verifyCmd() *cobra.Command {
 		Use:   "verify REF --digest sha256:…",
 		Short: "Exit 0 only if REF's trusted digest is the given one",
 		Args:  exactArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
+		RunE: a.withClient(func(cmd *cobra.Command, args []string, c *client.Client) error {
 			if want == "" {
 				return usageError{errors.New("--digest is required")}
 			}
@@ -394,10 +411,6 @@ func (a *app) verifyCmd() *cobra.Command {
 			if _, _, err := parseRef(args[0]); err != nil {
 				return err
 			}
-			c, err := a.client()
-			if err != nil {
-				return err
-			}
 			t, err := c.Resolve(cmd.Context(), args[0])
 			if err != nil {
 				return err
@@ -406,7 +419,7 @@ func (a *app) verifyCmd() *cobra.Command {
 				return fmt.Errorf("%w: %s is signed as %s, not %s", errMismatch, args[0], t.Digest, want)
 			}
 			return a.print(toJSON(t), func(w io.Writer) { fmt.Fprintf(w, "verified %s = %s (signed by %s)\n", args[0], t.Digest, t.Role) })
-		},
+		}),
 	}
 	cmd.Flags().StringVar(&want, "digest", "", "the digest the tag must resolve to")
 	return cmd
@@ -418,11 +431,7 @@ func (a *app) listCmd() *cobra.Command {
 		Use:   "list GUN",
 		Short: "List every tag that resolves, with the role that vouches for it (delegations and hashed bins included)",
 		Args:  exactArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			c, err := a.client()
-			if err != nil {
-				return err
-			}
+		RunE: a.withClient(func(cmd *cobra.Command, args []string, c *client.Client) error {
 			all, err := c.Targets(cmd.Context(), args[0])
 			if err != nil {
 				return err
@@ -441,7 +450,7 @@ func (a *app) listCmd() *cobra.Command {
 				}
 				tw.Flush()
 			})
-		},
+		}),
 	}
 	cmd.Flags().StringVar(&role, "role", "", "only the tags this role vouches for (targets, targets/releases, bins-0a, …)")
 	return cmd
@@ -465,15 +474,11 @@ func (a *app) trustCmd() *cobra.Command {
 	var rootFile string
 	pin := &cobra.Command{
 		Use: "pin GUN --root FILE", Short: "Trust a repository's root.json (from its key ceremony or another machine)", Args: exactArgs(1),
-		RunE: func(_ *cobra.Command, args []string) error {
+		RunE: a.withClient(func(_ *cobra.Command, args []string, c *client.Client) error {
 			if rootFile == "" {
 				return usageError{errors.New("--root FILE is required")}
 			}
 			data, err := os.ReadFile(rootFile)
-			if err != nil {
-				return err
-			}
-			c, err := a.client()
 			if err != nil {
 				return err
 			}
@@ -488,31 +493,23 @@ func (a *app) trustCmd() *cobra.Command {
 				}
 				fmt.Fprintf(w, "pinned the root (v%d) of %s\n", res.Version, args[0])
 			})
-		},
+		}),
 	}
 	pin.Flags().StringVar(&rootFile, "root", "", "root.json to pin")
 	show := &cobra.Command{
 		Use: "show GUN", Short: "Print the pinned root.json", Args: exactArgs(1),
-		RunE: func(_ *cobra.Command, args []string) error {
-			c, err := a.client()
-			if err != nil {
-				return err
-			}
+		RunE: a.withClient(func(_ *cobra.Command, args []string, c *client.Client) error {
 			data, err := c.PinnedRoot(args[0])
 			if err != nil {
 				return err
 			}
 			_, err = a.stdout.Write(data)
 			return err
-		},
+		}),
 	}
 	list := &cobra.Command{
 		Use: "list", Short: "List the repositories this trust directory trusts", Args: exactArgs(0),
-		RunE: func(_ *cobra.Command, _ []string) error {
-			c, err := a.client()
-			if err != nil {
-				return err
-			}
+		RunE: a.withClient(func(_ *cobra.Command, _ []string, c *client.Client) error {
 			pins, err := c.Pins()
 			if err != nil {
 				return err
@@ -532,20 +529,16 @@ func (a *app) trustCmd() *cobra.Command {
 				}
 				tw.Flush()
 			})
-		},
+		}),
 	}
 	remove := &cobra.Command{
 		Use: "remove GUN", Short: "Stop trusting a repository: remove its pinned root and cached metadata", Args: exactArgs(1),
-		RunE: func(_ *cobra.Command, args []string) error {
-			c, err := a.client()
-			if err != nil {
-				return err
-			}
+		RunE: a.withClient(func(_ *cobra.Command, args []string, c *client.Client) error {
 			if err := c.Unpin(args[0]); err != nil {
 				return err
 			}
 			return a.print(map[string]string{"gun": args[0]}, func(w io.Writer) { fmt.Fprintf(w, "removed the pinned root of %s\n", args[0]) })
-		},
+		}),
 	}
 	cmd.AddCommand(pin, show, list, remove)
 	return cmd

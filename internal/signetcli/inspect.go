@@ -58,13 +58,9 @@ func (a *app) inspectCmd() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "inspect REF…",
 		Short: "Show signed tags, digests, signers and keys of repositories (as docker trust inspect did; JSON unless --pretty)",
-		RunE: func(cmd *cobra.Command, args []string) error {
+		RunE: a.withClient(func(cmd *cobra.Command, args []string, c *client.Client) error {
 			if len(args) == 0 {
 				return usageError{errors.New("inspect takes REF… (a repository, or a tag of one)")}
-			}
-			c, err := a.client()
-			if err != nil {
-				return err
 			}
 			var out []inspectJSON
 			for _, arg := range args {
@@ -85,7 +81,7 @@ func (a *app) inspectCmd() *cobra.Command {
 				printInspect(a.stdout, r)
 			}
 			return nil
-		},
+		}),
 	}
 	cmd.Flags().BoolVar(&pretty, "pretty", false, "print tables for people instead of JSON")
 	return cmd

@@ -26,31 +26,27 @@ type keyJSON struct {
 }
 
 // heldKey resolves a KEYID argument (a full ID or a unique prefix of at
-// least 8 hex characters) among the held keys; a bad one is a usage error.
-func (a *app) heldKey(cmd *cobra.Command, arg string) (*client.Client, string, error) {
-	c, err := a.client()
-	if err != nil {
-		return nil, "", err
-	}
+// least 8 hex characters) among c's keys; a bad one is a usage error.
+func (a *app) heldKey(cmd *cobra.Command, c *client.Client, arg string) (string, error) {
 	id, err := c.HeldKeyID(cmd.Context(), arg)
 	if errors.Is(err, client.ErrAmbiguousKeyID) {
-		return nil, "", usageError{fmt.Errorf("%w (in %s)", err, a.trustDir)}
+		return "", usageError{fmt.Errorf("%w (in %s)", err, a.trustDir)}
 	}
-	return c, id, err
+	return id, err
 }
 
 // heldFileKey is heldKey for verbs that edit the key file itself (verb
 // names the command in the refusal).
-func (a *app) heldFileKey(cmd *cobra.Command, arg, verb string) (*client.Client, *client.FileKeyStore, string, error) {
-	c, id, err := a.heldKey(cmd, arg)
+func (a *app) heldFileKey(cmd *cobra.Command, c *client.Client, arg, verb string) (*client.FileKeyStore, string, error) {
+	id, err := a.heldKey(cmd, c, arg)
 	if err != nil {
-		return nil, nil, "", err
+		return nil, "", err
 	}
 	fs, ok := c.Keys().(*client.FileKeyStore)
 	if !ok {
-		return nil, nil, "", fmt.Errorf("%s works on the file key store only", verb)
+		return nil, "", fmt.Errorf("%s works on the file key store only", verb)
 	}
-	return c, fs, id, nil
+	return fs, id, nil
 }
 
 func (a *app) keyCmd() *cobra.Command {
@@ -58,26 +54,18 @@ func (a *app) keyCmd() *cobra.Command {
 	var role string
 	gen := &cobra.Command{
 		Use: "generate", Short: "Generate a key (ed25519, encrypted PKCS#8)", Args: exactArgs(0),
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			c, err := a.client()
-			if err != nil {
-				return err
-			}
+		RunE: a.withClient(func(cmd *cobra.Command, _ []string, c *client.Client) error {
 			k, err := c.Keys().Generate(cmd.Context(), role)
 			if err != nil {
 				return err
 			}
 			return a.print(keyJSON{ID: k.ID, Role: role, Public: k.Public, Repositories: []client.KeyUse{}}, func(w io.Writer) { fmt.Fprintf(w, "%s %s\n", k.ID, role) })
-		},
+		}),
 	}
 	gen.Flags().StringVar(&role, "role", metadata.TARGETS, "role the key is for: root, targets or delegation")
 	list := &cobra.Command{
 		Use: "list", Short: "List held keys: ID, role, and the pinned repositories whose metadata name them", Args: exactArgs(0),
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			c, err := a.client()
-			if err != nil {
-				return err
-			}
+		RunE: a.withClient(func(cmd *cobra.Command, _ []string, c *client.Client) error {
 			keys, err := c.Keys().List(cmd.Context())
 			if err != nil {
 				return err
@@ -109,12 +97,12 @@ func (a *app) keyCmd() *cobra.Command {
 				}
 				tw.Flush()
 			})
-		},
+		}),
 	}
 	export := &cobra.Command{
 		Use: "export KEYID", Short: "Write a key (still encrypted) to standard output", Args: exactArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			c, id, err := a.heldKey(cmd, args[0])
+		RunE: a.withClient(func(cmd *cobra.Command, args []string, c *client.Client) error {
+			id, err := a.heldKey(cmd, c, args[0])
 			if err != nil {
 				return err
 			}
@@ -124,12 +112,12 @@ func (a *app) keyCmd() *cobra.Command {
 			}
 			_, err = a.stdout.Write(pem)
 			return err
-		},
+		}),
 	}
 	public := &cobra.Command{
 		Use: "public KEYID", Short: "Print a held key's public key (TUF key JSON), for signet signer add or delegation add", Args: exactArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			c, id, err := a.heldKey(cmd, args[0])
+		RunE: a.withClient(func(cmd *cobra.Command, args []string, c *client.Client) error {
+			id, err := a.heldKey(cmd, c, args[0])
 			if err != nil {
 				return err
 			}
@@ -148,17 +136,13 @@ func (a *app) keyCmd() *cobra.Command {
 				}
 			}
 			return fmt.Errorf("key %s keeps no public key in its file (written by an old signet): %w", id, client.ErrNoKey)
-		},
+		}),
 	}
 	var importRole string
 	imp := &cobra.Command{
 		Use: "import FILE", Aliases: []string{"load"} /* docker trust key load */, Short: "Import an encrypted PKCS#8 PEM key", Args: exactArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
+		RunE: a.withClient(func(cmd *cobra.Command, args []string, c *client.Client) error {
 			data, err := os.ReadFile(args[0])
-			if err != nil {
-				return err
-			}
-			c, err := a.client()
 			if err != nil {
 				return err
 			}
@@ -167,13 +151,13 @@ func (a *app) keyCmd() *cobra.Command {
 				return err
 			}
 			return a.print(keyJSON{ID: k.ID, Role: importRole, Public: k.Public, Repositories: []client.KeyUse{}}, func(w io.Writer) { fmt.Fprintf(w, "imported %s %s\n", k.ID, importRole) })
-		},
+		}),
 	}
 	imp.Flags().StringVar(&importRole, "role", metadata.TARGETS, "role the key is for")
 	remove := &cobra.Command{
 		Use: "remove KEYID", Short: "Delete a held key file (a key a pinned repository still names needs --yes)", Args: exactArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			c, fs, id, err := a.heldFileKey(cmd, args[0], "key remove")
+		RunE: a.withClient(func(cmd *cobra.Command, args []string, c *client.Client) error {
+			fs, id, err := a.heldFileKey(cmd, c, args[0], "key remove")
 			if err != nil {
 				return err
 			}
@@ -196,12 +180,12 @@ func (a *app) keyCmd() *cobra.Command {
 				return err
 			}
 			return a.print(map[string]string{"removed": id}, func(w io.Writer) { fmt.Fprintf(w, "removed key %s\n", id) })
-		},
+		}),
 	}
 	passwd := &cobra.Command{
 		Use: "passwd KEYID", Short: "Change a held key's passphrase (new one from SIGNET_NEW_PASSPHRASE or the terminal)", Args: exactArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			_, fs, id, err := a.heldFileKey(cmd, args[0], "key passwd")
+		RunE: a.withClient(func(cmd *cobra.Command, args []string, c *client.Client) error {
+			fs, id, err := a.heldFileKey(cmd, c, args[0], "key passwd")
 			if err != nil {
 				return err
 			}
@@ -213,7 +197,7 @@ func (a *app) keyCmd() *cobra.Command {
 				return err
 			}
 			return a.print(map[string]string{"changed": id}, func(w io.Writer) { fmt.Fprintf(w, "changed the passphrase of key %s\n", id) })
-		},
+		}),
 	}
 	cmd.AddCommand(gen, list, public, export, imp, remove, passwd, a.keyRotateCmd(), a.keyFetchCmd())
 	return cmd
@@ -257,7 +241,7 @@ func (a *app) keyRotateCmd() *cobra.Command {
 		Use:   "rotate GUN ROLE --root root.json [--out root.next.json]",
 		Short: "Rotate the targets key (here) or the server's timestamp or snapshot key, and write the next root to sign",
 		Args:  exactArgs(2),
-		RunE: func(cmd *cobra.Command, args []string) error {
+		RunE: a.withClient(func(cmd *cobra.Command, args []string, c *client.Client) error {
 			gun, role := args[0], args[1]
 			if role != metadata.TARGETS && role != metadata.TIMESTAMP && role != metadata.SNAPSHOT {
 				return usageError{fmt.Errorf("key rotate: ROLE is targets, timestamp or snapshot, not %q (root keys: signet root rotate; delegations: signet delegation edit)", role)}
@@ -266,10 +250,6 @@ func (a *app) keyRotateCmd() *cobra.Command {
 				return usageError{errors.New("--root root.json (the repository's current root) is required")}
 			}
 			data, err := os.ReadFile(rootFile)
-			if err != nil {
-				return err
-			}
-			c, err := a.client()
 			if err != nil {
 				return err
 			}
@@ -298,7 +278,7 @@ func (a *app) keyRotateCmd() *cobra.Command {
 					fmt.Fprintln(w, "publish it from this trust directory: it holds the new targets key, which re-signs targets in the same publish")
 				}
 			})
-		},
+		}),
 	}
 	cmd.Flags().StringVar(&rootFile, "root", "", "the repository's current root.json")
 	cmd.Flags().StringVar(&out, "out", "root.next.json", "where to write the next, unsigned root")

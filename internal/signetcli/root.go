@@ -16,18 +16,6 @@ import (
 	"github.com/signetdev/signet/tufedit"
 )
 
-func readKeyFile(path string) (*metadata.Key, error) {
-	data, err := os.ReadFile(path)
-	if err != nil {
-		return nil, err
-	}
-	var k metadata.Key
-	if err := json.Unmarshal(data, &k); err != nil {
-		return nil, fmt.Errorf("%s is not TUF key JSON: %w", path, err)
-	}
-	return &k, nil
-}
-
 // rootCmd is the offline root ceremony (issue 5). Only `publish` needs the
 // network.
 func (a *app) rootCmd() *cobra.Command {
@@ -45,14 +33,14 @@ func (a *app) rootCmd() *cobra.Command {
 			}
 			plan := tufedit.RootPlan{Keys: keys, Threshold: threshold, TargetsThreshold: targetsThreshold}
 			var err error
-			if plan.Timestamp, err = readKeyFile(tsFile); err != nil {
+			if plan.Timestamp, err = readPublicKey(tsFile); err != nil {
 				return err
 			}
-			if plan.Snapshot, err = readKeyFile(snapFile); err != nil {
+			if plan.Snapshot, err = readPublicKey(snapFile); err != nil {
 				return err
 			}
 			for _, f := range targetsFiles {
-				k, err := readKeyFile(f)
+				k, err := readPublicKey(f)
 				if err != nil {
 					return err
 				}
@@ -75,7 +63,7 @@ func (a *app) rootCmd() *cobra.Command {
 	initCmd.Flags().IntVar(&threshold, "threshold", 2, "root signatures required (K)")
 	initCmd.Flags().StringVar(&tsFile, "timestamp-key", "", "the server's timestamp key (signet key fetch GUN timestamp)")
 	initCmd.Flags().StringVar(&snapFile, "snapshot-key", "", "the server's snapshot key (signet key fetch GUN snapshot); required: the server makes snapshots")
-	initCmd.Flags().StringArrayVar(&targetsFiles, "targets-key", nil, "targets public key file (TUF JSON); default: make one here")
+	initCmd.Flags().StringArrayVar(&targetsFiles, "targets-key", nil, "targets public key file (TUF key JSON, PEM or x509 certificate); default: make one here")
 	initCmd.Flags().IntVar(&targetsThreshold, "targets-threshold", 1, "targets signatures required; above 1, tag changes are staged until enough holders approve")
 	initCmd.Flags().StringVar(&out, "out", "root.json", "where to write the unsigned root")
 
@@ -177,7 +165,7 @@ func (a *app) rootCmd() *cobra.Command {
 				if rotate {
 					ch.RemoveKeys, ch.Threshold = removeKeys, newThreshold
 					for _, f := range addKeys {
-						k, err := readKeyFile(f)
+						k, err := readPublicKey(f)
 						if err != nil {
 							return err
 						}
@@ -199,7 +187,7 @@ func (a *app) rootCmd() *cobra.Command {
 		c.Flags().StringVar(&out, "out", "root.next.json", "where to write the next root")
 		c.Flags().DurationVar(&expires, "expires", client.RootLifetime, "lifetime of the next root")
 		if rotate {
-			c.Flags().StringArrayVar(&addKeys, "add-key", nil, "public root key file (TUF JSON) to add")
+			c.Flags().StringArrayVar(&addKeys, "add-key", nil, "public root key file (TUF key JSON, PEM or x509 certificate) to add")
 			c.Flags().StringArrayVar(&removeKeys, "remove-key", nil, "root key ID to remove")
 			c.Flags().IntVar(&newThreshold, "threshold", 0, "new root threshold (default: unchanged)")
 		}
@@ -208,12 +196,8 @@ func (a *app) rootCmd() *cobra.Command {
 
 	publish := &cobra.Command{
 		Use: "publish GUN root.json", Args: exactArgs(2), Short: "Upload a signed root (no root private key needed here)",
-		RunE: func(cmd *cobra.Command, args []string) error {
+		RunE: a.withClient(func(cmd *cobra.Command, args []string, c *client.Client) error {
 			data, err := os.ReadFile(args[1])
-			if err != nil {
-				return err
-			}
-			c, err := a.client()
 			if err != nil {
 				return err
 			}
@@ -223,7 +207,7 @@ func (a *app) rootCmd() *cobra.Command {
 			return a.print(map[string]any{"gun": args[0], "published": metadata.ROOT}, func(w io.Writer) {
 				fmt.Fprintf(w, "published the root of %s\n", args[0])
 			})
-		},
+		}),
 	}
 	cmd.AddCommand(initCmd, sign, verify, next("rotate root.json", "Make the next root version with keys added or removed, or a new threshold", true),
 		next("resign root.json", "Make the next root version with a new expiry", false), publish)
@@ -263,11 +247,7 @@ func (a *app) keyFetchCmd() *cobra.Command {
 	var out string
 	cmd := &cobra.Command{
 		Use: "fetch GUN ROLE --out FILE", Args: exactArgs(2), Short: "Write the server's timestamp or snapshot public key to a file",
-		RunE: func(cmd *cobra.Command, args []string) error {
-			c, err := a.client()
-			if err != nil {
-				return err
-			}
+		RunE: a.withClient(func(cmd *cobra.Command, args []string, c *client.Client) error {
 			k, err := c.ServerKey(cmd.Context(), args[0], args[1])
 			if err != nil {
 				return err
@@ -286,7 +266,7 @@ func (a *app) keyFetchCmd() *cobra.Command {
 			return a.print(map[string]string{"gun": args[0], "role": args[1], "keyid": id, "file": out}, func(w io.Writer) {
 				fmt.Fprintf(w, "wrote the %s key %s of %s to %s\n", args[1], id, args[0], out)
 			})
-		},
+		}),
 	}
 	cmd.Flags().StringVar(&out, "out", "", "file to write (default ROLE.key.json)")
 	return cmd
@@ -302,11 +282,7 @@ count staged changes.
 When a role has expired, resolves of the repository fail (exit 4); status
 still shows every role, marks the expired ones EXPIRED, says how to recover
 and exits 4.`,
-		RunE: func(cmd *cobra.Command, args []string) error {
-			c, err := a.client()
-			if err != nil {
-				return err
-			}
+		RunE: a.withClient(func(cmd *cobra.Command, args []string, c *client.Client) error {
 			st, stErr := c.Status(cmd.Context(), args[0])
 			if st == nil {
 				return stErr
@@ -339,7 +315,7 @@ and exits 4.`,
 				return err
 			}
 			return stErr
-		},
+		}),
 	}
 }
 
