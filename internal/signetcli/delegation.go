@@ -18,42 +18,6 @@ import (
 	"github.com/signetdev/signet/tufedit"
 )
 
-// readPublicKey reads a public key file (--key, --add-key, --timestamp-key
-// …): TUF key JSON, a PEM public key or an x509 certificate, of a
-// supported type and size, and never a private key (tufedit.ParsePublicKey).
-func readPublicKey(path string) (*metadata.Key, error) {
-	data, err := os.ReadFile(path)
-	if err != nil {
-		return nil, err
-	}
-	k, err := tufedit.ParsePublicKey(data)
-	if err != nil {
-		return nil, fmt.Errorf("%s: %w", path, err)
-	}
-	return k, nil
-}
-
-// readPublicKeys reads public key files (readPublicKey).
-func readPublicKeys(paths []string) ([]*metadata.Key, error) {
-	var keys []*metadata.Key
-	for _, p := range paths {
-		k, err := readPublicKey(p)
-		if err != nil {
-			return nil, err
-		}
-		keys = append(keys, k)
-	}
-	return keys, nil
-}
-
-// requiredKeys reads the --key files of verb, which needs at least one.
-func requiredKeys(verb string, paths []string) ([]*metadata.Key, error) {
-	if len(paths) == 0 {
-		return nil, usageError{fmt.Errorf("%s needs --key PUB (TUF key JSON, PEM or x509 certificate)", verb)}
-	}
-	return readPublicKeys(paths)
-}
-
 // edit publishes an edit of delegator's delegations and reports it. When
 // the edit would make tags stop resolving (or resolve elsewhere), it lists
 // them and asks first (--yes answers for scripts); afterwards it says what

@@ -39,12 +39,8 @@ func (a *app) rootCmd() *cobra.Command {
 			if plan.Snapshot, err = readPublicKey(snapFile); err != nil {
 				return err
 			}
-			for _, f := range targetsFiles {
-				k, err := readPublicKey(f)
-				if err != nil {
-					return err
-				}
-				plan.TargetsKeys = append(plan.TargetsKeys, k)
+			if plan.TargetsKeys, err = readPublicKeys(targetsFiles); err != nil {
+				return err
 			}
 			plan.Expires = a.clock().Add(client.RootLifetime)
 			root, err := tufedit.NewRoot(cmd.Context(), plan, client.KeyGen(a.keyStore()))
@@ -164,12 +160,8 @@ func (a *app) rootCmd() *cobra.Command {
 				ch := tufedit.RootChange{Expires: a.clock().Add(expires)}
 				if rotate {
 					ch.RemoveKeys, ch.Threshold = removeKeys, newThreshold
-					for _, f := range addKeys {
-						k, err := readPublicKey(f)
-						if err != nil {
-							return err
-						}
-						ch.AddKeys = append(ch.AddKeys, k)
+					if ch.AddKeys, err = readPublicKeys(addKeys); err != nil {
+						return err
 					}
 				}
 				n, err := tufedit.NextRoot(data, ch)
