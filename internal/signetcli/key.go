@@ -85,6 +85,12 @@ func (a *app) heldFileKey(cmd *cobra.Command, c *client.Client, arg, verb string
 	return fs, id, nil
 }
 
+// printNewKey reports a key just generated or imported (done: "" or
+// "imported "): no repository names it yet.
+func (a *app) printNewKey(k *client.KeyInfo, done string) error {
+	return a.print(keyJSON{ID: k.ID, Role: k.Role, Public: k.Public, Repositories: []client.KeyUse{}}, func(w io.Writer) { fmt.Fprintf(w, "%s%s %s\n", done, k.ID, k.Role) })
+}
+
 func (a *app) keyCmd() *cobra.Command {
 	cmd := &cobra.Command{Use: "key", Short: "Manage private keys in the trust directory (KEYID: the full ID or a unique prefix of 8+ hex digits)"}
 	var role string
@@ -95,7 +101,7 @@ func (a *app) keyCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			return a.print(keyJSON{ID: k.ID, Role: role, Public: k.Public, Repositories: []client.KeyUse{}}, func(w io.Writer) { fmt.Fprintf(w, "%s %s\n", k.ID, role) })
+			return a.printNewKey(k, "")
 		}),
 	}
 	gen.Flags().StringVar(&role, "role", metadata.TARGETS, "role the key is for: root, targets or delegation")
@@ -186,7 +192,7 @@ func (a *app) keyCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			return a.print(keyJSON{ID: k.ID, Role: importRole, Public: k.Public, Repositories: []client.KeyUse{}}, func(w io.Writer) { fmt.Fprintf(w, "imported %s %s\n", k.ID, importRole) })
+			return a.printNewKey(k, "imported ")
 		}),
 	}
 	imp.Flags().StringVar(&importRole, "role", metadata.TARGETS, "role the key is for")

@@ -182,15 +182,7 @@ func (a *app) decide(cmd *cobra.Command, ref, file string) (name, tag string, d 
 		}
 		return t.GUN, t.Tag, t.Digest, t.Role, nil
 	}
-	f, err := policy.Load(file)
-	if err != nil {
-		return "", "", "", "", err
-	}
-	var opts []policy.Option
-	if cmd.Flags().Changed("trust-dir") || a.getenv("SIGNET_TRUST_DIR") != "" {
-		opts = append(opts, policy.WithTrustDir(a.trustDir))
-	}
-	p, err := policy.New(f, opts...)
+	p, err := a.loadPolicy(cmd, file)
 	if err != nil {
 		return "", "", "", "", err
 	}
