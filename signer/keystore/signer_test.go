@@ -4,57 +4,18 @@ import (
 	"context"
 	"errors"
 	"testing"
-	"time"
 
-	"github.com/secure-systems-lab/go-securesystemslib/cjson"
 	"github.com/theupdateframework/go-tuf/v2/metadata"
 
 	"github.com/signetdev/signet/signer"
 	"github.com/signetdev/signet/signer/keystore"
 	"github.com/signetdev/signet/signer/keystore/keystoretest"
-	"github.com/signetdev/signet/signer/keywrap"
 )
 
 const gun = "registry.example.com/app"
 
-var cheap = keywrap.Params{Time: 1, MemoryKiB: 64, Threads: 1}
-
 func wrapped(t *testing.T, primary string, pp map[string]string) keystore.Backend {
-	return keystore.NewWrapped(keyring(t, primary, pp))
-}
-
-func keyring(t *testing.T, primary string, pp map[string]string) *keywrap.Keyring {
-	t.Helper()
-	m := map[string][]byte{}
-	for a, p := range pp {
-		m[a] = []byte(p)
-	}
-	kr, err := keywrap.NewKeyring(primary, m, cheap)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return kr
-}
-
-// signTimestamp signs a fresh timestamp with key and checks it with go-tuf
-// against a root that names the key.
-func signTimestamp(t *testing.T, s signer.Service, g string, k *signer.KeyInfo) error {
-	t.Helper()
-	ts := metadata.Timestamp(time.Now().Add(time.Hour))
-	payload, err := cjson.EncodeCanonical(ts.Signed)
-	if err != nil {
-		t.Fatal(err)
-	}
-	sig, err := s.Sign(context.Background(), g, metadata.TIMESTAMP, k.ID, payload)
-	if err != nil {
-		return err
-	}
-	ts.Signatures = []metadata.Signature{{KeyID: k.ID, Signature: sig}}
-	root := metadata.Root(time.Now().Add(time.Hour))
-	if err := root.Signed.AddKey(k.Public, metadata.TIMESTAMP); err != nil {
-		t.Fatal(err)
-	}
-	return root.VerifyDelegate(metadata.TIMESTAMP, ts)
+	return keystore.NewWrapped(keystoretest.Keyring(t, primary, pp))
 }
 
 func TestSignaturesVerifyWithGoTUF(t *testing.T) {
@@ -65,7 +26,7 @@ func TestSignaturesVerifyWithGoTUF(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if err := signTimestamp(t, s, gun, k); err != nil {
+		if err := keystoretest.SignTimestamp(t, s, gun, k); err != nil {
 			t.Errorf("%s: %v", alg, err)
 		}
 	}

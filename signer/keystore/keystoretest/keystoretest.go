@@ -55,7 +55,9 @@ const gun, other = "registry.example.com/app", "registry.example.com/other"
 // cheap are KDF parameters for tests.
 var cheap = keywrap.Params{Time: 1, MemoryKiB: 64, Threads: 1}
 
-func keyring(t *testing.T, primary string, pp map[string]string) *keywrap.Keyring {
+// Keyring returns a keyring of the passphrases pp (by alias) with primary
+// as the alias new keys are wrapped under, at KDF costs for tests.
+func Keyring(t *testing.T, primary string, pp map[string]string) *keywrap.Keyring {
 	t.Helper()
 	m := map[string][]byte{}
 	for a, p := range pp {
@@ -111,7 +113,7 @@ func testRecords(t *testing.T, open Opener) {
 	if err := st.Ping(ctx); err != nil {
 		t.Fatal(err)
 	}
-	be := keystore.NewWrapped(keyring(t, "a", map[string]string{"a": "pass"}))
+	be := keystore.NewWrapped(Keyring(t, "a", map[string]string{"a": "pass"}))
 	start := time.Date(2026, 3, 4, 5, 6, 7, 891011000, time.FixedZone("east", 3600))
 	a := record(t, be, gun, metadata.TIMESTAMP, start)
 	b := record(t, be, other, metadata.TIMESTAMP, start.Add(time.Second))
@@ -151,7 +153,7 @@ func testRecords(t *testing.T, open Opener) {
 func testInsertFirst(t *testing.T, open Opener) {
 	ctx := context.Background()
 	st := open(t)
-	be := keystore.NewWrapped(keyring(t, "a", map[string]string{"a": "pass"}))
+	be := keystore.NewWrapped(Keyring(t, "a", map[string]string{"a": "pass"}))
 	now := time.Now()
 	first := record(t, be, gun, metadata.TIMESTAMP, now)
 	if got, err := st.InsertFirst(ctx, first); err != nil || got.ID != first.ID {
@@ -184,7 +186,7 @@ func testInsertFirst(t *testing.T, open Opener) {
 func testInsertFirstRace(t *testing.T, open Opener) {
 	ctx := context.Background()
 	handles := []keystore.Store{open(t), open(t)}
-	be := keystore.NewWrapped(keyring(t, "a", map[string]string{"a": "pass"}))
+	be := keystore.NewWrapped(Keyring(t, "a", map[string]string{"a": "pass"}))
 	recs := make([]*keystore.Record, 10)
 	for i := range recs {
 		recs[i] = record(t, be, gun, metadata.SNAPSHOT, time.Now())
@@ -218,7 +220,7 @@ func testInsertFirstRace(t *testing.T, open Opener) {
 func testUpdatePrivate(t *testing.T, open Opener) {
 	ctx := context.Background()
 	st := open(t)
-	be := keystore.NewWrapped(keyring(t, "a", map[string]string{"a": "pass"}))
+	be := keystore.NewWrapped(Keyring(t, "a", map[string]string{"a": "pass"}))
 	r := record(t, be, gun, metadata.TIMESTAMP, time.Now())
 	if err := st.Insert(ctx, r); err != nil {
 		t.Fatal(err)
@@ -245,7 +247,7 @@ func testUpdatePrivate(t *testing.T, open Opener) {
 func testDeleteGUN(t *testing.T, open Opener) {
 	ctx := context.Background()
 	st := open(t)
-	be := keystore.NewWrapped(keyring(t, "a", map[string]string{"a": "pass"}))
+	be := keystore.NewWrapped(Keyring(t, "a", map[string]string{"a": "pass"}))
 	keep := record(t, be, other, metadata.TIMESTAMP, time.Now())
 	for _, r := range []*keystore.Record{record(t, be, gun, metadata.TIMESTAMP, time.Now()), keep, record(t, be, gun, metadata.SNAPSHOT, time.Now())} {
 		if err := st.Insert(ctx, r); err != nil {
@@ -290,16 +292,16 @@ func (c *capture) Create(ctx context.Context, r *keystore.Record) (crypto.Signer
 	return k, nil
 }
 
-// signTimestamp signs a fresh timestamp with key and checks it with go-tuf
-// against a root that names the key.
-func signTimestamp(t *testing.T, s signer.Service, k *signer.KeyInfo) error {
+// SignTimestamp has s sign a fresh timestamp of g with key k and checks
+// the signature with go-tuf against a root that names the key.
+func SignTimestamp(t *testing.T, s signer.Service, g string, k *signer.KeyInfo) error {
 	t.Helper()
 	ts := metadata.Timestamp(time.Now().Add(time.Hour))
 	payload, err := cjson.EncodeCanonical(ts.Signed)
 	if err != nil {
 		t.Fatal(err)
 	}
-	sig, err := s.Sign(context.Background(), gun, metadata.TIMESTAMP, k.ID, payload)
+	sig, err := s.Sign(context.Background(), g, metadata.TIMESTAMP, k.ID, payload)
 	if err != nil {
 		return err
 	}
@@ -316,7 +318,7 @@ func signTimestamp(t *testing.T, s signer.Service, k *signer.KeyInfo) error {
 // one fails at start; a rewrap moves every key to a new passphrase.
 func testAtRest(t *testing.T, open Opener) {
 	ctx := context.Background()
-	be := &capture{Backend: keystore.NewWrapped(keyring(t, "default", map[string]string{"default": "right"})), der: map[string][]byte{}}
+	be := &capture{Backend: keystore.NewWrapped(Keyring(t, "default", map[string]string{"default": "right"})), der: map[string][]byte{}}
 	s, err := keystore.New(ctx, open(t), be)
 	if err != nil {
 		t.Fatal(err)
@@ -345,14 +347,14 @@ func testAtRest(t *testing.T, open Opener) {
 
 	// A restart with the right passphrase signs with the same keys.
 	wrapped := func(primary string, pp map[string]string) keystore.Backend {
-		return keystore.NewWrapped(keyring(t, primary, pp))
+		return keystore.NewWrapped(Keyring(t, primary, pp))
 	}
 	s2, err := keystore.New(ctx, open(t), wrapped("default", map[string]string{"default": "right"}))
 	if err != nil {
 		t.Fatal(err)
 	}
 	for _, key := range []*signer.KeyInfo{k, rotated} {
-		if err := signTimestamp(t, s2, key); err != nil {
+		if err := SignTimestamp(t, s2, gun, key); err != nil {
 			t.Fatalf("after restart: %v", err)
 		}
 	}
@@ -367,7 +369,7 @@ func testAtRest(t *testing.T, open Opener) {
 		t.Fatalf("unknown alias: %v", err)
 	}
 	// Rewrap under a new passphrase; afterwards only it opens the keys.
-	both := keyring(t, "new", map[string]string{"default": "right", "new": "newer"})
+	both := Keyring(t, "new", map[string]string{"default": "right", "new": "newer"})
 	if n, err := keystore.Rewrap(ctx, open(t), both, both); err != nil || n != 2 {
 		t.Fatalf("rewrap %d: %v", n, err)
 	}
@@ -375,7 +377,7 @@ func testAtRest(t *testing.T, open Opener) {
 	if err != nil {
 		t.Fatalf("after rewrap: %v", err)
 	}
-	if err := signTimestamp(t, s4, k); err != nil {
+	if err := SignTimestamp(t, s4, gun, k); err != nil {
 		t.Fatal(err)
 	}
 	if err := s4.DeleteKeys(ctx, gun); err != nil {
@@ -389,7 +391,7 @@ func testAtRest(t *testing.T, open Opener) {
 // testEnsureKeyOnce has many callers, through two handles on one database
 // (two replicas), ask for a GUN's first key at once: one key is created.
 func testEnsureKeyOnce(t *testing.T, open Opener) {
-	kr := keyring(t, "default", map[string]string{"default": "pw"})
+	kr := Keyring(t, "default", map[string]string{"default": "pw"})
 	var signers []*keystore.Signer
 	for range 2 {
 		s, err := keystore.New(context.Background(), open(t), keystore.NewWrapped(kr))

@@ -12,7 +12,6 @@ import (
 	"github.com/signetdev/signet/signer/keystore"
 	"github.com/signetdev/signet/signer/keystore/keystoretest"
 	"github.com/signetdev/signet/signer/keystore/sqlite"
-	"github.com/signetdev/signet/signer/keywrap"
 )
 
 func open(t *testing.T, path string) *sqlite.Store {
@@ -38,11 +37,7 @@ func TestEmbeddedFilesArePrivate(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
 	path := filepath.Join(t.TempDir(), "signer.db")
-	kr, err := keywrap.NewKeyring("a", map[string][]byte{"a": []byte("pass")}, keywrap.Params{Time: 1, MemoryKiB: 64, Threads: 1})
-	if err != nil {
-		t.Fatal(err)
-	}
-	sg, err := keystore.New(ctx, open(t, path), keystore.NewWrapped(kr))
+	sg, err := keystore.New(ctx, open(t, path), keystore.NewWrapped(keystoretest.Keyring(t, "a", map[string]string{"a": "pass"})))
 	if err != nil {
 		t.Fatal(err)
 	}
