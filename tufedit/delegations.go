@@ -71,9 +71,9 @@ func AddDelegationKeys(t *metadata.TargetsType, name string, keys ...*metadata.K
 		return fmt.Errorf("tufedit: no keys to add to delegation %s", name)
 	}
 	return editDelegations(t, func(d *metadata.Delegations) error {
-		i := roleIndex(d, name)
-		if i < 0 {
-			return fmt.Errorf("tufedit: no delegation %s", name)
+		i, err := existing(d, name)
+		if err != nil {
+			return err
 		}
 		have := roleFingerprints(d, d.Roles[i].KeyIDs)
 		for _, k := range keys {
@@ -102,9 +102,9 @@ func RemoveDelegationKeys(t *metadata.TargetsType, name string, keyIDs ...string
 		return fmt.Errorf("tufedit: no keys to remove from delegation %s", name)
 	}
 	return editDelegations(t, func(d *metadata.Delegations) error {
-		i := roleIndex(d, name)
-		if i < 0 {
-			return fmt.Errorf("tufedit: no delegation %s", name)
+		i, err := existing(d, name)
+		if err != nil {
+			return err
 		}
 		r := &d.Roles[i]
 		for _, id := range keyIDs {
@@ -126,9 +126,9 @@ func RemoveDelegationKeys(t *metadata.TargetsType, name string, keyIDs ...string
 // other role uses. On error t is unchanged.
 func RemoveDelegation(t *metadata.TargetsType, name string) error {
 	return editDelegations(t, func(d *metadata.Delegations) error {
-		i := roleIndex(d, name)
-		if i < 0 {
-			return fmt.Errorf("tufedit: no delegation %s", name)
+		i, err := existing(d, name)
+		if err != nil {
+			return err
 		}
 		ids := d.Roles[i].KeyIDs
 		d.Roles = slices.Delete(d.Roles, i, i+1)
@@ -142,9 +142,9 @@ func RemoveDelegation(t *metadata.TargetsType, name string) error {
 // error t is unchanged.
 func SetDelegationThreshold(t *metadata.TargetsType, name string, k int) error {
 	return editDelegations(t, func(d *metadata.Delegations) error {
-		i := roleIndex(d, name)
-		if i < 0 {
-			return fmt.Errorf("tufedit: no delegation %s", name)
+		i, err := existing(d, name)
+		if err != nil {
+			return err
 		}
 		if err := checkThreshold(d, name, d.Roles[i].KeyIDs, k); err != nil {
 			return err
@@ -351,6 +351,15 @@ func cloneDelegations(src *metadata.Delegations) *metadata.Delegations {
 
 func roleIndex(d *metadata.Delegations, name string) int {
 	return slices.IndexFunc(d.Roles, func(r metadata.DelegatedRole) bool { return r.Name == name })
+}
+
+// existing returns the index of the delegated role name, which must exist.
+func existing(d *metadata.Delegations, name string) (int, error) {
+	i := roleIndex(d, name)
+	if i < 0 {
+		return -1, fmt.Errorf("tufedit: no delegation %s", name)
+	}
+	return i, nil
 }
 
 // addRole appends the role spec describes (ReleasesRole goes before the
