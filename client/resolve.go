@@ -74,6 +74,15 @@ func (c *Client) Resolve(ctx context.Context, ref string) (*Target, error) {
 // withRepo runs fn on gun's verified view, with the GUN locked and the
 // call bounded by the client's timeout.
 func (c *Client) withRepo(ctx context.Context, gun string, fn func(*repoState) error) error {
+	return c.withView(ctx, gun, false, fn)
+}
+
+// withView is withRepo; with renew, for a change about to be published,
+// a view whose targets or delegated roles have expired is made again as a
+// renewing view (repoState.renewing), so that their key holders can
+// re-sign them. An expired root, timestamp or snapshot, and every other
+// failure, still ends the call.
+func (c *Client) withView(ctx context.Context, gun string, renew bool, fn func(*repoState) error) error {
 	ctx, cancel := context.WithTimeout(ctx, c.opts.Timeout)
 	defer cancel()
 	unlock, err := c.lock(gun)
@@ -82,6 +91,10 @@ func (c *Client) withRepo(ctx context.Context, gun string, fn func(*repoState) e
 	}
 	defer unlock()
 	s, err := c.current(ctx, gun)
+	if renew && errors.Is(err, ErrExpired) {
+		c.log.InfoContext(ctx, "some role has expired; verifying it but for its expiry, to re-sign it", "gun", gun)
+		s, err = c.refresh(ctx, gun, nil, true)
+	}
 	if err != nil {
 		return err
 	}
@@ -145,7 +158,7 @@ func (c *Client) current(ctx context.Context, gun string) (*repoState, error) {
 			return w, nil
 		}
 	}
-	s, err := c.refresh(ctx, gun, nil)
+	s, err := c.refresh(ctx, gun, nil, false)
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	delete(c.warm, gun)
