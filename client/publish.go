@@ -149,6 +149,13 @@ type Outcome struct {
 	// not re-sign: resolves through them keep failing until their key
 	// holders publish their next versions (Renew).
 	Expired []string
+	// Shadowed lists the tags this change signs that a resolve finds
+	// elsewhere once it is published, as that resolve will find them (Role
+	// and Digest of the role earlier in resolution order that lists them;
+	// Role "" if no role a resolve visits lists them): their new signature
+	// does not take effect. Predicted from the verified state plus the
+	// change, so no second update is needed.
+	Shadowed []Target
 }
 
 // Publish signs changes with the keys of the role each tag belongs to and
@@ -173,6 +180,9 @@ func (c *Client) PublishAs(ctx context.Context, gun, role string, changes []Chan
 		for _, ch := range changes {
 			if err := s.apply(role, ch); err != nil {
 				return err
+			}
+			if !ch.Remove {
+				s.signed = append(s.signed, ch)
 			}
 		}
 		return nil
@@ -357,6 +367,7 @@ func (s *roleState) listing(tag string) (string, error) {
 func (c *Client) submit(ctx context.Context, s *roleState) (*Outcome, error) {
 	s.bearDelegations()
 	out := &Outcome{}
+	var err error
 	files := map[string][]byte{}
 	complete, signed := true, 0
 	for role, m := range s.pending {
@@ -388,6 +399,9 @@ func (c *Client) submit(ctx context.Context, s *roleState) (*Outcome, error) {
 		}
 	}
 	slices.Sort(out.Expired)
+	if out.Shadowed, err = s.shadowed(); err != nil {
+		return nil, err
+	}
 	if signed == 0 {
 		return nil, fmt.Errorf("client: %s: %w: this trust directory holds no key of %v", s.gun, ErrNoKey, out.Roles)
 	}
@@ -407,6 +421,34 @@ func (c *Client) submit(ctx context.Context, s *roleState) (*Outcome, error) {
 	}
 	return out, nil
 }
+
+// shadowed looks up, as a resolve will once the pending roles are
+// published, each tag the change signs (Outcome.Shadowed), up to
+// maxShadowChecks of them.
+func (s *roleState) shadowed() ([]Target, error) {
+	var out []Target
+	for i, ch := range s.signed {
+		if i == maxShadowChecks {
+			break
+		}
+		role, tf, err := s.lookupWith(ch.Tag, s.walkLoader)
+		if err != nil {
+			return nil, err
+		}
+		if tf == nil {
+			out = append(out, Target{GUN: s.gun, Tag: ch.Tag})
+			continue
+		}
+		if t := target(s.gun, ch.Tag, role, tf); t.Digest != ch.Digest {
+			out = append(out, *t)
+		}
+	}
+	return out, nil
+}
+
+// maxShadowChecks bounds the lookups shadowed makes (a sign --from of a
+// whole repository).
+const maxShadowChecks = 1000
 
 // bearDelegations adds to the pending roles the first (empty) version of
 // every role a pending role delegates to that was never published: a

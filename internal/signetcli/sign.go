@@ -64,7 +64,7 @@ func (a *app) publish(cmd *cobra.Command, gun, role string, changes []client.Cha
 	if err != nil {
 		return err
 	}
-	return a.printOutcome(cmd, c, gun, out, changes)
+	return a.printOutcome(gun, out, changes)
 }
 
 func (a *app) resignCmd() *cobra.Command {
@@ -98,7 +98,7 @@ into a role re-signs it as well. Root is renewed in the offline ceremony
 			if err != nil {
 				return err
 			}
-			return a.printOutcome(cmd, c, gun, out, nil)
+			return a.printOutcome(gun, out, nil)
 		},
 	}
 }
@@ -260,9 +260,10 @@ func waiting(st *client.StagedChange) string {
 
 // printOutcome reports a publish: which roles signed, and whether it was
 // published or staged for more signatures (then it returns stagedError).
-// For signed tags it checks that they resolve to what was signed and warns
-// when an earlier role shadows the signature.
-func (a *app) printOutcome(cmd *cobra.Command, c *client.Client, gun string, out *client.Outcome, changes []client.Change) error {
+// It warns about signed tags that resolves find elsewhere (an earlier role
+// shadows the signature) and roles left expired, as the client predicted
+// them from the state it published.
+func (a *app) printOutcome(gun string, out *client.Outcome, changes []client.Change) error {
 	res := outcomeJSON{GUN: gun, Roles: out.Roles, Published: out.Published, Staged: out.Staged, Expired: out.Expired}
 	for _, ch := range changes {
 		j := changeJSON{Tag: ch.Tag, Remove: ch.Remove}
@@ -271,11 +272,11 @@ func (a *app) printOutcome(cmd *cobra.Command, c *client.Client, gun string, out
 		}
 		res.Changes = append(res.Changes, j)
 	}
-	var shadowed []string
+	var notInEffect []string
 	if out.Staged == nil {
-		shadowed = a.shadowed(cmd, c, gun, changes)
-		for _, sh := range shadowed {
-			res.NotInEffect = append(res.NotInEffect, strings.Fields(sh)[0])
+		notInEffect = shadowed(out)
+		for _, t := range out.Shadowed {
+			res.NotInEffect = append(res.NotInEffect, t.Tag)
 		}
 	}
 	if err := a.print(res, func(w io.Writer) {
@@ -295,7 +296,7 @@ func (a *app) printOutcome(cmd *cobra.Command, c *client.Client, gun string, out
 	}); err != nil {
 		return err
 	}
-	for _, sh := range shadowed {
+	for _, sh := range notInEffect {
 		fmt.Fprintf(a.stderr, "warning: %s\n", sh)
 	}
 	for _, role := range out.Expired {
@@ -307,30 +308,19 @@ func (a *app) printOutcome(cmd *cobra.Command, c *client.Client, gun string, out
 	return nil
 }
 
-// maxShadowChecks bounds the resolves printOutcome makes after a publish.
-const maxShadowChecks = 100
-
-// shadowed resolves each signed tag after a publish and describes those
-// that resolve to another digest than the one just signed (a role earlier
-// in resolution order lists them, so the new signature does not count).
-func (a *app) shadowed(cmd *cobra.Command, c *client.Client, gun string, changes []client.Change) []string {
-	var out []string
-	for i, ch := range changes {
-		if ch.Remove {
+// shadowed describes the signed tags that a resolve finds elsewhere after
+// the publish (an earlier role in resolution order lists them, so the new
+// signature does not take effect).
+func shadowed(out *client.Outcome) []string {
+	var msgs []string
+	for _, t := range out.Shadowed {
+		if t.Role == "" {
+			msgs = append(msgs, fmt.Sprintf("%s: signed, but no role a resolve visits lists it, so it does not resolve", t.Tag))
 			continue
 		}
-		if i >= maxShadowChecks {
-			break
-		}
-		t, err := c.Resolve(cmd.Context(), gun+":"+ch.Tag)
-		switch {
-		case err != nil:
-			out = append(out, fmt.Sprintf("%s: signed, but it does not resolve: %v", ch.Tag, err))
-		case t.Digest != ch.Digest:
-			out = append(out, fmt.Sprintf("%s: the signature does not take effect: %s, earlier in resolution order, lists it as %s, and resolves return that (unsign it there, or sign with --role %s)", ch.Tag, t.Role, t.Digest, t.Role))
-		}
+		msgs = append(msgs, fmt.Sprintf("%s: the signature does not take effect: %s, earlier in resolution order, lists it as %s, and resolves return that (unsign it there, or sign with --role %s)", t.Tag, t.Role, t.Digest, t.Role))
 	}
-	return out
+	return msgs
 }
 
 func (a *app) unsignCmd() *cobra.Command {
