@@ -431,7 +431,7 @@ func (s *roleState) shadowed() ([]Target, error) {
 		if i == maxShadowChecks {
 			break
 		}
-		role, tf, err := s.lookupWith(ch.Tag, s.walkLoader)
+		role, tf, err := s.lookup(ch.Tag, s.walkLoader)
 		if err != nil {
 			return nil, err
 		}

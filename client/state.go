@@ -318,16 +318,11 @@ func (s *repoState) checkDelegator(parent string, d *metadata.Metadata[metadata.
 	return nil
 }
 
-// lookup finds tag as a TUF client does (tufrules.Walk, §5.6.7): the role
-// that lists it and its entry, or nil when no visited role lists it. Any
-// role the walk cannot load or verify ends it with a TrustError.
-func (s *repoState) lookup(tag string) (string, *metadata.TargetFiles, error) {
-	return s.lookupWith(tag, s.load)
-}
-
-// lookupWith is lookup over the roles load gives (a prediction of an edit,
-// for one).
-func (s *repoState) lookupWith(tag string, load tufrules.Loader) (string, *metadata.TargetFiles, error) {
+// lookup finds tag as a TUF client does (tufrules.Walk, §5.6.7) over the
+// roles load gives (s.load, or a prediction of an edit): the role that
+// lists it and its entry, or nil when no visited role lists it. Any role
+// the walk cannot load or verify ends it with a TrustError.
+func (s *repoState) lookup(tag string, load tufrules.Loader) (string, *metadata.TargetFiles, error) {
 	var (
 		role string
 		tf   *metadata.TargetFiles

@@ -172,3 +172,35 @@ func TestRenewingStillVerifies(t *testing.T) {
 		}
 	}
 }
+
+// TestResolveExpiresIsEarliest: Target.Expires is the earliest expiry of
+// what the resolve relied on, the delegator on the way included: here
+// targets (signed by an owner whose clock runs 89 days behind, so it
+// expires in a day) above targets/releases, which vouches, and a timestamp
+// that lives a day too.
+func TestResolveExpiresIsEarliest(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	srv := testserver.Start(t)
+	srv.SetClockSkew(time.Hour) // the timestamp expires in 25 h
+	behind := func(o *client.Options) {
+		o.Now = func() time.Time { return time.Now().Add(-client.TargetsLifetime + 12*time.Hour) }
+	}
+	owner := newClient(t, srv.URL, t.TempDir(), behind)
+	root, err := owner.Init(ctx, gun)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rel := newDelegate(t, srv.URL, root)
+	delegateTo(t, owner, func(tt *metadata.TargetsType) error {
+		return client.AddDelegation(tt, client.DelegationSpec{Name: "targets/delegate", Keys: []*metadata.Key{rel.key.Public}})
+	}, rel)
+	sign(t, rel.c, "targets/delegate", "1.0")
+	got, err := newDelegate(t, srv.URL, root).c.Resolve(ctx, gun+":1.0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if left := time.Until(got.Expires); got.Role != "targets/delegate" || left < 11*time.Hour || left > 13*time.Hour {
+		t.Fatalf("resolved by %s, expires in %s: want targets' 12 h", got.Role, left)
+	}
+}
