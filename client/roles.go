@@ -28,6 +28,9 @@ type roleState struct {
 	pending map[string]*metadata.Metadata[metadata.TargetsType]
 	// held memoises which of a role's keys the key store holds.
 	held map[string][]string
+	// signed are the tags the change being built signs (PublishAs), for
+	// Outcome.Shadowed.
+	signed []Change
 }
 
 // heldKeys returns the key IDs of ids that this trust directory holds.

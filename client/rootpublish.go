@@ -42,7 +42,7 @@ func (c *Client) RootPublish(ctx context.Context, gun string, root []byte) error
 		// targets) leaves the stored targets unverifiable: publish its
 		// next version, signed by the new keys this directory holds, in
 		// the same upload.
-		err := c.withLockedState(ctx, gun, func(s *roleState) error {
+		err := c.withEditState(ctx, gun, func(s *roleState) error {
 			cur, err := s.load(metadata.TARGETS)
 			if err != nil || cur == nil || m.VerifyDelegate(metadata.TARGETS, cur) == nil {
 				return err

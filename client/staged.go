@@ -111,7 +111,7 @@ func (c *Client) ReviewStaged(ctx context.Context, gun, id string) (*Review, err
 		return nil, err
 	}
 	rv := &Review{Change: st, roles: map[string]*metadata.Metadata[metadata.TargetsType]{}}
-	err = c.withLockedState(ctx, gun, func(s *roleState) error {
+	err = c.withEditState(ctx, gun, func(s *roleState) error {
 		for role, data := range st.Files {
 			m, err := metadata.Targets().FromBytes(data)
 			if err != nil {
@@ -148,6 +148,15 @@ func (c *Client) ReviewStaged(ctx context.Context, gun, id string) (*Review, err
 // withLockedState runs fn on gun's verified state with the GUN locked.
 func (c *Client) withLockedState(ctx context.Context, gun string, fn func(*roleState) error) error {
 	return c.withRepo(ctx, gun, func(s *repoState) error {
+		return fn(c.roleState(s))
+	})
+}
+
+// withEditState is withLockedState for building a change to publish: an
+// expired targets or delegated role is accepted, verified in every other
+// respect, so that the change can re-sign it (withView).
+func (c *Client) withEditState(ctx context.Context, gun string, fn func(*roleState) error) error {
+	return c.withView(ctx, gun, true, func(s *repoState) error {
 		return fn(c.roleState(s))
 	})
 }
@@ -209,7 +218,7 @@ func (c *Client) Approve(ctx context.Context, gun string, rv *Review) (*StagedCh
 	ctx, cancel := context.WithTimeout(ctx, c.opts.Timeout)
 	defer cancel()
 	files := map[string][]byte{}
-	err := c.withLockedState(ctx, gun, func(s *roleState) error {
+	err := c.withEditState(ctx, gun, func(s *roleState) error {
 		// A staged delegator's delegations win over the published ones.
 		maps.Copy(s.pending, rv.roles)
 		for role, m := range rv.roles {

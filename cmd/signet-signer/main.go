@@ -105,18 +105,19 @@ func (c *config) Validate() error {
 	return errors.Join(errs...)
 }
 
+// run dispatches to a subcommand, given before or after the flags, or
+// serves.
 func run(ctx context.Context, args []string, stdout, stderr io.Writer, getenv func(string) string) int {
-	if len(args) > 0 {
-		switch args[0] {
-		case "migrate":
-			return runMigrate(ctx, args[1:], stderr, getenv)
-		case "certs":
-			return runCerts(args[1:], stdout, stderr, getenv)
-		case "rewrap":
-			return runRewrap(ctx, args[1:], stdout, stderr, getenv)
-		}
-	}
 	var cfg config
+	cmd, args := cli.Command(&cfg, args, "migrate", "certs", "rewrap")
+	switch cmd {
+	case "migrate":
+		return runMigrate(ctx, args, stderr, getenv)
+	case "certs":
+		return runCerts(args, stdout, stderr, getenv)
+	case "rewrap":
+		return runRewrap(ctx, args, stdout, stderr, getenv)
+	}
 	return cli.Serve(ctx, "signet-signer", envPrefix, &cfg, args, stdout, stderr, getenv, func(ctx context.Context, log *slog.Logger) error {
 		return serve(ctx, cfg, log, getenv)
 	})

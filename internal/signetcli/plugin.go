@@ -154,7 +154,7 @@ refused with the reason, and nothing is pulled.`,
 			if err != nil {
 				return fmt.Errorf("pushed %s@%s, but signing failed: %w", gun, d, err)
 			}
-			return a.printOutcome(cmd, c, gun, out, changes)
+			return a.printOutcome(gun, out, changes)
 		}),
 	}
 	push.Flags().StringVar(&role, "role", "", "sign into this role (targets or a delegation); default: picked as signet sign does")

@@ -319,5 +319,5 @@ func recovery(gun, role string) string {
 	case metadata.TIMESTAMP, metadata.SNAPSHOT:
 		return "signet-server re-signs it; check that the server and its signer are up"
 	}
-	return "its key holders must publish a new version of it (a signed change, e.g. signet sign)"
+	return "its key holders must publish a new version of it: signet resign " + gun + " " + role
 }
