@@ -160,6 +160,32 @@ func measure(ctx context.Context, p plan, conc int, fn op) []sample {
 	return out
 }
 
+// workload is one load of an interleaved measurement.
+type workload struct {
+	conc int
+	fn   op
+}
+
+// measureInterleaved measures several loads run by run, in turn (a run of
+// the first, of the second, …, then the next runs), so that a figure and
+// its baseline see the same share of a machine whose other work comes and
+// goes: on a shared machine, a baseline measured a minute after its figure
+// can be off by half. It returns the samples of each load.
+func measureInterleaved(ctx context.Context, p plan, loads ...workload) [][]sample {
+	if p.Warmup > 0 {
+		for _, l := range loads {
+			load(ctx, l.conc, p.Warmup, l.fn)
+		}
+	}
+	out := make([][]sample, len(loads))
+	for range p.Runs {
+		for i, l := range loads {
+			out[i] = append(out[i], load(ctx, l.conc, p.Run, l.fn))
+		}
+	}
+	return out
+}
+
 // summarize fills r from runs and base (the baseline, may be nil) with
 // metric. A run in which an op failed, or none completed, makes r a figure
 // that could not be measured (r.Error): the bench reports it and fails.

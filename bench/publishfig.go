@@ -61,10 +61,6 @@ func (e *env) publishFigure(ctx context.Context, p plan) ([]Result, error) {
 	for i, d := range repos {
 		pubOps[i] = publishOp(hc, d)
 	}
-	runs := measure(ctx, p, publishers, func(ctx context.Context, w int, sw *stopwatch) error {
-		return pubOps[w](ctx, w, sw)
-	})
-
 	pool, err := pgxpool.New(ctx, e.rawURL)
 	if err != nil {
 		return nil, err
@@ -81,7 +77,9 @@ func (e *env) publishFigure(ctx context.Context, p plan) ([]Result, error) {
 			return err
 		})
 	}
-	baseRuns := measure(ctx, p, publishers, raw)
+	pub := func(ctx context.Context, w int, sw *stopwatch) error { return pubOps[w](ctx, w, sw) }
+	both := measureInterleaved(ctx, p, workload{publishers, pub}, workload{publishers, raw})
+	runs, baseRuns := both[0], both[1]
 	r := Result{Name: "publish one tag, 16 publishers, postgres publishes/s", Unit: "publishes/s", Target: "ratio >= 0.25 (baseline: raw single-row insert transactions)"}
 	summarize(&r, runs, baseRuns, perSec)
 	lat := Result{Name: "publish one tag, 16 publishers p50", Unit: "ms", Target: "<= 15 ms"}

@@ -72,11 +72,10 @@ func (e *env) signerFigure(ctx context.Context, p plan) ([]Result, error) {
 		}
 		return nil
 	}
-	pairRuns := measure(ctx, p, 1, pair)
-	batchRuns := measure(ctx, p, 1, two)
-	oneRuns := measure(ctx, p, signConns, one)
-	twoRuns := measure(ctx, p, signConns, two)
-	baseRuns := measure(ctx, p, signConns, local)
+	lat := measureInterleaved(ctx, p, workload{1, pair}, workload{1, two})
+	pairRuns, batchRuns := lat[0], lat[1]
+	tput := measureInterleaved(ctx, p, workload{signConns, one}, workload{signConns, two}, workload{signConns, local})
+	oneRuns, twoRuns, baseRuns := tput[0], tput[1], tput[2]
 	sigsPerSec := func(s sample) float64 { return s.PerSec * float64(len(batch)) }
 	one1 := Result{Name: "signer signatures/s over mTLS, one per request", Unit: "sig/s"}
 	summarizeWith(&one1, oneRuns, perSec, baseRuns, sigsPerSec)

@@ -214,8 +214,9 @@ func (d *decoder) uint() (int64, []byte, error) {
 }
 
 // object reads an object whose member names are strict strings, calling
-// member for each with the decoder at its value. A name seen twice
-// declines (encoding/json keeps the last, go-tuf's maps would differ).
+// member for each with the decoder at its value. The callers decline a
+// name seen twice (encoding/json keeps the last; go-tuf's maps of
+// unrecognised fields would differ).
 func (d *decoder) object(member func(name []byte) error) error {
 	if err := d.expect('{'); err != nil {
 		return err
