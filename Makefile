@@ -4,7 +4,7 @@
 GO ?= go
 STATICCHECK_VERSION ?= v0.8.2
 
-.PHONY: run test test-short bench bench-check lint build cross scale soak
+.PHONY: run test test-short bench bench-check lint build cross scale soak pgbouncer-check
 
 run:
 	$(GO) run ./cmd/signet-server --allow-anonymous-writes
@@ -57,3 +57,8 @@ scale:
 
 soak:
 	$(GO) run ./bench soak
+
+# Two replicas through PgBouncer in transaction mode (needs pgbouncer
+# installed): what docs/capacity.md recommends, against what it warns of.
+pgbouncer-check:
+	$(GO) run ./bench pgbouncer

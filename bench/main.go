@@ -11,6 +11,7 @@
 //	go run ./bench check FILE       compare a result file's ratios with targets
 //	go run ./bench scale            replicas on one PostgreSQL (make scale; scale.go)
 //	go run ./bench soak             reads at 80% of capacity for 10 minutes (make soak; soak.go)
+//	go run ./bench pgbouncer        replicas through PgBouncer in transaction mode (pgbouncer.go)
 //
 // It never fails on speed: it reports. It exits non-zero only when a figure
 // could not be measured (an operation failed, or none completed), so that
@@ -52,8 +53,10 @@ func main() {
 			bench = runScale
 		case "soak":
 			bench = runSoak
+		case "pgbouncer":
+			bench = runBouncerCheck
 		default:
-			fmt.Fprintf(os.Stderr, "bench: unknown command %q (scale, soak, check FILE, or none for the suite)\n", os.Args[1])
+			fmt.Fprintf(os.Stderr, "bench: unknown command %q (scale, soak, pgbouncer, check FILE, or none for the suite)\n", os.Args[1])
 			os.Exit(2)
 		}
 	}

@@ -93,6 +93,7 @@ type cluster struct {
 	srvDB    string
 	signer   *proc
 	replicas []*proc
+	started  int // replicas ever started, for their log names
 	mon      *pgMonitor
 	pr       progress
 }
@@ -137,15 +138,22 @@ func newCluster(ctx context.Context, pr progress) (*cluster, error) {
 // grow starts replicas until there are n.
 func (c *cluster) grow(ctx context.Context, n int) error {
 	for len(c.replicas) < n {
-		addr, _ := freeAddr()
-		name := fmt.Sprintf("replica-%d", len(c.replicas))
-		p, err := start(ctx, c.tmp, name, filepath.Join(c.tmp, "signet-server"), addr, nil, pgServerFlags(addr, c.srvDB, c.signer.addr, filepath.Join(c.tmp, "certs"))...)
+		p, err := c.startReplica(ctx, c.srvDB)
 		if err != nil {
 			return err
 		}
 		c.replicas = append(c.replicas, p)
 	}
 	return nil
+}
+
+// startReplica starts a signet-server on db with extra flags; the caller
+// stops it.
+func (c *cluster) startReplica(ctx context.Context, db string, extra ...string) (*proc, error) {
+	addr, _ := freeAddr()
+	c.started++
+	name := fmt.Sprintf("replica-%d", c.started)
+	return start(ctx, c.tmp, name, filepath.Join(c.tmp, "signet-server"), addr, nil, pgServerFlags(addr, db, c.signer.addr, filepath.Join(c.tmp, "certs"), extra...)...)
 }
 
 func (c *cluster) url(i int) string { return "http://" + c.replicas[i].addr }
@@ -239,8 +247,20 @@ func (c *cluster) publisher(hc *http.Client, n int, repos []*devRepo) op {
 func (c *cluster) visibility(ctx context.Context, hc *http.Client, n int, d *devRepo) ([]time.Duration, int, error) {
 	var lats []time.Duration
 	misses := 0
+	tsURL := func(r int) string { return c.url(r) + "/v2/" + d.gun + "/_trust/tuf/timestamp.json" }
 	for k := 0; ctx.Err() == nil; k++ {
 		w := k % n
+		// Every replica reads the current timestamp first, so that each
+		// holds it in its cache: only the change notification (or, if it
+		// is lost, the cache's TTL) can make the others serve the next.
+		for r := range n {
+			if err := getOK(ctx, hc, tsURL(r)); err != nil {
+				if ctx.Err() != nil {
+					break
+				}
+				return lats, misses, err
+			}
+		}
 		tb, err := d.nextTargets("latest")
 		if err != nil {
 			return lats, misses, err
@@ -262,7 +282,7 @@ func (c *cluster) visibility(ctx context.Context, hc *http.Client, n int, d *dev
 				continue
 			}
 			wg.Go(func() {
-				lat, ok := waitVersion(ctx, hc, c.url(r)+"/v2/"+d.gun+"/_trust/tuf/timestamp.json", want, done)
+				lat, ok := waitVersion(ctx, hc, tsURL(r), want, done)
 				mu.Lock()
 				defer mu.Unlock()
 				if ok {
@@ -279,6 +299,23 @@ func (c *cluster) visibility(ctx context.Context, hc *http.Client, n int, d *dev
 		}
 	}
 	return lats, misses, nil
+}
+
+func getOK(ctx context.Context, hc *http.Client, url string) error {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	if err != nil {
+		return err
+	}
+	resp, err := hc.Do(req)
+	if err != nil {
+		return err
+	}
+	_, _ = io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("GET %s: status %d", url, resp.StatusCode)
+	}
+	return nil
 }
 
 func publishResult(ctx context.Context, hc *http.Client, url string, body io.Reader, ct string) (api.PublishResult, error) {
