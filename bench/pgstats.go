@@ -36,6 +36,10 @@ type pgCounters struct {
 	TupReturned int64 `json:"tup_returned"`
 	TupFetched  int64 `json:"tup_fetched"`
 	TupInserted int64 `json:"tup_inserted"`
+	// The database's size on disk, and the WAL the cluster wrote (the
+	// cluster is the run's own: nothing else writes).
+	Size     int64 `json:"size_bytes"`
+	WALBytes int64 `json:"wal_bytes"`
 	// CPU of the postmaster and its backends.
 	CPU time.Duration `json:"cpu_ns"`
 }
@@ -75,6 +79,9 @@ func (m *pgMonitor) read(ctx context.Context) (pgCounters, error) {
 		Scan(&c.XactCommit, &c.TupReturned, &c.TupFetched, &c.TupInserted)
 	if err != nil {
 		return c, fmt.Errorf("pg_stat_database: %w", err)
+	}
+	if err := m.conn.QueryRow(ctx, `SELECT pg_database_size($1::oid), (SELECT wal_bytes::bigint FROM pg_stat_wal)`, m.dbid).Scan(&c.Size, &c.WALBytes); err != nil {
+		return c, fmt.Errorf("database size, pg_stat_wal: %w", err)
 	}
 	if m.pgss {
 		rows, err := m.conn.Query(ctx, `SELECT query, calls, rows FROM pg_stat_statements WHERE dbid = $1`, m.dbid)
@@ -129,6 +136,8 @@ type pgDelta struct {
 	TupReturned int64         `json:"tup_returned"`
 	TupFetched  int64         `json:"tup_fetched"`
 	TupInserted int64         `json:"tup_inserted"`
+	Size        int64         `json:"size_bytes"`
+	WALBytes    int64         `json:"wal_bytes"`
 	CPU         time.Duration `json:"cpu_ns"`
 	// Top lists the statements run most often, "calls × query".
 	Top []string `json:"top,omitempty"`
@@ -137,7 +146,7 @@ type pgDelta struct {
 func (a pgCounters) delta(b pgCounters) pgDelta {
 	d := pgDelta{Calls: b.Calls - a.Calls, Rows: b.Rows - a.Rows, XactCommit: b.XactCommit - a.XactCommit,
 		TupReturned: b.TupReturned - a.TupReturned, TupFetched: b.TupFetched - a.TupFetched,
-		TupInserted: b.TupInserted - a.TupInserted, CPU: b.CPU - a.CPU}
+		TupInserted: b.TupInserted - a.TupInserted, Size: b.Size - a.Size, WALBytes: b.WALBytes - a.WALBytes, CPU: b.CPU - a.CPU}
 	type qc struct {
 		q string
 		n int64

@@ -28,6 +28,9 @@ type PullCount struct {
 	Case     string `json:"case"`
 	Requests int    `json:"requests"`
 	Bytes    int64  `json:"bytes"`
+	// HeaderBytes is the answers' status lines and headers as HTTP/1.1
+	// sends them (reconstructed from the parsed response).
+	HeaderBytes int64 `json:"header_bytes"`
 	// Files counts requests by file and status, e.g. "timestamp.json 304".
 	Files []string `json:"files"`
 }
@@ -40,6 +43,7 @@ type requestLog struct {
 	files map[string]int
 	n     int
 	bytes int64
+	hdr   int64
 }
 
 var versioned = regexp.MustCompile(`^[0-9]+\.`)
@@ -63,6 +67,12 @@ func (l *requestLog) RoundTrip(r *http.Request) (*http.Response, error) {
 	l.mu.Lock()
 	l.files[fmt.Sprintf("%s %d", file, resp.StatusCode)]++
 	l.n++
+	l.hdr += int64(len("HTTP/1.1 ") + len(resp.Status) + 2 + 2)
+	for k, vs := range resp.Header {
+		for _, v := range vs {
+			l.hdr += int64(len(k) + 2 + len(v) + 2)
+		}
+	}
 	l.mu.Unlock()
 	resp.Body = &countedBody{ReadCloser: resp.Body, l: l}
 	return resp, nil
@@ -85,12 +95,12 @@ func (b *countedBody) Read(p []byte) (int, error) {
 func (l *requestLog) take(repo, name string) PullCount {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	pc := PullCount{Repo: repo, Case: name, Requests: l.n, Bytes: l.bytes}
+	pc := PullCount{Repo: repo, Case: name, Requests: l.n, Bytes: l.bytes, HeaderBytes: l.hdr}
 	for f, n := range l.files {
 		pc.Files = append(pc.Files, fmt.Sprintf("%d × %s", n, f))
 	}
 	slices.Sort(pc.Files)
-	l.files, l.n, l.bytes = map[string]int{}, 0, 0
+	l.files, l.n, l.bytes, l.hdr = map[string]int{}, 0, 0, 0
 	return pc
 }
 
@@ -180,6 +190,6 @@ func (c *cluster) pullCounts(ctx context.Context) ([]PullCount, error) {
 func printPulls(w io.Writer, pulls []PullCount) {
 	fmt.Fprintln(w, "\nrequests per pull (client library, counted on the wire):")
 	for _, p := range pulls {
-		fmt.Fprintf(w, "  %-28s %-40s %2d requests %7.1f KiB  %s\n", p.Repo, p.Case, p.Requests, float64(p.Bytes)/1024, strings.Join(p.Files, ", "))
+		fmt.Fprintf(w, "  %-28s %-40s %2d requests %7.1f KiB bodies %5.1f KiB headers  %s\n", p.Repo, p.Case, p.Requests, float64(p.Bytes)/1024, float64(p.HeaderBytes)/1024, strings.Join(p.Files, ", "))
 	}
 }

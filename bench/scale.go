@@ -612,7 +612,7 @@ func cpuPer(d time.Duration, ops int) string {
 func printScale(w io.Writer, rep ScaleReport) {
 	fmt.Fprintf(w, "signet replica scale test, %s, %s; %v phases; PostgreSQL with fsync on\n\n", rep.When.Format("2006-01-02 15:04 UTC"), rep.Machine, rep.Config.Phase)
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "replicas\tphase\treads/s\tper replica\tread p50 ms\tread p99 ms\tpublishes/s\tpub p50 ms\tpub p99 ms\tvisible p50 ms\tvisible p99 ms\tpg stmts/read\tpg stmts/pub\tpg rows ins/pub\tpg conns\tsrv µs cpu/op\tsigner µs/pub\tpg µs cpu/op\tload\t")
+	fmt.Fprintln(tw, "replicas\tphase\treads/s\tper replica\tread p50 ms\tread p99 ms\tpublishes/s\tpub p50 ms\tpub p99 ms\tvisible p50 ms\tvisible p99 ms\tpg stmts/read\tpg stmts/pub\tpg rows ins/pub\tWAL B/pub\tdb B/pub\tpg conns\tsrv µs cpu/op\tsigner µs/pub\tpg µs cpu/op\tload\t")
 	for _, r := range rep.Runs {
 		for _, x := range []struct {
 			name string
@@ -633,17 +633,18 @@ func printScale(w io.Writer, rep ScaleReport) {
 				vis50, vis99 = ms(ph.Visible.P50), ms(ph.Visible.P99)
 			}
 			// Per-op database figures only where one kind of op ran.
-			stmtsRead, stmtsPub, rowsPub := "-", "-", "-"
+			stmtsRead, stmtsPub, rowsPub, walPub, sizePub := "-", "-", "-", "-", "-"
 			switch x.name {
 			case "reads":
 				stmtsRead = per(ph.PG.Calls, ph.Reads.Ops)
 			case "publishes":
 				stmtsPub, rowsPub = per(ph.PG.Calls, ph.Publishes.Ops), per(ph.PG.TupInserted, ph.Publishes.Ops)
+				walPub, sizePub = per(ph.PG.WALBytes, ph.Publishes.Ops), per(ph.PG.Size, ph.Publishes.Ops)
 			}
-			fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%d\t%s\t%s\t%s\t%.2f\t\n", r.Replicas, x.name,
+			fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%d\t%s\t%s\t%s\t%.2f\t\n", r.Replicas, x.name,
 				strconv.FormatFloat(ph.Reads.PerSec, 'f', 0, 64), strings.Join(pr, "/"), ms(ph.Reads.P50), ms(ph.Reads.P99),
 				strconv.FormatFloat(ph.Publishes.PerSec, 'f', 1, 64), ms(ph.Publishes.P50), ms(ph.Publishes.P99), vis50, vis99,
-				stmtsRead, stmtsPub, rowsPub, conns,
+				stmtsRead, stmtsPub, rowsPub, walPub, sizePub, conns,
 				cpuPer(ph.ServerCPU, ops), cpuPer(ph.SignerCPU, ph.Publishes.Ops), cpuPer(ph.PG.CPU, ops), ph.Load)
 		}
 	}

@@ -81,6 +81,13 @@ func TestCacheHeaders(t *testing.T) {
 			t.Errorf("%s: Last-Modified %q, want the stored time", tc.file, lm)
 		}
 	}
+	// Everything else is for no cache: publish results, the change feed,
+	// staged changes, keys, errors.
+	for _, u := range []string{e.url + "/v2/_trust/changefeed", e.url + "/v2/" + gun + "/_trust/staged/", e.tufURL(gun) + "timestamp.key", e.tufURL(gun) + "nope.txt", e.url + "/v2/Bad/_trust/tuf/root.json"} {
+		if resp, _ := e.do(http.MethodGet, u, nil, ""); resp.Header.Get("Cache-Control") != "no-store" {
+			t.Errorf("GET %s: %d, Cache-Control %q, want no-store", u, resp.StatusCode, resp.Header.Get("Cache-Control"))
+		}
+	}
 	// The default window.
 	d := newEnv(t)
 	d.mustPublish(map[string][]byte{metadata.ROOT: d.dev.RootBytes(), metadata.TARGETS: d.dev.TargetsBytes()})
