@@ -539,8 +539,10 @@ func (c *cluster) phase(ctx context.Context, cfg scaleConfig, n int, readGUNs []
 		wg.Go(func() {
 			pctx, cancel := context.WithTimeout(ctx, cfg.Phase)
 			defer cancel()
+			vc := httpGetter(n + 1)
+			defer vc.CloseIdleConnections()
 			var lats []time.Duration
-			lats, ph.VisibleMiss, probeErr = c.visibility(pctx, httpGetter(n+1), n, probe)
+			lats, ph.VisibleMiss, probeErr = c.visibility(pctx, vc, n, probe)
 			ph.Visible = latencySample(lats, cfg.Phase)
 		})
 	}

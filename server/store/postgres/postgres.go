@@ -70,7 +70,7 @@ func WithMaxConns(n int32) Option { return func(s *settings) { s.pool.MaxConns =
 func WithListenURL(url string) Option { return func(s *settings) { s.listenURL = url } }
 
 // Open connects a pool to url and checks that the database answers (and,
-// with WithListenURL, that the listen URL parses).
+// with WithListenURL, that the listen URL does too).
 func Open(ctx context.Context, url string, opts ...Option) (*Store, error) {
 	cfg, err := pgxpool.ParseConfig(url)
 	if err != nil {
@@ -100,6 +100,16 @@ func Open(ctx context.Context, url string, opts ...Option) (*Store, error) {
 	if err := s.Ping(ctx); err != nil {
 		pool.Close()
 		return nil, err
+	}
+	if s.listenURL != "" {
+		// Watch reconnects quietly; a listen URL that never works would
+		// leave replicas on the cache's TTL without anyone noticing.
+		conn, err := s.listenConn(ctx)
+		if err != nil {
+			pool.Close()
+			return nil, fmt.Errorf("postgres: listen URL: %w", translate(err))
+		}
+		_ = conn.Close(ctx)
 	}
 	return s, nil
 }

@@ -123,6 +123,9 @@ func TestListenURL(t *testing.T) {
 	if _, err := postgres.Open(context.Background(), base, postgres.WithListenURL("postgres://%zz")); err == nil {
 		t.Fatal("a listen URL that does not parse was accepted")
 	}
+	if _, err := postgres.Open(context.Background(), base, postgres.WithListenURL("postgres://postgres@127.0.0.1:1/none?sslmode=disable&connect_timeout=1")); !errors.Is(err, store.ErrUnavailable) {
+		t.Fatalf("a listen URL nothing answers: %v, want ErrUnavailable at Open", err)
+	}
 }
 
 // TestRecommendedSettings runs the settings docs/capacity.md recommends
