@@ -29,8 +29,9 @@
 //
 // The cache holds verified Allow decisions of signed images (per
 // namespace and NAME:TAG or NAME@DIGEST) for at most Options.CacheTTL and
-// never beyond the expiry of the TUF metadata that vouched (read through
-// an Expirer), in a bounded LRU; concurrent checks of one image share one
+// never beyond the expiry of the TUF metadata that vouched
+// (policy.Decision.TrustExpires: root, timestamp, snapshot and every role
+// the resolve read), in a bounded LRU; concurrent checks of one image share one
 // policy check. Denials are never cached, so a fix (signing the tag)
 // takes effect at once; a revocation reaches the webhook within CacheTTL.
 //
@@ -70,13 +71,6 @@ type Checker interface {
 	Check(ctx context.Context, req policy.Request) policy.Decision
 }
 
-// Expirer says when the verified trust data behind a signed decision (of
-// repository name, vouched for by role) expires; a cached decision must
-// not outlive it.
-type Expirer interface {
-	Expires(ctx context.Context, name, role string) (time.Time, error)
-}
-
 // Defaults of Options.
 const (
 	DefaultCacheSize     = 4096
@@ -91,11 +85,9 @@ const (
 
 // Options configure New.
 type Options struct {
-	// Policy decides each image. Required.
+	// Policy decides each image. Required. An Allow is cached only when
+	// it carries the TUF expiry it was decided under (TrustExpires).
 	Policy Checker
-	// Expiry bounds cached decisions by the TUF expiry. Required when
-	// the cache is on (CacheTTL > 0).
-	Expiry Expirer
 	// CacheSize is the most decisions kept (default DefaultCacheSize).
 	CacheSize int
 	// CacheTTL is how long a verified decision answers without asking the
@@ -116,7 +108,6 @@ type Options struct {
 // Webhook serves the mutating and validating endpoints.
 type Webhook struct {
 	policy  Checker
-	expiry  Expirer
 	cache   *cache
 	timeout time.Duration
 	log     *slog.Logger
@@ -142,16 +133,13 @@ func New(o Options) (*Webhook, error) {
 	if o.CacheSize < 0 || o.ReviewTimeout < 0 {
 		return nil, errors.New("admission: cache size and review timeout must not be negative")
 	}
-	if o.CacheTTL > 0 && o.Expiry == nil {
-		return nil, errors.New("admission: a cache needs an Expirer (cached decisions never outlive the TUF expiry)")
-	}
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)
 	}
 	if o.Now == nil {
 		o.Now = time.Now
 	}
-	w := &Webhook{policy: o.Policy, expiry: o.Expiry, timeout: o.ReviewTimeout, log: o.Logger, now: o.Now, m: newMetrics()}
+	w := &Webhook{policy: o.Policy, timeout: o.ReviewTimeout, log: o.Logger, now: o.Now, m: newMetrics()}
 	if o.CacheTTL > 0 {
 		w.cache = newCache(o.CacheSize, o.CacheTTL)
 	}
@@ -402,11 +390,10 @@ func (w *Webhook) check(ctx context.Context, ns, ref string) (policy.Decision, s
 		defer cancel()
 		d := w.policy.Check(sctx, policy.Request{Ref: ref, Namespace: ns})
 		if w.cache != nil && d.Allowed() && d.Role != "" {
-			exp, err := w.expiry.Expires(sctx, d.Name, d.Role)
-			if err != nil {
-				w.log.DebugContext(ctx, "decision not cached: no expiry", "name", d.Name, "err", err)
+			if d.TrustExpires.IsZero() {
+				w.log.DebugContext(ctx, "decision not cached: no TUF expiry", "name", d.Name)
 			} else {
-				w.cache.put(key, d, w.now(), exp)
+				w.cache.put(key, d, w.now(), d.TrustExpires)
 			}
 		}
 		return d, nil

@@ -84,12 +84,8 @@ func newHook(t testing.TB, srv *testserver.Server, repo *testserver.Repo, mod ..
 	if err != nil {
 		t.Fatal(err)
 	}
-	exp, err := admission.NewTrustExpiry(f.TrustDir)
-	if err != nil {
-		t.Fatal(err)
-	}
 	fx := &fixture{srv: srv, repo: repo, clock: &clock{}, reg: prometheus.NewRegistry()}
-	o := admission.Options{Policy: p, Expiry: exp, Registerer: fx.reg, Now: fx.clock.now}
+	o := admission.Options{Policy: p, Registerer: fx.reg, Now: fx.clock.now}
 	for _, m := range mod {
 		m(&o)
 	}
@@ -668,7 +664,7 @@ func TestBadReviews(t *testing.T) {
 	}
 }
 
-// The webhook needs a policy, and a cache needs an expiry bound.
+// The webhook needs a policy.
 func TestOptions(t *testing.T) {
 	t.Parallel()
 	if _, err := admission.New(admission.Options{}); err == nil {
@@ -677,9 +673,6 @@ func TestOptions(t *testing.T) {
 	p, err := policy.New(&policy.File{TrustDir: t.TempDir()})
 	if err != nil {
 		t.Fatal(err)
-	}
-	if _, err := admission.New(admission.Options{Policy: p}); err == nil {
-		t.Error("a cache without an Expirer accepted")
 	}
 	if _, err := admission.New(admission.Options{Policy: p, CacheTTL: -1}); err != nil {
 		t.Errorf("cache off: %v", err)
@@ -731,45 +724,5 @@ func TestCacheSizeBound(t *testing.T) {
 		if mf.GetName() == "signet_admission_cache_entries" && mf.GetMetric()[0].GetGauge().GetValue() != 1 {
 			t.Fatalf("%v entries, want 1", mf.GetMetric()[0].GetGauge().GetValue())
 		}
-	}
-}
-
-// TrustExpiry reads only verified state on disk: none gives an error (and
-// no caching); after a policy check, the timestamp's expiry (one day).
-func TestTrustExpiry(t *testing.T) {
-	t.Parallel()
-	srv := testserver.Start(t)
-	repo := srv.Init(t, app)
-	repo.Sign("1.0")
-	dir := t.TempDir()
-	e, err := admission.NewTrustExpiry(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx := t.Context()
-	if _, err := e.Expires(ctx, app, "targets"); err == nil {
-		t.Fatal("an expiry without verified state")
-	}
-	rootFile := filepath.Join(t.TempDir(), "root.json")
-	if err := os.WriteFile(rootFile, repo.Root, 0o600); err != nil {
-		t.Fatal(err)
-	}
-	p, err := policy.New(&policy.File{Server: policy.Server{URL: srv.URL}, TrustDir: dir, Rules: []policy.Rule{{Match: app, Require: "signed", Root: rootFile}}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if d := p.Check(ctx, policy.Request{Ref: app + ":1.0"}); !d.Allowed() {
-		t.Fatal(d)
-	}
-	srv.SetDown(true) // the reader never asks the server
-	exp, err := e.Expires(ctx, app, "targets")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if left := time.Until(exp); left <= 23*time.Hour || left > 25*time.Hour {
-		t.Fatalf("expires in %s, want the timestamp's day", left)
-	}
-	if _, err := e.Expires(ctx, app, "targets/nobody"); err == nil {
-		t.Fatal("an expiry for a role that was never signed")
 	}
 }

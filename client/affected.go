@@ -111,7 +111,7 @@ func (s *roleState) resolving(load tufrules.Loader) ([]Target, error) {
 	sort.Strings(tags)
 	var out []Target
 	for _, tag := range tags {
-		role, tf, err := s.lookupWith(tag, load)
+		role, tf, err := s.lookup(tag, load)
 		if err != nil {
 			return nil, err
 		}

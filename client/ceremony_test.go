@@ -10,6 +10,7 @@ import (
 	"github.com/theupdateframework/go-tuf/v2/metadata"
 
 	"github.com/signetdev/signet/client"
+	"github.com/signetdev/signet/tufedit"
 )
 
 // TestRootCeremony: a 2-of-3 root made offline, published later, resolved
@@ -38,7 +39,7 @@ func TestRootCeremony(t *testing.T) {
 	// Offline: no server reachable from the ceremony machine.
 	ceremonyDir := t.TempDir()
 	ceremony := newClient(t, "http://127.0.0.1:1", ceremonyDir)
-	unsigned, err := ceremony.RootInit(ctx, client.RootPlan{Keys: 3, Threshold: 2, TargetsKeys: []*metadata.Key{targetsKey.Public}, Timestamp: ts, Snapshot: snap})
+	unsigned, err := tufedit.NewRoot(ctx, tufedit.RootPlan{Keys: 3, Threshold: 2, TargetsKeys: []*metadata.Key{targetsKey.Public}, Timestamp: ts, Snapshot: snap, Expires: ceremony.Now().Add(client.RootLifetime)}, client.KeyGen(ceremony.Keys()))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -56,14 +57,14 @@ func TestRootCeremony(t *testing.T) {
 		t.Helper()
 		for _, f := range files {
 			var err error
-			if root, err = client.RootSign(root, f, []byte("test passphrase")); err != nil {
+			if root, err = signRootFile(root, f); err != nil {
 				t.Fatal(err)
 			}
 		}
 		return root
 	}
 	oneOfThree := sign(unsigned, rootKeys[0])
-	if rep, _ := client.RootVerify(oneOfThree, nil); rep.SelfOK || !rep.Keys[0].Signed && !rep.Keys[1].Signed && !rep.Keys[2].Signed {
+	if rep, _ := tufedit.VerifyRoot(oneOfThree, nil); rep.SelfOK || !rep.Keys[0].Signed && !rep.Keys[1].Signed && !rep.Keys[2].Signed {
 		t.Fatalf("1 of 3: %+v", rep)
 	}
 	var se *client.ServerError
@@ -71,7 +72,7 @@ func TestRootCeremony(t *testing.T) {
 		t.Fatalf("publish of a root signed by 1 of 3: %v", err)
 	}
 	v1 := sign(unsigned, rootKeys[0], rootKeys[1])
-	if rep, _ := client.RootVerify(v1, nil); !rep.SelfOK {
+	if rep, _ := tufedit.VerifyRoot(v1, nil); !rep.SelfOK {
 		t.Fatalf("2 of 3: %+v", rep)
 	}
 
@@ -110,12 +111,12 @@ func TestRootCeremony(t *testing.T) {
 			kept = append(kept, f)
 		}
 	}
-	next, err := ceremony.RootNext(v1, client.RootChange{AddKeys: []*metadata.Key{k4.Public}, RemoveKeys: []string{removed}, Threshold: 3})
+	next, err := tufedit.NextRoot(v1, tufedit.RootChange{AddKeys: []*metadata.Key{k4.Public}, RemoveKeys: []string{removed}, Threshold: 3, Expires: ceremony.Now().Add(client.RootLifetime)})
 	if err != nil {
 		t.Fatal(err)
 	}
 	onlyOld := sign(next, kept...) // old threshold met, new one (3) not
-	if rep, _ := client.RootVerify(onlyOld, v1); rep.SelfOK || !rep.PreviousOK {
+	if rep, _ := tufedit.VerifyRoot(onlyOld, v1); rep.SelfOK || !rep.PreviousOK {
 		t.Fatalf("old keys only: %+v", rep)
 	}
 	if err := online.RootPublish(ctx, gun, onlyOld); err == nil {
@@ -124,7 +125,7 @@ func TestRootCeremony(t *testing.T) {
 	// Only new keys: a root of two fresh keys signed by them.
 	n1, _ := ceremony.Keys().Generate(ctx, metadata.ROOT)
 	n2, _ := ceremony.Keys().Generate(ctx, metadata.ROOT)
-	fresh, err := ceremony.RootNext(v1, client.RootChange{AddKeys: []*metadata.Key{n1.Public, n2.Public}, RemoveKeys: m1.Signed.Roles[metadata.ROOT].KeyIDs, Threshold: 2})
+	fresh, err := tufedit.NextRoot(v1, tufedit.RootChange{AddKeys: []*metadata.Key{n1.Public, n2.Public}, RemoveKeys: m1.Signed.Roles[metadata.ROOT].KeyIDs, Threshold: 2, Expires: ceremony.Now().Add(client.RootLifetime)})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -133,7 +134,7 @@ func TestRootCeremony(t *testing.T) {
 		t.Fatal("a rotation signed only by new keys was accepted")
 	}
 	v2 := sign(next, append(kept, key4)...)
-	if rep, _ := client.RootVerify(v2, v1); !rep.SelfOK || !rep.PreviousOK {
+	if rep, _ := tufedit.VerifyRoot(v2, v1); !rep.SelfOK || !rep.PreviousOK {
 		t.Fatalf("both thresholds: %+v", rep)
 	}
 	if err := online.RootPublish(ctx, gun, v2); err != nil {
@@ -194,12 +195,12 @@ func TestTargetsThresholdTwo(t *testing.T) {
 	}
 	dir := t.TempDir()
 	ceremony := newClient(t, "http://127.0.0.1:1", dir)
-	unsigned, err := ceremony.RootInit(ctx, client.RootPlan{Keys: 1, Threshold: 1, TargetsKeys: pubs, TargetsThreshold: 2, Timestamp: ts, Snapshot: snap})
+	unsigned, err := tufedit.NewRoot(ctx, tufedit.RootPlan{Keys: 1, Threshold: 1, TargetsKeys: pubs, TargetsThreshold: 2, Timestamp: ts, Snapshot: snap, Expires: ceremony.Now().Add(client.RootLifetime)}, client.KeyGen(ceremony.Keys()))
 	if err != nil {
 		t.Fatal(err)
 	}
 	keys, _ := ceremony.Keys().List(ctx)
-	root, err := client.RootSign(unsigned, filepath.Join(dir, "private", keys[0].ID+".key"), []byte("test passphrase"))
+	root, err := signRootFile(unsigned, filepath.Join(dir, "private", keys[0].ID+".key"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -233,4 +234,14 @@ func TestTargetsThresholdTwo(t *testing.T) {
 	if got, err := engine.Resolve(ctx, gun+":1.0"); err != nil || got.Digest != d10 || got.Role != metadata.TARGETS {
 		t.Fatalf("resolve after approval: %+v, %v", got, err)
 	}
+}
+
+// signRootFile adds the signature of the root key in file, as signet root
+// sign --key FILE does.
+func signRootFile(root []byte, file string, previous ...[]byte) ([]byte, error) {
+	s, err := client.OpenKeyFile(file, []byte("test passphrase"))
+	if err != nil {
+		return nil, err
+	}
+	return tufedit.SignRoot(root, s, previous...)
 }

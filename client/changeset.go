@@ -23,8 +23,8 @@ type ChangeSet struct {
 	Roles []RoleChanges
 }
 
-// DelegationEdit changes the delegations one role makes (AddDelegation,
-// AddSigner, …). Edit may run more than once, on fresh state, when the
+// DelegationEdit changes the delegations one role makes (tufedit's
+// AddDelegation, AddSigner, …). Edit may run more than once, on fresh state, when the
 // publish races another one.
 type DelegationEdit struct {
 	Delegator string

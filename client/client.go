@@ -128,6 +128,9 @@ func New(opts Options) (*Client, error) {
 // Keys returns the client's key store.
 func (c *Client) Keys() KeyStore { return c.keys }
 
+// Now reads the client's clock (Options.Now).
+func (c *Client) Now() time.Time { return c.opts.Now() }
+
 // escape makes a GUN one path element.
 func escape(gun string) string { return url.PathEscape(gun) }
 

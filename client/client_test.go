@@ -42,7 +42,7 @@ func newServer(t *testing.T, wrap func(http.Handler) http.Handler) string {
 	return hs.URL
 }
 
-func newClient(t *testing.T, url, dir string, mod ...func(*client.Options)) *client.Client {
+func newClient(t testing.TB, url, dir string, mod ...func(*client.Options)) *client.Client {
 	t.Helper()
 	o := client.Options{Server: url, TrustDir: dir, Keys: client.NewFileKeyStore(dir+"/private", pass, 1<<10)}
 	for _, m := range mod {

@@ -10,6 +10,7 @@ import (
 	"github.com/theupdateframework/go-tuf/v2/metadata"
 
 	"github.com/signetdev/signet/client"
+	"github.com/signetdev/signet/tufedit"
 )
 
 // delegate is a developer with their own trust directory and key.
@@ -103,16 +104,16 @@ func TestSignerAddThenSignFromOwnTrustDir(t *testing.T) {
 	owner, root := owned(t, url)
 	alice := newDelegate(t, url, root)
 	delegateTo(t, owner, func(tt *metadata.TargetsType) error {
-		return client.AddSigner(tt, "alice", alice.key.Public)
+		return tufedit.AddSigner(tt, "alice", alice.key.Public)
 	}, alice)
 	// Without --role, alice's client picks targets/releases, the first
 	// delegation in pre-order whose key she holds.
 	out := sign(t, alice.c, "", "1.0")
-	if len(out.Roles) != 1 || out.Roles[0] != client.ReleasesRole || out.Published == nil {
-		t.Fatalf("outcome %+v, want published to %s", out, client.ReleasesRole)
+	if len(out.Roles) != 1 || out.Roles[0] != tufedit.ReleasesRole || out.Published == nil {
+		t.Fatalf("outcome %+v, want published to %s", out, tufedit.ReleasesRole)
 	}
 	engine := newDelegate(t, url, root).c
-	resolvesTo(t, engine, "1.0", client.ReleasesRole)
+	resolvesTo(t, engine, "1.0", tufedit.ReleasesRole)
 
 	// Several tags in one publish.
 	if _, err := alice.c.Publish(ctx, gun, []client.Change{
@@ -121,13 +122,13 @@ func TestSignerAddThenSignFromOwnTrustDir(t *testing.T) {
 	}); err != nil {
 		t.Fatal(err)
 	}
-	resolvesTo(t, engine, "a", client.ReleasesRole)
-	resolvesTo(t, engine, "b", client.ReleasesRole)
+	resolvesTo(t, engine, "a", tufedit.ReleasesRole)
+	resolvesTo(t, engine, "b", tufedit.ReleasesRole)
 
 	// Removing the signer revokes her key: her later signatures are
 	// refused, by her own client (no key left) and by the server.
 	if _, err := owner.EditDelegations(ctx, gun, metadata.TARGETS, func(tt *metadata.TargetsType) error {
-		return client.RemoveSigner(tt, "alice")
+		return tufedit.RemoveSigner(tt, "alice")
 	}); err != nil {
 		t.Fatal(err)
 	}
@@ -149,7 +150,7 @@ func TestDelegatedPathsEnforced(t *testing.T) {
 	owner, root := owned(t, url)
 	ci := newDelegate(t, url, root)
 	delegateTo(t, owner, func(tt *metadata.TargetsType) error {
-		return client.AddDelegation(tt, client.DelegationSpec{Name: "targets/ci", Keys: []*metadata.Key{ci.key.Public}, Paths: []string{"release-*"}})
+		return tufedit.AddDelegation(tt, tufedit.DelegationSpec{Name: "targets/ci", Keys: []*metadata.Key{ci.key.Public}, Paths: []string{"release-*"}})
 	}, ci)
 	sign(t, ci.c, "", "release-1")
 	engine := newDelegate(t, url, root).c
@@ -174,7 +175,7 @@ func TestTerminatingOrder(t *testing.T) {
 	add := func(name string, d *delegate, paths []string, terminating bool) {
 		t.Helper()
 		delegateTo(t, owner, func(tt *metadata.TargetsType) error {
-			return client.AddDelegation(tt, client.DelegationSpec{Name: name, Keys: []*metadata.Key{d.key.Public}, Paths: paths, Terminating: terminating})
+			return tufedit.AddDelegation(tt, tufedit.DelegationSpec{Name: name, Keys: []*metadata.Key{d.key.Public}, Paths: paths, Terminating: terminating})
 		}, d)
 	}
 	add("targets/first", first, []string{"app-*"}, false)
@@ -222,7 +223,7 @@ func TestThresholdTwoDelegationStaged(t *testing.T) {
 	alice, bob := newDelegate(t, url, root), newDelegate(t, url, root)
 	// Born published: its empty first version needs both signatures.
 	delegateTo(t, owner, func(tt *metadata.TargetsType) error {
-		return client.AddDelegation(tt, client.DelegationSpec{Name: "targets/releases", Keys: []*metadata.Key{alice.key.Public, bob.key.Public}, Threshold: 2})
+		return tufedit.AddDelegation(tt, tufedit.DelegationSpec{Name: "targets/releases", Keys: []*metadata.Key{alice.key.Public, bob.key.Public}, Threshold: 2})
 	}, alice, bob)
 	out := sign(t, alice.c, "", "2.0")
 	if out.Staged == nil || out.Published != nil {
@@ -268,12 +269,12 @@ func TestRevokedKeyDoesNotWedge(t *testing.T) {
 	owner, root := owned(t, url)
 	alice, bob := newDelegate(t, url, root), newDelegate(t, url, root)
 	delegateTo(t, owner, func(tt *metadata.TargetsType) error {
-		return client.AddDelegation(tt, client.DelegationSpec{Name: "targets/releases", Keys: []*metadata.Key{alice.key.Public, bob.key.Public}})
+		return tufedit.AddDelegation(tt, tufedit.DelegationSpec{Name: "targets/releases", Keys: []*metadata.Key{alice.key.Public, bob.key.Public}})
 	}, alice)
 	sign(t, alice.c, "", "1.0")
 
 	out, err := owner.EditDelegations(ctx, gun, metadata.TARGETS, func(tt *metadata.TargetsType) error {
-		return client.RemoveDelegationKeys(tt, "targets/releases", alice.key.ID)
+		return tufedit.RemoveDelegationKeys(tt, "targets/releases", alice.key.ID)
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -308,7 +309,7 @@ func TestRevokedKeyDoesNotWedge(t *testing.T) {
 	// The delegation can be deleted and re-created over the old metadata:
 	// the new delegate signs the role afresh (empty) to complete it.
 	if _, err := owner.EditDelegations(ctx, gun, metadata.TARGETS, func(tt *metadata.TargetsType) error {
-		return client.RemoveDelegation(tt, "targets/releases")
+		return tufedit.RemoveDelegation(tt, "targets/releases")
 	}); err != nil {
 		t.Fatal(err)
 	}
@@ -316,7 +317,7 @@ func TestRevokedKeyDoesNotWedge(t *testing.T) {
 		t.Fatalf("a tag of a deleted delegation resolves: %v", err)
 	}
 	out, err = owner.EditDelegations(ctx, gun, metadata.TARGETS, func(tt *metadata.TargetsType) error {
-		return client.AddDelegation(tt, client.DelegationSpec{Name: "targets/releases", Keys: []*metadata.Key{alice.key.Public}})
+		return tufedit.AddDelegation(tt, tufedit.DelegationSpec{Name: "targets/releases", Keys: []*metadata.Key{alice.key.Public}})
 	})
 	if err != nil || out.Staged == nil {
 		t.Fatalf("re-creating the delegation: %+v, %v; want staged for alice", out, err)

@@ -198,7 +198,7 @@ func (c *Client) DeleteRepository(ctx context.Context, gun string) error {
 
 // RotateServerKey makes the server create a new key for role (timestamp or
 // snapshot) of gun and returns its public part. The old key keeps signing
-// until a root that names the new one is published (RootChange.Replace,
+// until a root that names the new one is published (tufedit.RootChange.Replace,
 // signed by the root keys: the ceremony), so nothing breaks in between.
 // It needs admin rights.
 func (c *Client) RotateServerKey(ctx context.Context, gun, role string) (*metadata.Key, error) {

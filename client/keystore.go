@@ -20,6 +20,7 @@ import (
 	"github.com/theupdateframework/go-tuf/v2/metadata"
 	"github.com/youmark/pkcs8"
 
+	"github.com/signetdev/signet/tufedit"
 	"github.com/signetdev/signet/tufrules"
 )
 
@@ -289,6 +290,48 @@ func (c *Client) prefetchKeys(ctx context.Context, gun string) {
 		}
 	}
 	p.Prefetch(targets...)
+}
+
+// OpenKeyFile decrypts one key file in the format FileKeyStore writes (an
+// encrypted PKCS#8 PEM) wherever it is, such as a root key on a ceremony
+// machine's removable disk (tufedit.SignRoot takes the signer).
+func OpenKeyFile(path string, pass []byte) (signature.Signer, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("client: %w", err)
+	}
+	b, _ := pem.Decode(data)
+	s, err := decrypt(b, pass)
+	if err != nil {
+		return nil, fmt.Errorf("client: %s: %w", path, err)
+	}
+	return s, nil
+}
+
+// KeyFilePublic reads, with no passphrase, the public key that signet
+// keeps in a key file's header: nil for files written before it did.
+func KeyFilePublic(path string) (*metadata.Key, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("client: %w", err)
+	}
+	b, _ := pem.Decode(data)
+	if b == nil {
+		return nil, fmt.Errorf("client: %s is not a PEM key file", path)
+	}
+	return publicOf(b), nil
+}
+
+// KeyGen is ks's Generate as the key maker of tufedit.NewRoot: a new key
+// of role, kept in ks.
+func KeyGen(ks KeyStore) tufedit.KeyGen {
+	return func(ctx context.Context, role string) (*metadata.Key, error) {
+		k, err := ks.Generate(ctx, role)
+		if err != nil {
+			return nil, err
+		}
+		return k.Public, nil
+	}
 }
 
 // decrypt opens an encrypted PKCS#8 PEM block.

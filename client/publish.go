@@ -145,6 +145,17 @@ type Outcome struct {
 	// threshold: the change waits on the server for other key holders to
 	// approve it (Approve, signet approve).
 	Staged *StagedChange
+	// Expired lists the roles that had expired and that this change does
+	// not re-sign: resolves through them keep failing until their key
+	// holders publish their next versions (Renew).
+	Expired []string
+	// Shadowed lists the tags this change signs that a resolve finds
+	// elsewhere once it is published, as that resolve will find them (Role
+	// and Digest of the role earlier in resolution order that lists them;
+	// Role "" if no role a resolve visits lists them): their new signature
+	// does not take effect. Predicted from the verified state plus the
+	// change, so no second update is needed.
+	Shadowed []Target
 }
 
 // Publish signs changes with the keys of the role each tag belongs to and
@@ -168,6 +179,38 @@ func (c *Client) PublishAs(ctx context.Context, gun, role string, changes []Chan
 	return c.retry(ctx, gun, func(s *roleState) error {
 		for _, ch := range changes {
 			if err := s.apply(role, ch); err != nil {
+				return err
+			}
+			if !ch.Remove {
+				s.signed = append(s.signed, ch)
+			}
+		}
+		return nil
+	})
+}
+
+// Renew publishes the next version of each of roles ("targets" or
+// delegated roles), unchanged but for a new expiry, signed by the keys this
+// trust directory holds of it (staged when they are below its threshold).
+// It is how an expired role is re-signed: its current version is verified
+// in every respect but its expiry first. Each role must have been published.
+func (c *Client) Renew(ctx context.Context, gun string, roles []string) (*Outcome, error) {
+	if len(roles) == 0 {
+		return nil, errors.New("client: no role to renew")
+	}
+	return c.retry(ctx, gun, func(s *roleState) error {
+		for _, role := range roles {
+			if tufrules.IsTopLevel(role) && role != metadata.TARGETS {
+				return fmt.Errorf("client: %s: only targets and delegated roles are renewed by their key holders (root: signet root resign; timestamp, snapshot: the server)", role)
+			}
+			cur, err := s.load(role)
+			if err != nil {
+				return err
+			}
+			if cur == nil {
+				return fmt.Errorf("client: %s of %s was never published: %w", role, s.gun, ErrNotSigned)
+			}
+			if _, err := s.next(role); err != nil {
 				return err
 			}
 		}
@@ -203,7 +246,7 @@ func (c *Client) retry(ctx context.Context, gun string, build func(*roleState) e
 
 func (c *Client) submitOnce(ctx context.Context, gun string, build func(*roleState) error) (*Outcome, error) {
 	var out *Outcome
-	err := c.withLockedState(ctx, gun, func(s *roleState) error {
+	err := c.withEditState(ctx, gun, func(s *roleState) error {
 		if err := build(s); err != nil {
 			return err
 		}
@@ -324,6 +367,7 @@ func (s *roleState) listing(tag string) (string, error) {
 func (c *Client) submit(ctx context.Context, s *roleState) (*Outcome, error) {
 	s.bearDelegations()
 	out := &Outcome{}
+	var err error
 	files := map[string][]byte{}
 	complete, signed := true, 0
 	for role, m := range s.pending {
@@ -349,6 +393,15 @@ func (c *Client) submit(ctx context.Context, s *roleState) (*Outcome, error) {
 		out.Roles = append(out.Roles, role)
 	}
 	slices.Sort(out.Roles)
+	for role := range s.stale {
+		if _, ok := s.pending[role]; !ok {
+			out.Expired = append(out.Expired, role)
+		}
+	}
+	slices.Sort(out.Expired)
+	if out.Shadowed, err = s.shadowed(); err != nil {
+		return nil, err
+	}
 	if signed == 0 {
 		return nil, fmt.Errorf("client: %s: %w: this trust directory holds no key of %v", s.gun, ErrNoKey, out.Roles)
 	}
@@ -368,6 +421,34 @@ func (c *Client) submit(ctx context.Context, s *roleState) (*Outcome, error) {
 	}
 	return out, nil
 }
+
+// shadowed looks up, as a resolve will once the pending roles are
+// published, each tag the change signs (Outcome.Shadowed), up to
+// maxShadowChecks of them.
+func (s *roleState) shadowed() ([]Target, error) {
+	var out []Target
+	for i, ch := range s.signed {
+		if i == maxShadowChecks {
+			break
+		}
+		role, tf, err := s.lookup(ch.Tag, s.walkLoader)
+		if err != nil {
+			return nil, err
+		}
+		if tf == nil {
+			out = append(out, Target{GUN: s.gun, Tag: ch.Tag})
+			continue
+		}
+		if t := target(s.gun, ch.Tag, role, tf); t.Digest != ch.Digest {
+			out = append(out, *t)
+		}
+	}
+	return out, nil
+}
+
+// maxShadowChecks bounds the lookups shadowed makes (a sign --from of a
+// whole repository).
+const maxShadowChecks = 1000
 
 // bearDelegations adds to the pending roles the first (empty) version of
 // every role a pending role delegates to that was never published: a

@@ -8,6 +8,7 @@ import (
 	"maps"
 	"os"
 	"path/filepath"
+	"time"
 
 	"github.com/opencontainers/go-digest"
 	"github.com/theupdateframework/go-tuf/v2/metadata"
@@ -24,6 +25,10 @@ type Target struct {
 	Size   int64
 	// Role is the role whose metadata lists the tag.
 	Role string
+	// Expires (Resolve only) is the earliest expiry of the metadata the
+	// resolve relied on: root, timestamp, snapshot and every role its walk
+	// read. A decision taken on this target is valid until then at most.
+	Expires time.Time
 }
 
 // ParseRef splits "registry.example.com/team/app:1.2" into GUN and tag. The
@@ -58,22 +63,50 @@ func (c *Client) Resolve(ctx context.Context, ref string) (*Target, error) {
 	}
 	var t *Target
 	err = c.withRepo(ctx, gun, func(s *repoState) error {
-		role, tf, err := s.lookup(tag)
+		tm := s.trusted
+		expires := earliest(tm.Root.Signed.Expires, tm.Timestamp.Signed.Expires, tm.Snapshot.Signed.Expires)
+		role, tf, err := s.lookup(tag, func(role, parent string, pm *metadata.Metadata[metadata.TargetsType]) (*metadata.Metadata[metadata.TargetsType], error) {
+			m, err := s.load(role, parent, pm)
+			if err == nil {
+				expires = earliest(expires, m.Signed.Expires)
+			}
+			return m, err
+		})
 		if err != nil {
 			return err
 		}
 		if tf == nil {
 			return &NotSignedError{GUN: gun, Tag: tag}
 		}
-		t, err = targetOf(gun, tag, role, tf)
+		if t, err = targetOf(gun, tag, role, tf); err == nil {
+			t.Expires = expires
+		}
 		return err
 	})
 	return t, err
 }
 
+func earliest(t time.Time, more ...time.Time) time.Time {
+	for _, u := range more {
+		if u.Before(t) {
+			t = u
+		}
+	}
+	return t
+}
+
 // withRepo runs fn on gun's verified view, with the GUN locked and the
 // call bounded by the client's timeout.
 func (c *Client) withRepo(ctx context.Context, gun string, fn func(*repoState) error) error {
+	return c.withView(ctx, gun, false, fn)
+}
+
+// withView is withRepo; with renew, for a change about to be published,
+// a view whose targets or delegated roles have expired is made again as a
+// renewing view (repoState.renewing), so that their key holders can
+// re-sign them. An expired root, timestamp or snapshot, and every other
+// failure, still ends the call.
+func (c *Client) withView(ctx context.Context, gun string, renew bool, fn func(*repoState) error) error {
 	ctx, cancel := context.WithTimeout(ctx, c.opts.Timeout)
 	defer cancel()
 	unlock, err := c.lock(gun)
@@ -82,6 +115,10 @@ func (c *Client) withRepo(ctx context.Context, gun string, fn func(*repoState) e
 	}
 	defer unlock()
 	s, err := c.current(ctx, gun)
+	if renew && errors.Is(err, ErrExpired) {
+		c.log.InfoContext(ctx, "some role has expired; verifying it but for its expiry, to re-sign it", "gun", gun)
+		s, err = c.refresh(ctx, gun, nil, true)
+	}
 	if err != nil {
 		return err
 	}
@@ -145,7 +182,7 @@ func (c *Client) current(ctx context.Context, gun string) (*repoState, error) {
 			return w, nil
 		}
 	}
-	s, err := c.refresh(ctx, gun, nil)
+	s, err := c.refresh(ctx, gun, nil, false)
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	delete(c.warm, gun)

@@ -28,6 +28,9 @@ type roleState struct {
 	pending map[string]*metadata.Metadata[metadata.TargetsType]
 	// held memoises which of a role's keys the key store holds.
 	held map[string][]string
+	// signed are the tags the change being built signs (PublishAs), for
+	// Outcome.Shadowed.
+	signed []Change
 }
 
 // heldKeys returns the key IDs of ids that this trust directory holds.
@@ -202,9 +205,9 @@ func (s *roleState) next(role string) (*metadata.Metadata[metadata.TargetsType],
 	return m, nil
 }
 
-// EditDelegations changes, with edit (AddDelegation, RemoveDelegationKeys,
-// AddSigner, …), the delegations that delegator ("targets" or a delegated
-// role) makes, and publishes its next version. Delegated roles that the
+// EditDelegations changes, with edit (tufedit.AddDelegation,
+// tufedit.RemoveDelegationKeys, tufedit.AddSigner, …), the delegations that
+// delegator ("targets" or a delegated role) makes, and publishes its next version. Delegated roles that the
 // edit would leave unverifiable (a key revoked, a threshold raised, a
 // delegation re-created over old metadata) are re-signed in the same change
 // by the keys this trust directory holds; when those are not enough, the

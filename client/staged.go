@@ -11,6 +11,7 @@ import (
 	"strings"
 
 	"github.com/signetdev/signet/api"
+	"github.com/signetdev/signet/tufedit"
 
 	"github.com/theupdateframework/go-tuf/v2/metadata"
 )
@@ -110,7 +111,7 @@ func (c *Client) ReviewStaged(ctx context.Context, gun, id string) (*Review, err
 		return nil, err
 	}
 	rv := &Review{Change: st, roles: map[string]*metadata.Metadata[metadata.TargetsType]{}}
-	err = c.withLockedState(ctx, gun, func(s *roleState) error {
+	err = c.withEditState(ctx, gun, func(s *roleState) error {
 		for role, data := range st.Files {
 			m, err := metadata.Targets().FromBytes(data)
 			if err != nil {
@@ -151,6 +152,15 @@ func (c *Client) withLockedState(ctx context.Context, gun string, fn func(*roleS
 	})
 }
 
+// withEditState is withLockedState for building a change to publish: an
+// expired targets or delegated role is accepted, verified in every other
+// respect, so that the change can re-sign it (withView).
+func (c *Client) withEditState(ctx context.Context, gun string, fn func(*roleState) error) error {
+	return c.withView(ctx, gun, true, func(s *repoState) error {
+		return fn(c.roleState(s))
+	})
+}
+
 func diffTargets(gun, role string, old, next map[string]*metadata.TargetFiles) []TagChange {
 	var out []TagChange
 	for tag, tf := range next {
@@ -173,7 +183,7 @@ func diffTargets(gun, role string, old, next map[string]*metadata.TargetFiles) [
 func diffDelegations(role string, old, next *metadata.TargetsType) []string {
 	describe := func(t *metadata.TargetsType) map[string]string {
 		out := map[string]string{}
-		for _, d := range ListDelegations(t) {
+		for _, d := range tufedit.ListDelegations(t) {
 			out[d.Name] = fmt.Sprintf("keys %v threshold %d paths %v", d.KeyIDs, d.Threshold, append(d.Paths, d.PathHashPrefixes...))
 		}
 		if t.Delegations != nil && t.Delegations.SuccinctRoles != nil {
@@ -208,7 +218,7 @@ func (c *Client) Approve(ctx context.Context, gun string, rv *Review) (*StagedCh
 	ctx, cancel := context.WithTimeout(ctx, c.opts.Timeout)
 	defer cancel()
 	files := map[string][]byte{}
-	err := c.withLockedState(ctx, gun, func(s *roleState) error {
+	err := c.withEditState(ctx, gun, func(s *roleState) error {
 		// A staged delegator's delegations win over the published ones.
 		maps.Copy(s.pending, rv.roles)
 		for role, m := range rv.roles {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"net/http"
 	"net/url"
 	"os"
@@ -50,13 +51,20 @@ type repoState struct {
 	checked map[string]bool
 	// updated is when this view was last checked against the server.
 	updated time.Time
+	// renewing marks a view made to replace expired roles (withView for an
+	// edit): a targets-type role that has expired but verifies in every
+	// other respect is loaded and listed in stale, so that its key
+	// holders can publish its next version. Such a view is never kept
+	// warm and never answers a resolve.
+	renewing bool
+	stale    map[string]bool
 }
 
 // refresh makes a fresh verified view of gun: from the cache alone while
 // it is younger than MaxStaleness, else by a TUF update from the server
 // (TUF §5.3–5.5, as go-tuf's updater does it, on go-tuf's
 // trustedmetadata with the client's clock).
-func (c *Client) refresh(ctx context.Context, gun string, fetched *int64) (*repoState, error) {
+func (c *Client) refresh(ctx context.Context, gun string, fetched *int64, renewing bool) (*repoState, error) {
 	root, err := c.trustedRoot(ctx, gun)
 	if err != nil {
 		return nil, err
@@ -65,9 +73,10 @@ func (c *Client) refresh(ctx context.Context, gun string, fetched *int64) (*repo
 	if err != nil {
 		return nil, err
 	}
-	s := &repoState{c: c, ctx: ctx, gun: gun, dir: c.cacheDir(gun), f: &fetcher{ctx: ctx, hc: hc, token: c.opts.Token, bytes: fetched}}
+	s := &repoState{c: c, ctx: ctx, gun: gun, dir: c.cacheDir(gun), f: &fetcher{ctx: ctx, hc: hc, token: c.opts.Token, bytes: fetched},
+		renewing: renewing, stale: map[string]bool{}}
 	stamp := filepath.Join(s.dir, ".updated")
-	if c.opts.MaxStaleness > 0 {
+	if c.opts.MaxStaleness > 0 && !renewing {
 		if fi, err := os.Stat(stamp); err == nil && c.opts.Now().Sub(fi.ModTime()) < c.opts.MaxStaleness {
 			if err := s.start(root); err != nil {
 				return nil, err
@@ -241,7 +250,7 @@ func (s *repoState) load(role, parent string, delegator *metadata.Metadata[metad
 		return nil, &TrustError{GUN: s.gun, Kind: ErrInvalid, Err: fmt.Errorf("%s delegates to %s, but the trusted snapshot does not list %s: %w", parent, role, role, errUnpublished)}
 	}
 	if data, err := s.cached(role); err == nil {
-		if m, err := tm.UpdateDelegatedTargets(data, role, parent); err == nil {
+		if m, err := s.verify(tm, data, role, parent); err == nil {
 			s.verified[key] = m
 			return m, nil
 		}
@@ -250,7 +259,7 @@ func (s *repoState) load(role, parent string, delegator *metadata.Metadata[metad
 	if err != nil {
 		return nil, s.trustErr(fmt.Errorf("fetch %s: %w", role, err))
 	}
-	m, err := tm.UpdateDelegatedTargets(data, role, parent)
+	m, err := s.verify(tm, data, role, parent)
 	if err != nil {
 		return nil, s.trustErr(err)
 	}
@@ -258,6 +267,37 @@ func (s *repoState) load(role, parent string, delegator *metadata.Metadata[metad
 		return nil, err
 	}
 	s.verified[key] = m
+	return m, nil
+}
+
+// verify checks data as the metadata of role under parent in tm, as
+// go-tuf's trustedmetadata does (signatures to the delegator's threshold,
+// the snapshot's version, length and hashes, expiry). In a renewing view an
+// expired role is accepted when it passes every other check: go-tuf runs
+// the same checks at a reference time just before the role expired (the
+// snapshot, verified at the real time, was valid then as well), and the
+// role is listed in s.stale.
+func (s *repoState) verify(tm *trustedmetadata.TrustedMetadata, data []byte, role, parent string) (*metadata.Metadata[metadata.TargetsType], error) {
+	m, err := tm.UpdateDelegatedTargets(data, role, parent)
+	if err == nil || !errors.Is(err, &metadata.ErrExpiredMetadata{}) {
+		return m, err
+	}
+	parsed, perr := metadata.Targets().FromBytes(data)
+	if perr != nil {
+		return nil, err
+	}
+	if !s.renewing {
+		return nil, &TrustError{GUN: s.gun, Kind: ErrExpired, Expires: parsed.Signed.Expires,
+			Err: fmt.Errorf("%s has expired; its key holders re-sign it (signet resign %s %s): %w", role, s.gun, role, err)}
+	}
+	before := *tm
+	before.Targets = maps.Clone(tm.Targets)
+	before.RefTime = parsed.Signed.Expires.Add(-time.Second)
+	if m, err = before.UpdateDelegatedTargets(data, role, parent); err != nil {
+		return nil, err
+	}
+	tm.Targets[role] = m
+	s.stale[role] = true
 	return m, nil
 }
 
@@ -278,16 +318,11 @@ func (s *repoState) checkDelegator(parent string, d *metadata.Metadata[metadata.
 	return nil
 }
 
-// lookup finds tag as a TUF client does (tufrules.Walk, §5.6.7): the role
-// that lists it and its entry, or nil when no visited role lists it. Any
-// role the walk cannot load or verify ends it with a TrustError.
-func (s *repoState) lookup(tag string) (string, *metadata.TargetFiles, error) {
-	return s.lookupWith(tag, s.load)
-}
-
-// lookupWith is lookup over the roles load gives (a prediction of an edit,
-// for one).
-func (s *repoState) lookupWith(tag string, load tufrules.Loader) (string, *metadata.TargetFiles, error) {
+// lookup finds tag as a TUF client does (tufrules.Walk, §5.6.7) over the
+// roles load gives (s.load, or a prediction of an edit): the role that
+// lists it and its entry, or nil when no visited role lists it. Any role
+// the walk cannot load or verify ends it with a TrustError.
+func (s *repoState) lookup(tag string, load tufrules.Loader) (string, *metadata.TargetFiles, error) {
 	var (
 		role string
 		tf   *metadata.TargetFiles

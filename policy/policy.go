@@ -102,6 +102,10 @@ type Decision struct {
 	Digest digest.Digest `json:"digest,omitempty"`
 	// Role is the role whose signature vouched (require: signed).
 	Role string `json:"role,omitempty"`
+	// TrustExpires is, for an allow that a signature vouched for, the
+	// earliest expiry of the TUF metadata the check relied on
+	// (client.Target.Expires): the decision must not be reused after it.
+	TrustExpires time.Time `json:"trust_expires,omitzero"`
 	// Rule says what decided: "rules[N] PATTERN", "default" or
 	// "exempt_namespaces".
 	Rule string `json:"rule,omitempty"`
@@ -353,7 +357,7 @@ func (p *Policy) judge(d Decision, r *rule, t *client.Target, want digest.Digest
 		d.Reason = fmt.Sprintf("%s resolves to %s, not the digest being pulled %s", named, t.Digest, want)
 		return d
 	}
-	d.Verdict, d.Digest = Allow, t.Digest
+	d.Verdict, d.Digest, d.TrustExpires = Allow, t.Digest, t.Expires
 	d.Reason = fmt.Sprintf("%s is signed by %s as %s", named, t.Role, t.Digest)
 	return d
 }

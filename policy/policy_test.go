@@ -166,6 +166,10 @@ func TestRoles(t *testing.T) {
 	if d.Role != "targets/releases" {
 		t.Fatalf("role: %+v", d)
 	}
+	// The TUF expiry it was decided under (the timestamp's day here).
+	if left := time.Until(d.TrustExpires); left <= 23*time.Hour || left > 25*time.Hour {
+		t.Fatalf("trust expires in %s, want the timestamp's day", left)
+	}
 	want(t, check(p, app+":nightly"), policy.Deny, app+":nightly is signed by targets/ci, which rules[0] "+app+" does not accept (accepted: targets/releases)")
 	want(t, check(p, app+":2.0"), policy.Deny, "signed by targets, which")
 }

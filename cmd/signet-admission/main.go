@@ -119,17 +119,13 @@ func serve(ctx context.Context, cfg config, log *slog.Logger, listening func(hoo
 	if err != nil {
 		return err
 	}
-	exp, err := admission.NewTrustExpiry(f.TrustDir)
-	if err != nil {
-		return err
-	}
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	ttl := cfg.CacheTTL
 	if ttl <= 0 {
 		ttl = -1 // admission.Options: negative disables the cache
 	}
-	w, err := admission.New(admission.Options{Policy: p, Expiry: exp, CacheSize: cfg.CacheSize, CacheTTL: ttl, ReviewTimeout: cfg.ReviewTimeout, Registerer: reg, Logger: log})
+	w, err := admission.New(admission.Options{Policy: p, CacheSize: cfg.CacheSize, CacheTTL: ttl, ReviewTimeout: cfg.ReviewTimeout, Registerer: reg, Logger: log})
 	if err != nil {
 		return err
 	}

@@ -261,18 +261,19 @@ func isPostgres(db string) bool {
 	return strings.HasPrefix(db, "postgres://") || strings.HasPrefix(db, "postgresql://")
 }
 
+// run dispatches to a subcommand, given before or after the flags, or
+// serves.
 func run(ctx context.Context, args []string, stdout, stderr io.Writer, getenv func(string) string) int {
-	if len(args) > 0 {
-		switch args[0] {
-		case "migrate":
-			return runMigrate(ctx, args[1:], stderr, getenv)
-		case "token":
-			return runToken(args[1:], stdout, stderr, getenv)
-		case "prune":
-			return runPrune(ctx, args[1:], stderr, getenv)
-		}
-	}
 	var cfg config
+	cmd, args := cli.Command(&cfg, args, "migrate", "token", "prune")
+	switch cmd {
+	case "migrate":
+		return runMigrate(ctx, args, stderr, getenv)
+	case "token":
+		return runToken(args, stdout, stderr, getenv)
+	case "prune":
+		return runPrune(ctx, args, stderr, getenv)
+	}
 	return cli.Serve(ctx, "signet-server", "SIGNET_", &cfg, args, stdout, stderr, getenv, func(ctx context.Context, log *slog.Logger) error {
 		return serve(ctx, cfg, log, getenv)
 	})
@@ -297,11 +298,11 @@ const tokenUsage = `usage:
 // runToken is `signet-server token create|list|revoke`. A running server
 // re-reads the token file, so changes take effect without a restart.
 func runToken(args []string, stdout, stderr io.Writer, getenv func(string) string) int {
-	if len(args) == 0 {
+	sub, args := cli.SplitCommand(args, flag.NewFlagSet("", flag.ContinueOnError), "create", "list", "revoke")
+	if sub == "" {
 		fmt.Fprintln(stderr, tokenUsage)
 		return 2
 	}
-	sub := args[0]
 	fs := flag.NewFlagSet("signet-server token "+sub, flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	file := fs.String("tokens", "", "token file (only hashes are stored)")
@@ -314,12 +315,8 @@ func runToken(args []string, stdout, stderr io.Writer, getenv func(string) strin
 			return nil
 		})
 		fs.StringVar(&expires, "expires", "", "when the token stops working: a duration from now (720h, 30d) or a date (2027-01-31, RFC 3339); default never")
-	case "list", "revoke":
-	default:
-		fmt.Fprintln(stderr, tokenUsage)
-		return 2
 	}
-	if err := cli.Parse(fs, args[1:], "SIGNET_", getenv); err != nil {
+	if err := cli.Parse(fs, args, "SIGNET_", getenv); err != nil {
 		return 2
 	}
 	if *file == "" {

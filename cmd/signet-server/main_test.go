@@ -155,8 +155,8 @@ func TestMigratePostgres(t *testing.T) {
 	if err != nil || cur != want {
 		t.Fatalf("after migrate: %d/%d %v", cur, want, err)
 	}
-	// Idempotent.
-	if code := run(context.Background(), []string{"migrate", "--db", url}, io.Discard, io.Discard, env(nil)); code != 0 {
+	// Idempotent; the flags may come before the command too.
+	if code := run(context.Background(), []string{"--db", url, "migrate"}, io.Discard, io.Discard, env(nil)); code != 0 {
 		t.Fatalf("second migrate: exit %d", code)
 	}
 }
@@ -200,6 +200,42 @@ func TestTokenCreate(t *testing.T) {
 	}
 	if code := run(context.Background(), []string{"token", "create", "--tokens", file, "--scope", "write:x"}, io.Discard, io.Discard, env(nil)); code != 1 {
 		t.Fatalf("bad scope: exit %d", code)
+	}
+}
+
+// TestFlagsBeforeOrAfterCommand: a subcommand reads the same flags
+// whether they come before or after it.
+func TestFlagsBeforeOrAfterCommand(t *testing.T) {
+	t.Parallel()
+	file := filepath.Join(t.TempDir(), "tokens.json")
+	for _, args := range [][]string{
+		{"token", "create", "--tokens", file, "--scope", "push:a/*"},
+		{"--tokens", file, "token", "create", "--scope", "push:b/*"},
+		{"token", "--tokens", file, "create", "--scope", "push:c/*"},
+	} {
+		if code := run(context.Background(), args, io.Discard, io.Discard, env(nil)); code != 0 {
+			t.Fatalf("%q: exit %d", args, code)
+		}
+	}
+	for _, args := range [][]string{{"token", "list", "--tokens", file}, {"--tokens", file, "token", "list"}} {
+		var out bytes.Buffer
+		if code := run(context.Background(), args, &out, io.Discard, env(nil)); code != 0 || strings.Count(out.String(), "push:") != 3 {
+			t.Fatalf("%q: exit %d: %s", args, code, out.String())
+		}
+	}
+	for _, args := range [][]string{{"version"}, {"--log-level", "debug", "version"}} {
+		var out bytes.Buffer
+		if code := run(context.Background(), args, &out, io.Discard, env(nil)); code != 0 || !strings.HasPrefix(out.String(), "signet-server ") {
+			t.Fatalf("%q: exit %d: %s", args, code, out.String())
+		}
+	}
+	var out bytes.Buffer
+	if code := run(context.Background(), []string{"--max-body", "4096", "config"}, &out, io.Discard, env(nil)); code != 0 || !strings.Contains(out.String(), `max-body: "4096"`) {
+		t.Fatalf("--max-body 4096 config: exit %d: %s", code, out.String())
+	}
+	// The value of a flag is never taken for a command.
+	if code := run(context.Background(), []string{"--db", "migrate", "--allow-anonymous-writes", "nonsense"}, io.Discard, io.Discard, env(nil)); code != 2 {
+		t.Fatalf("--db migrate nonsense: exit %d, want 2", code)
 	}
 }
 

@@ -12,6 +12,7 @@ import (
 	"os"
 	"path/filepath"
 
+	"github.com/signetdev/signet/internal/keydb"
 	"github.com/signetdev/signet/internal/tlsutil"
 	"github.com/signetdev/signet/signer"
 	"github.com/signetdev/signet/signer/keystore"
@@ -54,7 +55,7 @@ func openSigner(ctx context.Context, cfg config, log *slog.Logger, getenv func(s
 	if err != nil {
 		return nil, nil, err
 	}
-	st, err := keystore.Open(ctx, path)
+	st, err := keydb.Open(ctx, path)
 	if err != nil {
 		return nil, nil, err
 	}

@@ -31,6 +31,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 
 	"github.com/signetdev/signet/internal/cli"
+	"github.com/signetdev/signet/internal/keydb"
 	"github.com/signetdev/signet/internal/tlsutil"
 	"github.com/signetdev/signet/signer/api"
 	"github.com/signetdev/signet/signer/keystore"
@@ -104,18 +105,19 @@ func (c *config) Validate() error {
 	return errors.Join(errs...)
 }
 
+// run dispatches to a subcommand, given before or after the flags, or
+// serves.
 func run(ctx context.Context, args []string, stdout, stderr io.Writer, getenv func(string) string) int {
-	if len(args) > 0 {
-		switch args[0] {
-		case "migrate":
-			return runMigrate(ctx, args[1:], stderr, getenv)
-		case "certs":
-			return runCerts(args[1:], stdout, stderr, getenv)
-		case "rewrap":
-			return runRewrap(ctx, args[1:], stdout, stderr, getenv)
-		}
-	}
 	var cfg config
+	cmd, args := cli.Command(&cfg, args, "migrate", "certs", "rewrap")
+	switch cmd {
+	case "migrate":
+		return runMigrate(ctx, args, stderr, getenv)
+	case "certs":
+		return runCerts(args, stdout, stderr, getenv)
+	case "rewrap":
+		return runRewrap(ctx, args, stdout, stderr, getenv)
+	}
 	return cli.Serve(ctx, "signet-signer", envPrefix, &cfg, args, stdout, stderr, getenv, func(ctx context.Context, log *slog.Logger) error {
 		return serve(ctx, cfg, log, getenv)
 	})
@@ -192,7 +194,7 @@ func serve(ctx context.Context, cfg config, log *slog.Logger, getenv func(string
 	if err != nil {
 		return err
 	}
-	st, err := keystore.Open(ctx, cfg.DB)
+	st, err := keydb.Open(ctx, cfg.DB)
 	if err != nil {
 		return err
 	}
@@ -252,7 +254,7 @@ func runMigrate(ctx context.Context, args []string, stderr io.Writer, getenv fun
 	if err := cli.Parse(fs, args, envPrefix, getenv); err != nil {
 		return 2
 	}
-	st, err := keystore.Open(ctx, *db)
+	st, err := keydb.Open(ctx, *db)
 	if err == nil {
 		err = st.Migrate(ctx)
 		st.Close()
@@ -303,7 +305,7 @@ func runRewrap(ctx context.Context, args []string, stdout, stderr io.Writer, get
 		if err != nil {
 			return err
 		}
-		st, err := keystore.Open(ctx, *db)
+		st, err := keydb.Open(ctx, *db)
 		if err != nil {
 			return err
 		}

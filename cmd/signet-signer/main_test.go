@@ -408,7 +408,8 @@ func TestCertsAndRewrap(t *testing.T) {
 	}
 	p.stop(t)
 	getenv := func(k string) string { return env[k] }
-	if code := run(context.Background(), []string{"rewrap", "--db", filepath.Join(dir, "keys.db"), "--from", "default", "--to", "new"}, io.Discard, io.Discard, getenv); code != 0 {
+	// The flags may come before the command too.
+	if code := run(context.Background(), []string{"--db", filepath.Join(dir, "keys.db"), "rewrap", "--from", "default", "--to", "new"}, io.Discard, io.Discard, getenv); code != 0 {
 		t.Fatalf("rewrap: %d", code)
 	}
 	p = startSigner(t, freeAddr(t), map[string]string{"SIGNET_SIGNER_PASSPHRASE_NEW": "new"}, append(args, "--passphrase-alias", "new")...)

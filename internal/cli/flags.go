@@ -333,3 +333,57 @@ func quote(v any) string {
 	}
 	return strings.TrimSuffix(b.String(), "\n")
 }
+
+// SplitCommand finds the subcommand in args, so that flags may come before
+// or after it: the first argument that is neither a flag nor a flag's
+// value, if it is one of names. It returns that name and args without it
+// (the flags before it, then everything after it); with no subcommand, ""
+// and args unchanged. A flag takes the next argument as its value unless it
+// is written -flag=value, is a boolean flag of fs (the serving flags, the
+// only boolean flags of these binaries: subcommands take none), or is
+// -h/-help; an unknown flag is taken to have a value.
+func SplitCommand(args []string, fs *flag.FlagSet, names ...string) (string, []string) {
+	for i := 0; i < len(args); i++ {
+		a := args[i]
+		if a == "--" {
+			break
+		}
+		if !strings.HasPrefix(a, "-") || a == "-" {
+			for _, n := range names {
+				if a == n {
+					return n, append(append([]string{}, args[:i]...), args[i+1:]...)
+				}
+			}
+			break
+		}
+		name, _, hasValue := strings.Cut(strings.TrimLeft(a, "-"), "=")
+		if hasValue || name == "h" || name == "help" || isBoolFlag(fs, name) {
+			continue
+		}
+		i++ // the flag's value
+	}
+	return "", args
+}
+
+// Command is SplitCommand for a binary that serves with cfg and has the
+// subcommands names: it returns the subcommand and its arguments, or ""
+// and the arguments to hand Serve (where "config" and "version", wherever
+// they were given, come first).
+func Command(cfg Config, args []string, names ...string) (string, []string) {
+	fs := flag.NewFlagSet("", flag.ContinueOnError)
+	cfg.Flags(fs)
+	cmd, rest := SplitCommand(args, fs, append(names, "config", "version")...)
+	if cmd == "config" || cmd == "version" {
+		return "", append([]string{cmd}, rest...)
+	}
+	return cmd, rest
+}
+
+func isBoolFlag(fs *flag.FlagSet, name string) bool {
+	f := fs.Lookup(name)
+	if f == nil {
+		return false
+	}
+	b, ok := f.Value.(interface{ IsBoolFlag() bool })
+	return ok && b.IsBoolFlag()
+}

@@ -6,6 +6,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 )
@@ -75,4 +76,33 @@ func FuzzConfigFile(f *testing.F) {
 		fs, _, _, _ := newFS()
 		_ = Parse(fs, []string{"--config", path}, "X_", func(string) string { return "" }) // must not panic
 	})
+}
+
+func TestSplitCommand(t *testing.T) {
+	fs := flag.NewFlagSet("t", flag.ContinueOnError)
+	fs.String("db", "", "")
+	fs.Bool("demo", false, "")
+	names := []string{"migrate", "token"}
+	for _, tc := range []struct {
+		args     []string
+		cmd      string
+		wantRest []string
+	}{
+		{[]string{"migrate", "--db", "x"}, "migrate", []string{"--db", "x"}},
+		{[]string{"--db", "x", "migrate"}, "migrate", []string{"--db", "x"}},
+		{[]string{"--db=x", "migrate", "--y", "z"}, "migrate", []string{"--db=x", "--y", "z"}},
+		{[]string{"--demo", "token", "create"}, "token", []string{"--demo", "create"}},
+		// "migrate" is the value of --db here, not a subcommand.
+		{[]string{"--db", "migrate"}, "", []string{"--db", "migrate"}},
+		{[]string{"--config", "f.yaml", "token", "list"}, "token", []string{"--config", "f.yaml", "list"}},
+		{[]string{"--db", "x"}, "", []string{"--db", "x"}},
+		{[]string{"migarte"}, "", []string{"migarte"}},
+		{[]string{"--", "migrate"}, "", []string{"--", "migrate"}},
+		{nil, "", nil},
+	} {
+		cmd, rest := SplitCommand(tc.args, fs, names...)
+		if cmd != tc.cmd || !slices.Equal(rest, tc.wantRest) {
+			t.Errorf("SplitCommand(%q) = %q %q, want %q %q", tc.args, cmd, rest, tc.cmd, tc.wantRest)
+		}
+	}
 }

@@ -17,6 +17,7 @@ import (
 	"github.com/theupdateframework/go-tuf/v2/metadata"
 
 	"github.com/signetdev/signet/client"
+	"github.com/signetdev/signet/tufedit"
 )
 
 // TestDifferential builds one repository per flow and, after every step,
@@ -86,7 +87,7 @@ func flowSigners(r *repo) {
 	addSigner := func(a *actor) func() error {
 		return func() error {
 			return r.edit(r.owner, metadata.TARGETS, func(tt *metadata.TargetsType) error {
-				return client.AddSigner(tt, a.name, a.key.Public)
+				return tufedit.AddSigner(tt, a.name, a.key.Public)
 			}, a)
 		}
 	}
@@ -100,7 +101,7 @@ func flowSigners(r *repo) {
 	r.do("alice signs 1.2 (targets/releases, now signed by her alone)", r.published(alice, "", "1.2"))
 	r.do("signer remove alice (re-signing targets/releases is staged for bob)", func() error {
 		return r.edit(r.owner, metadata.TARGETS, func(tt *metadata.TargetsType) error {
-			return client.RemoveSigner(tt, "alice")
+			return tufedit.RemoveSigner(tt, "alice")
 		}, bob)
 	})
 	r.do("owner signs owner-2", r.published(r.owner, "", "owner-2"))
@@ -116,7 +117,7 @@ func flowPathsTerminating(r *repo) {
 	add := func(a *actor, name string, paths ...string) func() error {
 		return func() error {
 			return r.edit(r.owner, metadata.TARGETS, func(tt *metadata.TargetsType) error {
-				return client.AddDelegation(tt, client.DelegationSpec{Name: name, Keys: []*metadata.Key{a.key.Public}, Paths: paths})
+				return tufedit.AddDelegation(tt, tufedit.DelegationSpec{Name: name, Keys: []*metadata.Key{a.key.Public}, Paths: paths})
 			}, a)
 		}
 	}
@@ -144,12 +145,12 @@ func flowPathsTerminating(r *repo) {
 	r.do("second signs other", r.published(second, "targets/second", "other"))
 	r.do("delegation remove targets/first", func() error {
 		return r.edit(r.owner, metadata.TARGETS, func(tt *metadata.TargetsType) error {
-			return client.RemoveDelegation(tt, "targets/first")
+			return tufedit.RemoveDelegation(tt, "targets/first")
 		})
 	})
 	r.do("delegation add targets/first again, terminating, over its old metadata", func() error {
 		return r.edit(r.owner, metadata.TARGETS, func(tt *metadata.TargetsType) error {
-			return client.AddDelegation(tt, client.DelegationSpec{Name: "targets/first", Keys: []*metadata.Key{first.key.Public}, Paths: []string{"app-*"}, Terminating: true})
+			return tufedit.AddDelegation(tt, tufedit.DelegationSpec{Name: "targets/first", Keys: []*metadata.Key{first.key.Public}, Paths: []string{"app-*"}, Terminating: true})
 		}, first)
 	})
 	r.do("first signs app-3", r.published(first, "targets/first", "app-3"))
@@ -163,13 +164,13 @@ func flowNested(r *repo) {
 	carol, dave := r.actor("carol", "targets/team"), r.actor("dave", "targets/team/dave")
 	r.do("delegation add targets/team --paths team-*", func() error {
 		return r.edit(r.owner, metadata.TARGETS, func(tt *metadata.TargetsType) error {
-			return client.AddDelegation(tt, client.DelegationSpec{Name: "targets/team", Keys: []*metadata.Key{carol.key.Public}, Paths: []string{"team-*"}})
+			return tufedit.AddDelegation(tt, tufedit.DelegationSpec{Name: "targets/team", Keys: []*metadata.Key{carol.key.Public}, Paths: []string{"team-*"}})
 		}, carol)
 	})
 	r.do("carol signs team-1", r.published(carol, "targets/team", "team-1"))
 	r.do("carol delegates targets/team/dave --paths team-dave-*", func() error {
 		return r.edit(carol, "targets/team", func(tt *metadata.TargetsType) error {
-			return client.AddDelegation(tt, client.DelegationSpec{Name: "targets/team/dave", Keys: []*metadata.Key{dave.key.Public}, Paths: []string{"team-dave-*"}})
+			return tufedit.AddDelegation(tt, tufedit.DelegationSpec{Name: "targets/team/dave", Keys: []*metadata.Key{dave.key.Public}, Paths: []string{"team-dave-*"}})
 		}, dave)
 	})
 	r.do("dave signs team-dave-1 and team-dave-2", r.published(dave, "targets/team/dave", "team-dave-1", "team-dave-2"))
@@ -180,7 +181,7 @@ func flowNested(r *repo) {
 	zed := r.actor("zed", "targets/zz")
 	r.do("delegation add targets/zz --paths * (after targets/team)", func() error {
 		return r.edit(r.owner, metadata.TARGETS, func(tt *metadata.TargetsType) error {
-			return client.AddDelegation(tt, client.DelegationSpec{Name: "targets/zz", Keys: []*metadata.Key{zed.key.Public}})
+			return tufedit.AddDelegation(tt, tufedit.DelegationSpec{Name: "targets/zz", Keys: []*metadata.Key{zed.key.Public}})
 		}, zed)
 	})
 	r.do("zed signs team-dave-3, team-dave-7 and team-2", r.published(zed, "targets/zz", "team-dave-3", "team-dave-7", "team-2"))
@@ -196,7 +197,7 @@ func flowNested(r *repo) {
 	})
 	r.do("carol removes the delegation to dave", func() error {
 		return r.edit(carol, "targets/team", func(tt *metadata.TargetsType) error {
-			return client.RemoveDelegation(tt, "targets/team/dave")
+			return tufedit.RemoveDelegation(tt, "targets/team/dave")
 		})
 	})
 }
@@ -242,9 +243,10 @@ func flowRootRotation(r *repo) {
 	if err != nil {
 		r.t.Fatal(err)
 	}
-	rotate := func(change client.RootChange, signers ...string) func() error {
+	rotate := func(change tufedit.RootChange, signers ...string) func() error {
 		return func() error {
-			next, err := r.owner.c.RootNext(root, change)
+			change.Expires = r.owner.c.Now().Add(client.RootLifetime)
+			next, err := tufedit.NextRoot(root, change)
 			if err != nil {
 				return err
 			}
@@ -259,10 +261,10 @@ func flowRootRotation(r *repo) {
 		}
 	}
 	r.do("owner signs 1.0", r.published(r.owner, "", "1.0"))
-	r.do("root v2: a second root key, threshold 2", rotate(client.RootChange{AddKeys: []*metadata.Key{k2.Public}, Threshold: 2}, k1, k2.ID))
+	r.do("root v2: a second root key, threshold 2", rotate(tufedit.RootChange{AddKeys: []*metadata.Key{k2.Public}, Threshold: 2}, k1, k2.ID))
 	r.do("owner signs 1.1", r.published(r.owner, "", "1.1"))
-	r.do("root v3: the first root key removed, threshold 1", rotate(client.RootChange{RemoveKeys: []string{k1}, Threshold: 1}, k1, k2.ID))
-	r.do("root v4: re-signed (new expiry) by the remaining key", rotate(client.RootChange{}, k2.ID))
+	r.do("root v3: the first root key removed, threshold 1", rotate(tufedit.RootChange{RemoveKeys: []string{k1}, Threshold: 1}, k1, k2.ID))
+	r.do("root v4: re-signed (new expiry) by the remaining key", rotate(tufedit.RootChange{}, k2.ID))
 	r.do("owner re-signs 1.0", r.published(r.owner, "", "1.0"))
 }
 
@@ -279,7 +281,7 @@ func flowServerKeyRotation(r *repo) {
 	// swap makes the next root name only key for role.
 	swap := func(role string, key *metadata.Key) func() error {
 		return func() error {
-			next, err := r.owner.c.RootNext(root, client.RootChange{})
+			next, err := tufedit.NextRoot(root, tufedit.RootChange{Expires: r.owner.c.Now().Add(client.RootLifetime)})
 			if err != nil {
 				return err
 			}
@@ -340,7 +342,7 @@ func flowStagedDelegation(r *repo) {
 	var staged *client.Outcome
 	r.do("delegation add targets/releases --key alice --key bob --threshold 2", func() error {
 		return r.edit(r.owner, metadata.TARGETS, func(tt *metadata.TargetsType) error {
-			return client.AddDelegation(tt, client.DelegationSpec{Name: client.ReleasesRole, Keys: []*metadata.Key{alice.key.Public, bob.key.Public}, Threshold: 2})
+			return tufedit.AddDelegation(tt, tufedit.DelegationSpec{Name: tufedit.ReleasesRole, Keys: []*metadata.Key{alice.key.Public, bob.key.Public}, Threshold: 2})
 		}, alice, bob)
 	})
 	r.do("alice signs 2.0: staged, waiting for bob", func() (err error) {
@@ -352,13 +354,13 @@ func flowStagedDelegation(r *repo) {
 	r.do("bob approves 2.0", func() error { return r.settle(staged, bob) })
 	r.do("owner lowers the threshold of targets/releases to 1", func() error {
 		return r.edit(r.owner, metadata.TARGETS, func(tt *metadata.TargetsType) error {
-			return client.SetDelegationThreshold(tt, client.ReleasesRole, 1)
+			return tufedit.SetDelegationThreshold(tt, tufedit.ReleasesRole, 1)
 		}, alice, bob)
 	})
 	r.do("alice signs 2.1 alone", r.published(alice, "", "2.1"))
 	r.do("owner removes alice's key: staged, waiting for bob", func() (err error) {
 		staged, err = r.owner.c.EditDelegations(r.ctx, r.gun, metadata.TARGETS, func(tt *metadata.TargetsType) error {
-			return client.RemoveDelegationKeys(tt, client.ReleasesRole, alice.key.ID)
+			return tufedit.RemoveDelegationKeys(tt, tufedit.ReleasesRole, alice.key.ID)
 		})
 		if err == nil && staged.Staged == nil {
 			err = fmt.Errorf("the revocation of the only signer's key was not staged: %+v", staged)
@@ -390,7 +392,7 @@ func flowStagedTargets(r *repo) {
 	if err != nil {
 		r.t.Fatal(err)
 	}
-	unsigned, err := o.RootInit(r.ctx, client.RootPlan{Keys: 1, Threshold: 1, TargetsKeys: []*metadata.Key{a.Public, b.Public}, TargetsThreshold: 2, Timestamp: ts, Snapshot: snap})
+	unsigned, err := tufedit.NewRoot(r.ctx, tufedit.RootPlan{Keys: 1, Threshold: 1, TargetsKeys: []*metadata.Key{a.Public, b.Public}, TargetsThreshold: 2, Timestamp: ts, Snapshot: snap, Expires: o.Now().Add(client.RootLifetime)}, client.KeyGen(o.Keys()))
 	if err != nil {
 		r.t.Fatal(err)
 	}
@@ -450,7 +452,7 @@ func flowTakeover(r *repo) {
 	delegate := func(by *actor, delegator string, to *actor, name string, paths ...string) func() error {
 		return func() error {
 			return r.edit(by, delegator, func(tt *metadata.TargetsType) error {
-				return client.AddDelegation(tt, client.DelegationSpec{Name: name, Keys: []*metadata.Key{to.key.Public}, Paths: paths})
+				return tufedit.AddDelegation(tt, tufedit.DelegationSpec{Name: name, Keys: []*metadata.Key{to.key.Public}, Paths: paths})
 			}, to)
 		}
 	}
@@ -477,26 +479,26 @@ func flowTakeover(r *repo) {
 // digest targets/ci signed instead.
 func flowCompromisedSnapshotKey(r *repo) {
 	r.init()
-	rel, ci := r.actor("releaser", client.ReleasesRole), r.actor("ci", "targets/ci")
+	rel, ci := r.actor("releaser", tufedit.ReleasesRole), r.actor("ci", "targets/ci")
 	add := func(a *actor, name string) func() error {
 		return func() error {
 			return r.edit(r.owner, metadata.TARGETS, func(tt *metadata.TargetsType) error {
-				return client.AddDelegation(tt, client.DelegationSpec{Name: name, Keys: []*metadata.Key{a.key.Public}})
+				return tufedit.AddDelegation(tt, tufedit.DelegationSpec{Name: name, Keys: []*metadata.Key{a.key.Public}})
 			}, a)
 		}
 	}
-	r.do("delegation add targets/releases", add(rel, client.ReleasesRole))
+	r.do("delegation add targets/releases", add(rel, tufedit.ReleasesRole))
 	r.do("delegation add targets/ci", add(ci, "targets/ci"))
 	r.do("owner signs owner-1; releaser signs 1.0", func() error {
 		if _, err := r.sign(r.owner, metadata.TARGETS, "owner-1"); err != nil {
 			return err
 		}
-		_, err := r.sign(rel, client.ReleasesRole, "1.0")
+		_, err := r.sign(rel, tufedit.ReleasesRole, "1.0")
 		return err
 	})
 	r.do("ci signs 1.0 (another digest) and ci-1", r.published(ci, "targets/ci", "1.0", "ci-1"))
 	r.do("the holder of the online snapshot key serves a snapshot without targets/releases", func() error {
-		return r.forgeSnapshotWithout(client.ReleasesRole)
+		return r.forgeSnapshotWithout(tufedit.ReleasesRole)
 	})
 }
 
@@ -511,7 +513,7 @@ func flowNoConsistentSnapshot(r *repo) {
 	}
 	ci := r.actor("ci", "targets/ci")
 	r.do("root v2 with consistent_snapshot false", func() error {
-		next, err := r.owner.c.RootNext(r.root, client.RootChange{})
+		next, err := tufedit.NextRoot(r.root, tufedit.RootChange{Expires: r.owner.c.Now().Add(client.RootLifetime)})
 		if err != nil {
 			return err
 		}
@@ -531,7 +533,7 @@ func flowNoConsistentSnapshot(r *repo) {
 	r.do("owner signs 1.0", r.published(r.owner, "", "1.0"))
 	r.do("delegation add targets/ci --paths release-*", func() error {
 		return r.edit(r.owner, metadata.TARGETS, func(tt *metadata.TargetsType) error {
-			return client.AddDelegation(tt, client.DelegationSpec{Name: "targets/ci", Keys: []*metadata.Key{ci.key.Public}, Paths: []string{"release-*"}})
+			return tufedit.AddDelegation(tt, tufedit.DelegationSpec{Name: "targets/ci", Keys: []*metadata.Key{ci.key.Public}, Paths: []string{"release-*"}})
 		}, ci)
 	})
 	r.do("ci signs release-1", r.published(ci, "", "release-1"))

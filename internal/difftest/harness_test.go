@@ -35,6 +35,7 @@ import (
 	"github.com/signetdev/signet/server"
 	"github.com/signetdev/signet/server/store/memstore"
 	"github.com/signetdev/signet/signer/keystore"
+	"github.com/signetdev/signet/tufedit"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
@@ -538,8 +539,11 @@ func (a *actor) keyFile(id string) string { return filepath.Join(a.dir, "private
 // (the offline ceremony's `signet root sign --previous`).
 func rootSign(root, previous []byte, a *actor, ids ...string) ([]byte, error) {
 	for _, id := range ids {
-		var err error
-		if root, err = client.RootSign(root, a.keyFile(id), []byte(passphrase), previous); err != nil {
+		s, err := client.OpenKeyFile(a.keyFile(id), []byte(passphrase))
+		if err != nil {
+			return nil, err
+		}
+		if root, err = tufedit.SignRoot(root, s, previous); err != nil {
 			return nil, err
 		}
 	}

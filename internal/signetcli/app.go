@@ -26,6 +26,7 @@ import (
 	"github.com/signetdev/signet/client"
 	"github.com/signetdev/signet/imageref"
 	buildinfo "github.com/signetdev/signet/internal/cli"
+	"github.com/signetdev/signet/tufedit"
 )
 
 // Exit codes.
@@ -52,6 +53,7 @@ type app struct {
 	scryptCost     int              // tests lower it
 	now            func() time.Time // tests move the clock; nil: time.Now
 	engine         Engine           // docker-signet's engine: adds pull and push (plugin.go)
+	cl             *client.Client   // built by client(), once
 }
 
 // Run runs the signet command line args (without the program name) and
@@ -110,7 +112,7 @@ func exitCode(err error) int {
 	switch {
 	case errors.As(err, &se):
 		return exitStaged
-	case errors.As(err, &ue), errors.Is(err, client.ErrNotRootKey):
+	case errors.As(err, &ue), errors.Is(err, tufedit.ErrNotRootKey):
 		return exitUsage
 	case errors.Is(err, client.ErrNotSigned), errors.Is(err, errMismatch):
 		return exitNotSigned
@@ -143,7 +145,7 @@ func (a *app) command() *cobra.Command {
 	pf := root.PersistentFlags()
 	pf.BoolVarP(&a.yes, "yes", "y", false, "answer yes to confirmation prompts (changes that make tags stop resolving, approve)")
 
-	root.AddCommand(a.initCmd(), a.signCmd(), a.unsignCmd(), a.resolveCmd(), a.verifyCmd(), a.listCmd(), a.keyCmd(), a.trustCmd(),
+	root.AddCommand(a.initCmd(), a.signCmd(), a.unsignCmd(), a.resignCmd(), a.resolveCmd(), a.verifyCmd(), a.listCmd(), a.keyCmd(), a.trustCmd(),
 		a.rootCmd(), a.statusCmd(), a.delegationCmd(), a.signerCmd(), a.stagedCmd(), a.approveCmd(), a.repoCmd())
 	root.AddCommand(a.migrateCmd())
 	root.AddCommand(a.policyCmd())
@@ -226,14 +228,51 @@ func strictGroup(cmd *cobra.Command) {
 	}
 }
 
+// client returns the command line's client, built on first use from the
+// settings (server, trust directory, TLS, token): one per command line.
 func (a *app) client() (*client.Client, error) {
-	keys := client.NewFileKeyStore(filepath.Join(a.trustDir, "private"), a.passphrase, a.scryptCost)
+	if a.cl != nil {
+		return a.cl, nil
+	}
 	hc, err := a.httpClient()
 	if err != nil {
 		return nil, err
 	}
-	return client.New(client.Options{Server: a.server, TrustDir: a.trustDir, HTTPClient: hc, Token: a.getenv("SIGNET_TOKEN"), Keys: keys,
+	c, err := client.New(client.Options{Server: a.server, TrustDir: a.trustDir, HTTPClient: hc, Token: a.getenv("SIGNET_TOKEN"), Keys: a.keyStore(),
 		Keychain: a.keychain(), RegistryAuthHosts: splitList(a.getenv("SIGNET_REGISTRY_AUTH_HOSTS")), Now: a.now})
+	if err != nil {
+		return nil, err
+	}
+	a.cl = c
+	return c, nil
+}
+
+// withClient is the RunE of a command that works with the client (the
+// server, or the trust directory's pins, cache and keys): run gets it.
+// Commands that need neither (version; root init, sign, verify, rotate,
+// resign) do without, so they need no server, TLS or token settings.
+func (a *app) withClient(run func(cmd *cobra.Command, args []string, c *client.Client) error) func(*cobra.Command, []string) error {
+	return func(cmd *cobra.Command, args []string) error {
+		c, err := a.client()
+		if err != nil {
+			return err
+		}
+		return run(cmd, args, c)
+	}
+}
+
+// keyStore is the trust directory's key store, all that the offline root
+// ceremony needs (no server, TLS or token settings).
+func (a *app) keyStore() *client.FileKeyStore {
+	return client.NewFileKeyStore(filepath.Join(a.trustDir, "private"), a.passphrase, a.scryptCost)
+}
+
+// clock is the command line's clock: tests move it.
+func (a *app) clock() time.Time {
+	if a.now != nil {
+		return a.now()
+	}
+	return time.Now()
 }
 
 // keychain supplies registry credentials for servers that ask for registry
@@ -300,13 +339,22 @@ func exactArgs(n int) cobra.PositionalArgs {
 	}
 }
 
+func minArgs(n int) cobra.PositionalArgs {
+	return func(cmd *cobra.Command, args []string) error {
+		if len(args) < n {
+			return usageError{fmt.Errorf("%s takes at least %d argument(s); see --help", cmd.CommandPath(), n)}
+		}
+		return nil
+	}
+}
+
 func (a *app) initCmd() *cobra.Command {
 	var bins int
 	cmd := &cobra.Command{
 		Use:   "init GUN",
 		Short: "Create a repository's trust data: root and targets keys, root.json, empty targets",
 		Args:  exactArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
+		RunE: a.withClient(func(cmd *cobra.Command, args []string, c *client.Client) error {
 			// Everything that can be checked is checked before any key,
 			// file or publish.
 			if err := client.ValidateGUN(args[0]); err != nil {
@@ -317,10 +365,6 @@ func (a *app) initCmd() *cobra.Command {
 					return usageError{err}
 				}
 			}
-			c, err := a.client()
-			if err != nil {
-				return err
-			}
 			if _, err := c.PinnedRoot(args[0]); err == nil {
 				return usageError{fmt.Errorf("%s is already initialised in %s (its root is pinned); to start over, remove it first: signet trust remove %s", args[0], a.trustDir, args[0])}
 			}
@@ -328,14 +372,14 @@ func (a *app) initCmd() *cobra.Command {
 				return err
 			}
 			if bins > 0 {
-				if err := a.shard(cmd, args[0], bins); err != nil {
+				if err := a.shard(cmd, c, args[0], bins); err != nil {
 					return err
 				}
 			}
 			return a.print(map[string]string{"gun": args[0], "trust_dir": a.trustDir}, func(w io.Writer) {
 				fmt.Fprintf(w, "initialised %s; its root is pinned in %s (copy it with `signet trust show %s`)\n", args[0], a.trustDir, args[0])
 			})
-		},
+		}),
 	}
 	cmd.Flags().IntVar(&bins, "bins", 0, "keep tags in this many hashed bins (a power of two; for repositories with many tags)")
 	return cmd
@@ -346,12 +390,8 @@ func (a *app) resolveCmd() *cobra.Command {
 		Use:   "resolve REF",
 		Short: "Print the trusted digest of a tag as GUN@sha256:…",
 		Args:  exactArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
+		RunE: a.withClient(func(cmd *cobra.Command, args []string, c *client.Client) error {
 			if _, _, err := parseRef(args[0]); err != nil {
-				return err
-			}
-			c, err := a.client()
-			if err != nil {
 				return err
 			}
 			t, err := c.Resolve(cmd.Context(), args[0])
@@ -359,7 +399,7 @@ func (a *app) resolveCmd() *cobra.Command {
 				return err
 			}
 			return a.print(toJSON(t), func(w io.Writer) { fmt.Fprintf(w, "%s@%s\n", t.GUN, t.Digest) })
-		},
+		}),
 	}
 }
 
@@ -369,7 +409,7 @@ func (a *app) verifyCmd() *cobra.Command {
 		Use:   "verify REF --digest sha256:…",
 		Short: "Exit 0 only if REF's trusted digest is the given one",
 		Args:  exactArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
+		RunE: a.withClient(func(cmd *cobra.Command, args []string, c *client.Client) error {
 			if want == "" {
 				return usageError{errors.New("--digest is required")}
 			}
@@ -380,10 +420,6 @@ func (a *app) verifyCmd() *cobra.Command {
 			if _, _, err := parseRef(args[0]); err != nil {
 				return err
 			}
-			c, err := a.client()
-			if err != nil {
-				return err
-			}
 			t, err := c.Resolve(cmd.Context(), args[0])
 			if err != nil {
 				return err
@@ -392,7 +428,7 @@ func (a *app) verifyCmd() *cobra.Command {
 				return fmt.Errorf("%w: %s is signed as %s, not %s", errMismatch, args[0], t.Digest, want)
 			}
 			return a.print(toJSON(t), func(w io.Writer) { fmt.Fprintf(w, "verified %s = %s (signed by %s)\n", args[0], t.Digest, t.Role) })
-		},
+		}),
 	}
 	cmd.Flags().StringVar(&want, "digest", "", "the digest the tag must resolve to")
 	return cmd
@@ -404,11 +440,7 @@ func (a *app) listCmd() *cobra.Command {
 		Use:   "list GUN",
 		Short: "List every tag that resolves, with the role that vouches for it (delegations and hashed bins included)",
 		Args:  exactArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			c, err := a.client()
-			if err != nil {
-				return err
-			}
+		RunE: a.withClient(func(cmd *cobra.Command, args []string, c *client.Client) error {
 			all, err := c.Targets(cmd.Context(), args[0])
 			if err != nil {
 				return err
@@ -427,7 +459,7 @@ func (a *app) listCmd() *cobra.Command {
 				}
 				tw.Flush()
 			})
-		},
+		}),
 	}
 	cmd.Flags().StringVar(&role, "role", "", "only the tags this role vouches for (targets, targets/releases, bins-0a, …)")
 	return cmd
@@ -451,15 +483,11 @@ func (a *app) trustCmd() *cobra.Command {
 	var rootFile string
 	pin := &cobra.Command{
 		Use: "pin GUN --root FILE", Short: "Trust a repository's root.json (from its key ceremony or another machine)", Args: exactArgs(1),
-		RunE: func(_ *cobra.Command, args []string) error {
+		RunE: a.withClient(func(_ *cobra.Command, args []string, c *client.Client) error {
 			if rootFile == "" {
 				return usageError{errors.New("--root FILE is required")}
 			}
 			data, err := os.ReadFile(rootFile)
-			if err != nil {
-				return err
-			}
-			c, err := a.client()
 			if err != nil {
 				return err
 			}
@@ -474,31 +502,23 @@ func (a *app) trustCmd() *cobra.Command {
 				}
 				fmt.Fprintf(w, "pinned the root (v%d) of %s\n", res.Version, args[0])
 			})
-		},
+		}),
 	}
 	pin.Flags().StringVar(&rootFile, "root", "", "root.json to pin")
 	show := &cobra.Command{
 		Use: "show GUN", Short: "Print the pinned root.json", Args: exactArgs(1),
-		RunE: func(_ *cobra.Command, args []string) error {
-			c, err := a.client()
-			if err != nil {
-				return err
-			}
+		RunE: a.withClient(func(_ *cobra.Command, args []string, c *client.Client) error {
 			data, err := c.PinnedRoot(args[0])
 			if err != nil {
 				return err
 			}
 			_, err = a.stdout.Write(data)
 			return err
-		},
+		}),
 	}
 	list := &cobra.Command{
 		Use: "list", Short: "List the repositories this trust directory trusts", Args: exactArgs(0),
-		RunE: func(_ *cobra.Command, _ []string) error {
-			c, err := a.client()
-			if err != nil {
-				return err
-			}
+		RunE: a.withClient(func(_ *cobra.Command, _ []string, c *client.Client) error {
 			pins, err := c.Pins()
 			if err != nil {
 				return err
@@ -518,20 +538,16 @@ func (a *app) trustCmd() *cobra.Command {
 				}
 				tw.Flush()
 			})
-		},
+		}),
 	}
 	remove := &cobra.Command{
 		Use: "remove GUN", Short: "Stop trusting a repository: remove its pinned root and cached metadata", Args: exactArgs(1),
-		RunE: func(_ *cobra.Command, args []string) error {
-			c, err := a.client()
-			if err != nil {
-				return err
-			}
+		RunE: a.withClient(func(_ *cobra.Command, args []string, c *client.Client) error {
 			if err := c.Unpin(args[0]); err != nil {
 				return err
 			}
 			return a.print(map[string]string{"gun": args[0]}, func(w io.Writer) { fmt.Fprintf(w, "removed the pinned root of %s\n", args[0]) })
-		},
+		}),
 	}
 	cmd.AddCommand(pin, show, list, remove)
 	return cmd

@@ -15,34 +15,14 @@ import (
 	"golang.org/x/term"
 
 	"github.com/signetdev/signet/client"
+	"github.com/signetdev/signet/tufedit"
 )
-
-// readKeys reads public keys (TUF key JSON, PEM or an x509 certificate).
-func readKeys(files []string) ([]*metadata.Key, error) {
-	var keys []*metadata.Key
-	for _, f := range files {
-		data, err := os.ReadFile(f)
-		if err != nil {
-			return nil, err
-		}
-		k, err := client.ParsePublicKey(data)
-		if err != nil {
-			return nil, fmt.Errorf("%s: %w", f, err)
-		}
-		keys = append(keys, k)
-	}
-	return keys, nil
-}
 
 // edit publishes an edit of delegator's delegations and reports it. When
 // the edit would make tags stop resolving (or resolve elsewhere), it lists
 // them and asks first (--yes answers for scripts); afterwards it says what
 // stopped resolving. A staged edit returns stagedError: nothing changed yet.
-func (a *app) edit(cmd *cobra.Command, gun, delegator, what string, fn func(*metadata.TargetsType) error) error {
-	c, err := a.client()
-	if err != nil {
-		return err
-	}
+func (a *app) edit(cmd *cobra.Command, c *client.Client, gun, delegator, what string, fn func(*metadata.TargetsType) error) error {
 	lost, err := c.Unresolved(cmd.Context(), gun, delegator, fn)
 	if err != nil {
 		return err
@@ -115,28 +95,19 @@ func (a *app) delegationCmd() *cobra.Command {
 		terminating     bool
 		delegator       string
 	)
-	add := &cobra.Command{
-		Use:   "add GUN NAME --key PUB…",
-		Short: "Delegate paths (default: all tags) to a new role signed by the given public keys",
-		Args:  exactArgs(2),
-		RunE: func(cmd *cobra.Command, args []string) error {
+	add := a.editVerb("add GUN NAME --key PUB…", "Delegate paths (default: all tags) to a new role signed by the given public keys", &delegator,
+		func(args []string) (string, func(*metadata.TargetsType) error, error) {
 			if !strings.HasPrefix(args[1], metadata.TARGETS+"/") {
 				// Notary's rule: a delegated role is named under targets/.
-				return usageError{fmt.Errorf("delegation name %q must start with targets/ (e.g. targets/%s)", args[1], args[1])}
+				return "", nil, usageError{fmt.Errorf("delegation name %q must start with targets/ (e.g. targets/%s)", args[1], args[1])}
 			}
-			if len(keyFiles) == 0 {
-				return usageError{errors.New("delegation add needs --key PUB (TUF key JSON, PEM or x509 certificate)")}
-			}
-			keys, err := readKeys(keyFiles)
+			keys, err := requiredKeys("delegation add", keyFiles)
 			if err != nil {
-				return err
+				return "", nil, err
 			}
-			spec := client.DelegationSpec{Name: args[1], Keys: keys, Paths: paths, Threshold: threshold, Terminating: terminating}
-			return a.edit(cmd, args[0], delegator, fmt.Sprintf("%s delegates to %s", delegator, args[1]), func(t *metadata.TargetsType) error {
-				return client.AddDelegation(t, spec)
-			})
-		},
-	}
+			spec := tufedit.DelegationSpec{Name: args[1], Keys: keys, Paths: paths, Threshold: threshold, Terminating: terminating}
+			return fmt.Sprintf("%s delegates to %s", delegator, args[1]), func(t *metadata.TargetsType) error { return tufedit.AddDelegation(t, spec) }, nil
+		})
 	add.Flags().StringSliceVar(&keyFiles, "key", nil, "public key file of the role (repeatable)")
 	add.Flags().StringSliceVar(&paths, "paths", nil, `tag patterns the role may sign, TUF globs (default "*": all)`)
 	add.Flags().IntVar(&threshold, "threshold", 1, "signatures needed (distinct keys)")
@@ -144,86 +115,26 @@ func (a *app) delegationCmd() *cobra.Command {
 
 	var addKeys, removeKeys []string
 	var newThreshold int
-	edit := &cobra.Command{
-		Use:   "edit GUN NAME [--add-key PUB] [--remove-key KEYID] [--threshold K]",
-		Short: "Add or remove keys of a delegation, or change its threshold",
-		Args:  exactArgs(2),
-		RunE: func(cmd *cobra.Command, args []string) error {
+	edit := a.editVerb("edit GUN NAME [--add-key PUB] [--remove-key KEYID] [--threshold K]", "Add or remove keys of a delegation, or change its threshold", &delegator,
+		func(args []string) (string, func(*metadata.TargetsType) error, error) {
 			if len(addKeys)+len(removeKeys) == 0 && newThreshold == 0 {
-				return usageError{errors.New("delegation edit needs --add-key, --remove-key or --threshold")}
+				return "", nil, usageError{errors.New("delegation edit needs --add-key, --remove-key or --threshold")}
 			}
-			keys, err := readKeys(addKeys)
+			keys, err := readPublicKeys(addKeys)
 			if err != nil {
-				return err
+				return "", nil, err
 			}
-			return a.edit(cmd, args[0], delegator, "changed "+args[1], func(t *metadata.TargetsType) error {
-				if len(keys) > 0 {
-					if err := client.AddDelegationKeys(t, args[1], keys...); err != nil {
-						return err
-					}
-				}
-				if newThreshold > 0 && newThreshold < currentThreshold(t, args[1]) {
-					// Lower first, so that removing keys can fit.
-					if err := client.SetDelegationThreshold(t, args[1], newThreshold); err != nil {
-						return err
-					}
-				}
-				if len(removeKeys) > 0 {
-					// Key IDs as delegation list prints them: unique prefixes.
-					var ids, full []string
-					for _, d := range client.ListDelegations(t) {
-						if d.Name == args[1] {
-							ids = d.KeyIDs
-						}
-					}
-					for _, p := range removeKeys {
-						id, err := client.MatchKeyID(p, ids)
-						if err != nil {
-							return usageError{fmt.Errorf("--remove-key of %s: %w", args[1], err)}
-						}
-						full = append(full, id)
-					}
-					if err := client.RemoveDelegationKeys(t, args[1], full...); err != nil {
-						return err
-					}
-				}
-				if newThreshold > 0 {
-					return client.SetDelegationThreshold(t, args[1], newThreshold)
-				}
-				return nil
-			})
-		},
-	}
+			return "changed " + args[1], func(t *metadata.TargetsType) error { return editDelegation(t, args[1], keys, removeKeys, newThreshold) }, nil
+		})
 	edit.Flags().StringSliceVar(&addKeys, "add-key", nil, "public key file to add (repeatable)")
 	edit.Flags().StringSliceVar(&removeKeys, "remove-key", nil, "key ID (or a unique prefix of 8+ hex digits) to remove (repeatable)")
 	edit.Flags().IntVar(&newThreshold, "threshold", 0, "new threshold")
 
-	remove := &cobra.Command{
-		Use:   "remove GUN NAME",
-		Short: "Remove a delegation: its tags no longer resolve",
-		Args:  exactArgs(2),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			return a.edit(cmd, args[0], delegator, fmt.Sprintf("%s no longer delegates to %s", delegator, args[1]), func(t *metadata.TargetsType) error {
-				return client.RemoveDelegation(t, args[1])
-			})
-		},
-	}
-	list := &cobra.Command{
-		Use:   "list GUN",
-		Short: "List the delegations, in resolution order",
-		Args:  exactArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			c, err := a.client()
-			if err != nil {
-				return err
-			}
-			m, err := c.Role(cmd.Context(), args[0], delegator)
-			if err != nil {
-				return err
-			}
-			return a.printDelegations(cmd, c, args[0], delegator, client.ListDelegations(&m.Signed))
-		},
-	}
+	remove := a.editVerb("remove GUN NAME", "Remove a delegation: its tags no longer resolve", &delegator,
+		func(args []string) (string, func(*metadata.TargetsType) error, error) {
+			return fmt.Sprintf("%s no longer delegates to %s", delegator, args[1]), func(t *metadata.TargetsType) error { return tufedit.RemoveDelegation(t, args[1]) }, nil
+		})
+	list := a.listVerb("List the delegations, in resolution order", &delegator, tufedit.ListDelegations)
 	for _, c := range []*cobra.Command{add, edit, remove, list} {
 		c.Flags().StringVar(&delegator, "delegator", metadata.TARGETS, "the role that delegates")
 	}
@@ -231,13 +142,81 @@ func (a *app) delegationCmd() *cobra.Command {
 	return cmd
 }
 
-func currentThreshold(t *metadata.TargetsType, name string) int {
-	for _, d := range client.ListDelegations(t) {
-		if d.Name == name {
-			return d.Threshold
+// editDelegation is delegation edit's change to the delegation name of t:
+// it adds keys, lowers the threshold first when that lets the removal of
+// removeKeys (key IDs or unique prefixes, as delegation list prints them)
+// fit, removes them, then sets threshold (if > 0).
+func editDelegation(t *metadata.TargetsType, name string, keys []*metadata.Key, removeKeys []string, threshold int) error {
+	if len(keys) > 0 {
+		if err := tufedit.AddDelegationKeys(t, name, keys...); err != nil {
+			return err
 		}
 	}
-	return 0
+	if threshold > 0 && threshold < delegation(t, name).Threshold {
+		// Lower first, so that removing keys can fit.
+		if err := tufedit.SetDelegationThreshold(t, name, threshold); err != nil {
+			return err
+		}
+	}
+	if len(removeKeys) > 0 {
+		var full []string
+		for _, p := range removeKeys {
+			id, err := client.MatchKeyID(p, delegation(t, name).KeyIDs)
+			if err != nil {
+				return usageError{fmt.Errorf("--remove-key of %s: %w", name, err)}
+			}
+			full = append(full, id)
+		}
+		if err := tufedit.RemoveDelegationKeys(t, name, full...); err != nil {
+			return err
+		}
+	}
+	if threshold > 0 {
+		return tufedit.SetDelegationThreshold(t, name, threshold)
+	}
+	return nil
+}
+
+// delegation describes t's delegation name; zero if there is none.
+func delegation(t *metadata.TargetsType, name string) tufedit.DelegationInfo {
+	for _, d := range tufedit.ListDelegations(t) {
+		if d.Name == name {
+			return d
+		}
+	}
+	return tufedit.DelegationInfo{}
+}
+
+// editVerb is a command GUN NAME that edits the delegations *delegator
+// makes (delegation add, edit, remove; signer add, remove): change checks
+// the command line and returns what the edit does, in words, and the edit.
+func (a *app) editVerb(use, short string, delegator *string, change func(args []string) (string, func(*metadata.TargetsType) error, error)) *cobra.Command {
+	return &cobra.Command{
+		Use: use, Short: short, Args: exactArgs(2),
+		RunE: a.withClient(func(cmd *cobra.Command, args []string, c *client.Client) error {
+			what, fn, err := change(args)
+			if err != nil {
+				return err
+			}
+			return a.edit(cmd, c, args[0], *delegator, what, fn)
+		}),
+	}
+}
+
+// listVerb is a command GUN that lists the delegations of *delegator that
+// pick picks (delegation list, signer list), with the staged changes to
+// them.
+func (a *app) listVerb(short string, delegator *string, pick func(*metadata.TargetsType) []tufedit.DelegationInfo) *cobra.Command {
+	return &cobra.Command{
+		Use: "list GUN", Short: short, Args: exactArgs(1),
+		RunE: a.withClient(func(cmd *cobra.Command, args []string, c *client.Client) error {
+			m, err := c.Role(cmd.Context(), args[0], *delegator)
+			if err != nil {
+				return err
+			}
+			return a.printDelegations(cmd, c, args[0], *delegator, pick(&m.Signed))
+		}),
+	}
 }
 
 // delegationJSON is the JSON shape of one delegation.
@@ -284,7 +263,7 @@ func (a *app) pending(cmd *cobra.Command, c *client.Client, gun, delegator strin
 	return out, nil
 }
 
-func (a *app) printDelegations(cmd *cobra.Command, c *client.Client, gun, delegator string, ds []client.DelegationInfo) error {
+func (a *app) printDelegations(cmd *cobra.Command, c *client.Client, gun, delegator string, ds []tufedit.DelegationInfo) error {
 	pend, err := a.pending(cmd, c, gun, delegator)
 	if err != nil {
 		return err
@@ -316,50 +295,21 @@ func (a *app) printDelegations(cmd *cobra.Command, c *client.Client, gun, delega
 func (a *app) signerCmd() *cobra.Command {
 	cmd := &cobra.Command{Use: "signer", Short: "Manage who may sign tags (as docker trust signer did)"}
 	var keyFiles []string
-	add := &cobra.Command{
-		Use:   "add GUN NAME --key PUB…",
-		Short: "Let NAME sign any tag: the key goes into targets/releases and a role targets/NAME",
-		Args:  exactArgs(2),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			if len(keyFiles) == 0 {
-				return usageError{errors.New("signer add needs --key PUB")}
-			}
-			keys, err := readKeys(keyFiles)
+	targets := metadata.TARGETS // the signer roles are delegations of targets
+	add := a.editVerb("add GUN NAME --key PUB…", "Let NAME sign any tag: the key goes into targets/releases and a role targets/NAME", &targets,
+		func(args []string) (string, func(*metadata.TargetsType) error, error) {
+			keys, err := requiredKeys("signer add", keyFiles)
 			if err != nil {
-				return err
+				return "", nil, err
 			}
-			return a.edit(cmd, args[0], metadata.TARGETS, "added signer "+args[1], func(t *metadata.TargetsType) error {
-				return client.AddSigner(t, args[1], keys...)
-			})
-		},
-	}
+			return "added signer " + args[1], func(t *metadata.TargetsType) error { return tufedit.AddSigner(t, args[1], keys...) }, nil
+		})
 	add.Flags().StringSliceVar(&keyFiles, "key", nil, "public key file of the signer (repeatable)")
-	remove := &cobra.Command{
-		Use:   "remove GUN NAME",
-		Short: "Revoke a signer: their keys leave targets/releases and their role is removed",
-		Args:  exactArgs(2),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			return a.edit(cmd, args[0], metadata.TARGETS, "removed signer "+args[1], func(t *metadata.TargetsType) error {
-				return client.RemoveSigner(t, args[1])
-			})
-		},
-	}
-	list := &cobra.Command{
-		Use:   "list GUN",
-		Short: "List who may sign",
-		Args:  exactArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			c, err := a.client()
-			if err != nil {
-				return err
-			}
-			m, err := c.Role(cmd.Context(), args[0], metadata.TARGETS)
-			if err != nil {
-				return err
-			}
-			return a.printDelegations(cmd, c, args[0], metadata.TARGETS, client.ListSigners(&m.Signed))
-		},
-	}
+	remove := a.editVerb("remove GUN NAME", "Revoke a signer: their keys leave targets/releases and their role is removed", &targets,
+		func(args []string) (string, func(*metadata.TargetsType) error, error) {
+			return "removed signer " + args[1], func(t *metadata.TargetsType) error { return tufedit.RemoveSigner(t, args[1]) }, nil
+		})
+	list := a.listVerb("List who may sign", &targets, tufedit.ListSigners)
 	cmd.AddCommand(add, remove, list)
 	return cmd
 }
@@ -368,11 +318,7 @@ func (a *app) stagedCmd() *cobra.Command {
 	cmd := &cobra.Command{Use: "staged", Short: "Changes waiting for more signatures (k-of-n signing)"}
 	list := &cobra.Command{
 		Use: "list GUN", Short: "List staged changes", Args: exactArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			c, err := a.client()
-			if err != nil {
-				return err
-			}
+		RunE: a.withClient(func(cmd *cobra.Command, args []string, c *client.Client) error {
 			list, err := c.ListStaged(cmd.Context(), args[0])
 			if err != nil {
 				return err
@@ -413,34 +359,26 @@ func (a *app) stagedCmd() *cobra.Command {
 				}
 				tw.Flush()
 			})
-		},
+		}),
 	}
 	show := &cobra.Command{
 		Use: "show GUN ID", Short: "Show exactly what a staged change changes", Args: exactArgs(2),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			c, err := a.client()
-			if err != nil {
-				return err
-			}
+		RunE: a.withClient(func(cmd *cobra.Command, args []string, c *client.Client) error {
 			rv, err := c.ReviewStaged(cmd.Context(), args[0], args[1])
 			if err != nil {
 				return err
 			}
 			return a.printReview(rv)
-		},
+		}),
 	}
 	withdraw := &cobra.Command{
 		Use: "withdraw GUN ID", Short: "Withdraw a staged change", Args: exactArgs(2),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			c, err := a.client()
-			if err != nil {
-				return err
-			}
+		RunE: a.withClient(func(cmd *cobra.Command, args []string, c *client.Client) error {
 			if err := c.Withdraw(cmd.Context(), args[0], args[1]); err != nil {
 				return err
 			}
 			return a.print(map[string]string{"withdrawn": args[1]}, func(w io.Writer) { fmt.Fprintf(w, "withdrew %s\n", args[1]) })
-		},
+		}),
 	}
 	cmd.AddCommand(list, show, withdraw)
 	return cmd
@@ -497,11 +435,7 @@ func (a *app) approveCmd() *cobra.Command {
 		Use:   "approve GUN ID",
 		Short: "Review a staged change and, once confirmed (--yes), add this trust directory's signatures to it",
 		Args:  exactArgs(2),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			c, err := a.client()
-			if err != nil {
-				return err
-			}
+		RunE: a.withClient(func(cmd *cobra.Command, args []string, c *client.Client) error {
 			rv, err := c.ReviewStaged(cmd.Context(), args[0], args[1])
 			if err != nil {
 				return err
@@ -543,7 +477,7 @@ func (a *app) approveCmd() *cobra.Command {
 				return stagedError{args[0], st.ID}
 			}
 			return nil
-		},
+		}),
 	}
 }
 
@@ -573,24 +507,20 @@ func (a *app) repoCmd() *cobra.Command {
 		Use:   "shard GUN --bins N",
 		Short: "Spread a repository's tags over N hashed bins (TAP 15), so resolves and publishes stay small",
 		Args:  exactArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			return a.shard(cmd, args[0], bins)
-		},
+		RunE: a.withClient(func(cmd *cobra.Command, args []string, c *client.Client) error {
+			return a.shard(cmd, c, args[0], bins)
+		}),
 	}
 	shard.Flags().IntVar(&bins, "bins", 256, "number of bins, a power of two")
 	del := &cobra.Command{
 		Use:   "delete GUN",
 		Short: "Delete a repository's trust data on the server (all versions, its server keys) and its pin here; asks first (--yes)",
 		Args:  exactArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
+		RunE: a.withClient(func(cmd *cobra.Command, args []string, c *client.Client) error {
 			if err := client.ValidateGUN(args[0]); err != nil {
 				return usageError{err}
 			}
 			if err := a.confirm(fmt.Sprintf("deleting every version of the trust data of %s on %s: every client that pinned its root stops resolving it\n", args[0], a.server)); err != nil {
-				return err
-			}
-			c, err := a.client()
-			if err != nil {
 				return err
 			}
 			if err := c.DeleteRepository(cmd.Context(), args[0]); err != nil {
@@ -603,17 +533,13 @@ func (a *app) repoCmd() *cobra.Command {
 					fmt.Fprintf(w, "removed its pinned root from %s\n", a.trustDir)
 				}
 			})
-		},
+		}),
 	}
 	cmd.AddCommand(shard, del)
 	return cmd
 }
 
-func (a *app) shard(cmd *cobra.Command, gun string, bins int) error {
-	c, err := a.client()
-	if err != nil {
-		return err
-	}
+func (a *app) shard(cmd *cobra.Command, c *client.Client, gun string, bins int) error {
 	out, err := c.Shard(cmd.Context(), gun, bins)
 	if err != nil {
 		return err

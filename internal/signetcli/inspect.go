@@ -12,6 +12,7 @@ import (
 
 	"github.com/signetdev/signet/client"
 	"github.com/signetdev/signet/imageref"
+	"github.com/signetdev/signet/tufedit"
 )
 
 // inspectJSON is one repository as `signet inspect` shows it: the shape of
@@ -57,13 +58,9 @@ func (a *app) inspectCmd() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "inspect REF…",
 		Short: "Show signed tags, digests, signers and keys of repositories (as docker trust inspect did; JSON unless --pretty)",
-		RunE: func(cmd *cobra.Command, args []string) error {
+		RunE: a.withClient(func(cmd *cobra.Command, args []string, c *client.Client) error {
 			if len(args) == 0 {
 				return usageError{errors.New("inspect takes REF… (a repository, or a tag of one)")}
-			}
-			c, err := a.client()
-			if err != nil {
-				return err
 			}
 			var out []inspectJSON
 			for _, arg := range args {
@@ -84,7 +81,7 @@ func (a *app) inspectCmd() *cobra.Command {
 				printInspect(a.stdout, r)
 			}
 			return nil
-		},
+		}),
 	}
 	cmd.Flags().BoolVar(&pretty, "pretty", false, "print tables for people instead of JSON")
 	return cmd
@@ -113,7 +110,7 @@ func (a *app) inspect(cmd *cobra.Command, c *client.Client, gun, tag string) (*i
 	if targets == nil {
 		return nil, fmt.Errorf("inspect %s: no trusted targets metadata", gun)
 	}
-	for _, s := range client.ListSigners(&targets.Signed) {
+	for _, s := range tufedit.ListSigners(&targets.Signed) {
 		r.Signers = append(r.Signers, keysJSON{Name: s.Name, Threshold: s.Threshold, Keys: keyList(s.KeyIDs)})
 	}
 	for _, role := range []string{metadata.ROOT, metadata.TARGETS} {

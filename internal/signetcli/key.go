@@ -14,6 +14,7 @@ import (
 	"golang.org/x/term"
 
 	"github.com/signetdev/signet/client"
+	"github.com/signetdev/signet/tufedit"
 )
 
 // keyJSON is the JSON shape of a held key.
@@ -24,32 +25,70 @@ type keyJSON struct {
 	Repositories []client.KeyUse `json:"repositories"`
 }
 
-// heldKey resolves a KEYID argument (a full ID or a unique prefix of at
-// least 8 hex characters) among the held keys; a bad one is a usage error.
-func (a *app) heldKey(cmd *cobra.Command, arg string) (*client.Client, string, error) {
-	c, err := a.client()
+// readPublicKey reads a public key file (--key, --add-key, --timestamp-key
+// …): TUF key JSON, a PEM public key or an x509 certificate, of a
+// supported type and size, and never a private key (tufedit.ParsePublicKey).
+func readPublicKey(path string) (*metadata.Key, error) {
+	data, err := os.ReadFile(path)
 	if err != nil {
-		return nil, "", err
+		return nil, err
 	}
+	k, err := tufedit.ParsePublicKey(data)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	return k, nil
+}
+
+// readPublicKeys reads public key files (readPublicKey).
+func readPublicKeys(paths []string) ([]*metadata.Key, error) {
+	var keys []*metadata.Key
+	for _, p := range paths {
+		k, err := readPublicKey(p)
+		if err != nil {
+			return nil, err
+		}
+		keys = append(keys, k)
+	}
+	return keys, nil
+}
+
+// requiredKeys reads the --key files of verb, which needs at least one.
+func requiredKeys(verb string, paths []string) ([]*metadata.Key, error) {
+	if len(paths) == 0 {
+		return nil, usageError{fmt.Errorf("%s needs --key PUB (TUF key JSON, PEM or x509 certificate)", verb)}
+	}
+	return readPublicKeys(paths)
+}
+
+// heldKey resolves a KEYID argument (a full ID or a unique prefix of at
+// least 8 hex characters) among c's keys; a bad one is a usage error.
+func (a *app) heldKey(cmd *cobra.Command, c *client.Client, arg string) (string, error) {
 	id, err := c.HeldKeyID(cmd.Context(), arg)
 	if errors.Is(err, client.ErrAmbiguousKeyID) {
-		return nil, "", usageError{fmt.Errorf("%w (in %s)", err, a.trustDir)}
+		return "", usageError{fmt.Errorf("%w (in %s)", err, a.trustDir)}
 	}
-	return c, id, err
+	return id, err
 }
 
 // heldFileKey is heldKey for verbs that edit the key file itself (verb
 // names the command in the refusal).
-func (a *app) heldFileKey(cmd *cobra.Command, arg, verb string) (*client.Client, *client.FileKeyStore, string, error) {
-	c, id, err := a.heldKey(cmd, arg)
+func (a *app) heldFileKey(cmd *cobra.Command, c *client.Client, arg, verb string) (*client.FileKeyStore, string, error) {
+	id, err := a.heldKey(cmd, c, arg)
 	if err != nil {
-		return nil, nil, "", err
+		return nil, "", err
 	}
 	fs, ok := c.Keys().(*client.FileKeyStore)
 	if !ok {
-		return nil, nil, "", fmt.Errorf("%s works on the file key store only", verb)
+		return nil, "", fmt.Errorf("%s works on the file key store only", verb)
 	}
-	return c, fs, id, nil
+	return fs, id, nil
+}
+
+// printNewKey reports a key just generated or imported (done: "" or
+// "imported "): no repository names it yet.
+func (a *app) printNewKey(k *client.KeyInfo, done string) error {
+	return a.print(keyJSON{ID: k.ID, Role: k.Role, Public: k.Public, Repositories: []client.KeyUse{}}, func(w io.Writer) { fmt.Fprintf(w, "%s%s %s\n", done, k.ID, k.Role) })
 }
 
 func (a *app) keyCmd() *cobra.Command {
@@ -57,26 +96,18 @@ func (a *app) keyCmd() *cobra.Command {
 	var role string
 	gen := &cobra.Command{
 		Use: "generate", Short: "Generate a key (ed25519, encrypted PKCS#8)", Args: exactArgs(0),
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			c, err := a.client()
-			if err != nil {
-				return err
-			}
+		RunE: a.withClient(func(cmd *cobra.Command, _ []string, c *client.Client) error {
 			k, err := c.Keys().Generate(cmd.Context(), role)
 			if err != nil {
 				return err
 			}
-			return a.print(keyJSON{ID: k.ID, Role: role, Public: k.Public, Repositories: []client.KeyUse{}}, func(w io.Writer) { fmt.Fprintf(w, "%s %s\n", k.ID, role) })
-		},
+			return a.printNewKey(k, "")
+		}),
 	}
 	gen.Flags().StringVar(&role, "role", metadata.TARGETS, "role the key is for: root, targets or delegation")
 	list := &cobra.Command{
 		Use: "list", Short: "List held keys: ID, role, and the pinned repositories whose metadata name them", Args: exactArgs(0),
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			c, err := a.client()
-			if err != nil {
-				return err
-			}
+		RunE: a.withClient(func(cmd *cobra.Command, _ []string, c *client.Client) error {
 			keys, err := c.Keys().List(cmd.Context())
 			if err != nil {
 				return err
@@ -108,12 +139,12 @@ func (a *app) keyCmd() *cobra.Command {
 				}
 				tw.Flush()
 			})
-		},
+		}),
 	}
 	export := &cobra.Command{
 		Use: "export KEYID", Short: "Write a key (still encrypted) to standard output", Args: exactArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			c, id, err := a.heldKey(cmd, args[0])
+		RunE: a.withClient(func(cmd *cobra.Command, args []string, c *client.Client) error {
+			id, err := a.heldKey(cmd, c, args[0])
 			if err != nil {
 				return err
 			}
@@ -123,12 +154,12 @@ func (a *app) keyCmd() *cobra.Command {
 			}
 			_, err = a.stdout.Write(pem)
 			return err
-		},
+		}),
 	}
 	public := &cobra.Command{
 		Use: "public KEYID", Short: "Print a held key's public key (TUF key JSON), for signet signer add or delegation add", Args: exactArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			c, id, err := a.heldKey(cmd, args[0])
+		RunE: a.withClient(func(cmd *cobra.Command, args []string, c *client.Client) error {
+			id, err := a.heldKey(cmd, c, args[0])
 			if err != nil {
 				return err
 			}
@@ -147,17 +178,13 @@ func (a *app) keyCmd() *cobra.Command {
 				}
 			}
 			return fmt.Errorf("key %s keeps no public key in its file (written by an old signet): %w", id, client.ErrNoKey)
-		},
+		}),
 	}
 	var importRole string
 	imp := &cobra.Command{
 		Use: "import FILE", Aliases: []string{"load"} /* docker trust key load */, Short: "Import an encrypted PKCS#8 PEM key", Args: exactArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
+		RunE: a.withClient(func(cmd *cobra.Command, args []string, c *client.Client) error {
 			data, err := os.ReadFile(args[0])
-			if err != nil {
-				return err
-			}
-			c, err := a.client()
 			if err != nil {
 				return err
 			}
@@ -165,14 +192,14 @@ func (a *app) keyCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			return a.print(keyJSON{ID: k.ID, Role: importRole, Public: k.Public, Repositories: []client.KeyUse{}}, func(w io.Writer) { fmt.Fprintf(w, "imported %s %s\n", k.ID, importRole) })
-		},
+			return a.printNewKey(k, "imported ")
+		}),
 	}
 	imp.Flags().StringVar(&importRole, "role", metadata.TARGETS, "role the key is for")
 	remove := &cobra.Command{
 		Use: "remove KEYID", Short: "Delete a held key file (a key a pinned repository still names needs --yes)", Args: exactArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			c, fs, id, err := a.heldFileKey(cmd, args[0], "key remove")
+		RunE: a.withClient(func(cmd *cobra.Command, args []string, c *client.Client) error {
+			fs, id, err := a.heldFileKey(cmd, c, args[0], "key remove")
 			if err != nil {
 				return err
 			}
@@ -195,12 +222,12 @@ func (a *app) keyCmd() *cobra.Command {
 				return err
 			}
 			return a.print(map[string]string{"removed": id}, func(w io.Writer) { fmt.Fprintf(w, "removed key %s\n", id) })
-		},
+		}),
 	}
 	passwd := &cobra.Command{
 		Use: "passwd KEYID", Short: "Change a held key's passphrase (new one from SIGNET_NEW_PASSPHRASE or the terminal)", Args: exactArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			_, fs, id, err := a.heldFileKey(cmd, args[0], "key passwd")
+		RunE: a.withClient(func(cmd *cobra.Command, args []string, c *client.Client) error {
+			fs, id, err := a.heldFileKey(cmd, c, args[0], "key passwd")
 			if err != nil {
 				return err
 			}
@@ -212,7 +239,7 @@ func (a *app) keyCmd() *cobra.Command {
 				return err
 			}
 			return a.print(map[string]string{"changed": id}, func(w io.Writer) { fmt.Fprintf(w, "changed the passphrase of key %s\n", id) })
-		},
+		}),
 	}
 	cmd.AddCommand(gen, list, public, export, imp, remove, passwd, a.keyRotateCmd(), a.keyFetchCmd())
 	return cmd
@@ -256,7 +283,7 @@ func (a *app) keyRotateCmd() *cobra.Command {
 		Use:   "rotate GUN ROLE --root root.json [--out root.next.json]",
 		Short: "Rotate the targets key (here) or the server's timestamp or snapshot key, and write the next root to sign",
 		Args:  exactArgs(2),
-		RunE: func(cmd *cobra.Command, args []string) error {
+		RunE: a.withClient(func(cmd *cobra.Command, args []string, c *client.Client) error {
 			gun, role := args[0], args[1]
 			if role != metadata.TARGETS && role != metadata.TIMESTAMP && role != metadata.SNAPSHOT {
 				return usageError{fmt.Errorf("key rotate: ROLE is targets, timestamp or snapshot, not %q (root keys: signet root rotate; delegations: signet delegation edit)", role)}
@@ -265,10 +292,6 @@ func (a *app) keyRotateCmd() *cobra.Command {
 				return usageError{errors.New("--root root.json (the repository's current root) is required")}
 			}
 			data, err := os.ReadFile(rootFile)
-			if err != nil {
-				return err
-			}
-			c, err := a.client()
 			if err != nil {
 				return err
 			}
@@ -282,7 +305,7 @@ func (a *app) keyRotateCmd() *cobra.Command {
 			} else if k, err = c.RotateServerKey(cmd.Context(), gun, role); err != nil {
 				return err
 			}
-			next, err := c.RootNext(data, client.RootChange{Replace: map[string][]*metadata.Key{role: {k}}})
+			next, err := tufedit.NextRoot(data, tufedit.RootChange{Replace: map[string][]*metadata.Key{role: {k}}, Expires: c.Now().Add(client.RootLifetime)})
 			if err != nil {
 				return err
 			}
@@ -297,7 +320,7 @@ func (a *app) keyRotateCmd() *cobra.Command {
 					fmt.Fprintln(w, "publish it from this trust directory: it holds the new targets key, which re-signs targets in the same publish")
 				}
 			})
-		},
+		}),
 	}
 	cmd.Flags().StringVar(&rootFile, "root", "", "the repository's current root.json")
 	cmd.Flags().StringVar(&out, "out", "root.next.json", "where to write the next, unsigned root")

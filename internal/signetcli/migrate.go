@@ -63,7 +63,9 @@ certificate), the root pinned in the trust directory (--from-dir of a
 Exit status: 0 when every repository was migrated (or, with --dry-run,
 would be), 1 when any was refused or failed (the report says why), 2 for
 usage errors.`,
-		RunE: func(cmd *cobra.Command, args []string) error { return a.migrateNotary(cmd.Context(), f, args) },
+		RunE: a.withClient(func(cmd *cobra.Command, args []string, c *client.Client) error {
+			return a.migrateNotary(cmd.Context(), c, f, args)
+		}),
 	}
 	fl := cmd.Flags()
 	fl.StringVar(&f.from, "from", "", "notary-server URL (e.g. https://notary.docker.io)")
@@ -82,19 +84,18 @@ usage errors.`,
 	return cmd
 }
 
-func (a *app) migrateNotary(ctx context.Context, f migrateFlags, guns []string) error {
+func (a *app) migrateNotary(ctx context.Context, c *client.Client, f migrateFlags, guns []string) error {
 	if (f.from == "") == (f.fromDir == "") {
 		return usageError{errors.New("give exactly one of --from URL or --from-dir DIR")}
 	}
 	if f.all == (len(guns) > 0) {
 		return usageError{errors.New("give GUNs or --all")}
 	}
-	c, err := a.client()
-	if err != nil {
-		return err
-	}
-	var src notary.Source
-	var trustDir *notary.TrustDir
+	var (
+		err      error
+		src      notary.Source
+		trustDir *notary.TrustDir
+	)
 	switch {
 	case f.from != "":
 		// One token per GUN (the client's token code, as for signet-server).

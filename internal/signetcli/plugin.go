@@ -136,7 +136,7 @@ refused with the reason, and nothing is pulled.`,
 		Use:   "push REF",
 		Short: "Push a tag through the engine, then sign the digest the registry stored (what DOCKER_CONTENT_TRUST=1 docker push did)",
 		Args:  exactArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
+		RunE: a.withClient(func(cmd *cobra.Command, args []string, c *client.Client) error {
 			gun, tag, err := parseRef(args[0])
 			if err != nil {
 				return err
@@ -150,16 +150,12 @@ refused with the reason, and nothing is pulled.`,
 			}
 			fmt.Fprintf(a.stderr, "pushed %s as %s (%d bytes); signing…\n", args[0], d, size)
 			changes := []client.Change{{Tag: tag, Digest: d, Size: size}}
-			c, err := a.client()
-			if err != nil {
-				return err
-			}
 			out, err := c.PublishAs(cmd.Context(), gun, role, changes)
 			if err != nil {
 				return fmt.Errorf("pushed %s@%s, but signing failed: %w", gun, d, err)
 			}
-			return a.printOutcome(cmd, c, gun, out, changes)
-		},
+			return a.printOutcome(gun, out, changes)
+		}),
 	}
 	push.Flags().StringVar(&role, "role", "", "sign into this role (targets or a delegation); default: picked as signet sign does")
 	return []*cobra.Command{pull, push}
@@ -186,15 +182,7 @@ func (a *app) decide(cmd *cobra.Command, ref, file string) (name, tag string, d 
 		}
 		return t.GUN, t.Tag, t.Digest, t.Role, nil
 	}
-	f, err := policy.Load(file)
-	if err != nil {
-		return "", "", "", "", err
-	}
-	var opts []policy.Option
-	if cmd.Flags().Changed("trust-dir") || a.getenv("SIGNET_TRUST_DIR") != "" {
-		opts = append(opts, policy.WithTrustDir(a.trustDir))
-	}
-	p, err := policy.New(f, opts...)
+	p, err := a.loadPolicy(cmd, file)
 	if err != nil {
 		return "", "", "", "", err
 	}

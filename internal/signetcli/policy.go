@@ -34,15 +34,7 @@ replaces trust_dir, to try a policy away from the node.`,
 			return nil
 		},
 		RunE: func(cmd *cobra.Command, args []string) error {
-			f, err := policy.Load(args[0])
-			if err != nil {
-				return err
-			}
-			var opts []policy.Option
-			if cmd.Flags().Changed("trust-dir") || a.getenv("SIGNET_TRUST_DIR") != "" {
-				opts = append(opts, policy.WithTrustDir(a.trustDir))
-			}
-			p, err := policy.New(f, opts...)
+			p, err := a.loadPolicy(cmd, args[0])
 			if err != nil {
 				return err
 			}
@@ -82,6 +74,21 @@ replaces trust_dir, to try a policy away from the node.`,
 	check.Flags().StringVar(&namespace, "namespace", "", "the Kubernetes namespace of the pull (as the admission webhook passes it)")
 	cmd.AddCommand(check)
 	return cmd
+}
+
+// loadPolicy loads the pull policy in file, with its own server, TLS and
+// trust directory; a --trust-dir (or SIGNET_TRUST_DIR) given replaces the
+// policy's.
+func (a *app) loadPolicy(cmd *cobra.Command, file string) (*policy.Policy, error) {
+	f, err := policy.Load(file)
+	if err != nil {
+		return nil, err
+	}
+	var opts []policy.Option
+	if cmd.Flags().Changed("trust-dir") || a.getenv("SIGNET_TRUST_DIR") != "" {
+		opts = append(opts, policy.WithTrustDir(a.trustDir))
+	}
+	return policy.New(f, opts...)
 }
 
 func printDecision(w io.Writer, d policy.Decision) {

@@ -13,19 +13,8 @@ import (
 	"github.com/theupdateframework/go-tuf/v2/metadata"
 
 	"github.com/signetdev/signet/client"
+	"github.com/signetdev/signet/tufedit"
 )
-
-func readKeyFile(path string) (*metadata.Key, error) {
-	data, err := os.ReadFile(path)
-	if err != nil {
-		return nil, err
-	}
-	var k metadata.Key
-	if err := json.Unmarshal(data, &k); err != nil {
-		return nil, fmt.Errorf("%s is not TUF key JSON: %w", path, err)
-	}
-	return &k, nil
-}
 
 // rootCmd is the offline root ceremony (issue 5). Only `publish` needs the
 // network.
@@ -42,26 +31,19 @@ func (a *app) rootCmd() *cobra.Command {
 			if tsFile == "" || snapFile == "" || out == "" {
 				return usageError{errors.New("--timestamp-key FILE and --snapshot-key FILE (from `signet key fetch GUN timestamp|snapshot`) and --out FILE are required")}
 			}
-			plan := client.RootPlan{Keys: keys, Threshold: threshold, TargetsThreshold: targetsThreshold}
+			plan := tufedit.RootPlan{Keys: keys, Threshold: threshold, TargetsThreshold: targetsThreshold}
 			var err error
-			if plan.Timestamp, err = readKeyFile(tsFile); err != nil {
+			if plan.Timestamp, err = readPublicKey(tsFile); err != nil {
 				return err
 			}
-			if plan.Snapshot, err = readKeyFile(snapFile); err != nil {
+			if plan.Snapshot, err = readPublicKey(snapFile); err != nil {
 				return err
 			}
-			for _, f := range targetsFiles {
-				k, err := readKeyFile(f)
-				if err != nil {
-					return err
-				}
-				plan.TargetsKeys = append(plan.TargetsKeys, k)
-			}
-			c, err := a.client()
-			if err != nil {
+			if plan.TargetsKeys, err = readPublicKeys(targetsFiles); err != nil {
 				return err
 			}
-			root, err := c.RootInit(cmd.Context(), plan)
+			plan.Expires = a.clock().Add(client.RootLifetime)
+			root, err := tufedit.NewRoot(cmd.Context(), plan, client.KeyGen(a.keyStore()))
 			if err != nil {
 				return err
 			}
@@ -77,7 +59,7 @@ func (a *app) rootCmd() *cobra.Command {
 	initCmd.Flags().IntVar(&threshold, "threshold", 2, "root signatures required (K)")
 	initCmd.Flags().StringVar(&tsFile, "timestamp-key", "", "the server's timestamp key (signet key fetch GUN timestamp)")
 	initCmd.Flags().StringVar(&snapFile, "snapshot-key", "", "the server's snapshot key (signet key fetch GUN snapshot); required: the server makes snapshots")
-	initCmd.Flags().StringArrayVar(&targetsFiles, "targets-key", nil, "targets public key file (TUF JSON); default: make one here")
+	initCmd.Flags().StringArrayVar(&targetsFiles, "targets-key", nil, "targets public key file (TUF key JSON, PEM or x509 certificate); default: make one here")
 	initCmd.Flags().IntVar(&targetsThreshold, "targets-threshold", 1, "targets signatures required; above 1, tag changes are staged until enough holders approve")
 	initCmd.Flags().StringVar(&out, "out", "root.json", "where to write the unsigned root")
 
@@ -100,21 +82,14 @@ func (a *app) rootCmd() *cobra.Command {
 				}
 				prev = append(prev, p)
 			}
-			if err := client.CheckRootKeyFile(data, keyFile, prev...); err != nil {
-				return err
-			}
-			pass, err := a.passphrase(metadata.ROOT, keyFile)
-			if err != nil {
-				return err
-			}
-			signed, err := client.RootSign(data, keyFile, pass, prev...)
+			signed, err := a.signRoot(data, keyFile, prev...)
 			if err != nil {
 				return err
 			}
 			if err := os.WriteFile(args[0], signed, 0o644); err != nil {
 				return err
 			}
-			rep, err := client.RootVerify(signed, nil)
+			rep, err := tufedit.VerifyRoot(signed, nil)
 			if err != nil {
 				return err
 			}
@@ -146,7 +121,7 @@ func (a *app) rootCmd() *cobra.Command {
 					return err
 				}
 			}
-			rep, err := client.RootVerify(data, prev)
+			rep, err := tufedit.VerifyRoot(data, prev)
 			if err != nil {
 				return err
 			}
@@ -182,22 +157,14 @@ func (a *app) rootCmd() *cobra.Command {
 				if err != nil {
 					return err
 				}
-				ch := client.RootChange{Expires: time.Now().Add(expires)}
+				ch := tufedit.RootChange{Expires: a.clock().Add(expires)}
 				if rotate {
 					ch.RemoveKeys, ch.Threshold = removeKeys, newThreshold
-					for _, f := range addKeys {
-						k, err := readKeyFile(f)
-						if err != nil {
-							return err
-						}
-						ch.AddKeys = append(ch.AddKeys, k)
+					if ch.AddKeys, err = readPublicKeys(addKeys); err != nil {
+						return err
 					}
 				}
-				cl, err := a.client()
-				if err != nil {
-					return err
-				}
-				n, err := cl.RootNext(data, ch)
+				n, err := tufedit.NextRoot(data, ch)
 				if err != nil {
 					return err
 				}
@@ -212,7 +179,7 @@ func (a *app) rootCmd() *cobra.Command {
 		c.Flags().StringVar(&out, "out", "root.next.json", "where to write the next root")
 		c.Flags().DurationVar(&expires, "expires", client.RootLifetime, "lifetime of the next root")
 		if rotate {
-			c.Flags().StringArrayVar(&addKeys, "add-key", nil, "public root key file (TUF JSON) to add")
+			c.Flags().StringArrayVar(&addKeys, "add-key", nil, "public root key file (TUF key JSON, PEM or x509 certificate) to add")
 			c.Flags().StringArrayVar(&removeKeys, "remove-key", nil, "root key ID to remove")
 			c.Flags().IntVar(&newThreshold, "threshold", 0, "new root threshold (default: unchanged)")
 		}
@@ -221,12 +188,8 @@ func (a *app) rootCmd() *cobra.Command {
 
 	publish := &cobra.Command{
 		Use: "publish GUN root.json", Args: exactArgs(2), Short: "Upload a signed root (no root private key needed here)",
-		RunE: func(cmd *cobra.Command, args []string) error {
+		RunE: a.withClient(func(cmd *cobra.Command, args []string, c *client.Client) error {
 			data, err := os.ReadFile(args[1])
-			if err != nil {
-				return err
-			}
-			c, err := a.client()
 			if err != nil {
 				return err
 			}
@@ -236,11 +199,39 @@ func (a *app) rootCmd() *cobra.Command {
 			return a.print(map[string]any{"gun": args[0], "published": metadata.ROOT}, func(w io.Writer) {
 				fmt.Fprintf(w, "published the root of %s\n", args[0])
 			})
-		},
+		}),
 	}
 	cmd.AddCommand(initCmd, sign, verify, next("rotate root.json", "Make the next root version with keys added or removed, or a new threshold", true),
 		next("resign root.json", "Make the next root version with a new expiry", false), publish)
 	return cmd
+}
+
+// signRoot adds the signature of the root key in keyFile to root (which
+// replaces previous). A key file whose header names a key that is no root
+// key is refused before its passphrase is asked for.
+func (a *app) signRoot(root []byte, keyFile string, previous ...[]byte) ([]byte, error) {
+	pub, err := client.KeyFilePublic(keyFile)
+	if err != nil {
+		return nil, err
+	}
+	if pub != nil {
+		if _, err := tufedit.CheckRootKey(root, pub, previous...); err != nil {
+			return nil, fmt.Errorf("%s: %w", keyFile, err)
+		}
+	}
+	pass, err := a.passphrase(metadata.ROOT, keyFile)
+	if err != nil {
+		return nil, err
+	}
+	s, err := client.OpenKeyFile(keyFile, pass)
+	if err != nil {
+		return nil, err
+	}
+	signed, err := tufedit.SignRoot(root, s, previous...)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", keyFile, err)
+	}
+	return signed, nil
 }
 
 // keyFetchCmd writes a server key to a file for the ceremony machine.
@@ -248,11 +239,7 @@ func (a *app) keyFetchCmd() *cobra.Command {
 	var out string
 	cmd := &cobra.Command{
 		Use: "fetch GUN ROLE --out FILE", Args: exactArgs(2), Short: "Write the server's timestamp or snapshot public key to a file",
-		RunE: func(cmd *cobra.Command, args []string) error {
-			c, err := a.client()
-			if err != nil {
-				return err
-			}
+		RunE: a.withClient(func(cmd *cobra.Command, args []string, c *client.Client) error {
 			k, err := c.ServerKey(cmd.Context(), args[0], args[1])
 			if err != nil {
 				return err
@@ -271,7 +258,7 @@ func (a *app) keyFetchCmd() *cobra.Command {
 			return a.print(map[string]string{"gun": args[0], "role": args[1], "keyid": id, "file": out}, func(w io.Writer) {
 				fmt.Fprintf(w, "wrote the %s key %s of %s to %s\n", args[1], id, args[0], out)
 			})
-		},
+		}),
 	}
 	cmd.Flags().StringVar(&out, "out", "", "file to write (default ROLE.key.json)")
 	return cmd
@@ -287,11 +274,7 @@ count staged changes.
 When a role has expired, resolves of the repository fail (exit 4); status
 still shows every role, marks the expired ones EXPIRED, says how to recover
 and exits 4.`,
-		RunE: func(cmd *cobra.Command, args []string) error {
-			c, err := a.client()
-			if err != nil {
-				return err
-			}
+		RunE: a.withClient(func(cmd *cobra.Command, args []string, c *client.Client) error {
 			st, stErr := c.Status(cmd.Context(), args[0])
 			if st == nil {
 				return stErr
@@ -324,7 +307,7 @@ and exits 4.`,
 				return err
 			}
 			return stErr
-		},
+		}),
 	}
 }
 
@@ -336,5 +319,5 @@ func recovery(gun, role string) string {
 	case metadata.TIMESTAMP, metadata.SNAPSHOT:
 		return "signet-server re-signs it; check that the server and its signer are up"
 	}
-	return "its key holders must publish a new version of it (a signed change, e.g. signet sign)"
+	return "its key holders must publish a new version of it: signet resign " + gun + " " + role
 }

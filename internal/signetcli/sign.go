@@ -15,6 +15,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 	"github.com/opencontainers/go-digest"
 	"github.com/spf13/cobra"
+	"github.com/theupdateframework/go-tuf/v2/metadata"
 
 	"github.com/signetdev/signet/client"
 )
@@ -42,15 +43,7 @@ change is staged on the server for the other key holders: signet approve.`,
 			if err != nil {
 				return err
 			}
-			c, err := a.client()
-			if err != nil {
-				return err
-			}
-			out, err := c.PublishAs(cmd.Context(), gun, role, changes)
-			if err != nil {
-				return err
-			}
-			return a.printOutcome(cmd, c, gun, out, changes)
+			return a.publish(cmd, gun, role, changes)
 		},
 	}
 	cmd.Flags().StringVar(&dgst, "digest", "", "manifest digest (sha256:…) to sign without asking the registry (one REF)")
@@ -58,6 +51,56 @@ change is staged on the server for the other key holders: signet approve.`,
 	cmd.Flags().StringVar(&role, "role", "", "sign into this role (targets or a delegation); default: picked per tag")
 	cmd.Flags().StringVar(&from, "from", "", `file of "REF DIGEST SIZE" lines to sign in one publish ("-": standard input)`)
 	return cmd
+}
+
+// publish applies changes to role ("": picked per tag) of gun in one
+// publish and reports the outcome (sign, unsign).
+func (a *app) publish(cmd *cobra.Command, gun, role string, changes []client.Change) error {
+	c, err := a.client()
+	if err != nil {
+		return err
+	}
+	out, err := c.PublishAs(cmd.Context(), gun, role, changes)
+	if err != nil {
+		return err
+	}
+	return a.printOutcome(gun, out, changes)
+}
+
+func (a *app) resignCmd() *cobra.Command {
+	return &cobra.Command{
+		Use:   "resign GUN [ROLE…]",
+		Args:  minArgs(1),
+		Short: "Re-sign roles (default: targets) with a new expiry, their tags unchanged; how an expired role is renewed",
+		Long: `Publish the next version of each ROLE (targets, the default, or delegated
+roles such as targets/releases), unchanged but for a new expiry, signed by
+the keys this trust directory holds (staged for the other key holders when
+the role needs more signatures: signet approve).
+
+This is how a role that has expired is renewed: while it is expired,
+resolves of the repository fail (exit 4). Its current version is verified
+in every respect but its expiry before it is re-signed. Any sign or unsign
+into a role re-signs it as well. Root is renewed in the offline ceremony
+(signet root resign); timestamp and snapshot by signet-server itself.`,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			gun, roles := args[0], args[1:]
+			if err := client.ValidateGUN(gun); err != nil {
+				return usageError{err}
+			}
+			if len(roles) == 0 {
+				roles = []string{metadata.TARGETS}
+			}
+			c, err := a.client()
+			if err != nil {
+				return err
+			}
+			out, err := c.Renew(cmd.Context(), gun, roles)
+			if err != nil {
+				return err
+			}
+			return a.printOutcome(gun, out, nil)
+		},
+	}
 }
 
 // signChanges collects the tags to sign; all must be of one repository.
@@ -191,6 +234,8 @@ type outcomeJSON struct {
 	NotInEffect []string `json:"not_in_effect,omitempty"`
 	// Unresolved: tags that stopped resolving with this change.
 	Unresolved []string `json:"unresolved,omitempty"`
+	// Expired: roles that have expired and that the change did not re-sign.
+	Expired []string `json:"expired,omitempty"`
 }
 
 // stagedError ends a command whose change is staged, not in effect: exit
@@ -215,10 +260,11 @@ func waiting(st *client.StagedChange) string {
 
 // printOutcome reports a publish: which roles signed, and whether it was
 // published or staged for more signatures (then it returns stagedError).
-// For signed tags it checks that they resolve to what was signed and warns
-// when an earlier role shadows the signature.
-func (a *app) printOutcome(cmd *cobra.Command, c *client.Client, gun string, out *client.Outcome, changes []client.Change) error {
-	res := outcomeJSON{GUN: gun, Roles: out.Roles, Published: out.Published, Staged: out.Staged}
+// It warns about signed tags that resolves find elsewhere (an earlier role
+// shadows the signature) and roles left expired, as the client predicted
+// them from the state it published.
+func (a *app) printOutcome(gun string, out *client.Outcome, changes []client.Change) error {
+	res := outcomeJSON{GUN: gun, Roles: out.Roles, Published: out.Published, Staged: out.Staged, Expired: out.Expired}
 	for _, ch := range changes {
 		j := changeJSON{Tag: ch.Tag, Remove: ch.Remove}
 		if !ch.Remove {
@@ -226,11 +272,11 @@ func (a *app) printOutcome(cmd *cobra.Command, c *client.Client, gun string, out
 		}
 		res.Changes = append(res.Changes, j)
 	}
-	var shadowed []string
+	var notInEffect []string
 	if out.Staged == nil {
-		shadowed = a.shadowed(cmd, c, gun, changes)
-		for _, sh := range shadowed {
-			res.NotInEffect = append(res.NotInEffect, strings.Fields(sh)[0])
+		notInEffect = shadowed(out)
+		for _, t := range out.Shadowed {
+			res.NotInEffect = append(res.NotInEffect, t.Tag)
 		}
 	}
 	if err := a.print(res, func(w io.Writer) {
@@ -250,8 +296,11 @@ func (a *app) printOutcome(cmd *cobra.Command, c *client.Client, gun string, out
 	}); err != nil {
 		return err
 	}
-	for _, sh := range shadowed {
+	for _, sh := range notInEffect {
 		fmt.Fprintf(a.stderr, "warning: %s\n", sh)
+	}
+	for _, role := range out.Expired {
+		fmt.Fprintf(a.stderr, "warning: %s has expired and this change does not re-sign it: resolves through it fail until its key holders run: signet resign %s %s\n", role, gun, role)
 	}
 	if out.Staged != nil {
 		return stagedError{gun, out.Staged.ID}
@@ -259,30 +308,19 @@ func (a *app) printOutcome(cmd *cobra.Command, c *client.Client, gun string, out
 	return nil
 }
 
-// maxShadowChecks bounds the resolves printOutcome makes after a publish.
-const maxShadowChecks = 100
-
-// shadowed resolves each signed tag after a publish and describes those
-// that resolve to another digest than the one just signed (a role earlier
-// in resolution order lists them, so the new signature does not count).
-func (a *app) shadowed(cmd *cobra.Command, c *client.Client, gun string, changes []client.Change) []string {
-	var out []string
-	for i, ch := range changes {
-		if ch.Remove {
+// shadowed describes the signed tags that a resolve finds elsewhere after
+// the publish (an earlier role in resolution order lists them, so the new
+// signature does not take effect).
+func shadowed(out *client.Outcome) []string {
+	var msgs []string
+	for _, t := range out.Shadowed {
+		if t.Role == "" {
+			msgs = append(msgs, fmt.Sprintf("%s: signed, but no role a resolve visits lists it, so it does not resolve", t.Tag))
 			continue
 		}
-		if i >= maxShadowChecks {
-			break
-		}
-		t, err := c.Resolve(cmd.Context(), gun+":"+ch.Tag)
-		switch {
-		case err != nil:
-			out = append(out, fmt.Sprintf("%s: signed, but it does not resolve: %v", ch.Tag, err))
-		case t.Digest != ch.Digest:
-			out = append(out, fmt.Sprintf("%s: the signature does not take effect: %s, earlier in resolution order, lists it as %s, and resolves return that (unsign it there, or sign with --role %s)", ch.Tag, t.Role, t.Digest, t.Role))
-		}
+		msgs = append(msgs, fmt.Sprintf("%s: the signature does not take effect: %s, earlier in resolution order, lists it as %s, and resolves return that (unsign it there, or sign with --role %s)", t.Tag, t.Role, t.Digest, t.Role))
 	}
-	return out
+	return msgs
 }
 
 func (a *app) unsignCmd() *cobra.Command {
@@ -304,15 +342,7 @@ func (a *app) unsignCmd() *cobra.Command {
 				}
 				changes = append(changes, client.Change{Tag: tag, Remove: true})
 			}
-			c, err := a.client()
-			if err != nil {
-				return err
-			}
-			out, err := c.PublishAs(cmd.Context(), gun, role, changes)
-			if err != nil {
-				return err
-			}
-			return a.printOutcome(cmd, c, gun, out, changes)
+			return a.publish(cmd, gun, role, changes)
 		},
 	}
 	cmd.Flags().StringVar(&role, "role", "", "remove from this role; default: the role that lists each tag")

@@ -4,6 +4,9 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/signetdev/signet/client"
+	"github.com/signetdev/signet/internal/testserver"
 )
 
 // TestStatusShowsExpiredRoles: with roles expired, resolves fail (exit 4);
@@ -50,5 +53,49 @@ func TestStatusShowsExpiredRoles(t *testing.T) {
 	// Now: nothing expired, no EXPIRED rows, exit 0.
 	if code, out, e := dev.run("status", gun); code != exitOK || strings.Contains(out, "EXPIRED") {
 		t.Fatalf("status now: %d %q %s", code, out, e)
+	}
+}
+
+// TestResignExpiredTargets: when targets has expired, resolve and status
+// say to run `signet resign`; resign renews it (verified in every respect
+// but its expiry) and the repository resolves again. Root, timestamp and
+// snapshot are refused with who renews them; bad arguments are usage
+// errors.
+func TestResignExpiredTargets(t *testing.T) {
+	t.Parallel()
+	srv := testserver.Start(t)
+	gun := "registry.example.com/team/resign"
+	dev := &cli{t: t, server: srv.URL, trustDir: t.TempDir()}
+	if code, _, e := dev.run("init", gun); code != exitOK {
+		t.Fatal(e)
+	}
+	if code, _, e := dev.run("sign", gun+":1.0", "--digest", digest1, "--size", "1"); code != exitOK {
+		t.Fatal(e)
+	}
+	skew := client.TargetsLifetime + 24*time.Hour
+	srv.SetClockSkew(skew)
+	later := &cli{t: t, server: srv.URL, trustDir: dev.trustDir, now: func() time.Time { return time.Now().Add(skew) }}
+	if code, _, e := later.run("resolve", gun+":1.0"); code != exitTrust || !strings.Contains(e, "signet resign "+gun+" targets") {
+		t.Fatalf("resolve with targets expired: exit %d: %s", code, e)
+	}
+	if code, out, _ := later.run("status", gun); code != exitTrust || !strings.Contains(out, "signet resign "+gun+" targets") {
+		t.Fatalf("status: exit %d: %s", code, out)
+	}
+	if code, out, e := later.run("resign", gun); code != exitOK || !strings.Contains(out, "published as targets") {
+		t.Fatalf("resign: exit %d: %s %s", code, out, e)
+	}
+	if code, out, e := later.run("resolve", gun+":1.0"); code != exitOK || !strings.Contains(out, digest1) {
+		t.Fatalf("resolve after resign: exit %d: %s %s", code, out, e)
+	}
+	if code, out, e := later.run("status", gun); code != exitOK || strings.Contains(out, "EXPIRED") {
+		t.Fatalf("status after resign: exit %d: %s %s", code, out, e)
+	}
+	if code, _, e := later.run("resign", gun, "timestamp"); code != exitError || !strings.Contains(e, "the server") {
+		t.Fatalf("resign timestamp: exit %d: %s", code, e)
+	}
+	for _, args := range [][]string{{"resign"}, {"resign", "not a gun"}} {
+		if code, _, e := later.run(args...); code != exitUsage {
+			t.Fatalf("%v: exit %d, want usage (2): %s", args, code, e)
+		}
 	}
 }

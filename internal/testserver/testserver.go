@@ -23,6 +23,7 @@ import (
 	"github.com/signetdev/signet/server/store/memstore"
 	"github.com/signetdev/signet/server/tufrepo"
 	"github.com/signetdev/signet/signer/keystore"
+	"github.com/signetdev/signet/tufedit"
 )
 
 // Server is a running signet-server.
@@ -173,7 +174,7 @@ func (r *Repo) Delegate(role string, paths ...string) {
 		paths = []string{"*"}
 	}
 	if _, err := r.Dev.EditDelegations(ctx, r.GUN, metadata.TARGETS, func(tt *metadata.TargetsType) error {
-		return client.AddDelegation(tt, client.DelegationSpec{Name: role, Keys: []*metadata.Key{k.Public}, Threshold: 1, Paths: paths})
+		return tufedit.AddDelegation(tt, tufedit.DelegationSpec{Name: role, Keys: []*metadata.Key{k.Public}, Threshold: 1, Paths: paths})
 	}); err != nil {
 		r.t.Fatalf("delegate %s in %s: %v", role, r.GUN, err)
 	}

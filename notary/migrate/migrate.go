@@ -31,6 +31,7 @@ import (
 
 	"github.com/signetdev/signet/client"
 	"github.com/signetdev/signet/notary"
+	"github.com/signetdev/signet/tufedit"
 )
 
 // Outcomes of a row.
@@ -190,7 +191,7 @@ type plan struct {
 
 type spec struct {
 	delegator string
-	client.DelegationSpec
+	tufedit.DelegationSpec
 	keyIDs []string
 }
 
@@ -230,11 +231,11 @@ func (m *Migrator) plan(repo *notary.Repository, rep *GUNReport) (*plan, error) 
 	// Docker's client read targets/releases first, then targets; other
 	// roles (only notary lookup read them) follow in Notary's walk.
 	order := []*notary.Role{}
-	if r := repo.Role(client.ReleasesRole); r != nil {
+	if r := repo.Role(tufedit.ReleasesRole); r != nil {
 		order = append(order, r)
 	}
 	for _, r := range repo.Roles {
-		if r.Name != client.ReleasesRole {
+		if r.Name != tufedit.ReleasesRole {
 			order = append(order, r)
 		}
 	}
@@ -329,7 +330,7 @@ func mapDelegation(r *notary.Role) (*spec, string, error) {
 	if slices.Contains(paths, "*") {
 		paths = []string{"*"}
 	}
-	sp := &spec{delegator: r.Delegator, DelegationSpec: client.DelegationSpec{Name: r.Name, Paths: paths, Threshold: r.Threshold}}
+	sp := &spec{delegator: r.Delegator, DelegationSpec: tufedit.DelegationSpec{Name: r.Name, Paths: paths, Threshold: r.Threshold}}
 	seen := map[string]bool{}
 	for _, id := range r.KeyIDs {
 		k, err := tufKey(r.Keys[id])

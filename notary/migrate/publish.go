@@ -15,6 +15,7 @@ import (
 
 	"github.com/signetdev/signet/client"
 	"github.com/signetdev/signet/notary"
+	"github.com/signetdev/signet/tufedit"
 )
 
 // state is the Signet repository as it is before the migration.
@@ -295,7 +296,7 @@ func changeSet(g group, adds map[string][]client.Change, withSpecs bool) client.
 		for _, sp := range g.specs {
 			ds := sp.DelegationSpec
 			cs.Delegations = append(cs.Delegations, client.DelegationEdit{Delegator: sp.delegator, Edit: func(t *metadata.TargetsType) error {
-				return client.AddDelegation(t, ds)
+				return tufedit.AddDelegation(t, ds)
 			}})
 		}
 	}
@@ -392,7 +393,7 @@ func (m *Migrator) undo(ctx context.Context, gun string, g group, published []ma
 			continue // goes with its delegator
 		}
 		cs.Delegations = append(cs.Delegations, client.DelegationEdit{Delegator: sp.delegator, Edit: func(t *metadata.TargetsType) error {
-			return client.RemoveDelegation(t, name)
+			return tufedit.RemoveDelegation(t, name)
 		}})
 	}
 	for _, batch := range published {
@@ -487,7 +488,7 @@ func (m *Migrator) create(ctx context.Context, gun string, repo *notary.Reposito
 	if err != nil {
 		return nil, 0, err
 	}
-	plan := client.RootPlan{Keys: 1, Threshold: 1, Timestamp: ts, Snapshot: snap}
+	plan := tufedit.RootPlan{Keys: 1, Threshold: 1, Timestamp: ts, Snapshot: snap, Expires: c.Now().Add(client.RootLifetime)}
 	tr := repo.Roles[0]
 	var notaryKeys []*metadata.Key
 	heldN := 0
@@ -511,7 +512,7 @@ func (m *Migrator) create(ctx context.Context, gun string, repo *notary.Reposito
 	} else {
 		rep.Notes = append(rep.Notes, fmt.Sprintf("this trust directory holds %d of the %d Notary targets key(s) of %s that must sign: a new Signet targets key was generated", heldN, tr.Threshold, gun))
 	}
-	unsigned, err := c.RootInit(ctx, plan)
+	unsigned, err := tufedit.NewRoot(ctx, plan, client.KeyGen(c.Keys()))
 	if err != nil {
 		return nil, 0, err
 	}

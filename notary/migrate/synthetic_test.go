@@ -21,6 +21,7 @@ import (
 	"github.com/signetdev/signet/server"
 	"github.com/signetdev/signet/server/store/memstore"
 	"github.com/signetdev/signet/signer/keystore"
+	"github.com/signetdev/signet/tufedit"
 )
 
 var tsExpiry = time.Date(2026, 12, 6, 11, 0, 0, 0, time.UTC)
@@ -103,14 +104,14 @@ func TestMirrorDelegations(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if qa := client.ListDelegations(&rel.Signed); len(qa) != 1 || qa[0].Name != "targets/releases/qa" || qa[0].Paths[0] != "qa-*" {
+	if qa := tufedit.ListDelegations(&rel.Signed); len(qa) != 1 || qa[0].Name != "targets/releases/qa" || qa[0].Paths[0] != "qa-*" {
 		t.Fatalf("nested delegation: %+v", qa)
 	}
 	ds, err := eng.Role(ctx, gun, "targets")
 	if err != nil {
 		t.Fatal(err)
 	}
-	got := client.ListDelegations(&ds.Signed)
+	got := tufedit.ListDelegations(&ds.Signed)
 	// targets/bob lists nothing: it is published empty in the same upload,
 	// so the snapshot lists every delegated role.
 	if bob, err := eng.Role(ctx, gun, "targets/bob"); err != nil || len(bob.Signed.Targets) != 0 {

@@ -1,13 +1,15 @@
-// Package keystore holds signet-signer's online keys: a Store of key records
-// (SQL: SQLite for single-node, Postgres in production, the signer's own
-// schema; memory for tests), a Backend that makes and loads the private
-// keys (Wrapped: keywrap's AES-256-GCM under an argon2id KEK, bound to the
-// row; or a PKCS#11 token, package signer/pkcs11), and Signer, the
-// signer.Service over both. Storage is untrusted: it never sees a private
-// key in the clear.
+// Package keystore holds signet-signer's online keys: the Store contract
+// of key records, with its backends in sub-packages (postgres for
+// production, sqlite for a single node, each in the signer's own schema;
+// Memory here for tests) and their conformance suite (keystoretest); a
+// Backend that makes and loads the private keys (Wrapped: keywrap's
+// AES-256-GCM under an argon2id KEK, bound to the row; or a PKCS#11 token,
+// package signer/pkcs11); and Signer, the signer.Service over both.
+// Storage is untrusted: it never sees a private key in the clear.
 //
-// It must not import server packages. Stores and Signer are safe for
-// concurrent use; SQL stores also across processes sharing one database.
+// It must not import server packages, nor any database driver (the stores
+// do). Stores and Signer are safe for concurrent use; SQL stores also
+// across processes sharing one database.
 package keystore
 
 import (

@@ -6,6 +6,7 @@ import (
 	"slices"
 	"sync"
 
+	"github.com/signetdev/signet/signer"
 	"github.com/signetdev/signet/signer/keywrap"
 )
 
@@ -72,7 +73,7 @@ func (m *Memory) UpdatePrivate(_ context.Context, id string, w *keywrap.Wrapped)
 			return nil
 		}
 	}
-	return fmt.Errorf("keystore: no key %s", id)
+	return fmt.Errorf("keystore: update %s: %w", id, signer.ErrKeyNotFound)
 }
 
 // DeleteGUN implements Store.

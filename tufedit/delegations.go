@@ -1,11 +1,6 @@
-package client
+package tufedit
 
 import (
-	"bytes"
-	"crypto"
-	"crypto/x509"
-	"encoding/json"
-	"encoding/pem"
 	"errors"
 	"fmt"
 	"maps"
@@ -22,86 +17,6 @@ import (
 // every signer's keys into: Docker resolves tags through it before any
 // per-signer role.
 const ReleasesRole = "targets/releases"
-
-// ParsePublicKey reads one public key given as
-//
-//   - TUF key JSON ({"keytype":..,"scheme":..,"keyval":{"public":..}}, as
-//     go-tuf's metadata.Key marshals),
-//   - a PEM "PUBLIC KEY" (PKIX) block, or
-//   - a PEM "CERTIFICATE" block, whose public key is used (the certificate's
-//     validity and issuer are not checked: it only carries the key).
-//
-// Supported keys are ed25519, ECDSA P-256 and RSA (at least 2048 bits).
-// Private keys, other curves, empty input and anything else are refused.
-func ParsePublicKey(data []byte) (*metadata.Key, error) {
-	k, err := parsePublicKey(data)
-	if err != nil {
-		return nil, fmt.Errorf("client: public key: %w", err)
-	}
-	return k, nil
-}
-
-func parsePublicKey(data []byte) (*metadata.Key, error) {
-	s := bytes.TrimSpace(data)
-	if len(s) == 0 {
-		return nil, errors.New("empty input")
-	}
-	if s[0] == '{' {
-		return keyFromTUFJSON(s)
-	}
-	block, rest := pem.Decode(s)
-	if block == nil {
-		return nil, errors.New("neither TUF key JSON nor PEM")
-	}
-	if next, _ := pem.Decode(rest); next != nil {
-		return nil, errors.New("more than one PEM block; give exactly one key or certificate")
-	}
-	var pub crypto.PublicKey
-	switch {
-	case block.Type == "PUBLIC KEY":
-		p, err := x509.ParsePKIXPublicKey(block.Bytes)
-		if err != nil {
-			return nil, fmt.Errorf("PEM PUBLIC KEY: %w", err)
-		}
-		pub = p
-	case block.Type == "CERTIFICATE":
-		cert, err := x509.ParseCertificate(block.Bytes)
-		if err != nil {
-			return nil, fmt.Errorf("PEM CERTIFICATE: %w", err)
-		}
-		pub = cert.PublicKey
-	case strings.Contains(block.Type, "PRIVATE KEY"):
-		return nil, fmt.Errorf("PEM %q is a private key; give the public key or a certificate", block.Type)
-	default:
-		return nil, fmt.Errorf("PEM block %q is not supported (want PUBLIC KEY or CERTIFICATE)", block.Type)
-	}
-	// Check before KeyFromPublicKey: it labels every ECDSA key P-256.
-	if err := tufrules.CheckPublicKey(pub); err != nil {
-		return nil, err
-	}
-	k, err := metadata.KeyFromPublicKey(pub)
-	if err != nil {
-		return nil, err
-	}
-	return k, nil
-}
-
-func keyFromTUFJSON(s []byte) (*metadata.Key, error) {
-	var k metadata.Key
-	if err := json.Unmarshal(s, &k); err != nil {
-		return nil, fmt.Errorf("TUF key JSON: %w", err)
-	}
-	if k.Type == "" {
-		return nil, errors.New("TUF key JSON has no keytype")
-	}
-	if p, ok := k.Value.UnrecognizedFields["private"]; ok && p != nil && p != "" {
-		return nil, errors.New("TUF key JSON holds a private key; give the public key only")
-	}
-	if _, err := tufrules.Fingerprint(&k); err != nil {
-		return nil, err
-	}
-	return &k, nil
-}
 
 // DelegationSpec describes a delegated role for AddDelegation.
 type DelegationSpec struct {
@@ -142,7 +57,7 @@ func AddDelegation(t *metadata.TargetsType, spec DelegationSpec) error {
 	}
 	return editDelegations(t, func(d *metadata.Delegations) error {
 		if roleIndex(d, spec.Name) >= 0 {
-			return fmt.Errorf("client: delegation %s exists; change it with signet delegation edit --add-key/--remove-key/--threshold", spec.Name)
+			return fmt.Errorf("tufedit: delegation %s exists; change it with signet delegation edit --add-key/--remove-key/--threshold", spec.Name)
 		}
 		return addRole(d, spec)
 	})
@@ -153,12 +68,12 @@ func AddDelegation(t *metadata.TargetsType, spec DelegationSpec) error {
 // On error t is unchanged.
 func AddDelegationKeys(t *metadata.TargetsType, name string, keys ...*metadata.Key) error {
 	if len(keys) == 0 {
-		return fmt.Errorf("client: no keys to add to delegation %s", name)
+		return fmt.Errorf("tufedit: no keys to add to delegation %s", name)
 	}
 	return editDelegations(t, func(d *metadata.Delegations) error {
-		i := roleIndex(d, name)
-		if i < 0 {
-			return fmt.Errorf("client: no delegation %s", name)
+		i, err := existing(d, name)
+		if err != nil {
+			return err
 		}
 		have := roleFingerprints(d, d.Roles[i].KeyIDs)
 		for _, k := range keys {
@@ -167,10 +82,10 @@ func AddDelegationKeys(t *metadata.TargetsType, name string, keys ...*metadata.K
 				return err
 			}
 			if slices.Contains(d.Roles[i].KeyIDs, id) {
-				return fmt.Errorf("client: key %s is already in delegation %s", id, name)
+				return fmt.Errorf("tufedit: key %s is already in delegation %s", id, name)
 			}
 			if other, ok := have[fp]; ok {
-				return fmt.Errorf("client: key %s is already in delegation %s (as key ID %s)", id, name, other)
+				return fmt.Errorf("tufedit: key %s is already in delegation %s (as key ID %s)", id, name, other)
 			}
 		}
 		return addRoleKeys(d, i, keys)
@@ -184,22 +99,22 @@ func AddDelegationKeys(t *metadata.TargetsType, name string, keys ...*metadata.K
 // On error t is unchanged.
 func RemoveDelegationKeys(t *metadata.TargetsType, name string, keyIDs ...string) error {
 	if len(keyIDs) == 0 {
-		return fmt.Errorf("client: no keys to remove from delegation %s", name)
+		return fmt.Errorf("tufedit: no keys to remove from delegation %s", name)
 	}
 	return editDelegations(t, func(d *metadata.Delegations) error {
-		i := roleIndex(d, name)
-		if i < 0 {
-			return fmt.Errorf("client: no delegation %s", name)
+		i, err := existing(d, name)
+		if err != nil {
+			return err
 		}
 		r := &d.Roles[i]
 		for _, id := range keyIDs {
 			if !slices.Contains(r.KeyIDs, id) {
-				return fmt.Errorf("client: key %s is not in delegation %s", id, name)
+				return fmt.Errorf("tufedit: key %s is not in delegation %s", id, name)
 			}
 		}
 		remaining := without(r.KeyIDs, keyIDs)
 		if n, th := distinctKeys(d, remaining), max(r.Threshold, 1); n < th {
-			return fmt.Errorf("client: removing %d key(s) would leave delegation %s with %d distinct key(s), below its threshold %d; lower the threshold first or remove the delegation", len(keyIDs), name, n, th)
+			return fmt.Errorf("tufedit: removing %d key(s) would leave delegation %s with %d distinct key(s), below its threshold %d; lower the threshold first or remove the delegation", len(keyIDs), name, n, th)
 		}
 		r.KeyIDs = remaining
 		pruneKeys(d, keyIDs)
@@ -211,9 +126,9 @@ func RemoveDelegationKeys(t *metadata.TargetsType, name string, keyIDs ...string
 // other role uses. On error t is unchanged.
 func RemoveDelegation(t *metadata.TargetsType, name string) error {
 	return editDelegations(t, func(d *metadata.Delegations) error {
-		i := roleIndex(d, name)
-		if i < 0 {
-			return fmt.Errorf("client: no delegation %s", name)
+		i, err := existing(d, name)
+		if err != nil {
+			return err
 		}
 		ids := d.Roles[i].KeyIDs
 		d.Roles = slices.Delete(d.Roles, i, i+1)
@@ -227,9 +142,9 @@ func RemoveDelegation(t *metadata.TargetsType, name string) error {
 // error t is unchanged.
 func SetDelegationThreshold(t *metadata.TargetsType, name string, k int) error {
 	return editDelegations(t, func(d *metadata.Delegations) error {
-		i := roleIndex(d, name)
-		if i < 0 {
-			return fmt.Errorf("client: no delegation %s", name)
+		i, err := existing(d, name)
+		if err != nil {
+			return err
 		}
 		if err := checkThreshold(d, name, d.Roles[i].KeyIDs, k); err != nil {
 			return err
@@ -265,7 +180,7 @@ func AddSigner(t *metadata.TargetsType, signer string, keys ...*metadata.Key) er
 		return err
 	}
 	if len(keys) == 0 {
-		return fmt.Errorf("client: signer %s needs at least one key", signer)
+		return fmt.Errorf("tufedit: signer %s needs at least one key", signer)
 	}
 	for _, k := range keys {
 		if _, _, err := checkKey(k); err != nil {
@@ -313,7 +228,7 @@ func RemoveSigner(t *metadata.TargetsType, signer string) error {
 	return editDelegations(t, func(d *metadata.Delegations) error {
 		i := roleIndex(d, name)
 		if i < 0 {
-			return fmt.Errorf("client: no signer %s (no delegation %s)", signer, name)
+			return fmt.Errorf("tufedit: no signer %s (no delegation %s)", signer, name)
 		}
 		ids := d.Roles[i].KeyIDs
 		d.Roles = slices.Delete(d.Roles, i, i+1)
@@ -331,7 +246,7 @@ func RemoveSigner(t *metadata.TargetsType, signer string) error {
 			case len(remaining) == 0:
 				d.Roles = slices.Delete(d.Roles, r, r+1)
 			case n < th:
-				return fmt.Errorf("client: removing signer %s would leave %s with %d distinct key(s), below its threshold %d; lower its threshold first", signer, ReleasesRole, n, th)
+				return fmt.Errorf("tufedit: removing signer %s would leave %s with %d distinct key(s), below its threshold %d; lower its threshold first", signer, ReleasesRole, n, th)
 			default:
 				rel.KeyIDs = remaining
 			}
@@ -356,7 +271,7 @@ func ListSigners(t *metadata.TargetsType) []DelegationInfo {
 // validateRoleName applies tufrules' grammar of delegated role names.
 func validateRoleName(name string) error {
 	if err := tufrules.ValidateRoleName(name); err != nil {
-		return fmt.Errorf("client: delegation name: %w", err)
+		return fmt.Errorf("tufedit: delegation name: %w", err)
 	}
 	return nil
 }
@@ -364,11 +279,11 @@ func validateRoleName(name string) error {
 // signerRole returns the role name of signer: "targets/<signer>".
 func signerRole(signer string) (string, error) {
 	if err := tufrules.ValidateSegment(signer); err != nil {
-		return "", fmt.Errorf("client: signer name %q: %w", signer, err)
+		return "", fmt.Errorf("tufedit: signer name %q: %w", signer, err)
 	}
 	name := metadata.TARGETS + "/" + signer
 	if name == ReleasesRole {
-		return "", fmt.Errorf("client: signer name %q is reserved for %s", signer, ReleasesRole)
+		return "", fmt.Errorf("tufedit: signer name %q is reserved for %s", signer, ReleasesRole)
 	}
 	if err := validateRoleName(name); err != nil {
 		return "", err
@@ -398,10 +313,10 @@ func signerUses(d *metadata.Delegations, id string) bool {
 // leaves t as it was.
 func editDelegations(t *metadata.TargetsType, fn func(d *metadata.Delegations) error) error {
 	if t == nil {
-		return errors.New("client: no targets metadata to edit")
+		return errors.New("tufedit: no targets metadata to edit")
 	}
 	if t.Delegations != nil && t.Delegations.SuccinctRoles != nil {
-		return errors.New("client: the targets delegate to hashed bins (succinct_roles); editing those delegations is not supported")
+		return errors.New("tufedit: the targets delegate to hashed bins (succinct_roles); editing those delegations is not supported")
 	}
 	d := cloneDelegations(t.Delegations)
 	if err := fn(d); err != nil {
@@ -438,11 +353,20 @@ func roleIndex(d *metadata.Delegations, name string) int {
 	return slices.IndexFunc(d.Roles, func(r metadata.DelegatedRole) bool { return r.Name == name })
 }
 
+// existing returns the index of the delegated role name, which must exist.
+func existing(d *metadata.Delegations, name string) (int, error) {
+	i := roleIndex(d, name)
+	if i < 0 {
+		return -1, fmt.Errorf("tufedit: no delegation %s", name)
+	}
+	return i, nil
+}
+
 // addRole appends the role spec describes (ReleasesRole goes before the
 // first per-signer role instead).
 func addRole(d *metadata.Delegations, spec DelegationSpec) error {
 	if len(spec.Keys) == 0 {
-		return fmt.Errorf("client: delegation %s needs at least one key", spec.Name)
+		return fmt.Errorf("tufedit: delegation %s needs at least one key", spec.Name)
 	}
 	paths := slices.Clone(spec.Paths)
 	if len(paths) == 0 {
@@ -450,10 +374,10 @@ func addRole(d *metadata.Delegations, spec DelegationSpec) error {
 	}
 	for _, p := range paths {
 		if p == "" {
-			return fmt.Errorf("client: delegation %s: empty path pattern", spec.Name)
+			return fmt.Errorf("tufedit: delegation %s: empty path pattern", spec.Name)
 		}
 		if _, err := path.Match(p, ""); err != nil {
-			return fmt.Errorf("client: delegation %s: path pattern %q: %w", spec.Name, p, err)
+			return fmt.Errorf("tufedit: delegation %s: path pattern %q: %w", spec.Name, p, err)
 		}
 	}
 	th := spec.Threshold
@@ -485,7 +409,7 @@ func addRoleKeys(d *metadata.Delegations, i int, keys []*metadata.Key) error {
 		}
 		if have, ok := d.Keys[id]; ok {
 			if haveID, err := have.ID(); err != nil || haveID != id {
-				return fmt.Errorf("client: key ID %s of the delegations names a different key", id)
+				return fmt.Errorf("tufedit: key ID %s of the delegations names a different key", id)
 			}
 		} else {
 			d.Keys[id] = copyKey(k)
@@ -499,7 +423,7 @@ func addRoleKeys(d *metadata.Delegations, i int, keys []*metadata.Key) error {
 
 func checkThreshold(d *metadata.Delegations, name string, ids []string, k int) error {
 	if err := tufrules.CheckRoleKeys(name, d.Keys, ids, k); err != nil {
-		return fmt.Errorf("client: delegation %s: %w", name, err)
+		return fmt.Errorf("tufedit: delegation %s: %w", name, err)
 	}
 	return nil
 }
@@ -508,11 +432,11 @@ func checkThreshold(d *metadata.Delegations, name string, ids []string, k int) e
 func checkKey(k *metadata.Key) (id, fp string, err error) {
 	fp, err = tufrules.Fingerprint(k)
 	if err != nil {
-		return "", "", fmt.Errorf("client: key: %w", err)
+		return "", "", fmt.Errorf("tufedit: key: %w", err)
 	}
 	id, err = k.ID()
 	if err != nil {
-		return "", "", fmt.Errorf("client: key: %w", err)
+		return "", "", fmt.Errorf("tufedit: key: %w", err)
 	}
 	return id, fp, nil
 }

@@ -1,4 +1,4 @@
-package client
+package tufedit
 
 import (
 	"crypto"
@@ -213,8 +213,8 @@ func TestParsePublicKeyRefuses(t *testing.T) {
 			if err == nil {
 				t.Fatalf("accepted: %+v", k)
 			}
-			if !strings.HasPrefix(err.Error(), "client: public key: ") || !strings.Contains(err.Error(), tc.want) {
-				t.Errorf("error %q, want prefix %q and %q in it", err, "client: public key: ", tc.want)
+			if !strings.HasPrefix(err.Error(), "tufedit: public key: ") || !strings.Contains(err.Error(), tc.want) {
+				t.Errorf("error %q, want prefix %q and %q in it", err, "tufedit: public key: ", tc.want)
 			}
 		})
 	}
@@ -306,7 +306,7 @@ func TestAddDelegation(t *testing.T) {
 			before := dgSnapshot(t, tt)
 			err := AddDelegation(tt, tc.spec)
 			if tc.wantErr != "" {
-				if err == nil || !strings.HasPrefix(err.Error(), "client: ") || !strings.Contains(err.Error(), tc.wantErr) {
+				if err == nil || !strings.HasPrefix(err.Error(), "tufedit: ") || !strings.Contains(err.Error(), tc.wantErr) {
 					t.Fatalf("error %v, want one with %q", err, tc.wantErr)
 				}
 				if after := dgSnapshot(t, tt); after != before {
@@ -372,8 +372,8 @@ func TestAddDelegationNames(t *testing.T) {
 				if err == nil {
 					t.Fatal("accepted")
 				}
-				if !strings.HasPrefix(err.Error(), "client: ") {
-					t.Errorf("error %q lacks the client: prefix", err)
+				if !strings.HasPrefix(err.Error(), "tufedit: ") {
+					t.Errorf("error %q lacks the tufedit: prefix", err)
 				}
 				if tt.Delegations != nil {
 					t.Errorf("refused add created delegations")
@@ -441,7 +441,7 @@ func TestAddDelegationKeys(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			err := AddDelegationKeys(tt, tc.role, tc.keys...)
-			if err == nil || !strings.HasPrefix(err.Error(), "client: ") || !strings.Contains(err.Error(), tc.want) {
+			if err == nil || !strings.HasPrefix(err.Error(), "tufedit: ") || !strings.Contains(err.Error(), tc.want) {
 				t.Fatalf("error %v, want one with %q", err, tc.want)
 			}
 			if after := dgSnapshot(t, tt); after != before {
@@ -478,7 +478,7 @@ func TestRemoveDelegationKeysThreshold(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			err := RemoveDelegationKeys(tt, tc.role, tc.ids...)
-			if err == nil || !strings.HasPrefix(err.Error(), "client: ") || !strings.Contains(err.Error(), tc.want) {
+			if err == nil || !strings.HasPrefix(err.Error(), "tufedit: ") || !strings.Contains(err.Error(), tc.want) {
 				t.Fatalf("error %v, want one with %q", err, tc.want)
 			}
 			if after := dgSnapshot(t, tt); after != before {
@@ -589,7 +589,7 @@ func TestRemoveDelegation(t *testing.T) {
 		t.Errorf("keys %v, want %v", got, want)
 	}
 	before := dgSnapshot(t, tt)
-	if err := RemoveDelegation(tt, "a"); err == nil || !strings.Contains(err.Error(), "client: no delegation a") {
+	if err := RemoveDelegation(tt, "a"); err == nil || !strings.Contains(err.Error(), "tufedit: no delegation a") {
 		t.Errorf("error %v removing a missing role", err)
 	}
 	if dgSnapshot(t, tt) != before {
@@ -736,7 +736,7 @@ func TestSignerNames(t *testing.T) {
 	k := dgKey(t, "ed25519")
 	for _, name := range []string{"", "releases", "a/b", "..", ".", "al ice", strings.Repeat("a", 250)} {
 		tt := dgTargets()
-		if err := AddSigner(tt, name, k); err == nil || !strings.HasPrefix(err.Error(), "client: ") {
+		if err := AddSigner(tt, name, k); err == nil || !strings.HasPrefix(err.Error(), "tufedit: ") {
 			t.Errorf("AddSigner(%q): error %v", name, err)
 		}
 		if tt.Delegations != nil {
