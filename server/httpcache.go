@@ -16,9 +16,11 @@ import (
 //     immutable.
 //   - timestamp.json, {role}.json and "not found" change with any publish:
 //     s.maxAge (WithMaxAge), then revalidate.
-//   - Every file has an ETag (its sha256) and a Last-Modified (the time
-//     the store recorded that version); If-None-Match and
-//     If-Modified-Since are answered with 304.
+//   - Every file has an ETag (its sha256) and a Last-Modified: the time
+//     the store recorded that version (every built-in store does; a store
+//     that records none gets no Last-Modified, and If-Modified-Since is
+//     then ignored: a made-up date would be a validator that lies).
+//     If-None-Match and If-Modified-Since are answered with 304.
 //   - A request that carried credentials is answered without "public", so
 //     that a shared cache does not hand what an authorised client read to
 //     everyone (RFC 9111 §3.5); private caches still reuse it.
