@@ -156,3 +156,17 @@ func TestConditionalRequests(t *testing.T) {
 		t.Fatalf("after a second publish in the same second: %d (new timestamp served: %v, Last-Modified %q)", resp.StatusCode, string(newTS) != string(oldTS), resp.Header.Get("Last-Modified"))
 	}
 }
+
+// TestNoStoredTime: a store that records no time gets no Last-Modified,
+// and If-Modified-Since cannot make a 304 of it.
+func TestNoStoredTime(t *testing.T) {
+	t.Parallel()
+	e := newEnvOn(t, sameSecondStore{MetaStore: memstore.New()})
+	e.mustPublish(map[string][]byte{metadata.ROOT: e.dev.RootBytes(), metadata.TARGETS: e.dev.TargetsBytes()})
+	for _, file := range []string{"timestamp.json", "1.root.json"} {
+		resp, _ := e.do(http.MethodGet, e.tufURL(gun)+file, nil, "", "If-Modified-Since", time.Now().Add(-time.Minute).Format(http.TimeFormat))
+		if resp.StatusCode != 200 || resp.Header.Get("Last-Modified") != "" {
+			t.Errorf("%s: %d, Last-Modified %q; want 200 and none", file, resp.StatusCode, resp.Header.Get("Last-Modified"))
+		}
+	}
+}
