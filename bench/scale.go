@@ -39,6 +39,8 @@ import (
 //	          watches timestamp.json on every other until the new version
 //	          shows: publish-to-visible latency (the change notification)
 //
+// SCALE_SERVER_FLAGS adds flags to every replica (e.g. "--cache-recheck 5s").
+//
 // The database is the throwaway cluster with pg_stat_statements loaded
 // and durable commits (fsync and synchronous_commit on), unlike the test
 // suite's. Results go to bench/results/scale.json.
@@ -51,6 +53,8 @@ type scaleConfig struct {
 	GUNs       int           `json:"guns"`
 	Publishers int           `json:"publishers"`
 	Readers    int           `json:"readers"`
+	// ServerFlags are SCALE_SERVER_FLAGS.
+	ServerFlags string `json:"server_flags,omitempty"`
 }
 
 func scaleConfigFromEnv() (scaleConfig, error) {
@@ -75,6 +79,7 @@ func scaleConfigFromEnv() (scaleConfig, error) {
 			*dst = n
 		}
 	}
+	c.ServerFlags = os.Getenv("SCALE_SERVER_FLAGS")
 	if v := os.Getenv("SCALE_PHASE"); v != "" {
 		d, err := time.ParseDuration(v)
 		if err != nil || d < time.Second {
@@ -138,7 +143,7 @@ func newCluster(ctx context.Context, pr progress) (*cluster, error) {
 // grow starts replicas until there are n.
 func (c *cluster) grow(ctx context.Context, n int) error {
 	for len(c.replicas) < n {
-		p, err := c.startReplica(ctx, c.srvDB)
+		p, err := c.startReplica(ctx, c.srvDB, strings.Fields(os.Getenv("SCALE_SERVER_FLAGS"))...)
 		if err != nil {
 			return err
 		}

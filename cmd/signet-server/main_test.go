@@ -58,6 +58,7 @@ func TestRefusesBadConfig(t *testing.T) {
 		{"max-age of a fraction of a second", []string{"--cache-max-age", "1500ms", "--allow-anonymous-writes"}, nil, "--cache-max-age 1.5s must be whole seconds"},
 		{"max-age past the timestamps' half-life", []string{"--cache-max-age", "13h", "--timestamp-lifetime", "24h", "--allow-anonymous-writes"}, nil, "under half of --timestamp-lifetime"},
 		{"listen URL with the embedded store", []string{"--db-listen-url", "postgres://db/signet", "--allow-anonymous-writes"}, nil, "--db-listen-url goes with a postgres:// --db"},
+		{"re-check too often", []string{"--cache-recheck", "1ms", "--allow-anonymous-writes"}, nil, "--cache-recheck 1ms must be between"},
 		{"empty pool", []string{"--db", "postgres://db/signet", "--db-max-conns", "0", "--allow-anonymous-writes"}, nil, "--db-max-conns must be at least 1"},
 		{"help lists the commands", []string{"--help"}, nil, "prune      remove old metadata versions"},
 	} {
@@ -183,6 +184,18 @@ func TestPostgresPoolFlags(t *testing.T) {
 	st.Close()
 	if _, err := openStore(ctx, config{DB: url, DBMaxConns: 3, DBListenURL: "postgres://%zz"}); err == nil || !strings.Contains(err.Error(), "listen URL") {
 		t.Errorf("a listen URL that does not parse: %v", err)
+	}
+}
+
+// TestCacheOptions: --cache-recheck applies on a shared database only; the
+// embedded store's cache trusts what it holds until this process writes.
+func TestCacheOptions(t *testing.T) {
+	t.Parallel()
+	if n := len(cacheOptions(config{DB: "postgres://db/signet", CacheRecheck: time.Second})); n != 1 {
+		t.Errorf("postgres: %d cache options, want the re-check", n)
+	}
+	if n := len(cacheOptions(config{DB: "./signet.db", CacheRecheck: time.Second})); n != 0 {
+		t.Errorf("embedded: %d cache options, want none", n)
 	}
 }
 
