@@ -340,8 +340,9 @@ func (s *Store) Close() error {
 }
 
 // Watch implements store.Watcher: it LISTENs on a dedicated connection
-// (taken from the pool, or to the WithListenURL), reconnecting with backoff, and calls changed("") after every (re)connect
-// since notifications may have been missed meanwhile.
+// (taken from the pool, or to the WithListenURL), reconnecting with
+// backoff, and calls changed("") after every (re)connect since
+// notifications may have been missed meanwhile.
 func (s *Store) Watch(ctx context.Context, changed func(gun string)) error {
 	backoff := 100 * time.Millisecond
 	for {
