@@ -4,7 +4,7 @@
 GO ?= go
 STATICCHECK_VERSION ?= v0.8.2
 
-.PHONY: run test test-short bench bench-check lint build cross
+.PHONY: run test test-short bench bench-check lint build cross scale soak pgbouncer-check
 
 run:
 	$(GO) run ./cmd/signet-server --allow-anonymous-writes
@@ -47,3 +47,18 @@ cross:
 		GOOS=$$os $(GO) build ./cmd/... ./client/... && \
 		GOOS=$$os $(GO) vet ./client/... ./cmd/signet/ ./internal/signetcli/ ./internal/cli/ || exit 1; \
 	done
+
+# Outside CI (long, and they measure the machine): N = 1, 2, 4 replicas on
+# one PostgreSQL (SCALE_REPLICAS, SCALE_PHASE, …), and a 10-minute soak at
+# 80% of the measured capacity (SOAK_DURATION=2m while developing). See
+# docs/capacity.md; results in bench/results/scale.json and soak.json.
+scale:
+	$(GO) run ./bench scale
+
+soak:
+	$(GO) run ./bench soak
+
+# Two replicas through PgBouncer in transaction mode (needs pgbouncer
+# installed): what docs/capacity.md recommends, against what it warns of.
+pgbouncer-check:
+	$(GO) run ./bench pgbouncer

@@ -54,46 +54,27 @@ func newEnv(ctx context.Context, tmp string, pr progress) (*env, error) {
 		}
 		e.cluster, e.pgBase = c, c.URL
 	}
-	admin, err := pgx.Connect(ctx, e.pgBase)
-	if err != nil {
-		return e, fmt.Errorf("connect: %w", err)
+	if err := createDBs(ctx, e.pgBase, "signet_bench_server", "signet_bench_signer", "signet_bench_raw"); err != nil {
+		return e, err
 	}
-	for _, db := range []string{"signet_bench_server", "signet_bench_signer", "signet_bench_raw"} {
-		if _, err := admin.Exec(ctx, "DROP DATABASE IF EXISTS "+db+" WITH (FORCE)"); err != nil {
-			return e, err
-		}
-		if _, err := admin.Exec(ctx, "CREATE DATABASE "+db); err != nil {
-			return e, err
-		}
-	}
-	admin.Close(ctx)
 	e.rawURL = dbURL(e.pgBase, "signet_bench_raw")
 	srvDB, sgnDB := dbURL(e.pgBase, "signet_bench_server"), dbURL(e.pgBase, "signet_bench_signer")
 
-	srvBin, sgnBin := filepath.Join(tmp, "signet-server"), filepath.Join(tmp, "signet-signer")
-	pass := []string{"SIGNET_SIGNER_PASSPHRASE=bench passphrase"}
-	if err := runCmd(ctx, nil, sgnBin, "certs", "--out", e.certs); err != nil {
-		return e, err
-	}
-	if err := runCmd(ctx, nil, sgnBin, "migrate", "--db", sgnDB); err != nil {
-		return e, err
-	}
-	if err := runCmd(ctx, nil, srvBin, "migrate", "--db", srvDB); err != nil {
-		return e, err
-	}
-	sgnAddr, _ := freeAddr()
-	if e.signer, err = start(ctx, tmp, "signer", sgnBin, sgnAddr, pass, "--addr", sgnAddr, "--db", sgnDB,
-		"--tls-cert", e.cert("signer.pem"), "--tls-key", e.cert("signer-key.pem"), "--client-ca", e.cert("ca.pem")); err != nil {
+	srvBin := filepath.Join(tmp, "signet-server")
+	var err error
+	if e.signer, err = startSigner(ctx, tmp, e.certs, sgnDB); err != nil {
 		return e, err
 	}
 	e.procs = append(e.procs, e.signer)
+	if err := runCmd(ctx, nil, srvBin, "migrate", "--db", srvDB); err != nil {
+		return e, err
+	}
 	pgAddr, _ := freeAddr()
-	if e.pgServer, err = start(ctx, tmp, "server-postgres", srvBin, pgAddr, nil, "--addr", pgAddr, "--db", srvDB, "--log-level", "warn", "--allow-anonymous-writes",
-		"--max-body", "128000000", "--max-role-size", "64000000", "--key-create-rate", "0",
-		"--signer", "https://"+sgnAddr, "--signer-ca", e.cert("ca.pem"), "--signer-cert", e.cert("server.pem"), "--signer-key", e.cert("server-key.pem")); err != nil {
+	if e.pgServer, err = start(ctx, tmp, "server-postgres", srvBin, pgAddr, nil, pgServerFlags(pgAddr, srvDB, e.signer.addr, e.certs)...); err != nil {
 		return e, err
 	}
 	e.procs = append(e.procs, e.pgServer)
+	pass := []string{"SIGNET_SIGNER_PASSPHRASE=bench passphrase"}
 	embAddr, _ := freeAddr()
 	if e.embedded, err = start(ctx, tmp, "server-embedded", srvBin, embAddr, pass, "--addr", embAddr, "--db", filepath.Join(tmp, "embedded", "signet.db"), "--log-level", "warn", "--allow-anonymous-writes", "--key-create-rate", "0"); err != nil {
 		return e, err
@@ -114,6 +95,49 @@ func newEnv(ctx context.Context, tmp string, pr progress) (*env, error) {
 }
 
 func (e *env) cert(name string) string { return filepath.Join(e.certs, name) }
+
+// createDBs (re)creates empty databases on the server at base.
+func createDBs(ctx context.Context, base string, names ...string) error {
+	admin, err := pgx.Connect(ctx, base)
+	if err != nil {
+		return fmt.Errorf("connect: %w", err)
+	}
+	defer admin.Close(ctx)
+	for _, db := range names {
+		if _, err := admin.Exec(ctx, "DROP DATABASE IF EXISTS "+db+" WITH (FORCE)"); err != nil {
+			return err
+		}
+		if _, err := admin.Exec(ctx, "CREATE DATABASE "+db); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// startSigner makes the bench's mTLS certificates in certs, migrates db
+// and starts signet-signer (built into tmp) on it.
+func startSigner(ctx context.Context, tmp, certs, db string) (*proc, error) {
+	bin := filepath.Join(tmp, "signet-signer")
+	if err := runCmd(ctx, nil, bin, "certs", "--out", certs); err != nil {
+		return nil, err
+	}
+	if err := runCmd(ctx, nil, bin, "migrate", "--db", db); err != nil {
+		return nil, err
+	}
+	addr, _ := freeAddr()
+	cert := func(name string) string { return filepath.Join(certs, name) }
+	return start(ctx, tmp, "signer", bin, addr, []string{"SIGNET_SIGNER_PASSPHRASE=bench passphrase"}, "--addr", addr, "--db", db,
+		"--tls-cert", cert("signer.pem"), "--tls-key", cert("signer-key.pem"), "--client-ca", cert("ca.pem"))
+}
+
+// pgServerFlags are the flags of a signet-server on the Postgres database
+// db, signing through the signer at signerAddr; extra flags follow.
+func pgServerFlags(addr, db, signerAddr, certs string, extra ...string) []string {
+	cert := func(name string) string { return filepath.Join(certs, name) }
+	return append([]string{"--addr", addr, "--db", db, "--log-level", "warn", "--allow-anonymous-writes",
+		"--max-body", "128000000", "--max-role-size", "64000000", "--key-create-rate", "0",
+		"--signer", "https://" + signerAddr, "--signer-ca", cert("ca.pem"), "--signer-cert", cert("server.pem"), "--signer-key", cert("server-key.pem")}, extra...)
+}
 
 func (e *env) close() {
 	for _, p := range e.procs {

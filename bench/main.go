@@ -9,6 +9,9 @@
 //	                                seeded repositories (make test runs it)
 //	BENCH_ONLY=bins go run ./bench  only figures whose name contains "bins"
 //	go run ./bench check FILE       compare a result file's ratios with targets
+//	go run ./bench scale            replicas on one PostgreSQL (make scale; scale.go)
+//	go run ./bench soak             reads at 80% of capacity for 10 minutes (make soak; soak.go)
+//	go run ./bench pgbouncer        replicas through PgBouncer in transaction mode (pgbouncer.go)
 //
 // It never fails on speed: it reports. It exits non-zero only when a figure
 // could not be measured (an operation failed, or none completed), so that
@@ -43,7 +46,21 @@ func main() {
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	if err := run(ctx); err != nil {
+	bench := run
+	if len(os.Args) > 1 {
+		switch os.Args[1] {
+		case "scale":
+			bench = runScale
+		case "soak":
+			bench = runSoak
+		case "pgbouncer":
+			bench = runBouncerCheck
+		default:
+			fmt.Fprintf(os.Stderr, "bench: unknown command %q (scale, soak, pgbouncer, check FILE, or none for the suite)\n", os.Args[1])
+			os.Exit(2)
+		}
+	}
+	if err := bench(ctx); err != nil {
 		fmt.Fprintln(os.Stderr, "bench:", err)
 		os.Exit(1)
 	}

@@ -187,12 +187,28 @@ type fetcher struct {
 	ctx   context.Context
 	hc    *http.Client
 	token string
-	bytes *int64
 	etag  string
+	// ahead is a timestamp.json already fetched (by unchanged), which the
+	// next DownloadFile of its URL returns instead of fetching it again.
+	ahead *fetched
+}
+
+// fetched is one downloaded file and its ETag.
+type fetched struct {
+	url, etag string
+	data      []byte
 }
 
 // DownloadFile implements fetcher.Fetcher.
 func (f *fetcher) DownloadFile(u string, maxLength int64, _ time.Duration) ([]byte, error) {
+	if a := f.ahead; a != nil && a.url == u {
+		f.ahead = nil
+		if int64(len(a.data)) > maxLength {
+			return nil, &metadata.ErrDownloadLengthMismatch{Msg: fmt.Sprintf("%s is larger than %d bytes", u, maxLength)}
+		}
+		f.etag = a.etag
+		return a.data, nil
+	}
 	req, err := http.NewRequestWithContext(f.ctx, http.MethodGet, u, nil)
 	if err != nil {
 		return nil, err
@@ -215,9 +231,6 @@ func (f *fetcher) DownloadFile(u string, maxLength int64, _ time.Duration) ([]by
 	if int64(len(data)) > maxLength {
 		return nil, &metadata.ErrDownloadLengthMismatch{Msg: fmt.Sprintf("%s is larger than %d bytes", u, maxLength)}
 	}
-	if f.bytes != nil {
-		*f.bytes += int64(len(data))
-	}
 	if strings.HasSuffix(u, "/timestamp.json") {
 		f.etag = resp.Header.Get("ETag")
 	}
@@ -225,14 +238,16 @@ func (f *fetcher) DownloadFile(u string, maxLength int64, _ time.Duration) ([]by
 }
 
 // unchanged asks, with a conditional GET, whether the server's
-// timestamp.json is still the one with etag.
-func (f *fetcher) unchanged(u, etag string) bool {
+// timestamp.json is still the one with etag. When it is not, the new one
+// the server sent comes back (unverified, as any download) for the update
+// that follows, so that it is not fetched twice.
+func (f *fetcher) unchanged(u, etag string) (bool, *fetched) {
 	if etag == "" {
-		return false
+		return false, nil
 	}
 	req, err := http.NewRequestWithContext(f.ctx, http.MethodGet, u, nil)
 	if err != nil {
-		return false
+		return false, nil
 	}
 	req.Header.Set("If-None-Match", etag)
 	if f.token != "" {
@@ -240,9 +255,16 @@ func (f *fetcher) unchanged(u, etag string) bool {
 	}
 	resp, err := f.hc.Do(req)
 	if err != nil {
-		return false
+		return false, nil
 	}
-	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 1<<20))
-	resp.Body.Close()
-	return resp.StatusCode == http.StatusNotModified
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 1<<20))
+		return resp.StatusCode == http.StatusNotModified, nil
+	}
+	data, err := io.ReadAll(io.LimitReader(resp.Body, timestampMaxLength+1))
+	if err != nil || len(data) > timestampMaxLength {
+		return false, nil
+	}
+	return false, &fetched{url: u, etag: resp.Header.Get("ETag"), data: data}
 }

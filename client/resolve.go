@@ -171,10 +171,15 @@ func (c *Client) current(ctx context.Context, gun string) (*repoState, error) {
 	c.mu.Lock()
 	w := c.warm[gun]
 	c.mu.Unlock()
+	var ahead *fetched // the new timestamp.json, when the conditional GET got one
 	if w != nil {
 		w.ctx, w.f.ctx = ctx, ctx
 		fresh := c.opts.MaxStaleness > 0 && now.Sub(w.updated) < c.opts.MaxStaleness
-		if !w.expired(now) && (fresh || w.f.unchanged(c.tufURL(gun)+"timestamp.json", w.f.etag)) {
+		same := false
+		if !w.expired(now) && !fresh {
+			same, ahead = w.f.unchanged(c.tufURL(gun)+"timestamp.json", w.f.etag)
+		}
+		if !w.expired(now) && (fresh || same) {
 			w.trusted.RefTime = now
 			if !fresh {
 				w.updated = now
@@ -182,7 +187,7 @@ func (c *Client) current(ctx context.Context, gun string) (*repoState, error) {
 			return w, nil
 		}
 	}
-	s, err := c.refresh(ctx, gun, nil, false)
+	s, err := c.refresh(ctx, gun, ahead, false)
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	delete(c.warm, gun)

@@ -64,7 +64,7 @@ type repoState struct {
 // it is younger than MaxStaleness, else by a TUF update from the server
 // (TUF §5.3–5.5, as go-tuf's updater does it, on go-tuf's
 // trustedmetadata with the client's clock).
-func (c *Client) refresh(ctx context.Context, gun string, fetched *int64, renewing bool) (*repoState, error) {
+func (c *Client) refresh(ctx context.Context, gun string, ahead *fetched, renewing bool) (*repoState, error) {
 	root, err := c.trustedRoot(ctx, gun)
 	if err != nil {
 		return nil, err
@@ -73,7 +73,7 @@ func (c *Client) refresh(ctx context.Context, gun string, fetched *int64, renewi
 	if err != nil {
 		return nil, err
 	}
-	s := &repoState{c: c, ctx: ctx, gun: gun, dir: c.cacheDir(gun), f: &fetcher{ctx: ctx, hc: hc, token: c.opts.Token, bytes: fetched},
+	s := &repoState{c: c, ctx: ctx, gun: gun, dir: c.cacheDir(gun), f: &fetcher{ctx: ctx, hc: hc, token: c.opts.Token, ahead: ahead},
 		renewing: renewing, stale: map[string]bool{}}
 	stamp := filepath.Join(s.dir, ".updated")
 	if c.opts.MaxStaleness > 0 && !renewing {
@@ -123,6 +123,7 @@ func (s *repoState) start(root []byte) error {
 // update runs the TUF update of the top-level roles.
 func (s *repoState) update() error {
 	t := s.trusted
+	from := t.Root.Signed.Version
 	for v := t.Root.Signed.Version + 1; v <= t.Root.Signed.Version+maxRootRotations; v++ {
 		data, err := s.download(metadata.ROOT, rootMaxLength, v)
 		var he *metadata.ErrDownloadHTTP
@@ -143,6 +144,9 @@ func (s *repoState) update() error {
 		}
 	}
 
+	if t.Root.Signed.Version != from {
+		s.f.ahead = nil // fetched under the old root: fetch it again
+	}
 	if data, err := s.cached(metadata.TIMESTAMP); err == nil {
 		if _, err := t.UpdateTimestamp(data); err != nil && !errors.Is(err, &metadata.ErrRepository{}) {
 			return err

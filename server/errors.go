@@ -100,11 +100,18 @@ func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) {
 	writeJSON(w, status, api.ErrorBody{Errors: []api.Error{item}})
 }
 
+// writeJSON writes v. Unless the handler said otherwise (metadata, and
+// metadata not found: httpcache.go), the answer is not for caches: a CDN
+// in front of the server must not keep staged changes, the change feed,
+// keys, publish results or errors.
 func writeJSON(w http.ResponseWriter, status int, v any) {
 	b, err := json.Marshal(v)
 	if err != nil {
 		http.Error(w, "internal error", http.StatusInternalServerError)
 		return
+	}
+	if w.Header().Get("Cache-Control") == "" {
+		w.Header().Set("Cache-Control", "no-store")
 	}
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(status)

@@ -144,17 +144,17 @@ func (s *Server) getFile(w http.ResponseWriter, r *http.Request) error {
 		m, err = s.cache.GetCurrent(r.Context(), gun, f.role)
 	}
 	if errors.Is(err, store.ErrNotFound) {
-		// Exactly 404: go-tuf reads only 404 on {N}.root.json as "no newer root".
+		// Exactly 404: go-tuf reads only 404 on {N}.root.json as "no newer
+		// root". Cacheable like the latest files: every refresh asks for
+		// the next root, and a CDN must answer that too, but a new root
+		// must show within the same window as a new timestamp.
+		w.Header().Set("Cache-Control", s.cacheControl(r, true))
 		return &httpError{status: http.StatusNotFound, code: tufrepo.CodeNotFound, msg: fmt.Sprintf("%s has no %s", gun, file)}
 	}
 	if err != nil {
 		return err
 	}
-	cache := fmt.Sprintf("public, max-age=%d", latestMaxAge)
-	if f.version > 0 || f.checksum != "" {
-		cache = "public, max-age=31536000, immutable"
-	}
-	writeMeta(w, r, m, cache)
+	s.writeMeta(w, r, m, f.version == 0 && f.checksum == "")
 	return nil
 }
 
@@ -178,33 +178,6 @@ func (s *Server) timestamp(ctx context.Context, gun string) (*store.Meta, error)
 		return m, nil
 	}
 	return s.cache.GetCurrent(ctx, gun, metadata.TIMESTAMP)
-}
-
-func writeMeta(w http.ResponseWriter, r *http.Request, m *store.Meta, cacheControl string) {
-	h := w.Header()
-	etag := `"` + m.SHA256 + `"`
-	h.Set("ETag", etag)
-	h.Set("Cache-Control", cacheControl)
-	h.Set("Content-Type", "application/json")
-	if match := r.Header.Get("If-None-Match"); match != "" && etagMatches(match, etag) {
-		w.WriteHeader(http.StatusNotModified)
-		return
-	}
-	h.Set("Content-Length", strconv.Itoa(len(m.Data)))
-	w.WriteHeader(http.StatusOK)
-	if r.Method != http.MethodHead {
-		_, _ = w.Write(m.Data)
-	}
-}
-
-func etagMatches(header, etag string) bool {
-	for t := range strings.SplitSeq(header, ",") {
-		t = strings.TrimSpace(t)
-		if t == etag || t == "*" {
-			return true
-		}
-	}
-	return false
 }
 
 // getKey returns a server-managed public key as TUF key JSON. Reading an

@@ -40,7 +40,11 @@ const (
 	DefaultTargetsMax    = 5_000_000
 	DefaultSweepInterval = time.Minute
 	DefaultRequestTimout = 30 * time.Second
-	latestMaxAge         = 10 // seconds clients and proxies may reuse timestamp.json and {role}.json
+	// DefaultMaxAge is how long clients and caches (a CDN) may reuse
+	// timestamp.json, {role}.json and not-found answers before asking
+	// again: the server's share of how late a publish or a revocation
+	// reaches an engine (see WithMaxAge).
+	DefaultMaxAge = 10 * time.Second
 )
 
 // Limits bound what a publish may upload.
@@ -67,6 +71,8 @@ type Server struct {
 	prefixes []string
 	keyLimit *keyLimiter
 	trusted  []netip.Prefix
+	maxAge   time.Duration
+	now      func() time.Time
 
 	pruneKeep  int
 	pruneEvery time.Duration
@@ -86,6 +92,7 @@ type options struct {
 	keyBurst  int
 	trusted   []netip.Prefix
 	now       func() time.Time
+	maxAge    time.Duration
 
 	stagedQuota store.StagedQuota
 	pruneKeep   int
@@ -132,6 +139,14 @@ func WithTrustedProxies(proxies ...netip.Prefix) Option {
 	return func(o *options) { o.trusted = proxies }
 }
 
+// WithMaxAge sets the Cache-Control max-age of the answers that change
+// with every publish: timestamp.json, {role}.json and metadata not found
+// (default DefaultMaxAge; whole seconds, 0 makes every reuse ask first).
+// Versioned and checksum-addressed files never change and are always
+// cacheable for a year. A revoked tag can reach an engine up to this long
+// after the publish that revoked it, plus the client's own staleness.
+func WithMaxAge(d time.Duration) Option { return func(o *options) { o.maxAge = d } }
+
 // WithPruning makes Run apply the retention rule (see Prune) every interval,
 // keeping keep versions of each role. Off by default; signet-server prune
 // does the same once.
@@ -139,8 +154,9 @@ func WithPruning(keep int, interval time.Duration) Option {
 	return func(o *options) { o.pruneKeep, o.pruneEvery = keep, interval }
 }
 
-// WithClock sets the clock of the server's own metrics (the expiry gauge);
-// give tufrepo the same one through WithRepoOptions(tufrepo.WithClock(…)).
+// WithClock sets the clock of the server's own metrics (the expiry gauge)
+// and of conditional requests (an If-Modified-Since in the future is
+// ignored); give tufrepo the same one through WithRepoOptions(tufrepo.WithClock(…)).
 func WithClock(now func() time.Time) Option { return func(o *options) { o.now = now } }
 
 // WithRepoOptions passes options to the TUF layer (clock, lifetimes, …).
@@ -163,11 +179,13 @@ func New(st store.MetaStore, sg signer.Service, opts ...Option) *Server {
 		keyRate:  1,
 		keyBurst: 20,
 		now:      time.Now,
+		maxAge:   DefaultMaxAge,
 	}
 	for _, opt := range opts {
 		opt(&o)
 	}
 	o.limits = withDefaults(o.limits)
+	o.maxAge = max(o.maxAge, 0).Truncate(time.Second)
 	if o.registry == nil {
 		o.registry = prometheus.NewRegistry()
 	}
@@ -199,6 +217,8 @@ func New(st store.MetaStore, sg signer.Service, opts ...Option) *Server {
 		prefixes: o.prefixes,
 		keyLimit: newKeyLimiter(o.keyRate, o.keyBurst),
 		trusted:  o.trusted,
+		maxAge:   o.maxAge,
+		now:      o.now,
 
 		pruneKeep:  o.pruneKeep,
 		pruneEvery: o.pruneEvery,

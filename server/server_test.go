@@ -45,8 +45,13 @@ type env struct {
 
 func newEnv(t *testing.T, opts ...server.Option) *env {
 	t.Helper()
+	return newEnvOn(t, memstore.New(), opts...)
+}
+
+// newEnvOn is newEnv over st.
+func newEnvOn(t *testing.T, st store.MetaStore, opts ...server.Option) *env {
+	t.Helper()
 	clock := tuftest.NewClock()
-	st := memstore.New()
 	sg := keystore.NewMemory(keystore.WithClock(clock.Now))
 	srv := server.New(st, sg, append([]server.Option{server.WithSweepInterval(0), server.WithRepoOptions(tufrepo.WithClock(clock.Now))}, opts...)...)
 	hs := httptest.NewServer(srv.Handler())

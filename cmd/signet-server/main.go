@@ -15,6 +15,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"math"
 	"net"
 	"net/http"
 	"net/netip"
@@ -34,6 +35,7 @@ import (
 	"github.com/signetdev/signet/internal/tlsutil"
 	"github.com/signetdev/signet/server"
 	"github.com/signetdev/signet/server/auth"
+	"github.com/signetdev/signet/server/metacache"
 	"github.com/signetdev/signet/server/store"
 	"github.com/signetdev/signet/server/store/postgres"
 	"github.com/signetdev/signet/server/store/sqlite"
@@ -50,6 +52,10 @@ func main() {
 type config struct {
 	Addr              string
 	DB                string
+	DBListenURL       string
+	DBMaxConns        int
+	CacheMaxAge       time.Duration
+	CacheRecheck      time.Duration
 	TLSCert, TLSKey   string
 	SignerKeys        string
 	Signer            string
@@ -98,6 +104,10 @@ func (c *config) Commands() []string {
 func (c *config) Flags(fs *flag.FlagSet) {
 	fs.StringVar(&c.Addr, "addr", "127.0.0.1:4443", "listen address (plain HTTP is allowed on loopback only; use --tls-cert/--tls-key elsewhere)")
 	fs.StringVar(&c.DB, "db", defaultDB, "postgres:// URL, or a file path for the embedded store")
+	fs.StringVar(&c.DBListenURL, "db-listen-url", "", "postgres:// URL of a session connection for change notifications (LISTEN), when --db names a pooler in transaction mode such as PgBouncer's; empty: a connection of --db's pool")
+	fs.IntVar(&c.DBMaxConns, "db-max-conns", postgres.DefaultMaxConns, "most Postgres connections of this replica's pool, overriding pool_max_conns in --db (the listener takes one more)")
+	fs.DurationVar(&c.CacheRecheck, "cache-recheck", metacache.DefaultSharedTTL, "with Postgres: how long this replica trusts a cached latest version before asking the database again, should a change notification be lost (longer: fewer statements, see docs/capacity.md; it adds to how late a publish can show)")
+	fs.DurationVar(&c.CacheMaxAge, "cache-max-age", server.DefaultMaxAge, "Cache-Control max-age of timestamp.json, {role}.json and not-found answers, for engines and CDNs (whole seconds; versioned files are cacheable for a year)")
 	fs.StringVar(&c.TLSCert, "tls-cert", "", "TLS certificate file (PEM)")
 	fs.StringVar(&c.TLSKey, "tls-key", "", "TLS private key file (PEM)")
 	fs.StringVar(&c.SignerKeys, "signer-keys", "", "key database of the built-in signer (default: signer.db beside the embedded database, or in ./signet-data/)")
@@ -180,6 +190,24 @@ func (c *config) Validate() error {
 	}
 	if c.DB == "" {
 		errs = append(errs, errors.New("--db is empty"))
+	}
+	if c.DBListenURL != "" && !isPostgres(c.DBListenURL) {
+		errs = append(errs, errors.New("--db-listen-url must be a postgres:// URL"))
+	}
+	if c.DBListenURL != "" && !isPostgres(c.DB) {
+		errs = append(errs, errors.New("--db-listen-url goes with a postgres:// --db (the embedded store has no listener)"))
+	}
+	if c.DBMaxConns < 1 {
+		errs = append(errs, errors.New("--db-max-conns must be at least 1"))
+	}
+	if c.CacheRecheck < 10*time.Millisecond || c.CacheRecheck > time.Minute {
+		errs = append(errs, fmt.Errorf("--cache-recheck %v must be between 10ms and 1m", c.CacheRecheck))
+	}
+	// A cache may hand out a timestamp for max-age after it fetched it, and
+	// the server re-signs timestamps only at half-life: past that, caches
+	// would serve timestamps that expire in them.
+	if c.CacheMaxAge < 0 || c.CacheMaxAge%time.Second != 0 || c.CacheMaxAge >= c.TimestampLifetime/2 {
+		errs = append(errs, fmt.Errorf("--cache-max-age %v must be whole seconds, at least 0 and under half of --timestamp-lifetime (%v)", c.CacheMaxAge, c.TimestampLifetime))
 	}
 	switch c.Auth {
 	case "none":
@@ -454,7 +482,14 @@ func openStore(ctx context.Context, cfg config) (store.MetaStore, error) {
 	if !isPostgres(cfg.DB) {
 		return sqlite.Open(ctx, cfg.DB)
 	}
-	st, err := postgres.Open(ctx, cfg.DB)
+	opts := []postgres.Option{postgres.WithMaxConns(int32(min(cfg.DBMaxConns, math.MaxInt32)))}
+	if cfg.DBMaxConns == 0 {
+		opts = nil // a one-off command (prune): the store's default
+	}
+	if cfg.DBListenURL != "" {
+		opts = append(opts, postgres.WithListenURL(cfg.DBListenURL))
+	}
+	st, err := postgres.Open(ctx, cfg.DB, opts...)
 	if err != nil {
 		return nil, err
 	}
@@ -492,6 +527,8 @@ func serve(ctx context.Context, cfg config, log *slog.Logger, getenv func(string
 		server.WithStagedQuota(store.StagedQuota{PerGUN: cfg.StagedPerGUN, PerPrincipal: cfg.StagedPerUser, CountPerPrincipal: cfg.StagedCountUser}),
 		server.WithPruning(cfg.PruneKeep, cfg.PruneInterval),
 		server.WithLimits(server.Limits{MaxBody: cfg.MaxBody, TargetsMax: cfg.MaxRoleSize}),
+		server.WithMaxAge(cfg.CacheMaxAge),
+		server.WithCacheOptions(cacheOptions(cfg)...),
 		server.WithRepoOptions(tufrepo.WithLifetimes(cfg.TimestampLifetime, cfg.SnapshotLifetime)),
 	)
 	hs := &http.Server{
@@ -549,6 +586,17 @@ func serve(ctx context.Context, cfg config, log *slog.Logger, getenv func(string
 		err = bgErr
 	}
 	return err
+}
+
+// cacheOptions tunes the read cache: a replica on a shared database
+// re-checks latest versions every --cache-recheck; the embedded store has
+// one writer, this process, and its cache trusts entries until it
+// invalidates them.
+func cacheOptions(cfg config) []metacache.Option {
+	if !isPostgres(cfg.DB) {
+		return nil
+	}
+	return []metacache.Option{metacache.WithTTL(cfg.CacheRecheck)}
 }
 
 // newRegistry is the binary's metrics registry, with the Go runtime and

@@ -55,6 +55,11 @@ func TestRefusesBadConfig(t *testing.T) {
 		{"token auth without a file", []string{"--auth", "token"}, nil, "--tokens FILE"},
 		{"registry auth without its settings", []string{"--auth", "registry"}, nil, "--registry-realm"},
 		{"misspelt command", []string{"migarte", "--allow-anonymous-writes"}, nil, `unknown command or argument "migarte"`},
+		{"max-age of a fraction of a second", []string{"--cache-max-age", "1500ms", "--allow-anonymous-writes"}, nil, "--cache-max-age 1.5s must be whole seconds"},
+		{"max-age past the timestamps' half-life", []string{"--cache-max-age", "13h", "--timestamp-lifetime", "24h", "--allow-anonymous-writes"}, nil, "under half of --timestamp-lifetime"},
+		{"listen URL with the embedded store", []string{"--db-listen-url", "postgres://db/signet", "--allow-anonymous-writes"}, nil, "--db-listen-url goes with a postgres:// --db"},
+		{"re-check too often", []string{"--cache-recheck", "1ms", "--allow-anonymous-writes"}, nil, "--cache-recheck 1ms must be between"},
+		{"empty pool", []string{"--db", "postgres://db/signet", "--db-max-conns", "0", "--allow-anonymous-writes"}, nil, "--db-max-conns must be at least 1"},
 		{"help lists the commands", []string{"--help"}, nil, "prune      remove old metadata versions"},
 	} {
 		var stderr bytes.Buffer
@@ -78,7 +83,7 @@ func TestServesOnEmbeddedStore(t *testing.T) {
 	done := make(chan int, 1)
 	go func() {
 		done <- run(ctx, []string{"--db", filepath.Join(dir, "signet.db")}, io.Discard, io.Discard,
-			env(map[string]string{"SIGNET_ADDR": addr, "SIGNET_SIGNER_PASSPHRASE": "test passphrase", "SIGNET_ALLOW_ANONYMOUS_WRITES": "true"}))
+			env(map[string]string{"SIGNET_ADDR": addr, "SIGNET_SIGNER_PASSPHRASE": "test passphrase", "SIGNET_ALLOW_ANONYMOUS_WRITES": "true", "SIGNET_CACHE_MAX_AGE": "3s"}))
 	}()
 	var resp *http.Response
 	for range 100 {
@@ -100,6 +105,16 @@ func TestServesOnEmbeddedStore(t *testing.T) {
 		t.Fatalf("key: %v %v", resp, err)
 	}
 	resp.Body.Close()
+	// SIGNET_CACHE_MAX_AGE reaches the server: a metadata file not found
+	// is cacheable for that long.
+	resp, err = http.Get("http://" + addr + "/v2/example.com/app/_trust/tuf/timestamp.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if cc := resp.Header.Get("Cache-Control"); resp.StatusCode != http.StatusNotFound || cc != "public, max-age=3" {
+		t.Fatalf("timestamp of an empty repository: %d, Cache-Control %q; want 404 and public, max-age=3", resp.StatusCode, cc)
+	}
 	resp, err = http.Get("http://" + addr + "/metrics")
 	if err != nil {
 		t.Fatal(err)
@@ -144,6 +159,43 @@ func TestMigratePostgres(t *testing.T) {
 	// Idempotent; the flags may come before the command too.
 	if code := run(context.Background(), []string{"--db", url, "migrate"}, io.Discard, io.Discard, env(nil)); code != 0 {
 		t.Fatalf("second migrate: exit %d", code)
+	}
+}
+
+// TestPostgresPoolFlags: --db-max-conns and --db-listen-url reach the
+// store.
+func TestPostgresPoolFlags(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	url := pgtest.NewDatabase(t, "empty", func(context.Context, string) error { return nil })
+	st, err := openStore(ctx, config{DB: url, DBMaxConns: 3})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ps, ok := st.(interface {
+		PoolStats() (acquired, idle, total, max int32)
+	})
+	if !ok {
+		t.Fatalf("%T has no pool", st)
+	}
+	if _, _, _, max := ps.PoolStats(); max != 3 {
+		t.Errorf("--db-max-conns 3: pool of %d", max)
+	}
+	st.Close()
+	if _, err := openStore(ctx, config{DB: url, DBMaxConns: 3, DBListenURL: "postgres://%zz"}); err == nil || !strings.Contains(err.Error(), "listen URL") {
+		t.Errorf("a listen URL that does not parse: %v", err)
+	}
+}
+
+// TestCacheOptions: --cache-recheck applies on a shared database only; the
+// embedded store's cache trusts what it holds until this process writes.
+func TestCacheOptions(t *testing.T) {
+	t.Parallel()
+	if n := len(cacheOptions(config{DB: "postgres://db/signet", CacheRecheck: time.Second})); n != 1 {
+		t.Errorf("postgres: %d cache options, want the re-check", n)
+	}
+	if n := len(cacheOptions(config{DB: "./signet.db", CacheRecheck: time.Second})); n != 0 {
+		t.Errorf("embedded: %d cache options, want none", n)
 	}
 }
 

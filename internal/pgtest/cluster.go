@@ -18,6 +18,7 @@ import (
 	"os/exec"
 	"os/user"
 	"path/filepath"
+	"regexp"
 	"strconv"
 	"strings"
 	"syscall"
@@ -74,8 +75,12 @@ func freePort() (int, error) {
 	return l.Addr().(*net.TCPAddr).Port, nil
 }
 
-// Start initialises and starts a throwaway cluster.
-func Start(ctx context.Context) (*Cluster, error) {
+// Start initialises and starts a throwaway cluster. Settings ("name=value",
+// e.g. "shared_preload_libraries=pg_stat_statements" or "fsync=on") are
+// passed to the server after the defaults, which they override: the
+// defaults trade durability for speed (fsync, synchronous_commit and
+// full_page_writes off) and allow 300 connections.
+func Start(ctx context.Context, settings ...string) (*Cluster, error) {
 	bin, err := binDir()
 	if err != nil {
 		return nil, err
@@ -113,12 +118,23 @@ func Start(ctx context.Context) (*Cluster, error) {
 		return fail(err)
 	}
 	c.opts = fmt.Sprintf("-p %d -k %s -c listen_addresses=127.0.0.1 -c fsync=off -c synchronous_commit=off -c full_page_writes=off -c max_connections=300", port, dir)
+	for _, kv := range settings {
+		if !settingRE.MatchString(kv) {
+			return fail(fmt.Errorf("pgtest: setting %q: want name=value", kv))
+		}
+		c.opts += " -c " + kv
+	}
 	if err := c.Resume(ctx); err != nil {
 		return fail(err)
 	}
 	c.URL = fmt.Sprintf("postgres://postgres@127.0.0.1:%d/postgres?sslmode=disable", port)
 	return c, nil
 }
+
+var settingRE = regexp.MustCompile(`^[a-z_.]+=[A-Za-z0-9_.,:/-]+$`)
+
+// DataDir is the cluster's data directory.
+func (c *Cluster) DataDir() string { return filepath.Join(c.dir, "data") }
 
 func (c *Cluster) run(ctx context.Context, name string, args ...string) ([]byte, error) {
 	path := filepath.Join(c.bin, name)

@@ -34,7 +34,9 @@ const channel = "signet_meta"
 // Store is a MetaStore on a pgxpool.
 type Store struct {
 	pool *pgxpool.Pool
-	url  string
+	// listenURL, if set, is where Watch connects for LISTEN instead of
+	// taking a connection from the pool (see WithListenURL).
+	listenURL string
 }
 
 var (
@@ -42,37 +44,72 @@ var (
 	_ store.Watcher   = (*Store)(nil)
 )
 
-// Option tunes the pool.
-type Option func(*pgxpool.Config)
+// DefaultMaxConns is the pool size unless the URL (pool_max_conns) or
+// WithMaxConns asks for more, or WithMaxConns for fewer.
+const DefaultMaxConns = 16
 
-// WithMaxConns sets the pool size.
-func WithMaxConns(n int32) Option { return func(c *pgxpool.Config) { c.MaxConns = n } }
+// Option tunes the store.
+type Option func(*settings)
 
-// Open connects a pool to url and checks that the database answers.
+type settings struct {
+	pool      *pgxpool.Config
+	listenURL string
+}
+
+// WithMaxConns sets the pool size: the most connections this store (one
+// server replica) holds, besides the one Watch listens on.
+func WithMaxConns(n int32) Option { return func(s *settings) { s.pool.MaxConns = n } }
+
+// WithListenURL makes Watch LISTEN on its own connection to url rather
+// than on one taken from the pool. LISTEN needs a session that stays
+// with this process; a pooler in transaction mode (PgBouncer's
+// pool_mode=transaction) hands each transaction to whichever server
+// connection is free, so behind one the pool's URL names the pooler and
+// url the database itself (or a pooler port in session mode). The
+// pool's pool_* parameters do not apply to it.
+func WithListenURL(url string) Option { return func(s *settings) { s.listenURL = url } }
+
+// Open connects a pool to url and checks that the database answers (and,
+// with WithListenURL, that the listen URL does too).
 func Open(ctx context.Context, url string, opts ...Option) (*Store, error) {
 	cfg, err := pgxpool.ParseConfig(url)
 	if err != nil {
 		return nil, fmt.Errorf("postgres: parse URL: %w", err)
 	}
-	if cfg.MaxConns < 16 {
-		cfg.MaxConns = 16
-	}
+	cfg.MaxConns = max(cfg.MaxConns, DefaultMaxConns)
 	cfg.MinConns = 2
 	cfg.MaxConnIdleTime = 5 * time.Minute
 	cfg.MaxConnLifetime = time.Hour
 	cfg.HealthCheckPeriod = 15 * time.Second
 	cfg.ConnConfig.ConnectTimeout = 5 * time.Second
+	set := settings{pool: cfg}
 	for _, o := range opts {
-		o(cfg)
+		o(&set)
+	}
+	cfg.MinConns = min(cfg.MinConns, cfg.MaxConns)
+	if set.listenURL != "" {
+		if _, err := pgx.ParseConfig(set.listenURL); err != nil {
+			return nil, fmt.Errorf("postgres: parse listen URL: %w", err)
+		}
 	}
 	pool, err := pgxpool.NewWithConfig(ctx, cfg)
 	if err != nil {
 		return nil, fmt.Errorf("postgres: %w", translate(err))
 	}
-	s := &Store{pool: pool, url: url}
+	s := &Store{pool: pool, listenURL: set.listenURL}
 	if err := s.Ping(ctx); err != nil {
 		pool.Close()
 		return nil, err
+	}
+	if s.listenURL != "" {
+		// Watch reconnects quietly; a listen URL that never works would
+		// leave replicas on the cache's TTL without anyone noticing.
+		conn, err := s.listenConn(ctx)
+		if err != nil {
+			pool.Close()
+			return nil, fmt.Errorf("postgres: listen URL: %w", translate(err))
+		}
+		_ = conn.Close(ctx)
 	}
 	return s, nil
 }
@@ -110,6 +147,8 @@ func translate(err error) error {
 		case "23505":
 			return fmt.Errorf("%w: %s", store.ErrVersionExists, pgErr.Message)
 		case "57P01", "57P02", "57P03", "53300": // shutdown, crash, cannot connect now, too many connections
+			return fmt.Errorf("%w: %w", store.ErrUnavailable, err)
+		case "57014", "55P03": // statement_timeout (or a cancel), lock_timeout: overloaded, retry later
 			return fmt.Errorf("%w: %w", store.ErrUnavailable, err)
 		}
 		return err
@@ -345,9 +384,10 @@ func (s *Store) Close() error {
 	return nil
 }
 
-// Watch implements store.Watcher: it LISTENs on a dedicated connection,
-// reconnecting with backoff, and calls changed("") after every (re)connect
-// since notifications may have been missed meanwhile.
+// Watch implements store.Watcher: it LISTENs on a dedicated connection
+// (taken from the pool, or to the WithListenURL), reconnecting with
+// backoff, and calls changed("") after every (re)connect since
+// notifications may have been missed meanwhile.
 func (s *Store) Watch(ctx context.Context, changed func(gun string)) error {
 	backoff := 100 * time.Millisecond
 	for {
@@ -370,12 +410,10 @@ func (s *Store) Watch(ctx context.Context, changed func(gun string)) error {
 }
 
 func (s *Store) listen(ctx context.Context, changed func(gun string)) error {
-	conn, err := s.pool.Acquire(ctx)
+	pc, err := s.listenConn(ctx)
 	if err != nil {
 		return err
 	}
-	// The connection carries LISTEN state: never return it to the pool.
-	pc := conn.Hijack()
 	defer pc.Close(context.WithoutCancel(ctx))
 	if _, err := pc.Exec(ctx, "LISTEN "+channel); err != nil {
 		return err
@@ -388,4 +426,24 @@ func (s *Store) listen(ctx context.Context, changed func(gun string)) error {
 		}
 		changed(n.Payload)
 	}
+}
+
+// listenConn opens the connection Watch listens on.
+func (s *Store) listenConn(ctx context.Context) (*pgx.Conn, error) {
+	if s.listenURL != "" {
+		cfg, err := pgx.ParseConfig(s.listenURL) // checked by Open
+		if err != nil {
+			return nil, err
+		}
+		if cfg.ConnectTimeout == 0 {
+			cfg.ConnectTimeout = 5 * time.Second
+		}
+		return pgx.ConnectConfig(ctx, cfg)
+	}
+	conn, err := s.pool.Acquire(ctx)
+	if err != nil {
+		return nil, err
+	}
+	// The connection carries LISTEN state: never return it to the pool.
+	return conn.Hijack(), nil
 }
