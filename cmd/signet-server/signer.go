@@ -29,9 +29,7 @@ func openSigner(ctx context.Context, cfg config, log *slog.Logger, getenv func(s
 		if err != nil {
 			return nil, nil, fmt.Errorf("signer TLS: %w", err)
 		}
-		tr := http.DefaultTransport.(*http.Transport).Clone()
-		tr.TLSClientConfig = tc
-		tr.MaxIdleConnsPerHost = 64
+		tr := signerclient.NewTransport(tc)
 		return signerclient.New(cfg.Signer, &http.Client{Transport: tr}), func() error { tr.CloseIdleConnections(); return nil }, nil
 	}
 	dir := dataDir(cfg)
