@@ -14,6 +14,7 @@
 package client
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -224,10 +225,16 @@ func (f *fetcher) DownloadFile(u string, maxLength int64, _ time.Duration) ([]by
 	if resp.StatusCode != http.StatusOK {
 		return nil, &metadata.ErrDownloadHTTP{StatusCode: resp.StatusCode, URL: u}
 	}
-	data, err := io.ReadAll(io.LimitReader(resp.Body, maxLength+1))
-	if err != nil {
+	// One allocation when the server says the length (a 10 MB role read
+	// with io.ReadAll's doubling allocates three times that).
+	var buf bytes.Buffer
+	if n := resp.ContentLength; n > 0 && n <= maxLength {
+		buf.Grow(int(n) + bytes.MinRead)
+	}
+	if _, err := buf.ReadFrom(io.LimitReader(resp.Body, maxLength+1)); err != nil {
 		return nil, fmt.Errorf("client: GET %s: %w", u, err)
 	}
+	data := buf.Bytes()
 	if int64(len(data)) > maxLength {
 		return nil, &metadata.ErrDownloadLengthMismatch{Msg: fmt.Sprintf("%s is larger than %d bytes", u, maxLength)}
 	}

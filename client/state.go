@@ -15,6 +15,7 @@ import (
 	"github.com/theupdateframework/go-tuf/v2/metadata"
 	"github.com/theupdateframework/go-tuf/v2/metadata/trustedmetadata"
 
+	"github.com/signetdev/signet/tufjson"
 	"github.com/signetdev/signet/tufrules"
 )
 
@@ -216,7 +217,7 @@ func (s *repoState) loadLocal() error {
 	if err != nil {
 		return err
 	}
-	_, err = t.UpdateDelegatedTargets(data, metadata.TARGETS, metadata.ROOT)
+	_, err = updateDelegated(t, data, metadata.TARGETS, metadata.ROOT)
 	return err
 }
 
@@ -282,7 +283,7 @@ func (s *repoState) load(role, parent string, delegator *metadata.Metadata[metad
 // snapshot, verified at the real time, was valid then as well), and the
 // role is listed in s.stale.
 func (s *repoState) verify(tm *trustedmetadata.TrustedMetadata, data []byte, role, parent string) (*metadata.Metadata[metadata.TargetsType], error) {
-	m, err := tm.UpdateDelegatedTargets(data, role, parent)
+	m, err := updateDelegated(tm, data, role, parent)
 	if err == nil || !errors.Is(err, &metadata.ErrExpiredMetadata{}) {
 		return m, err
 	}
@@ -297,11 +298,65 @@ func (s *repoState) verify(tm *trustedmetadata.TrustedMetadata, data []byte, rol
 	before := *tm
 	before.Targets = maps.Clone(tm.Targets)
 	before.RefTime = parsed.Signed.Expires.Add(-time.Second)
-	if m, err = before.UpdateDelegatedTargets(data, role, parent); err != nil {
+	if m, err = updateDelegated(&before, data, role, parent); err != nil {
 		return nil, err
 	}
 	tm.Targets[role] = m
 	s.stale[role] = true
+	return m, nil
+}
+
+// updateDelegated is go-tuf's trustedmetadata.UpdateDelegatedTargets(data,
+// role, parent) on tm, step for step and with go-tuf's errors, but decoding
+// and checking signatures with tufjson, which computes go-tuf's results
+// without decoding the role five times over and re-encoding it for every
+// key (a cold resolve of a 100,000-tag role took seconds and half a GiB).
+func updateDelegated(tm *trustedmetadata.TrustedMetadata, data []byte, role, parent string) (*metadata.Metadata[metadata.TargetsType], error) {
+	if tm.Snapshot == nil || tm.Timestamp == nil {
+		return nil, &metadata.ErrRuntime{Msg: "cannot load targets before snapshot"}
+	}
+	// Targets load only under the final snapshot.
+	if tm.Snapshot.Signed.IsExpired(tm.RefTime) {
+		return nil, &metadata.ErrExpiredMetadata{Msg: "snapshot.json is expired"}
+	}
+	if sm := tm.Timestamp.Signed.Meta[metaFile(metadata.SNAPSHOT)]; sm == nil || tm.Snapshot.Signed.Version != sm.Version {
+		return nil, &metadata.ErrBadVersionNumber{Msg: fmt.Sprintf("snapshot v%d is not the one the timestamp lists", tm.Snapshot.Signed.Version)}
+	}
+	var delegator any = tm.Root
+	if parent != metadata.ROOT {
+		d, ok := tm.Targets[parent]
+		if !ok {
+			return nil, &metadata.ErrRuntime{Msg: "cannot load targets before delegator"}
+		}
+		delegator = d
+	} else if tm.Root == nil {
+		return nil, &metadata.ErrRuntime{Msg: "cannot load targets before delegator"}
+	}
+	meta, ok := tm.Snapshot.Signed.Meta[metaFile(role)]
+	if !ok {
+		return nil, &metadata.ErrRepository{Msg: fmt.Sprintf("snapshot does not contain information for %s", role)}
+	}
+	if err := meta.VerifyLengthHashes(data); err != nil {
+		return nil, err
+	}
+	t, err := tufjson.DecodeTargets(data)
+	if err != nil {
+		return nil, err
+	}
+	m := t.Meta
+	if m.Signed.Type != metadata.TARGETS {
+		return nil, &metadata.ErrRepository{Msg: fmt.Sprintf("expected %s, got %s", metadata.TARGETS, m.Signed.Type)}
+	}
+	if err := tufjson.VerifyDelegate(delegator, role, t); err != nil {
+		return nil, err
+	}
+	if m.Signed.Version != meta.Version {
+		return nil, &metadata.ErrBadVersionNumber{Msg: fmt.Sprintf("expected %s version %d, got %d", role, meta.Version, m.Signed.Version)}
+	}
+	if m.Signed.IsExpired(tm.RefTime) {
+		return nil, &metadata.ErrExpiredMetadata{Msg: fmt.Sprintf("new %s is expired", role)}
+	}
+	tm.Targets[role] = m
 	return m, nil
 }
 

@@ -6,7 +6,7 @@ import (
 	"github.com/theupdateframework/go-tuf/v2/metadata"
 	"github.com/theupdateframework/go-tuf/v2/metadata/trustedmetadata"
 
-	"github.com/signetdev/signet/server/tufrepo/tufjson"
+	"github.com/signetdev/signet/tufjson"
 )
 
 // The caches below hold what one publish decoded or verified, for the

@@ -14,7 +14,7 @@ import (
 	"github.com/theupdateframework/go-tuf/v2/metadata/trustedmetadata"
 
 	"github.com/signetdev/signet/server/store"
-	"github.com/signetdev/signet/server/tufrepo/tufjson"
+	"github.com/signetdev/signet/tufjson"
 	"github.com/signetdev/signet/tufrules"
 )
 

@@ -8,7 +8,7 @@ import (
 	"github.com/theupdateframework/go-tuf/v2/metadata"
 
 	"github.com/signetdev/signet/server/store"
-	"github.com/signetdev/signet/server/tufrepo/tufjson"
+	"github.com/signetdev/signet/tufjson"
 )
 
 // state is the stored side of one publish (or staged change, or refresh):

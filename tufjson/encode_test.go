@@ -10,7 +10,7 @@ import (
 	"github.com/secure-systems-lab/go-securesystemslib/cjson"
 	"github.com/theupdateframework/go-tuf/v2/metadata"
 
-	"github.com/signetdev/signet/server/tufrepo/tufjson"
+	"github.com/signetdev/signet/tufjson"
 )
 
 // TestEncodeMatchesGoTUF draws snapshots and timestamps of the shapes the

@@ -15,7 +15,7 @@ import (
 	"github.com/theupdateframework/go-tuf/v2/metadata"
 
 	"github.com/signetdev/signet/internal/tuftest"
-	"github.com/signetdev/signet/server/tufrepo/tufjson"
+	"github.com/signetdev/signet/tufjson"
 )
 
 // sameAsGoTUF checks DecodeTargets against go-tuf on data: the same error
