@@ -13,8 +13,8 @@ import (
 	"github.com/theupdateframework/go-tuf/v2/metadata/trustedmetadata"
 
 	"github.com/signetdev/signet/server/store"
-	"github.com/signetdev/signet/tufjson"
 	"github.com/signetdev/signet/signer"
+	"github.com/signetdev/signet/tufjson"
 	"github.com/signetdev/signet/tufrules"
 )
 

@@ -23,8 +23,8 @@ import (
 	"github.com/theupdateframework/go-tuf/v2/metadata"
 
 	"github.com/signetdev/signet/server/store"
-	"github.com/signetdev/signet/tufjson"
 	"github.com/signetdev/signet/signer"
+	"github.com/signetdev/signet/tufjson"
 )
 
 // Default lifetimes of server-made metadata (DESIGN.md, freshness defaults).
