@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"net/http"
 	"net/url"
 	"slices"
@@ -176,6 +177,8 @@ func challenge(ctx context.Context, hc *http.Client, server string) (*transport.
 		// Let the request itself report the network error.
 		return nil, nil
 	}
+	// Drained, so that the connection serves the requests that follow.
+	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))
 	resp.Body.Close()
 	if resp.StatusCode != http.StatusUnauthorized {
 		return nil, nil
