@@ -10,7 +10,7 @@ run:
 	$(GO) run ./cmd/signet-server --allow-anonymous-writes
 
 build:
-	$(GO) build -o bin/ ./cmd/...
+	CGO_ENABLED=0 $(GO) build -trimpath -o bin/ ./cmd/...  # static, as deploy/Dockerfile.* build them
 
 test:
 	./scripts/test-deps.sh

@@ -15,9 +15,12 @@ import (
 )
 
 // build compiles signet's binaries into dir, in one go build (which links
-// them in parallel).
+// them in parallel), as the release images build them: static, without
+// cgo (deploy/Dockerfile.*), which also starts each process about a
+// millisecond sooner than a cgo-linked binary.
 func build(ctx context.Context, dir string) error {
-	cmd := exec.CommandContext(ctx, "go", "build", "-o", dir+string(filepath.Separator), "./cmd/signet-server", "./cmd/signet-signer", "./cmd/signet")
+	cmd := exec.CommandContext(ctx, "go", "build", "-trimpath", "-o", dir+string(filepath.Separator), "./cmd/signet-server", "./cmd/signet-signer", "./cmd/signet")
+	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
 	cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
 	if err := cmd.Run(); err != nil {
 		return fmt.Errorf("build: %w", err)
