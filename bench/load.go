@@ -95,21 +95,31 @@ func seedClient() *http.Client {
 	return &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 4}, Timeout: 10 * time.Minute}
 }
 
+// getOK fetches url, reads its body and wants a 200; it returns the
+// body's length.
+func getOK(ctx context.Context, hc *http.Client, url string) (int64, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	if err != nil {
+		return 0, err
+	}
+	resp, err := hc.Do(req)
+	if err != nil {
+		return 0, err
+	}
+	n, _ := io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return n, fmt.Errorf("GET %s: status %d", url, resp.StatusCode)
+	}
+	return n, nil
+}
+
 // getOp fetches url and checks for a 200 with the expected length.
 func getOp(c *http.Client, url string, wantLen int) op {
 	return func(ctx context.Context, _ int, _ *stopwatch) error {
-		req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+		n, err := getOK(ctx, c, url)
 		if err != nil {
 			return err
-		}
-		resp, err := c.Do(req)
-		if err != nil {
-			return err
-		}
-		n, _ := io.Copy(io.Discard, resp.Body)
-		resp.Body.Close()
-		if resp.StatusCode != http.StatusOK {
-			return fmt.Errorf("GET %s: status %d", url, resp.StatusCode)
 		}
 		if wantLen >= 0 && int(n) != wantLen {
 			return fmt.Errorf("GET %s: %d bytes, want %d", url, n, wantLen)

@@ -209,19 +209,8 @@ func (c *cluster) seed(prefix string, n int) ([]*devRepo, error) {
 func (c *cluster) reader(hc *http.Client, n int, guns []string, perReplica []atomic.Int64) op {
 	return func(ctx context.Context, w int, _ *stopwatch) error {
 		r := w % n
-		u := c.url(r) + "/v2/" + guns[rand.IntN(len(guns))] + "/_trust/tuf/timestamp.json"
-		req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
-		if err != nil {
+		if _, err := getOK(ctx, hc, c.url(r)+"/v2/"+guns[rand.IntN(len(guns))]+"/_trust/tuf/timestamp.json"); err != nil {
 			return err
-		}
-		resp, err := hc.Do(req)
-		if err != nil {
-			return err
-		}
-		_, _ = io.Copy(io.Discard, resp.Body)
-		resp.Body.Close()
-		if resp.StatusCode != http.StatusOK {
-			return fmt.Errorf("GET %s: status %d", u, resp.StatusCode)
 		}
 		perReplica[r].Add(1)
 		return nil
@@ -259,7 +248,7 @@ func (c *cluster) visibility(ctx context.Context, hc *http.Client, n int, d *dev
 		// holds it in its cache: only the change notification (or, if it
 		// is lost, the cache's TTL) can make the others serve the next.
 		for r := range n {
-			if err := getOK(ctx, hc, tsURL(r)); err != nil {
+			if _, err := getOK(ctx, hc, tsURL(r)); err != nil {
 				if ctx.Err() != nil {
 					break
 				}
@@ -304,23 +293,6 @@ func (c *cluster) visibility(ctx context.Context, hc *http.Client, n int, d *dev
 		}
 	}
 	return lats, misses, nil
-}
-
-func getOK(ctx context.Context, hc *http.Client, url string) error {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
-	if err != nil {
-		return err
-	}
-	resp, err := hc.Do(req)
-	if err != nil {
-		return err
-	}
-	_, _ = io.Copy(io.Discard, resp.Body)
-	resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		return fmt.Errorf("GET %s: status %d", url, resp.StatusCode)
-	}
-	return nil
 }
 
 func publishResult(ctx context.Context, hc *http.Client, url string, body io.Reader, ct string) (api.PublishResult, error) {
