@@ -287,17 +287,18 @@ func (s *repoState) verify(tm *trustedmetadata.TrustedMetadata, data []byte, rol
 	if err == nil || !errors.Is(err, &metadata.ErrExpiredMetadata{}) {
 		return m, err
 	}
-	parsed, perr := metadata.Targets().FromBytes(data)
+	parsed, perr := tufjson.DecodeTargets(data)
 	if perr != nil {
 		return nil, err
 	}
+	expires := parsed.Meta.Signed.Expires
 	if !s.renewing {
-		return nil, &TrustError{GUN: s.gun, Kind: ErrExpired, Expires: parsed.Signed.Expires,
+		return nil, &TrustError{GUN: s.gun, Kind: ErrExpired, Expires: expires,
 			Err: fmt.Errorf("%s has expired; its key holders re-sign it (signet resign %s %s): %w", role, s.gun, role, err)}
 	}
 	before := *tm
 	before.Targets = maps.Clone(tm.Targets)
-	before.RefTime = parsed.Signed.Expires.Add(-time.Second)
+	before.RefTime = expires.Add(-time.Second)
 	if m, err = updateDelegated(&before, data, role, parent); err != nil {
 		return nil, err
 	}
