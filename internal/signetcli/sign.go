@@ -82,7 +82,7 @@ resolves of the repository fail (exit 4). Its current version is verified
 in every respect but its expiry before it is re-signed. Any sign or unsign
 into a role re-signs it as well. Root is renewed in the offline ceremony
 (signet root resign); timestamp and snapshot by signet-server itself.`,
-		RunE: func(cmd *cobra.Command, args []string) error {
+		RunE: a.withClient(func(cmd *cobra.Command, args []string, c *client.Client) error {
 			gun, roles := args[0], args[1:]
 			if err := client.ValidateGUN(gun); err != nil {
 				return usageError{err}
@@ -90,16 +90,12 @@ into a role re-signs it as well. Root is renewed in the offline ceremony
 			if len(roles) == 0 {
 				roles = []string{metadata.TARGETS}
 			}
-			c, err := a.client()
-			if err != nil {
-				return err
-			}
 			out, err := c.Renew(cmd.Context(), gun, roles)
 			if err != nil {
 				return err
 			}
 			return a.printOutcome(gun, out, nil)
-		},
+		}),
 	}
 }
 
