@@ -35,6 +35,7 @@ import (
 var (
 	errMissingKey    = errors.New("api: key without public part")
 	errKeyIDMismatch = errors.New("api: key ID does not match the key")
+	errBatches       = fmt.Errorf("api: a request holds 1 to %d batches", MaxBatches)
 )
 
 // maxRequest bounds request bodies: a snapshot payload of a repository with
@@ -99,6 +100,7 @@ func (h *Handler) Routes() http.Handler {
 	r.Post(PathDeleteKeys, h.handle(h.deleteKeys))
 	r.Post(PathSign, h.handle(h.sign))
 	r.Post(PathSignBatch, h.handle(h.signBatch))
+	r.Post(PathSignBatches, h.handle(h.signBatches))
 	return r
 }
 
@@ -268,28 +270,69 @@ func (h *Handler) sign(w http.ResponseWriter, r *http.Request) error {
 	return nil
 }
 
-// signBatch signs every payload of the batch or none: the role guard runs
-// on each before the service is called (which checks again), and each
-// payload gets its own audit line, "signed" or "signature refused" (a
-// refused batch's line names the payload that refused it).
+// signBatch signs every payload of the batch or none (signBatchOf).
 func (h *Handler) signBatch(w http.ResponseWriter, r *http.Request) error {
 	var req SignBatchRequest
 	if err := decodeMax(w, r, &req, maxBatchRequest); err != nil {
 		return err
 	}
-	if n := len(req.Requests); n == 0 || n > signer.MaxBatch {
-		// One line, not one per payload: a huge batch must not flood the log.
-		h.audit.WarnContext(r.Context(), "signature refused", "batch_size", n, "client", clientIdentity(r), "err", signer.ErrBatchSize)
-		return fmt.Errorf("%w: got %d", signer.ErrBatchSize, n)
+	sigs, err := h.signBatchOf(r.Context(), clientIdentity(r), req.Requests)
+	if err != nil {
+		return err
 	}
-	reqs := make([]signer.SignRequest, len(req.Requests))
-	for i, q := range req.Requests {
+	writeJSON(w, http.StatusOK, SignBatchResponse{Signatures: sigs})
+	return nil
+}
+
+// signBatches signs several independent batches of one request (what
+// signerclient coalesces from concurrent callers): each is signed whole or
+// refused whole exactly as signBatch would, with its own audit lines under
+// its own request ID, and one batch's refusal does not touch another's.
+func (h *Handler) signBatches(w http.ResponseWriter, r *http.Request) error {
+	var req SignBatchesRequest
+	if err := decodeMax(w, r, &req, maxBatchRequest); err != nil {
+		return err
+	}
+	client := clientIdentity(r)
+	if n := len(req.Batches); n == 0 || n > MaxBatches {
+		h.audit.WarnContext(r.Context(), "signature refused", "batches", n, "client", client, "err", errBatches)
+		return &badRequest{fmt.Sprintf("%v: got %d", errBatches, n)}
+	}
+	out := SignBatchesResponse{Results: make([]SignBatchResult, len(req.Batches))}
+	for i, b := range req.Batches {
+		ctx := r.Context()
+		if reqid.Valid(b.RequestID) {
+			ctx = reqid.With(ctx, b.RequestID)
+		}
+		sigs, err := h.signBatchOf(ctx, client, b.Requests)
+		if err != nil {
+			status, item := h.errorItem(ctx, r.URL.Path, err)
+			out.Results[i] = SignBatchResult{Status: status, Error: &item}
+			continue
+		}
+		out.Results[i] = SignBatchResult{Signatures: sigs}
+	}
+	writeJSON(w, http.StatusOK, out)
+	return nil
+}
+
+// signBatchOf signs every payload of in or none: the role guard runs on
+// each before the service is called (which checks again), and each payload
+// gets its own audit line, "signed" or "signature refused" (a refused
+// batch's line names the payload that refused it).
+func (h *Handler) signBatchOf(ctx context.Context, client string, in []SignRequest) ([][]byte, error) {
+	if n := len(in); n == 0 || n > signer.MaxBatch {
+		// One line, not one per payload: a huge batch must not flood the log.
+		h.audit.WarnContext(ctx, "signature refused", "batch_size", n, "client", client, "err", signer.ErrBatchSize)
+		return nil, fmt.Errorf("%w: got %d", signer.ErrBatchSize, n)
+	}
+	reqs := make([]signer.SignRequest, len(in))
+	for i, q := range in {
 		if q.GUN == "" || q.KeyID == "" || len(q.Payload) == 0 {
-			return &badRequest{fmt.Sprintf("request %d: gun, role, key_id and payload are required", i)}
+			return nil, &badRequest{fmt.Sprintf("request %d: gun, role, key_id and payload are required", i)}
 		}
 		reqs[i] = signer.SignRequest{GUN: q.GUN, Role: q.Role, KeyID: q.KeyID, Payload: q.Payload}
 	}
-	client := clientIdentity(r)
 	attrs := func(i int) []any {
 		q := reqs[i]
 		sum := sha256.Sum256(q.Payload)
@@ -298,25 +341,24 @@ func (h *Handler) signBatch(w http.ResponseWriter, r *http.Request) error {
 	}
 	refuse := func(err error) error {
 		for i := range reqs {
-			h.audit.WarnContext(r.Context(), "signature refused", append(attrs(i), "err", err)...)
+			h.audit.WarnContext(ctx, "signature refused", append(attrs(i), "err", err)...)
 		}
 		return err
 	}
 	if err := signer.CheckBatch(reqs); err != nil {
-		return refuse(err)
+		return nil, refuse(err)
 	}
-	sigs, err := h.svc.SignBatch(r.Context(), reqs)
+	sigs, err := h.svc.SignBatch(ctx, reqs)
 	if err != nil {
-		return refuse(err)
+		return nil, refuse(err)
 	}
 	if len(sigs) != len(reqs) {
-		return refuse(fmt.Errorf("api: %d signatures for %d payloads", len(sigs), len(reqs)))
+		return nil, refuse(fmt.Errorf("api: %d signatures for %d payloads", len(sigs), len(reqs)))
 	}
 	for i := range reqs {
-		h.audit.InfoContext(r.Context(), "signed", attrs(i)...)
+		h.audit.InfoContext(ctx, "signed", attrs(i)...)
 	}
-	writeJSON(w, http.StatusOK, SignBatchResponse{Signatures: sigs})
-	return nil
+	return sigs, nil
 }
 
 func (h *Handler) ready(w http.ResponseWriter, r *http.Request) {
@@ -339,6 +381,14 @@ func clientIdentity(r *http.Request) string {
 }
 
 func (h *Handler) writeError(w http.ResponseWriter, r *http.Request, err error) int {
+	status, item := h.errorItem(r.Context(), r.URL.Path, err)
+	writeJSON(w, status, ErrorBody{Errors: []ErrorItem{item}})
+	return status
+}
+
+// errorItem is the one place where errors become statuses and error codes;
+// a 5xx carries a generic message, and its cause goes to the log.
+func (h *Handler) errorItem(ctx context.Context, path string, err error) (int, ErrorItem) {
 	status, code, msg := http.StatusInternalServerError, CodeInternal, "internal error"
 	var br *badRequest
 	var mbe *http.MaxBytesError
@@ -356,7 +406,7 @@ func (h *Handler) writeError(w http.ResponseWriter, r *http.Request, err error) 
 	case errors.Is(err, signer.ErrUnsupportedRole):
 		status, code, msg = http.StatusBadRequest, CodeUnsupportedRole, err.Error()
 	default:
-		h.log.ErrorContext(r.Context(), "request failed", "path", r.URL.Path, "err", err)
+		h.log.ErrorContext(ctx, "request failed", "path", path, "err", err)
 	}
 	item := ErrorItem{Code: code, Message: msg}
 	var be *signer.BatchError
@@ -364,8 +414,7 @@ func (h *Handler) writeError(w http.ResponseWriter, r *http.Request, err error) 
 		// The index says which payload; the message, why.
 		item.Index, item.Message = &be.Index, be.Err.Error()
 	}
-	writeJSON(w, status, ErrorBody{Errors: []ErrorItem{item}})
-	return status
+	return status, item
 }
 
 func writeJSON(w http.ResponseWriter, status int, v any) {

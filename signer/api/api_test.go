@@ -172,3 +172,88 @@ func TestSignBatchAudit(t *testing.T) {
 		}
 	}
 }
+
+// TestSignBatchesAudit: the batches of one PathSignBatches request are
+// signed or refused each on its own, each payload audited under its
+// batch's request ID; a request with no batch or too many is refused whole.
+func TestSignBatchesAudit(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	svc := keystore.NewMemory()
+	ts, err := svc.EnsureKey(ctx, "example.com/app", "timestamp", signer.Ed25519)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var audit bytes.Buffer
+	h := api.New(svc, slog.New(slog.DiscardHandler), slog.New(slog.NewJSONHandler(&audit, nil)), prometheus.NewRegistry()).Routes()
+	post := func(in api.SignBatchesRequest) (int, []byte) {
+		body, _ := json.Marshal(in)
+		r := httptest.NewRequest(http.MethodPost, api.PathSignBatches, bytes.NewReader(body))
+		r.TLS = &tls.ConnectionState{PeerCertificates: []*x509.Certificate{{Subject: pkix.Name{CommonName: "signet-server"}}}}
+		w := httptest.NewRecorder()
+		h.ServeHTTP(w, r)
+		return w.Code, w.Body.Bytes()
+	}
+	good := api.SignRequest{GUN: "example.com/app", Role: "timestamp", KeyID: ts.ID, Payload: []byte(`{"_type":"timestamp","version":2}`)}
+	bad := good
+	bad.Payload = []byte(`{"_type":"targets","version":2}`)
+	code, body := post(api.SignBatchesRequest{Batches: []api.SignBatch{
+		{RequestID: "one", Requests: []api.SignRequest{good}},
+		{RequestID: "two", Requests: []api.SignRequest{good, bad}},
+		{RequestID: "three", Requests: nil},
+		{RequestID: "bad id\n", Requests: []api.SignRequest{good, good}},
+	}})
+	var resp api.SignBatchesResponse
+	if err := json.Unmarshal(body, &resp); code != 200 || err != nil || len(resp.Results) != 4 {
+		t.Fatalf("batches: %d %s", code, body)
+	}
+	if r := resp.Results[0]; r.Error != nil || len(r.Signatures) != 1 {
+		t.Errorf("batch 0: %+v", r)
+	}
+	if r := resp.Results[1]; r.Signatures != nil || r.Error == nil || r.Status != http.StatusForbidden || r.Error.Code != api.CodeRoleMismatch || r.Error.Index == nil || *r.Error.Index != 1 {
+		t.Errorf("batch 1 (a targets payload): %+v", r)
+	}
+	if r := resp.Results[2]; r.Signatures != nil || r.Error == nil || r.Status != http.StatusBadRequest {
+		t.Errorf("batch 2 (empty): %+v", r)
+	}
+	if r := resp.Results[3]; r.Error != nil || len(r.Signatures) != 2 {
+		t.Errorf("batch 3: %+v", r)
+	}
+	lines := strings.Split(strings.TrimSpace(audit.String()), "\n")
+	var signed, refused []string
+	for _, l := range lines {
+		var rec struct {
+			Msg       string `json:"msg"`
+			RequestID string `json:"request_id"`
+		}
+		if err := json.Unmarshal([]byte(l), &rec); err != nil {
+			t.Fatal(err)
+		}
+		switch rec.Msg {
+		case "signed":
+			signed = append(signed, rec.RequestID)
+		case "signature refused":
+			refused = append(refused, rec.RequestID)
+		}
+	}
+	if got := strings.Join(signed, ","); got != "one,," {
+		t.Errorf("signed lines by request ID: %q", got)
+	}
+	if got := strings.Join(refused, ","); got != "two,two,three" {
+		t.Errorf("refused lines by request ID: %q", got)
+	}
+
+	many := make([]api.SignBatch, api.MaxBatches+1)
+	for i := range many {
+		many[i] = api.SignBatch{Requests: []api.SignRequest{good}}
+	}
+	for name, in := range map[string]api.SignBatchesRequest{"no batch": {}, "too many": {Batches: many}} {
+		audit.Reset()
+		if code, body := post(in); code != http.StatusBadRequest {
+			t.Errorf("%s: %d %s", name, code, body)
+		}
+		if strings.Contains(audit.String(), `"msg":"signed"`) {
+			t.Errorf("%s: signed", name)
+		}
+	}
+}

@@ -21,8 +21,12 @@ const (
 	PathDeleteKeys = "/v1/keys/delete"
 	PathSign       = "/v1/sign"
 	PathSignBatch  = "/v1/sign/batch"
-	PathHealth     = "/healthz"
-	PathReady      = "/readyz"
+	// PathSignBatches signs several independent batches in one request
+	// (SignBatchesRequest); signet-signer serves it since the release that
+	// added it, and signerclient falls back to PathSignBatch on a 404.
+	PathSignBatches = "/v1/sign/batches"
+	PathHealth      = "/healthz"
+	PathReady       = "/readyz"
 )
 
 // KeyRequest names a key slot: (gun, role), and the algorithm for new keys.
@@ -55,6 +59,39 @@ type SignBatchRequest struct {
 // SignBatchResponse carries the signatures, in the order of the requests.
 type SignBatchResponse struct {
 	Signatures [][]byte `json:"signatures"`
+}
+
+// MaxBatches bounds the batches of one SignBatchesRequest.
+const MaxBatches = 32
+
+// SignBatchesRequest carries independent batches, typically those of
+// concurrent publishes that signerclient sends together: each is signed
+// whole or refused whole on its own, as a SignBatchRequest would be.
+type SignBatchesRequest struct {
+	Batches []SignBatch `json:"batches"`
+}
+
+// SignBatch is one batch of a SignBatchesRequest. RequestID, if valid (see
+// reqid.Valid), names the batch in the signer's log lines, as the
+// X-Request-ID header of a single request does.
+type SignBatch struct {
+	RequestID string        `json:"request_id,omitempty"`
+	Requests  []SignRequest `json:"requests"`
+}
+
+// SignBatchesResponse has one result per batch, in the order of the
+// batches.
+type SignBatchesResponse struct {
+	Results []SignBatchResult `json:"results"`
+}
+
+// SignBatchResult is a batch's signatures, in the order of its requests,
+// or, for a refused batch, the status and error item the same batch alone
+// would have been answered with.
+type SignBatchResult struct {
+	Signatures [][]byte   `json:"signatures,omitempty"`
+	Status     int        `json:"status,omitempty"`
+	Error      *ErrorItem `json:"error,omitempty"`
 }
 
 // Key is a public key on the wire.

@@ -32,6 +32,7 @@ type Client struct {
 	base    string
 	http    *http.Client
 	timeout time.Duration
+	co      coalescer
 }
 
 var _ signer.Service = (*Client)(nil)
@@ -66,7 +67,7 @@ func NewTransport(tc *tls.Config) *http.Transport {
 // New returns a client of the signer at baseURL (https://host:port). hc
 // must carry the mTLS configuration (tlsutil.ClientConfig; NewTransport).
 func New(baseURL string, hc *http.Client, opts ...Option) *Client {
-	c := &Client{base: strings.TrimSuffix(baseURL, "/"), http: hc, timeout: DefaultTimeout}
+	c := &Client{base: strings.TrimSuffix(baseURL, "/"), http: hc, timeout: DefaultTimeout, co: coalescer{max: DefaultMaxInFlight}}
 	for _, o := range opts {
 		o(c)
 	}
@@ -126,15 +127,24 @@ func (c *Client) Sign(ctx context.Context, gun, role, keyID string, payload []by
 	return resp.Signature, nil
 }
 
-// SignBatch implements signer.Service in one request: all payloads are
-// signed, or none. A refusal comes back as a *signer.BatchError naming the
-// refused payload. The signer must know /v1/sign/batch: upgrade
-// signet-signer before the servers that call it.
+// SignBatch implements signer.Service: all payloads are signed, or none.
+// A refusal comes back as a *signer.BatchError naming the refused payload.
+// Concurrent calls beyond the client's in-flight requests go to the signer
+// together (WithMaxInFlight), each batch still signed or refused on its
+// own. The signer must know /v1/sign/batch: upgrade signet-signer before
+// the servers that call it.
 func (c *Client) SignBatch(ctx context.Context, reqs []signer.SignRequest) ([][]byte, error) {
-	in := api.SignBatchRequest{Requests: make([]api.SignRequest, len(reqs))}
-	for i, r := range reqs {
-		in.Requests[i] = api.SignRequest{GUN: r.GUN, Role: r.Role, KeyID: r.KeyID, Payload: r.Payload}
+	if c.co.max > 0 && len(reqs) > 0 && len(reqs) <= signer.MaxBatch {
+		return c.coalesced(ctx, reqs)
 	}
+	// Batches the signer refuses for their size go alone, as they always
+	// did, to be refused (and audited) as such.
+	return c.signBatch(ctx, reqs)
+}
+
+// signBatch sends one batch in a request of its own.
+func (c *Client) signBatch(ctx context.Context, reqs []signer.SignRequest) ([][]byte, error) {
+	in := api.SignBatchRequest{Requests: wireRequests(reqs)}
 	var resp api.SignBatchResponse
 	if err := c.call(ctx, api.PathSignBatch, in, &resp); err != nil {
 		var ie *indexedError
@@ -147,6 +157,14 @@ func (c *Client) SignBatch(ctx context.Context, reqs []signer.SignRequest) ([][]
 		return nil, fmt.Errorf("signerclient: sign batch: %d signatures for %d payloads", len(resp.Signatures), len(reqs))
 	}
 	return resp.Signatures, nil
+}
+
+func wireRequests(reqs []signer.SignRequest) []api.SignRequest {
+	out := make([]api.SignRequest, len(reqs))
+	for i, r := range reqs {
+		out[i] = api.SignRequest{GUN: r.GUN, Role: r.Role, KeyID: r.KeyID, Payload: r.Payload}
+	}
+	return out
 }
 
 // DeleteKeys implements signer.Service.
@@ -227,10 +245,29 @@ type indexedError struct {
 func (e *indexedError) Error() string { return e.err.Error() }
 func (e *indexedError) Unwrap() error { return e.err }
 
+// statusError is a non-200 answer: its status, the envelope's code ("" if
+// the body was none of the signer's envelopes) and the error it means.
+type statusError struct {
+	status int
+	code   string
+	err    error
+}
+
+func (e *statusError) Error() string { return e.err.Error() }
+func (e *statusError) Unwrap() error { return e.err }
+
 // remoteError turns the signer's error envelope back into signer errors.
 func remoteError(status int, data []byte) error {
 	var eb api.ErrorBody
 	_ = json.Unmarshal(data, &eb)
+	code := ""
+	if len(eb.Errors) > 0 {
+		code = eb.Errors[0].Code
+	}
+	return &statusError{status: status, code: code, err: envelopeError(status, eb)}
+}
+
+func envelopeError(status int, eb api.ErrorBody) error {
 	msg := fmt.Sprintf("status %d", status)
 	code := ""
 	if len(eb.Errors) > 0 {
