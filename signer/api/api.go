@@ -11,6 +11,7 @@
 package api
 
 import (
+	"bytes"
 	"context"
 	"crypto/sha256"
 	"crypto/tls"
@@ -22,6 +23,7 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/go-chi/chi/v5"
@@ -151,6 +153,33 @@ func decodeMax(w http.ResponseWriter, r *http.Request, v any, limit int64) error
 	return nil
 }
 
+// bodies are the request buffers of the signing calls, reused: what is
+// decoded from them is copied out.
+var bodies = sync.Pool{New: func() any { return new(bytes.Buffer) }}
+
+// decodeSigning reads a signing call's body (at most limit bytes) into v
+// with its hand-written, strict decoder (codec.go).
+func decodeSigning(w http.ResponseWriter, r *http.Request, v json.Unmarshaler, limit int64) error {
+	buf := bodies.Get().(*bytes.Buffer)
+	defer func() {
+		if buf.Cap() <= 1<<20 { // a huge batch's buffer is not kept
+			buf.Reset()
+			bodies.Put(buf)
+		}
+	}()
+	if _, err := buf.ReadFrom(http.MaxBytesReader(w, r.Body, limit)); err != nil {
+		var mbe *http.MaxBytesError
+		if errors.As(err, &mbe) {
+			return err
+		}
+		return &badRequest{"malformed request: " + err.Error()}
+	}
+	if err := v.UnmarshalJSON(buf.Bytes()); err != nil {
+		return &badRequest{"malformed request: " + err.Error()}
+	}
+	return nil
+}
+
 func (h *Handler) keyRequest(w http.ResponseWriter, r *http.Request, needRole bool) (KeyRequest, error) {
 	var req KeyRequest
 	if err := decode(w, r, &req); err != nil {
@@ -245,7 +274,7 @@ func (h *Handler) deleteKeys(w http.ResponseWriter, r *http.Request) error {
 
 func (h *Handler) sign(w http.ResponseWriter, r *http.Request) error {
 	var req SignRequest
-	if err := decode(w, r, &req); err != nil {
+	if err := decodeSigning(w, r, &req, maxRequest); err != nil {
 		return err
 	}
 	if req.GUN == "" || req.KeyID == "" || len(req.Payload) == 0 {
@@ -266,21 +295,21 @@ func (h *Handler) sign(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	h.audit.InfoContext(r.Context(), "signed", attrs...)
-	writeJSON(w, http.StatusOK, SignResponse{Signature: sig})
+	writeBody(w, http.StatusOK, SignResponse{Signature: sig}.AppendJSON(nil))
 	return nil
 }
 
 // signBatch signs every payload of the batch or none (signBatchOf).
 func (h *Handler) signBatch(w http.ResponseWriter, r *http.Request) error {
 	var req SignBatchRequest
-	if err := decodeMax(w, r, &req, maxBatchRequest); err != nil {
+	if err := decodeSigning(w, r, &req, maxBatchRequest); err != nil {
 		return err
 	}
 	sigs, err := h.signBatchOf(r.Context(), clientIdentity(r), req.Requests)
 	if err != nil {
 		return err
 	}
-	writeJSON(w, http.StatusOK, SignBatchResponse{Signatures: sigs})
+	writeBody(w, http.StatusOK, SignBatchResponse{Signatures: sigs}.AppendJSON(nil))
 	return nil
 }
 
@@ -290,7 +319,7 @@ func (h *Handler) signBatch(w http.ResponseWriter, r *http.Request) error {
 // its own request ID, and one batch's refusal does not touch another's.
 func (h *Handler) signBatches(w http.ResponseWriter, r *http.Request) error {
 	var req SignBatchesRequest
-	if err := decodeMax(w, r, &req, maxBatchRequest); err != nil {
+	if err := decodeSigning(w, r, &req, maxBatchRequest); err != nil {
 		return err
 	}
 	client := clientIdentity(r)
@@ -312,7 +341,11 @@ func (h *Handler) signBatches(w http.ResponseWriter, r *http.Request) error {
 		}
 		out.Results[i] = SignBatchResult{Signatures: sigs}
 	}
-	writeJSON(w, http.StatusOK, out)
+	b, err := out.AppendJSON(nil)
+	if err != nil {
+		return err
+	}
+	writeBody(w, http.StatusOK, b)
 	return nil
 }
 
@@ -423,7 +456,17 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 		http.Error(w, "internal error", http.StatusInternalServerError)
 		return
 	}
-	w.Header().Set("Content-Type", "application/json")
+	writeBody(w, status, b)
+}
+
+// contentJSON is the Content-Type header's value, shared by every answer
+// rather than allocated for each.
+var contentJSON = []string{"application/json"}
+
+func writeBody(w http.ResponseWriter, status int, b []byte) {
+	h := w.Header()
+	h["Content-Type"] = contentJSON
+	h["Content-Length"] = []string{strconv.Itoa(len(b))}
 	w.WriteHeader(status)
 	_, _ = w.Write(b)
 }
