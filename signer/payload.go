@@ -32,14 +32,21 @@ func CheckPayloadRole(role string, payload []byte) error {
 	if payload[i] != '{' {
 		return fmt.Errorf("%w: payload is not a JSON object", ErrRoleMismatch)
 	}
-	var typ string
+	var typ []byte // the _type value's string token, quotes included
 	seen := 0
 	for i++; ; {
 		i = skipSpace(payload, i)
 		switch payload[i] {
 		case '}':
-			if seen != 1 || typ != role {
-				return fmt.Errorf("%w: payload is %q metadata, the key signs only %s", ErrRoleMismatch, typ, role)
+			if seen != 1 {
+				return fmt.Errorf("%w: payload has %d _type members, the key signs only %s", ErrRoleMismatch, seen, role)
+			}
+			t, err := typeValue(typ)
+			if err != nil {
+				return err
+			}
+			if t != role {
+				return fmt.Errorf("%w: payload is %q metadata, the key signs only %s", ErrRoleMismatch, t, role)
 			}
 			return nil
 		case ',':
@@ -47,24 +54,57 @@ func CheckPayloadRole(role string, payload []byte) error {
 			continue
 		}
 		end := stringEnd(payload, i)
-		name, err := memberName(payload[i:end])
+		isType, err := isTypeMember(payload[i:end])
 		if err != nil {
-			return fmt.Errorf("%w: malformed payload: %v", ErrRoleMismatch, err)
+			return err
 		}
 		i = skipSpace(payload, end) + 1 // the colon
 		i = skipSpace(payload, i)
 		vend := valueEnd(payload, i)
-		if strings.EqualFold(name, "_type") {
+		if isType {
 			seen++
-			if name != "_type" {
-				return fmt.Errorf("%w: ambiguous member %q", ErrRoleMismatch, name)
-			}
-			if err := json.Unmarshal(payload[i:vend], &typ); err != nil {
-				return fmt.Errorf("%w: _type is not a string", ErrRoleMismatch)
-			}
+			typ = payload[i:vend]
 		}
 		i = vend
 	}
+}
+
+// isTypeMember reports whether the member name token tok is "_type", and
+// refuses one that only case-folds to it (encoding/json, and so go-tuf,
+// would read it as the type too). A name without escapes is compared as
+// it is, without decoding (nor allocating).
+func isTypeMember(tok []byte) (bool, error) {
+	body := tok[1 : len(tok)-1]
+	if bytes.IndexByte(body, '\\') >= 0 {
+		name, err := memberName(tok)
+		if err != nil {
+			return false, fmt.Errorf("%w: malformed payload: %v", ErrRoleMismatch, err)
+		}
+		body = []byte(name)
+	}
+	// bytes.EqualFold folds exactly as strings.EqualFold does.
+	if !bytes.EqualFold(body, typeName) {
+		return false, nil
+	}
+	if string(body) != "_type" {
+		return false, fmt.Errorf("%w: ambiguous member %q", ErrRoleMismatch, body)
+	}
+	return true, nil
+}
+
+var typeName = []byte("_type")
+
+// typeValue decodes the _type value's token: a string without escapes is
+// taken as it is; anything else goes through encoding/json, as before.
+func typeValue(tok []byte) (string, error) {
+	if len(tok) >= 2 && tok[0] == '"' && bytes.IndexByte(tok, '\\') < 0 {
+		return string(tok[1 : len(tok)-1]), nil
+	}
+	var t string
+	if err := json.Unmarshal(tok, &t); err != nil {
+		return "", fmt.Errorf("%w: _type is not a string", ErrRoleMismatch)
+	}
+	return t, nil
 }
 
 // memberName decodes a JSON string token, unescaping only when needed.

@@ -70,6 +70,12 @@ func FuzzCheckPayloadRole(f *testing.F) {
 	f.Add(`{"a":"}\"{","b":[1,{"c":"]"}],"_type":"timestamp","n":-1.5e3}`)
 	f.Add(`{"\u005ftype":"timestamp"}`)
 	f.Add(` {"_type" : "snapshot" , "v":true} `)
+	f.Add(`{"_type":"time\u0073tamp"}`)
+	f.Add(`{"_type":null}`)
+	f.Add(`{"_type":1,"x":"timestamp"}`)
+	f.Add("{\"_type\":\"timestamp\xff\"}")
+	f.Add(`{"_type":"timestamp","_type":"timestamp"}`)
+	f.Add(`{"_\u0054YPE":"timestamp"}`)
 	f.Fuzz(func(t *testing.T, payload string) {
 		for _, role := range []string{"timestamp", "snapshot", "targets", "root"} {
 			err := signer.CheckPayloadRole(role, []byte(payload))
