@@ -24,6 +24,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/go-chi/chi/v5"
@@ -55,6 +56,8 @@ type Handler struct {
 	audit    *slog.Logger
 	registry *prometheus.Registry
 	calls    *prometheus.HistogramVec
+
+	lastClient atomic.Pointer[identity] // see clientIdentity
 }
 
 // New returns the API over svc. Audit lines go to audit (use the main
@@ -224,7 +227,7 @@ func (h *Handler) rotateKey(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	h.audit.InfoContext(r.Context(), "key rotated", "gun", req.GUN, "role", req.Role, "key_id", k.ID, "client", clientIdentity(r))
+	h.audit.InfoContext(r.Context(), "key rotated", "gun", req.GUN, "role", req.Role, "key_id", k.ID, "client", h.clientIdentity(r))
 	writeJSON(w, http.StatusOK, ToWire(k))
 	return nil
 }
@@ -267,7 +270,7 @@ func (h *Handler) deleteKeys(w http.ResponseWriter, r *http.Request) error {
 	if err := h.svc.DeleteKeys(r.Context(), req.GUN); err != nil {
 		return err
 	}
-	h.audit.InfoContext(r.Context(), "keys deleted", "gun", req.GUN, "client", clientIdentity(r))
+	h.audit.InfoContext(r.Context(), "keys deleted", "gun", req.GUN, "client", h.clientIdentity(r))
 	writeJSON(w, http.StatusOK, map[string]string{})
 	return nil
 }
@@ -284,7 +287,7 @@ func (h *Handler) sign(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	sum := sha256.Sum256(req.Payload)
-	attrs := []any{"gun", req.GUN, "role", req.Role, "key_id", req.KeyID, "payload_sha256", hex.EncodeToString(sum[:]), "client", clientIdentity(r)}
+	attrs := []any{"gun", req.GUN, "role", req.Role, "key_id", req.KeyID, "payload_sha256", hex.EncodeToString(sum[:]), "client", h.clientIdentity(r)}
 	if err := signer.CheckPayloadRole(req.Role, req.Payload); err != nil {
 		h.audit.WarnContext(r.Context(), "signature refused", append(attrs, "err", err)...)
 		return err
@@ -305,7 +308,7 @@ func (h *Handler) signBatch(w http.ResponseWriter, r *http.Request) error {
 	if err := decodeSigning(w, r, &req, maxBatchRequest); err != nil {
 		return err
 	}
-	sigs, err := h.signBatchOf(r.Context(), clientIdentity(r), req.Requests)
+	sigs, err := h.signBatchOf(r.Context(), h.clientIdentity(r), req.Requests)
 	if err != nil {
 		return err
 	}
@@ -322,7 +325,7 @@ func (h *Handler) signBatches(w http.ResponseWriter, r *http.Request) error {
 	if err := decodeSigning(w, r, &req, maxBatchRequest); err != nil {
 		return err
 	}
-	client := clientIdentity(r)
+	client := h.clientIdentity(r)
 	if n := len(req.Batches); n == 0 || n > MaxBatches {
 		h.audit.WarnContext(r.Context(), "signature refused", "batches", n, "client", client, "err", errBatches)
 		return &badRequest{fmt.Sprintf("%v: got %d", errBatches, n)}
@@ -366,16 +369,28 @@ func (h *Handler) signBatchOf(ctx context.Context, client string, in []SignReque
 		}
 		reqs[i] = signer.SignRequest{GUN: q.GUN, Role: q.Role, KeyID: q.KeyID, Payload: q.Payload}
 	}
-	attrs := func(i int) []any {
-		q := reqs[i]
-		sum := sha256.Sum256(q.Payload)
-		return []any{"gun", q.GUN, "role", q.Role, "key_id", q.KeyID, "payload_sha256", hex.EncodeToString(sum[:]),
-			"client", client, "batch_index", i, "batch_size", len(reqs)}
+	// audit writes one line per payload; the attributes are built only if
+	// the line is written at all.
+	audit := func(level slog.Level, msg string, err error) {
+		if !h.audit.Enabled(ctx, level) {
+			return
+		}
+		for i, q := range reqs {
+			sum := sha256.Sum256(q.Payload)
+			var hexSum [2 * sha256.Size]byte
+			hex.Encode(hexSum[:], sum[:])
+			attrs := [...]slog.Attr{slog.String("gun", q.GUN), slog.String("role", q.Role), slog.String("key_id", q.KeyID),
+				slog.String("payload_sha256", string(hexSum[:])), slog.String("client", client),
+				slog.Int("batch_index", i), slog.Int("batch_size", len(reqs)), slog.Any("err", err)}
+			n := len(attrs)
+			if err == nil {
+				n-- // no err attribute on a signature
+			}
+			h.audit.LogAttrs(ctx, level, msg, attrs[:n]...)
+		}
 	}
 	refuse := func(err error) error {
-		for i := range reqs {
-			h.audit.WarnContext(ctx, "signature refused", append(attrs(i), "err", err)...)
-		}
+		audit(slog.LevelWarn, "signature refused", err)
 		return err
 	}
 	if err := signer.CheckBatch(reqs); err != nil {
@@ -388,9 +403,7 @@ func (h *Handler) signBatchOf(ctx context.Context, client string, in []SignReque
 	if len(sigs) != len(reqs) {
 		return nil, refuse(fmt.Errorf("api: %d signatures for %d payloads", len(sigs), len(reqs)))
 	}
-	for i := range reqs {
-		h.audit.InfoContext(ctx, "signed", attrs(i)...)
-	}
+	audit(slog.LevelInfo, "signed", nil)
 	return sigs, nil
 }
 
@@ -405,12 +418,28 @@ func (h *Handler) ready(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, map[string]string{"keys": "ok"})
 }
 
-// clientIdentity names the caller by its certificate's subject.
-func clientIdentity(r *http.Request) string {
+// identity is a client certificate's subject, remembered with the
+// certificate it was read from.
+type identity struct {
+	raw  []byte
+	name string
+}
+
+// clientIdentity names the caller by its certificate's subject, formatted
+// once per certificate rather than on every request: the callers of a
+// signer are a handful of signet-servers, so the last certificate seen is
+// nearly always the next one. It is compared byte for byte.
+func (h *Handler) clientIdentity(r *http.Request) string {
 	if r.TLS == nil || len(r.TLS.PeerCertificates) == 0 {
 		return "anonymous"
 	}
-	return r.TLS.PeerCertificates[0].Subject.String()
+	cert := r.TLS.PeerCertificates[0]
+	if id := h.lastClient.Load(); id != nil && bytes.Equal(id.raw, cert.Raw) {
+		return id.name
+	}
+	id := &identity{raw: cert.Raw, name: cert.Subject.String()}
+	h.lastClient.Store(id)
+	return id.name
 }
 
 func (h *Handler) writeError(w http.ResponseWriter, r *http.Request, err error) int {
