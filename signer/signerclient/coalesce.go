@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"runtime"
 	"sync"
 
 	"github.com/signetdev/signet/internal/reqid"
@@ -14,8 +15,12 @@ import (
 
 // DefaultMaxInFlight is how many signing requests a Client keeps in flight
 // at once; batches of further concurrent callers wait and go together in
-// the next request (see WithMaxInFlight).
-const DefaultMaxInFlight = 4
+// the next request (see WithMaxInFlight). Two keep the signer busy while
+// the next request is being sent; with 16 concurrent callers on the
+// bench's 2-core machine they carry ~7 batches a request, where 4 in
+// flight carried ~3, most of them alone (signer throughput per CPU second
+// ~10% better with 2).
+const DefaultMaxInFlight = 2
 
 // maxCoalescedPayload bounds the payload bytes of batches sent together,
 // well under the signer's request limit once base64-encoded. A batch that
@@ -120,6 +125,10 @@ func (c *Client) flush(group []*pending) {
 		} else {
 			c.sendGroup(group)
 		}
+		// Let the callers just answered run first: under load most of them
+		// sign again at once, and their batches should go in the next
+		// request rather than one by one after it. A yield, not a wait.
+		runtime.Gosched()
 		co.mu.Lock()
 		group = co.take()
 		if len(group) == 0 {
