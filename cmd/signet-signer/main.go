@@ -24,6 +24,7 @@ import (
 	"os"
 	"os/signal"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 
@@ -118,9 +119,25 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, getenv fu
 	case "rewrap":
 		return runRewrap(ctx, args, stdout, stderr, getenv)
 	}
-	return cli.Serve(ctx, "signet-signer", envPrefix, &cfg, args, stdout, stderr, getenv, func(ctx context.Context, log *slog.Logger) error {
-		return serve(ctx, cfg, log, getenv)
+	// Every log line, the audit lines included, goes through one lock:
+	// the API writes a request's audit lines in one write of its own
+	// (api.WithAuditSink), which must not interleave with other lines.
+	logw := &lockedWriter{w: stderr}
+	return cli.Serve(ctx, "signet-signer", envPrefix, &cfg, args, stdout, logw, getenv, func(ctx context.Context, log *slog.Logger) error {
+		return serve(ctx, cfg, log, logw, getenv)
 	})
+}
+
+// lockedWriter serialises writes to w.
+type lockedWriter struct {
+	mu sync.Mutex
+	w  io.Writer
+}
+
+func (l *lockedWriter) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.w.Write(p)
 }
 
 // passphrase reads the passphrase of alias from the environment.
@@ -174,7 +191,7 @@ func isPlaceholder(p []byte) bool {
 	return false
 }
 
-func serve(ctx context.Context, cfg config, log *slog.Logger, getenv func(string) string) error {
+func serve(ctx context.Context, cfg config, log *slog.Logger, logw io.Writer, getenv func(string) string) error {
 	if p, err := passphrase(cfg.Alias, getenv); err == nil && cfg.PKCS11Module == "" && isPlaceholder(p) {
 		if !cfg.Demo {
 			return fmt.Errorf("the passphrase of alias %q is a placeholder (%q): set %sPASSPHRASE to a long random secret, or, for a throwaway demo, say --demo (compose: SIGNET_DEMO=true)", cfg.Alias, string(p), envPrefix)
@@ -205,7 +222,16 @@ func serve(ctx context.Context, cfg config, log *slog.Logger, getenv func(string
 	}
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-	h := api.New(svc, log, log, reg)
+	// The audit lines of a signing request are formatted as log's are and
+	// written to the same place in one write per request.
+	if _, err := cli.NewLogger(io.Discard, cfg.LogFormat, cfg.LogLevel); err != nil {
+		return err
+	}
+	auditFormat := func(w io.Writer) slog.Handler {
+		l, _ := cli.NewLogger(w, cfg.LogFormat, cfg.LogLevel) // checked above
+		return l.Handler()
+	}
+	h := api.New(svc, log, log, reg, api.WithAuditSink(logw, auditFormat))
 	hs := &http.Server{
 		Handler:           api.RequireClientCert(h.Routes()),
 		TLSConfig:         tc,

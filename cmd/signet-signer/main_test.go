@@ -34,6 +34,7 @@ import (
 	"github.com/signetdev/signet/internal/tuftest"
 	"github.com/signetdev/signet/server"
 	"github.com/signetdev/signet/server/store/postgres"
+	"github.com/signetdev/signet/signer"
 	"github.com/signetdev/signet/signer/api"
 	"github.com/signetdev/signet/signer/signerclient"
 )
@@ -500,6 +501,24 @@ func TestMetricsAndRequestIDs(t *testing.T) {
 	}
 	if !strings.Contains(signed, "request_id=req-from-server-42") {
 		t.Fatalf("audit line without the request ID: %q\n%s", signed, logs.String())
+	}
+	// A batch's lines go out through the API's audit sink: in the log's
+	// own format, with the request ID, one line per payload.
+	bctx := reqid.With(context.Background(), "req-batch-43")
+	payload := []byte(`{"_type":"timestamp","version":2}`)
+	if _, err := c.SignBatch(bctx, []signer.SignRequest{{GUN: "example.com/app", Role: metadata.TIMESTAMP, KeyID: k.ID, Payload: payload},
+		{GUN: "example.com/app", Role: metadata.TIMESTAMP, KeyID: k.ID, Payload: payload}}); err != nil {
+		t.Fatal(err)
+	}
+	n := 0
+	for line := range strings.SplitSeq(logs.String(), "\n") {
+		if strings.Contains(line, "msg=signed") && strings.Contains(line, "request_id=req-batch-43") &&
+			strings.Contains(line, "component=signer-audit") && strings.Contains(line, "batch_size=2") && strings.HasPrefix(line, "time=") {
+			n++
+		}
+	}
+	if n != 2 {
+		t.Fatalf("%d audit lines for a batch of 2:\n%s", n, logs.String())
 	}
 }
 

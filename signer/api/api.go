@@ -19,6 +19,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net/http"
 	"strconv"
@@ -58,14 +59,37 @@ type Handler struct {
 	calls    *prometheus.HistogramVec
 
 	lastClient atomic.Pointer[identity] // see clientIdentity
+
+	// With WithAuditSink: the signing calls' audit lines are formatted
+	// into a buffer by auditHandler and written to auditSink in one write
+	// per request.
+	auditSink    io.Writer
+	auditHandler func(io.Writer) slog.Handler
+}
+
+// Option configures a Handler.
+type Option func(*Handler)
+
+// WithAuditSink has the signing calls write their audit lines to w in one
+// write per request, before the answer is sent, formatted by handler
+// (which must format as the audit logger does: the same format, level and
+// destination). Without it each line is its own write through the audit
+// logger. w must be safe for concurrent use, and should be the writer the
+// audit logger writes to, serialised with it (so that lines never
+// interleave).
+func WithAuditSink(w io.Writer, handler func(io.Writer) slog.Handler) Option {
+	return func(h *Handler) { h.auditSink, h.auditHandler = w, handler }
 }
 
 // New returns the API over svc. Audit lines go to audit (use the main
 // logger if there is no separate audit sink). Metrics go to reg.
-func New(svc signer.Service, log, audit *slog.Logger, reg *prometheus.Registry) *Handler {
+func New(svc signer.Service, log, audit *slog.Logger, reg *prometheus.Registry, opts ...Option) *Handler {
 	// Lines logged for a request name the caller's X-Request-ID (see handle).
 	log, audit = slog.New(reqid.Handler(log.Handler())), slog.New(reqid.Handler(audit.Handler()))
 	h := &Handler{svc: svc, log: log.With("component", "signer-api"), audit: audit.With("component", "signer-audit"), registry: reg}
+	for _, o := range opts {
+		o(h)
+	}
 	h.calls = prometheus.NewHistogramVec(prometheus.HistogramOpts{
 		Name: "signet_signer_requests_duration_seconds", Help: "Signer API requests by operation and status code.",
 		Buckets: []float64{.0001, .00025, .0005, .001, .0025, .005, .01, .025, .05, .1, .25, 1},
@@ -302,13 +326,43 @@ func (h *Handler) sign(w http.ResponseWriter, r *http.Request) error {
 	return nil
 }
 
+// requestAudit returns the audit logger of one signing request and the
+// function that writes its lines, to call before the answer is sent. With
+// an audit sink the lines collect in a buffer and go out in one write;
+// without one they are written as they are logged. The returned function
+// may be called more than once; it writes once. The logger must not be
+// used after it.
+func (h *Handler) requestAudit() (*slog.Logger, func()) {
+	if h.auditSink == nil {
+		return h.audit, func() {}
+	}
+	buf := bodies.Get().(*bytes.Buffer)
+	lg := slog.New(reqid.Handler(h.auditHandler(buf))).With("component", "signer-audit")
+	done := false
+	return lg, func() { // once: the buffer goes back to the pool
+		if done {
+			return
+		}
+		done = true
+		if buf.Len() > 0 {
+			_, _ = h.auditSink.Write(buf.Bytes()) // as slog does, a failed log write fails no request
+		}
+		if buf.Cap() <= 1<<20 {
+			buf.Reset()
+			bodies.Put(buf)
+		}
+	}
+}
+
 // signBatch signs every payload of the batch or none (signBatchOf).
 func (h *Handler) signBatch(w http.ResponseWriter, r *http.Request) error {
 	var req SignBatchRequest
 	if err := decodeSigning(w, r, &req, maxBatchRequest); err != nil {
 		return err
 	}
-	sigs, err := h.signBatchOf(r.Context(), h.clientIdentity(r), req.Requests)
+	audit, flush := h.requestAudit()
+	sigs, err := h.signBatchOf(r.Context(), audit, h.clientIdentity(r), req.Requests)
+	flush()
 	if err != nil {
 		return err
 	}
@@ -331,12 +385,14 @@ func (h *Handler) signBatches(w http.ResponseWriter, r *http.Request) error {
 		return &badRequest{fmt.Sprintf("%v: got %d", errBatches, n)}
 	}
 	out := SignBatchesResponse{Results: make([]SignBatchResult, len(req.Batches))}
+	audit, flush := h.requestAudit()
+	defer flush() // in any case; on success, before the answer (below)
 	for i, b := range req.Batches {
 		ctx := r.Context()
 		if reqid.Valid(b.RequestID) {
 			ctx = reqid.With(ctx, b.RequestID)
 		}
-		sigs, err := h.signBatchOf(ctx, client, b.Requests)
+		sigs, err := h.signBatchOf(ctx, audit, client, b.Requests)
 		if err != nil {
 			status, item := h.errorItem(ctx, r.URL.Path, err)
 			out.Results[i] = SignBatchResult{Status: status, Error: &item}
@@ -348,6 +404,7 @@ func (h *Handler) signBatches(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
+	flush()
 	writeBody(w, http.StatusOK, b)
 	return nil
 }
@@ -356,10 +413,10 @@ func (h *Handler) signBatches(w http.ResponseWriter, r *http.Request) error {
 // each before the service is called (which checks again), and each payload
 // gets its own audit line, "signed" or "signature refused" (a refused
 // batch's line names the payload that refused it).
-func (h *Handler) signBatchOf(ctx context.Context, client string, in []SignRequest) ([][]byte, error) {
+func (h *Handler) signBatchOf(ctx context.Context, auditLog *slog.Logger, client string, in []SignRequest) ([][]byte, error) {
 	if n := len(in); n == 0 || n > signer.MaxBatch {
 		// One line, not one per payload: a huge batch must not flood the log.
-		h.audit.WarnContext(ctx, "signature refused", "batch_size", n, "client", client, "err", signer.ErrBatchSize)
+		auditLog.WarnContext(ctx, "signature refused", "batch_size", n, "client", client, "err", signer.ErrBatchSize)
 		return nil, fmt.Errorf("%w: got %d", signer.ErrBatchSize, n)
 	}
 	reqs := make([]signer.SignRequest, len(in))
@@ -372,7 +429,7 @@ func (h *Handler) signBatchOf(ctx context.Context, client string, in []SignReque
 	// audit writes one line per payload; the attributes are built only if
 	// the line is written at all.
 	audit := func(level slog.Level, msg string, err error) {
-		if !h.audit.Enabled(ctx, level) {
+		if !auditLog.Enabled(ctx, level) {
 			return
 		}
 		for i, q := range reqs {
@@ -386,7 +443,7 @@ func (h *Handler) signBatchOf(ctx context.Context, client string, in []SignReque
 			if err == nil {
 				n-- // no err attribute on a signature
 			}
-			h.audit.LogAttrs(ctx, level, msg, attrs[:n]...)
+			auditLog.LogAttrs(ctx, level, msg, attrs[:n]...)
 		}
 	}
 	refuse := func(err error) error {

@@ -10,6 +10,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"io"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
@@ -254,6 +255,94 @@ func TestSignBatchesAudit(t *testing.T) {
 		}
 		if strings.Contains(audit.String(), `"msg":"signed"`) {
 			t.Errorf("%s: signed", name)
+		}
+	}
+}
+
+// sinkWriter counts the writes to an audit sink and notes whether the
+// answer had been written before each.
+type sinkWriter struct {
+	lines        bytes.Buffer
+	writes       int
+	answer       *httptest.ResponseRecorder
+	answeredLate bool
+}
+
+func (s *sinkWriter) Write(p []byte) (int, error) {
+	s.writes++
+	if s.answer.Body.Len() > 0 {
+		s.answeredLate = true
+	}
+	return s.lines.Write(p)
+}
+
+// TestAuditSink: with WithAuditSink, a signing request's audit lines are
+// the same lines, written in one write, before the answer.
+func TestAuditSink(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	svc := keystore.NewMemory()
+	ts, err := svc.EnsureKey(ctx, "example.com/app", "timestamp", signer.Ed25519)
+	if err != nil {
+		t.Fatal(err)
+	}
+	good := api.SignRequest{GUN: "example.com/app", Role: "timestamp", KeyID: ts.ID, Payload: []byte(`{"_type":"timestamp","version":2}`)}
+	bad := good
+	bad.Payload = []byte(`{"_type":"root","version":2}`)
+	body, _ := json.Marshal(api.SignBatchesRequest{Batches: []api.SignBatch{
+		{RequestID: "one", Requests: []api.SignRequest{good, good}},
+		{RequestID: "two", Requests: []api.SignRequest{bad}},
+	}})
+	batchBody, _ := json.Marshal(api.SignBatchRequest{Requests: []api.SignRequest{good, good}})
+	for _, tt := range []struct{ path, body string }{{api.PathSignBatches, string(body)}, {api.PathSignBatch, string(batchBody)}} {
+		run := func(sink *sinkWriter) (string, *httptest.ResponseRecorder) {
+			var direct bytes.Buffer
+			newHandler := func(w io.Writer) slog.Handler { return slog.NewJSONHandler(w, nil) }
+			var opts []api.Option
+			if sink != nil {
+				opts = append(opts, api.WithAuditSink(sink, newHandler))
+			}
+			h := api.New(svc, slog.New(slog.DiscardHandler), slog.New(newHandler(&direct)), prometheus.NewRegistry(), opts...).Routes()
+			r := httptest.NewRequest(http.MethodPost, tt.path, strings.NewReader(tt.body))
+			r.TLS = &tls.ConnectionState{PeerCertificates: []*x509.Certificate{{Subject: pkix.Name{CommonName: "signet-server"}}}}
+			w := httptest.NewRecorder()
+			if sink != nil {
+				sink.answer = w
+			}
+			h.ServeHTTP(w, r)
+			if sink != nil {
+				if direct.Len() > 0 {
+					t.Errorf("%s: lines written past the sink: %s", tt.path, direct.String())
+				}
+				return sink.lines.String(), w
+			}
+			return direct.String(), w
+		}
+		want, w := run(nil)
+		sink := &sinkWriter{}
+		got, sw := run(sink)
+		if w.Code != 200 || sw.Code != 200 || w.Body.Len() == 0 {
+			t.Fatalf("%s: %d, %d %s", tt.path, w.Code, sw.Code, w.Body)
+		}
+		// The lines differ only in their times.
+		strip := func(s string) []string {
+			var out []string
+			for _, l := range strings.Split(strings.TrimSpace(s), "\n") {
+				var m map[string]any
+				if err := json.Unmarshal([]byte(l), &m); err != nil {
+					t.Fatalf("%q: %v", l, err)
+				}
+				delete(m, "time")
+				b, _ := json.Marshal(m)
+				out = append(out, string(b))
+			}
+			return out
+		}
+		if g, wnt := strip(got), strip(want); strings.Join(g, "\n") != strings.Join(wnt, "\n") || len(g) < 2 {
+			t.Errorf("%s: through the sink:\n%s\nwithout:\n%s", tt.path, strings.Join(g, "\n"), strings.Join(wnt, "\n"))
+		}
+		if sink.writes != 1 || sink.answeredLate {
+			t.Errorf("%s: %d writes to the sink (want 1), after the answer: %v", tt.path, sink.writes, sink.answeredLate)
 		}
 	}
 }
