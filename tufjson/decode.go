@@ -74,6 +74,11 @@ func (t *Targets) WithSignatures(sigs []metadata.Signature) (*Targets, error) {
 // DecodeTargets decodes data as go-tuf's metadata.Targets().FromBytes
 // does, returning its error unchanged for data it refuses. Where go-tuf
 // panics (it does on a null target entry), DecodeTargets returns an error.
+//
+// When the "signed" object of data is already in canonical form (as
+// go-tuf's encoder and every signet client write it), Canonical returns
+// that part of data itself rather than a copy: the caller must not modify
+// data once it is decoded.
 func DecodeTargets(data []byte) (*Targets, error) {
 	if t := fastTargets(data); t != nil {
 		return t, nil
@@ -102,7 +107,7 @@ var errDecline = errors.New("tufjson: not in the strict form")
 
 // fastTargets decodes data in the strict form, or returns nil.
 func fastTargets(data []byte) *Targets {
-	d := &decoder{data: data, arena: make([]byte, 0, len(data))}
+	d := &decoder{data: data}
 	t, err := d.document()
 	if err != nil {
 		return nil
@@ -111,9 +116,11 @@ func fastTargets(data []byte) *Targets {
 }
 
 type decoder struct {
-	data  []byte
-	i     int
-	arena []byte // canonical forms of target entries
+	data []byte
+	i    int
+	// arena holds the canonical forms of target entries whose text in
+	// data is not canonical, and, at its end, the entry being read.
+	arena []byte
 	// Slabs the target entries are carved from: one allocation for many.
 	files []metadata.TargetFiles
 	bytes []byte
@@ -398,8 +405,11 @@ func (d *decoder) signatures() ([]metadata.Signature, error) {
 	}
 }
 
-// signed reads the "signed" object into t and returns its canonical JSON.
+// signed reads the "signed" object into t and returns its canonical JSON:
+// its own text in data when that is canonical, else a new encoding.
 func (d *decoder) signed(t *metadata.TargetsType) ([]byte, error) {
+	d.space()
+	start := d.i
 	var typ, spec, expires, version []byte
 	var targets []target
 	var delegations []byte // canonical
@@ -454,37 +464,95 @@ func (d *decoder) signed(t *metadata.TargetsType) ([]byte, error) {
 	t.UnrecognizedFields = map[string]any{}
 
 	// The canonical form: members sorted, strings as they are (strict
-	// strings need no escaping), no white space.
-	n := 128 + len(delegations) + len(spec) + len(expires) + len(d.arena)
+	// strings need no escaping), no white space. It is written through a
+	// canonWriter over the object's own text, which copies nothing while
+	// that text is the canonical form.
+	n := 128 + len(delegations) + len(spec) + len(expires)
 	for _, tg := range targets {
-		n += len(tg.name) + 4
+		n += len(tg.name) + 4 + tg.hi - tg.lo
 	}
-	out := make([]byte, 0, n)
-	out = append(out, `{"_type":"targets",`...)
+	w := canonWriter{text: d.data[start:d.i], size: n}
+	w.str(`{"_type":"targets",`)
 	if gotDelegations {
-		out = append(out, `"delegations":`...)
-		out = append(out, delegations...)
-		out = append(out, ',')
+		w.str(`"delegations":`)
+		w.bytes(delegations)
+		w.str(",")
 	}
-	out = append(out, `"expires":"`...)
-	out = append(out, expires...)
-	out = append(out, `","spec_version":"`...)
-	out = append(out, spec...)
-	out = append(out, `","targets":{`...)
-	slices.SortFunc(targets, func(a, b target) int { return bytes.Compare(a.name, b.name) })
+	w.str(`"expires":"`)
+	w.bytes(expires)
+	w.str(`","spec_version":"`)
+	w.bytes(spec)
+	w.str(`","targets":{`)
+	if !slices.IsSortedFunc(targets, compareTargets) {
+		slices.SortFunc(targets, compareTargets)
+	}
 	for i, tg := range targets {
 		if i > 0 {
-			out = append(out, ',')
+			w.str(",")
 		}
-		out = append(out, '"')
-		out = append(out, tg.name...)
-		out = append(out, `":`...)
-		out = append(out, d.arena[tg.lo:tg.hi]...)
+		w.str(`"`)
+		w.bytes(tg.name)
+		w.str(`":`)
+		if tg.inData {
+			w.bytes(d.data[tg.lo:tg.hi])
+		} else {
+			w.bytes(d.arena[tg.lo:tg.hi])
+		}
 	}
-	out = append(out, `},"version":`...)
-	out = append(out, version...)
-	out = append(out, '}')
-	return out, nil
+	w.str(`},"version":`)
+	w.bytes(version)
+	w.str("}")
+	return w.result(), nil
+}
+
+func compareTargets(a, b target) int { return bytes.Compare(a.name, b.name) }
+
+// canonWriter writes a canonical form that is usually text itself (the
+// JSON it was decoded from): while what is written matches text, nothing
+// is copied; at the first difference, what matched so far is copied into
+// a buffer of size bytes and writing goes on there. Either way the result
+// is exactly the bytes written.
+type canonWriter struct {
+	text []byte
+	n    int // bytes of text matched, while out is nil
+	out  []byte
+	size int
+}
+
+func (w *canonWriter) bytes(b []byte) {
+	if w.out == nil {
+		if len(w.text)-w.n >= len(b) && bytes.Equal(w.text[w.n:w.n+len(b)], b) {
+			w.n += len(b)
+			return
+		}
+		w.diverge(len(b))
+	}
+	w.out = append(w.out, b...)
+}
+
+func (w *canonWriter) str(s string) {
+	if w.out == nil {
+		if len(w.text)-w.n >= len(s) && string(w.text[w.n:w.n+len(s)]) == s {
+			w.n += len(s)
+			return
+		}
+		w.diverge(len(s))
+	}
+	w.out = append(w.out, s...)
+}
+
+func (w *canonWriter) diverge(more int) {
+	w.out = make([]byte, w.n, max(w.size, w.n+more))
+	copy(w.out, w.text[:w.n])
+}
+
+// result returns the bytes written; a part of text is capped, so that an
+// append to it cannot write into the text that follows.
+func (w *canonWriter) result() []byte {
+	if w.out == nil {
+		return w.text[:w.n:w.n]
+	}
+	return w.out
 }
 
 // decodeTime decodes an expiry as go-tuf does (time.Time's JSON form) and
@@ -505,10 +573,12 @@ func decodeTime(s []byte) (time.Time, error) {
 }
 
 // target is one entry of "targets" with its canonical JSON, which is
-// arena[lo:hi] of the decoder.
+// data[lo:hi] of the decoder when its text there is canonical (inData),
+// else arena[lo:hi].
 type target struct {
 	name   []byte
 	lo, hi int
+	inData bool
 }
 
 // member reads the next member name of an object opened with expect('{'):
@@ -554,6 +624,7 @@ func (d *decoder) targets() (map[string]*metadata.TargetFiles, []target, error) 
 		if _, dup := out[key]; dup {
 			return nil, nil, errDecline
 		}
+		d.space()
 		start, lo := d.i, len(d.arena)
 		tf, err := d.strictTarget()
 		if err != nil {
@@ -564,8 +635,26 @@ func (d *decoder) targets() (map[string]*metadata.TargetFiles, []target, error) 
 		}
 		tf.Path = key
 		out[key] = tf
-		list = append(list, target{name: name, lo: lo, hi: len(d.arena)})
+		list = append(list, d.keep(name, start, lo))
 	}
+}
+
+// keep records the entry called name whose text is data[start:d.i] and
+// whose canonical form was just appended to the arena at lo: when the two
+// are the same bytes, the entry refers to data and the arena forgets it,
+// so that a role in canonical form is not copied entry by entry.
+func (d *decoder) keep(name []byte, start, lo int) target {
+	if bytes.Equal(d.data[start:d.i], d.arena[lo:]) {
+		d.arena = d.arena[:lo]
+		return target{name: name, lo: start, hi: d.i, inData: true}
+	}
+	if lo == 0 && cap(d.arena) < len(d.data) {
+		// The first entry kept here: there may be many.
+		a := make([]byte, len(d.arena), len(d.data))
+		copy(a, d.arena)
+		d.arena = a
+	}
+	return target{name: name, lo: lo, hi: len(d.arena)}
 }
 
 // strictTarget reads {"hashes": {ALG: HEX, …}, "length": N} in any order

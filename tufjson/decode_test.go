@@ -237,6 +237,22 @@ func TestDeparturesMatchGoTUF(t *testing.T) {
 		"escapes in custom": func(s string) string {
 			return strings.Replace(s, `"length":`, `"custom":{"f":"\"}\\\u0041"},"length":`, 1)
 		},
+		// The canonical form is the document's own text only while that
+		// text is canonical: each of these departs from it in one place.
+		"space in one entry": func(s string) string { return strings.Replace(s, `"length":`, `"length": `, 1) },
+		"unsorted targets": func(s string) string {
+			return strings.Replace(s, `"tag-0":`, `"tag-9":{"hashes":{"sha256":"00"},"length":1},"tag-0":`, 1)
+		},
+		"unsorted hashes": func(s string) string {
+			return strings.Replace(s, `"hashes":{"sha256":"`, `"hashes":{"sha512":"00","sha256":"`, 1)
+		},
+		"unsorted members": func(s string) string {
+			return strings.Replace(strings.Replace(s, `"_type":"targets",`, ``, 1), `"version":7}`, `"version":7,"_type":"targets"}`, 1)
+		},
+		"space at the end of signed": func(s string) string { return strings.Replace(s, `"version":7}`, `"version":7 }`, 1) },
+		"space at the start of signed": func(s string) string {
+			return strings.Replace(s, `"signed":{`, `"signed": { `, 1)
+		},
 		"null custom":         func(s string) string { return strings.Replace(s, `"length":`, `"custom":null,"length":`, 1) },
 		"custom then invalid": func(s string) string { return strings.Replace(s, `"length":`, `"custom":{"f":tru},"length":`, 1) },
 	}
@@ -244,6 +260,47 @@ func TestDeparturesMatchGoTUF(t *testing.T) {
 		t.Run(name, func(t *testing.T) {
 			t.Parallel()
 			sameAsGoTUF(t, []byte(edit(base)))
+		})
+	}
+}
+
+// TestCanonicalTextIsNotCopied: a role whose signed object is already in
+// canonical form (go-tuf's encoder writes it so) gets that text as its
+// canonical form, not a copy of it (a 100,000-tag role is 10 MB), capped
+// so that appending to it cannot write into the document.
+func TestCanonicalTextIsNotCopied(t *testing.T) {
+	t.Parallel()
+	for name, data := range strictForms(t) {
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			orig := bytes.Clone(data)
+			got, err := tufjson.DecodeTargets(data)
+			if err != nil {
+				t.Fatal(err)
+			}
+			canon, err := got.Canonical()
+			if err != nil {
+				t.Fatal(err)
+			}
+			i := bytes.Index(data, canon)
+			if i < 0 {
+				// Indented (unsigned), or go-tuf's encoder escaped HTML
+				// in custom where cjson does not (custom target).
+				if name != "unsigned" && name != "custom target" {
+					t.Fatalf("the signed text of %s is not canonical", name)
+				}
+				return
+			}
+			if &data[i] != &canon[0] {
+				t.Fatalf("the canonical form is a copy, not the document's text")
+			}
+			if cap(canon) != len(canon) {
+				t.Fatalf("the canonical form has room (cap %d, len %d) to write into the document", cap(canon), len(canon))
+			}
+			_ = append(canon, 'x')
+			if !bytes.Equal(data, orig) {
+				t.Fatal("appending to the canonical form changed the document")
+			}
 		})
 	}
 }
