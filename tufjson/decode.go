@@ -29,6 +29,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math"
 	"slices"
 	"sync"
 	"time"
@@ -107,6 +108,9 @@ var errDecline = errors.New("tufjson: not in the strict form")
 
 // fastTargets decodes data in the strict form, or returns nil.
 func fastTargets(data []byte) *Targets {
+	if uint64(len(data)) >= math.MaxUint32 {
+		return nil // target offsets are 32-bit
+	}
 	d := &decoder{data: data}
 	t, err := d.document()
 	if err != nil {
@@ -469,7 +473,7 @@ func (d *decoder) signed(t *metadata.TargetsType) ([]byte, error) {
 	// that text is the canonical form.
 	n := 128 + len(delegations) + len(spec) + len(expires)
 	for _, tg := range targets {
-		n += len(tg.name) + 4 + tg.hi - tg.lo
+		n += int(tg.nameHi-tg.nameLo+4) + int(tg.hi-tg.lo)
 	}
 	w := canonWriter{text: d.data[start:d.i], size: n}
 	w.str(`{"_type":"targets",`)
@@ -483,15 +487,16 @@ func (d *decoder) signed(t *metadata.TargetsType) ([]byte, error) {
 	w.str(`","spec_version":"`)
 	w.bytes(spec)
 	w.str(`","targets":{`)
-	if !slices.IsSortedFunc(targets, compareTargets) {
-		slices.SortFunc(targets, compareTargets)
+	byName := func(a, b target) int { return bytes.Compare(d.name(a), d.name(b)) }
+	if !slices.IsSortedFunc(targets, byName) {
+		slices.SortFunc(targets, byName)
 	}
 	for i, tg := range targets {
 		if i > 0 {
 			w.str(",")
 		}
 		w.str(`"`)
-		w.bytes(tg.name)
+		w.bytes(d.name(tg))
 		w.str(`":`)
 		if tg.inData {
 			w.bytes(d.data[tg.lo:tg.hi])
@@ -504,8 +509,6 @@ func (d *decoder) signed(t *metadata.TargetsType) ([]byte, error) {
 	w.str("}")
 	return w.result(), nil
 }
-
-func compareTargets(a, b target) int { return bytes.Compare(a.name, b.name) }
 
 // canonWriter writes a canonical form that is usually text itself (the
 // JSON it was decoded from): while what is written matches text, nothing
@@ -572,14 +575,17 @@ func decodeTime(s []byte) (time.Time, error) {
 	return t, nil
 }
 
-// target is one entry of "targets" with its canonical JSON, which is
-// data[lo:hi] of the decoder when its text there is canonical (inData),
-// else arena[lo:hi].
+// target is one entry of "targets": its name, data[nameLo:nameHi], and
+// its canonical JSON, data[lo:hi] when its text there is canonical
+// (inData), else arena[lo:hi]. Offsets, not slices: a 100,000-tag role
+// has 100,000 of them (the fast path declines data or an arena of 4 GiB
+// or more).
 type target struct {
-	name   []byte
-	lo, hi int
-	inData bool
+	nameLo, nameHi, lo, hi uint32
+	inData                 bool
 }
+
+func (d *decoder) name(t target) []byte { return d.data[t.nameLo:t.nameHi] }
 
 // member reads the next member name of an object opened with expect('{'):
 // ok is false after the closing brace. first is true for the first call.
@@ -610,8 +616,13 @@ func (d *decoder) targets() (map[string]*metadata.TargetFiles, []target, error) 
 	if err := d.expect('{'); err != nil {
 		return nil, nil, err
 	}
-	out := map[string]*metadata.TargetFiles{}
-	var list []target
+	// Sized once: grown entry by entry, the list and the map of a
+	// 100,000-tag role allocated several times their final size. Every
+	// strict entry has a length, so this counts them (and at most a few
+	// more, in names or custom members).
+	n := bytes.Count(d.data[d.i:], []byte(`"length"`))
+	out := make(map[string]*metadata.TargetFiles, n)
+	list := make([]target, 0, n)
 	for first := true; ; first = false {
 		name, ok, err := d.member(first)
 		if err != nil {
@@ -635,7 +646,15 @@ func (d *decoder) targets() (map[string]*metadata.TargetFiles, []target, error) 
 		}
 		tf.Path = key
 		out[key] = tf
-		list = append(list, d.keep(name, start, lo))
+		tg, err := d.keep(name, start, lo)
+		if err != nil {
+			return nil, nil, err
+		}
+		list = append(list, tg)
+		if len(list) > n && len(list) < 2*n {
+			// Entries without a length: go-tuf decides on them.
+			list = slices.Grow(list, n)
+		}
 	}
 }
 
@@ -643,10 +662,14 @@ func (d *decoder) targets() (map[string]*metadata.TargetFiles, []target, error) 
 // whose canonical form was just appended to the arena at lo: when the two
 // are the same bytes, the entry refers to data and the arena forgets it,
 // so that a role in canonical form is not copied entry by entry.
-func (d *decoder) keep(name []byte, start, lo int) target {
+func (d *decoder) keep(name []byte, start, lo int) (target, error) {
+	// name is a part of data (str), which starts where the capacities say.
+	nameLo := uint32(cap(d.data) - cap(name))
+	t := target{nameLo: nameLo, nameHi: nameLo + uint32(len(name))}
 	if bytes.Equal(d.data[start:d.i], d.arena[lo:]) {
 		d.arena = d.arena[:lo]
-		return target{name: name, lo: start, hi: d.i, inData: true}
+		t.lo, t.hi, t.inData = uint32(start), uint32(d.i), true
+		return t, nil
 	}
 	if lo == 0 && cap(d.arena) < len(d.data) {
 		// The first entry kept here: there may be many.
@@ -654,7 +677,11 @@ func (d *decoder) keep(name []byte, start, lo int) target {
 		copy(a, d.arena)
 		d.arena = a
 	}
-	return target{name: name, lo: lo, hi: len(d.arena)}
+	if uint64(len(d.arena)) > math.MaxUint32 {
+		return target{}, errDecline // canonical forms longer than their text
+	}
+	t.lo, t.hi = uint32(lo), uint32(len(d.arena))
+	return t, nil
 }
 
 // strictTarget reads {"hashes": {ALG: HEX, …}, "length": N} in any order
