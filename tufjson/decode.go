@@ -29,6 +29,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"math"
 	"slices"
 	"sync"
@@ -91,6 +92,29 @@ func DecodeTargets(data []byte) (*Targets, error) {
 	return &Targets{Meta: m}, nil
 }
 
+// DecodeTargetsOf is DecodeTargets(data) for a caller that needs only the
+// entries called names (a resolve of one tag): the same result or error,
+// but for Meta.Signed.Targets, which holds only those of names that data
+// lists. Every entry is still read, checked and part of the canonical form
+// exactly as DecodeTargets does it; the others are just not kept (the
+// decoded entries of a 100,000-tag role take about 50 MB).
+func DecodeTargetsOf(data []byte, names ...string) (*Targets, error) {
+	if names == nil {
+		names = []string{} // nil: every entry (decoder.only)
+	}
+	if t := fastTargetsOf(data, names); t != nil {
+		return t, nil
+	}
+	m, err := goTUFTargets(data)
+	if err != nil {
+		return nil, err
+	}
+	t := &Targets{Meta: m}
+	_, _ = t.Canonical() // of every entry, before the others are left out
+	maps.DeleteFunc(m.Signed.Targets, func(name string, _ *metadata.TargetFiles) bool { return !slices.Contains(names, name) })
+	return t, nil
+}
+
 // ErrGoTUFPanic reports metadata that made go-tuf's decoding panic.
 var ErrGoTUFPanic = errors.New("tufjson: malformed metadata (go-tuf cannot decode it)")
 
@@ -107,11 +131,15 @@ func goTUFTargets(data []byte) (m *metadata.Metadata[metadata.TargetsType], err 
 var errDecline = errors.New("tufjson: not in the strict form")
 
 // fastTargets decodes data in the strict form, or returns nil.
-func fastTargets(data []byte) *Targets {
+func fastTargets(data []byte) *Targets { return fastTargetsOf(data, nil) }
+
+// fastTargetsOf decodes data in the strict form keeping the entries called
+// only (every entry when only is nil), or returns nil.
+func fastTargetsOf(data []byte, only []string) *Targets {
 	if uint64(len(data)) >= math.MaxUint32 {
 		return nil // target offsets are 32-bit
 	}
-	d := &decoder{data: data}
+	d := &decoder{data: data, only: only}
 	t, err := d.document()
 	if err != nil {
 		return nil
@@ -128,6 +156,35 @@ type decoder struct {
 	// Slabs the target entries are carved from: one allocation for many.
 	files []metadata.TargetFiles
 	bytes []byte
+	// only, when not nil, names the target entries to keep (DecodeTargetsOf);
+	// the others are read into scratch and scratchBytes, reused.
+	only         []string
+	scratch      metadata.TargetFiles
+	scratchBytes []byte
+}
+
+// keeps reports whether the entry called name is kept.
+func (d *decoder) keeps(name []byte) bool {
+	if d.only == nil {
+		return true
+	}
+	for _, n := range d.only {
+		if string(name) == n {
+			return true
+		}
+	}
+	return false
+}
+
+// scratchHash returns n bytes for a hash of an entry that is not kept,
+// apart from the entry's other hashes (scratchBytes restarts per entry).
+func (d *decoder) scratchHash(n int) []byte {
+	if cap(d.scratchBytes)-len(d.scratchBytes) < n {
+		d.scratchBytes = make([]byte, 0, max(2*cap(d.scratchBytes), n, 128))
+	}
+	b := d.scratchBytes[len(d.scratchBytes) : len(d.scratchBytes)+n : len(d.scratchBytes)+n]
+	d.scratchBytes = d.scratchBytes[:len(d.scratchBytes)+n]
+	return b
 }
 
 // newFile returns a zero TargetFiles from the slab.
@@ -491,6 +548,13 @@ func (d *decoder) signed(t *metadata.TargetsType) ([]byte, error) {
 	if !slices.IsSortedFunc(targets, byName) {
 		slices.SortFunc(targets, byName)
 	}
+	// targets declines a name seen twice among the entries it keeps; this
+	// finds the others (encoding/json keeps the last: go-tuf decides).
+	for i := 1; i < len(targets); i++ {
+		if bytes.Equal(d.name(targets[i-1]), d.name(targets[i])) {
+			return nil, errDecline
+		}
+	}
 	for i, tg := range targets {
 		if i > 0 {
 			w.str(",")
@@ -621,8 +685,11 @@ func (d *decoder) targets() (map[string]*metadata.TargetFiles, []target, error) 
 	// strict entry has a length, so this counts them (and at most a few
 	// more, in names or custom members).
 	n := bytes.Count(d.data[d.i:], []byte(`"length"`))
-	out := make(map[string]*metadata.TargetFiles, n)
 	list := make([]target, 0, n)
+	if d.only != nil {
+		n = len(d.only) // the entries kept
+	}
+	out := make(map[string]*metadata.TargetFiles, n)
 	for first := true; ; first = false {
 		name, ok, err := d.member(first)
 		if err != nil {
@@ -631,30 +698,31 @@ func (d *decoder) targets() (map[string]*metadata.TargetFiles, []target, error) 
 		if !ok {
 			return out, list, nil
 		}
-		key := string(name)
-		if _, dup := out[key]; dup {
-			return nil, nil, errDecline
+		keep, key := d.keeps(name), ""
+		if keep {
+			key = string(name)
+			if _, dup := out[key]; dup {
+				return nil, nil, errDecline
+			}
 		}
 		d.space()
 		start, lo := d.i, len(d.arena)
-		tf, err := d.strictTarget()
+		tf, err := d.strictTarget(keep)
 		if err != nil {
 			d.i, d.arena = start, d.arena[:lo]
 			if tf, err = d.goTUFTarget(); err != nil {
 				return nil, nil, err
 			}
 		}
-		tf.Path = key
-		out[key] = tf
+		if keep {
+			tf.Path = key
+			out[key] = tf
+		}
 		tg, err := d.keep(name, start, lo)
 		if err != nil {
 			return nil, nil, err
 		}
 		list = append(list, tg)
-		if len(list) > n && len(list) < 2*n {
-			// Entries without a length: go-tuf decides on them.
-			list = slices.Grow(list, n)
-		}
 	}
 }
 
@@ -685,12 +753,19 @@ func (d *decoder) keep(name []byte, start, lo int) (target, error) {
 }
 
 // strictTarget reads {"hashes": {ALG: HEX, …}, "length": N} in any order
-// and appends its canonical form to the arena.
-func (d *decoder) strictTarget() (*metadata.TargetFiles, error) {
+// and appends its canonical form to the arena. An entry that is not kept
+// is read into the decoder's scratch entry, as thoroughly.
+func (d *decoder) strictTarget(keep bool) (*metadata.TargetFiles, error) {
 	if err := d.expect('{'); err != nil {
 		return nil, err
 	}
-	tf := d.newFile()
+	var tf *metadata.TargetFiles
+	if keep {
+		tf = d.newFile()
+	} else {
+		tf = &d.scratch
+		tf.Length, d.scratchBytes = 0, d.scratchBytes[:0]
+	}
 	var length []byte
 	type hash struct{ alg, hex []byte }
 	var buf [2]hash
@@ -720,7 +795,11 @@ func (d *decoder) strictTarget() (*metadata.TargetFiles, error) {
 			if err := d.expect('{'); err != nil {
 				return nil, err
 			}
-			tf.Hashes = metadata.Hashes{}
+			if keep || tf.Hashes == nil {
+				tf.Hashes = metadata.Hashes{}
+			} else {
+				clear(tf.Hashes)
+			}
 			for first := true; ; first = false {
 				alg, ok, err := d.member(first)
 				if err != nil {
@@ -737,7 +816,11 @@ func (d *decoder) strictTarget() (*metadata.TargetFiles, error) {
 				if err != nil {
 					return nil, err
 				}
-				if tf.Hashes[key], err = decodeHex(h, true, d.newBytes(len(h)/2)); err != nil {
+				out := d.scratchHash
+				if keep {
+					out = d.newBytes
+				}
+				if tf.Hashes[key], err = decodeHex(h, true, out(len(h)/2)); err != nil {
 					return nil, err
 				}
 				hashes = append(hashes, hash{alg, h})
@@ -749,7 +832,9 @@ func (d *decoder) strictTarget() (*metadata.TargetFiles, error) {
 	if length == nil || len(hashes) == 0 {
 		return nil, errDecline
 	}
-	tf.UnrecognizedFields = map[string]any{}
+	if keep {
+		tf.UnrecognizedFields = map[string]any{}
+	}
 	if len(hashes) > 1 {
 		slices.SortFunc(hashes, func(a, b hash) int { return bytes.Compare(a.alg, b.alg) })
 	}
