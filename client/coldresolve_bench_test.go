@@ -67,3 +67,44 @@ func benchmarkColdResolveFlat(b *testing.B, resolve func(*client.Client, context
 		}
 	}
 }
+
+// BenchmarkWarmResolveFlat: a resolve of a client kept open (its warm view
+// checked with one conditional GET of timestamp.json) in a flat repository
+// of 10,000 tags, a different tag each time.
+func BenchmarkWarmResolveFlat(b *testing.B) {
+	ctx := context.Background()
+	srv := server.New(memstore.New(), keystore.NewMemory(), server.WithSweepInterval(0),
+		server.WithLimits(server.Limits{MaxBody: 128 << 20, TargetsMax: 64 << 20}))
+	hs := httptest.NewServer(srv.Handler())
+	b.Cleanup(hs.Close)
+	dev := newClient(b, hs.URL, b.TempDir())
+	root, err := dev.Init(ctx, gun)
+	if err != nil {
+		b.Fatal(err)
+	}
+	changes := make([]client.Change, 10_000)
+	refs := make([]string, len(changes))
+	for i := range changes {
+		tag := fmt.Sprintf("tag-%05d", i)
+		changes[i] = client.Change{Tag: tag, Digest: digest.FromString(tag), Size: 1234}
+		refs[i] = gun + ":" + tag
+	}
+	if _, err := dev.Publish(ctx, gun, changes); err != nil {
+		b.Fatal(err)
+	}
+	c := newClient(b, hs.URL, b.TempDir())
+	if err := c.PinRoot(gun, root); err != nil {
+		b.Fatal(err)
+	}
+	if _, err := c.Resolve(ctx, refs[0]); err != nil {
+		b.Fatal(err)
+	}
+	b.ReportAllocs()
+	i := 0
+	for b.Loop() {
+		if _, err := c.Resolve(ctx, refs[i%len(refs)]); err != nil {
+			b.Fatal(err)
+		}
+		i++
+	}
+}
