@@ -220,34 +220,34 @@ func (c *Client) current(ctx context.Context, gun string, only []string) (*repoS
 // trustedRoot returns the root to start the chain from: the newest root
 // this trust directory verified (go-tuf keeps it in the cache), else the
 // pinned root, else, with TOFU only, the server's first root (then pinned).
-func (c *Client) trustedRoot(ctx context.Context, gun string) ([]byte, error) {
-	for _, f := range []string{filepath.Join(c.cacheDir(gun), "root.json"), c.pinFile(gun)} {
+func (c *Client) trustedRoot(ctx context.Context, gun string) (data []byte, cached bool, err error) {
+	for i, f := range []string{filepath.Join(c.cacheDir(gun), "root.json"), c.pinFile(gun)} {
 		data, err := os.ReadFile(f)
 		if err == nil {
-			return data, nil
+			return data, i == 0, nil
 		}
 		if !errors.Is(err, os.ErrNotExist) {
-			return nil, fmt.Errorf("client: %w", err)
+			return nil, false, fmt.Errorf("client: %w", err)
 		}
 	}
 	if !c.opts.TOFU {
-		return nil, fmt.Errorf("client: %s: %w: pin its root first (signet trust pin %s --root root.json, with the root.json from the repository's key ceremony or `signet trust show %s` on a trusted machine)", gun, ErrNoTrust, gun, gun)
+		return nil, false, fmt.Errorf("client: %s: %w: pin its root first (signet trust pin %s --root root.json, with the root.json from the repository's key ceremony or `signet trust show %s` on a trusted machine)", gun, ErrNoTrust, gun, gun)
 	}
 	hc, err := c.httpFor(ctx, gun, "pull")
 	if err != nil {
-		return nil, err
+		return nil, false, err
 	}
 	f := &fetcher{ctx: ctx, hc: hc, token: c.opts.Token}
-	data, err := f.DownloadFile(c.tufURL(gun)+"1.root.json", rootMaxLength, 0)
+	data, err = f.DownloadFile(c.tufURL(gun)+"1.root.json", rootMaxLength, 0)
 	if err != nil {
-		return nil, fmt.Errorf("client: trust on first use of %s: %w", gun, err)
+		return nil, false, fmt.Errorf("client: trust on first use of %s: %w", gun, err)
 	}
 	c.log.WarnContext(ctx, "trusting the server's first root (TOFU)", "gun", gun)
 	// The lock is held and nothing was pinned: no cache to clear.
 	if err := c.writePin(gun, data); err != nil {
-		return nil, err
+		return nil, false, err
 	}
-	return data, nil
+	return data, false, nil
 }
 
 // PinRoot makes root (a root.json, e.g. from the key ceremony) the trust

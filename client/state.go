@@ -71,7 +71,7 @@ type repoState struct {
 // (TUF §5.3–5.5, as go-tuf's updater does it, on go-tuf's
 // trustedmetadata with the client's clock).
 func (c *Client) refresh(ctx context.Context, gun string, ahead *fetched, renewing bool, only []string) (*repoState, error) {
-	root, err := c.trustedRoot(ctx, gun)
+	root, cached, err := c.trustedRoot(ctx, gun)
 	if err != nil {
 		return nil, err
 	}
@@ -84,7 +84,7 @@ func (c *Client) refresh(ctx context.Context, gun string, ahead *fetched, renewi
 	stamp := filepath.Join(s.dir, ".updated")
 	if c.opts.MaxStaleness > 0 && !renewing {
 		if fi, err := os.Stat(stamp); err == nil && c.opts.Now().Sub(fi.ModTime()) < c.opts.MaxStaleness {
-			if err := s.start(root); err != nil {
+			if err := s.start(root, cached); err != nil {
 				return nil, err
 			}
 			if err := s.loadLocal(); err == nil {
@@ -94,7 +94,7 @@ func (c *Client) refresh(ctx context.Context, gun string, ahead *fetched, renewi
 			c.log.InfoContext(ctx, "cached trust data incomplete; updating from the server", "gun", gun)
 		}
 	}
-	if err := s.start(root); err != nil {
+	if err := s.start(root, cached); err != nil {
 		return nil, err
 	}
 	if err := s.update(); err != nil {
@@ -110,8 +110,8 @@ func (c *Client) refresh(ctx context.Context, gun string, ahead *fetched, renewi
 }
 
 // start trusts root, the newest root this trust directory verified or the
-// pinned one.
-func (s *repoState) start(root []byte) error {
+// pinned one, and caches it unless it came from the cache (cached).
+func (s *repoState) start(root []byte, cached bool) error {
 	t, err := trustedmetadata.New(root)
 	if err != nil {
 		return s.trustErr(err)
@@ -123,6 +123,9 @@ func (s *repoState) start(root []byte) error {
 	s.trusted = t
 	s.verified = map[[2]string]*metadata.Metadata[metadata.TargetsType]{}
 	s.checked = map[string]bool{}
+	if cached {
+		return nil
+	}
 	return s.persist(metadata.ROOT, root)
 }
 
