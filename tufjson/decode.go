@@ -734,6 +734,9 @@ func (d *decoder) keep(name []byte, start, lo int) (target, error) {
 	// name is a part of data (str), which starts where the capacities say.
 	nameLo := uint32(cap(d.data) - cap(name))
 	t := target{nameLo: nameLo, nameHi: nameLo + uint32(len(name))}
+	if !bytes.Equal(d.name(t), name) {
+		return target{}, errDecline // not a part of data after all: go-tuf decides
+	}
 	if bytes.Equal(d.data[start:d.i], d.arena[lo:]) {
 		d.arena = d.arena[:lo]
 		t.lo, t.hi, t.inData = uint32(start), uint32(d.i), true

@@ -110,7 +110,10 @@ func verifies(verifier signature.Verifier, sig, payload []byte) bool {
 	if v, ok := verifier.(*signature.ED25519Verifier); ok {
 		if pub, err := v.PublicKey(); err == nil {
 			if pk, ok := pub.(ed25519.PublicKey); ok {
-				return ed25519.Verify(pk, payload, sig)
+				// ed25519.Verify panics on a key of another length
+				// (tufrules refuses such keys before any signature is
+				// checked); here it is a signature that does not verify.
+				return len(pk) == ed25519.PublicKeySize && ed25519.Verify(pk, payload, sig)
 			}
 		}
 	}
