@@ -42,6 +42,8 @@ func main() {
 			return
 		case "check":
 			os.Exit(check(os.Args[2:]))
+		case "peak-rss":
+			os.Exit(peakRSS(os.Args[2:]))
 		}
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"net/http"
 	"net/url"
 	"slices"
@@ -33,11 +32,20 @@ import (
 // with the registry's credentials either: they are not the trust server's.
 
 // tokenClients caches, per GUN and scope, an HTTP client that holds a
-// registry token.
+// registry token, and when the server last answered the probe without a
+// challenge (open).
 type tokenClients struct {
 	mu      sync.Mutex
 	clients map[string]*http.Client
+	open    time.Time
 }
+
+// openFor is how long a probe answered without a challenge stands for
+// every GUN and scope: a command that pulls and then pushes (sign) probes
+// once, and a long-lived engine still notices, a minute later at most,
+// a server that has begun to ask for tokens (until then its requests get
+// the server's 401, never less checking).
+const openFor = time.Minute
 
 // errRealmRefused: the realm may not receive the registry's credentials.
 var errRealmRefused = errors.New("registry credentials are sent only to an https token service on the registry's host or one configured (Options.RegistryAuthHosts, SIGNET_REGISTRY_AUTH_HOSTS)")
@@ -53,20 +61,25 @@ func (c *Client) httpFor(ctx context.Context, gun, actions string) (*http.Client
 	key := gun + " " + actions
 	c.tokens.mu.Lock()
 	hc, ok := c.tokens.clients[key]
+	open := time.Since(c.tokens.open) < openFor
 	c.tokens.mu.Unlock()
 	if ok {
 		return hc, nil
+	}
+	if open {
+		return c.hc, nil
 	}
 	hc, err := RegistryTokenClient(ctx, c.hc, c.opts.Server, gun, actions, c.opts.Keychain, c.opts.RegistryAuthHosts...)
 	if err != nil {
 		return nil, fmt.Errorf("client: %w", err)
 	}
-	if hc == c.hc {
-		return hc, nil // no challenge: ask again next time
-	}
 	c.tokens.mu.Lock()
+	defer c.tokens.mu.Unlock()
+	if hc == c.hc {
+		c.tokens.open = time.Now() // no challenge: ask again after openFor
+		return hc, nil
+	}
 	c.tokens.clients[key] = hc
-	c.tokens.mu.Unlock()
 	return hc, nil
 }
 
@@ -177,9 +190,7 @@ func challenge(ctx context.Context, hc *http.Client, server string) (*transport.
 		// Let the request itself report the network error.
 		return nil, nil
 	}
-	// Drained, so that the connection serves the requests that follow.
-	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))
-	resp.Body.Close()
+	discard(resp.Body)
 	if resp.StatusCode != http.StatusUnauthorized {
 		return nil, nil
 	}

@@ -221,10 +221,11 @@ func (f *fetcher) DownloadFile(u string, maxLength int64, _ time.Duration) ([]by
 	if err != nil {
 		return nil, fmt.Errorf("client: %w", err) // a *url.Error names the method and URL
 	}
-	defer resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
+		discard(resp.Body)
 		return nil, &metadata.ErrDownloadHTTP{StatusCode: resp.StatusCode, URL: u}
 	}
+	defer resp.Body.Close()
 	// One allocation when the server says the length (a 10 MB role read
 	// with io.ReadAll's doubling allocates three times that).
 	var buf bytes.Buffer
@@ -242,6 +243,15 @@ func (f *fetcher) DownloadFile(u string, maxLength int64, _ time.Duration) ([]by
 		f.etag = resp.Header.Get("ETag")
 	}
 	return data, nil
+}
+
+// discard reads what is left of an answer's body that will not be used (a
+// 404's error, a 304) and closes it, so that the connection serves the
+// next request instead of being closed: the root probe of every update
+// ends in a 404. Bodies longer than 64 KiB close the connection.
+func discard(body io.ReadCloser) {
+	_, _ = io.Copy(io.Discard, io.LimitReader(body, 64<<10))
+	body.Close()
 }
 
 // unchanged asks, with a conditional GET, whether the server's
@@ -264,11 +274,11 @@ func (f *fetcher) unchanged(u, etag string) (bool, *fetched) {
 	if err != nil {
 		return false, nil
 	}
-	defer resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
-		_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 1<<20))
+		discard(resp.Body)
 		return resp.StatusCode == http.StatusNotModified, nil
 	}
+	defer resp.Body.Close()
 	data, err := io.ReadAll(io.LimitReader(resp.Body, timestampMaxLength+1))
 	if err != nil || len(data) > timestampMaxLength {
 		return false, nil

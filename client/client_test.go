@@ -220,6 +220,13 @@ func TestAttacksFailClosed(t *testing.T) {
 		if !errors.Is(err, tc.want) || !strings.Contains(err.Error(), tc.text) {
 			t.Errorf("%s: %v, want %v", tc.mode, err, tc.want)
 		}
+		once := tc.c
+		if once != engine {
+			once = fresh()
+		}
+		if _, err := once.ResolveOnce(ctx, gun+":1.0"); !errors.Is(err, tc.want) || !strings.Contains(err.Error(), tc.text) {
+			t.Errorf("%s, ResolveOnce: %v, want %v", tc.mode, err, tc.want)
+		}
 	}
 	mode.Store("")
 
@@ -231,6 +238,9 @@ func TestAttacksFailClosed(t *testing.T) {
 	}
 	if _, err := late.Resolve(ctx, gun+":1.0"); !errors.Is(err, client.ErrExpired) || !strings.Contains(err.Error(), "expired on") {
 		t.Fatalf("freeze: %v", err)
+	}
+	if _, err := late.ResolveOnce(ctx, gun+":1.0"); !errors.Is(err, client.ErrExpired) || !strings.Contains(err.Error(), "expired on") {
+		t.Fatalf("freeze, ResolveOnce: %v", err)
 	}
 }
 

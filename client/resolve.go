@@ -57,12 +57,30 @@ func ParseRef(ref string) (gun, tag string, err error) {
 // trusted snapshot does not list, or that does not verify, ends the lookup
 // with a *TrustError: never a fall-through to the next role.
 func (c *Client) Resolve(ctx context.Context, ref string) (*Target, error) {
+	return c.resolve(ctx, ref, false)
+}
+
+// ResolveOnce is Resolve for a caller that resolves one reference and
+// stops (signet resolve, signet verify): with no warm view of the
+// repository to answer from, it verifies every role its walk reads exactly
+// as Resolve does but keeps, of each, only the entry of ref's tag (a
+// 100,000-tag role decoded in full takes about 50 MB), and keeps no warm
+// view for the next call. A client that resolves again uses Resolve.
+func (c *Client) ResolveOnce(ctx context.Context, ref string) (*Target, error) {
+	return c.resolve(ctx, ref, true)
+}
+
+func (c *Client) resolve(ctx context.Context, ref string, once bool) (*Target, error) {
 	gun, tag, err := ParseRef(ref)
 	if err != nil {
 		return nil, err
 	}
+	var only []string
+	if once {
+		only = []string{tag}
+	}
 	var t *Target
-	err = c.withRepo(ctx, gun, func(s *repoState) error {
+	err = c.withView(ctx, gun, false, only, func(s *repoState) error {
 		tm := s.trusted
 		expires := earliest(tm.Root.Signed.Expires, tm.Timestamp.Signed.Expires, tm.Snapshot.Signed.Expires)
 		role, tf, err := s.lookup(tag, func(role, parent string, pm *metadata.Metadata[metadata.TargetsType]) (*metadata.Metadata[metadata.TargetsType], error) {
@@ -98,15 +116,16 @@ func earliest(t time.Time, more ...time.Time) time.Time {
 // withRepo runs fn on gun's verified view, with the GUN locked and the
 // call bounded by the client's timeout.
 func (c *Client) withRepo(ctx context.Context, gun string, fn func(*repoState) error) error {
-	return c.withView(ctx, gun, false, fn)
+	return c.withView(ctx, gun, false, nil, fn)
 }
 
 // withView is withRepo; with renew, for a change about to be published,
 // a view whose targets or delegated roles have expired is made again as a
 // renewing view (repoState.renewing), so that their key holders can
 // re-sign them. An expired root, timestamp or snapshot, and every other
-// failure, still ends the call.
-func (c *Client) withView(ctx context.Context, gun string, renew bool, fn func(*repoState) error) error {
+// failure, still ends the call. With only not nil (ResolveOnce), a view
+// made for the call keeps only the entries of those tags (repoState.only).
+func (c *Client) withView(ctx context.Context, gun string, renew bool, only []string, fn func(*repoState) error) error {
 	ctx, cancel := context.WithTimeout(ctx, c.opts.Timeout)
 	defer cancel()
 	unlock, err := c.lock(gun)
@@ -114,10 +133,10 @@ func (c *Client) withView(ctx context.Context, gun string, renew bool, fn func(*
 		return err
 	}
 	defer unlock()
-	s, err := c.current(ctx, gun)
+	s, err := c.current(ctx, gun, only)
 	if renew && errors.Is(err, ErrExpired) {
 		c.log.InfoContext(ctx, "some role has expired; verifying it but for its expiry, to re-sign it", "gun", gun)
-		s, err = c.refresh(ctx, gun, nil, true)
+		s, err = c.refresh(ctx, gun, nil, true, nil)
 	}
 	if err != nil {
 		return err
@@ -165,8 +184,9 @@ func (c *Client) Update(ctx context.Context, gun string) (*trustedmetadata.Trust
 // than MaxStaleness ago or the server's timestamp.json is unchanged (a
 // conditional GET answers 304), else a fresh refresh. A warm view keeps the
 // delegated roles it verified, each under the delegator it was verified
-// against. The caller holds the lock.
-func (c *Client) current(ctx context.Context, gun string) (*repoState, error) {
+// against. The caller holds the lock. A view made with only (see
+// repoState.only) is returned but not kept.
+func (c *Client) current(ctx context.Context, gun string, only []string) (*repoState, error) {
 	now := c.opts.Now().UTC()
 	c.mu.Lock()
 	w := c.warm[gun]
@@ -187,11 +207,11 @@ func (c *Client) current(ctx context.Context, gun string) (*repoState, error) {
 			return w, nil
 		}
 	}
-	s, err := c.refresh(ctx, gun, ahead, false)
+	s, err := c.refresh(ctx, gun, ahead, false, only)
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	delete(c.warm, gun)
-	if err == nil && (s.f.etag != "" || c.opts.MaxStaleness > 0) {
+	if err == nil && s.only == nil && (s.f.etag != "" || c.opts.MaxStaleness > 0) {
 		c.warm[gun] = s
 	}
 	return s, err
@@ -200,34 +220,34 @@ func (c *Client) current(ctx context.Context, gun string) (*repoState, error) {
 // trustedRoot returns the root to start the chain from: the newest root
 // this trust directory verified (go-tuf keeps it in the cache), else the
 // pinned root, else, with TOFU only, the server's first root (then pinned).
-func (c *Client) trustedRoot(ctx context.Context, gun string) ([]byte, error) {
-	for _, f := range []string{filepath.Join(c.cacheDir(gun), "root.json"), c.pinFile(gun)} {
+func (c *Client) trustedRoot(ctx context.Context, gun string) (data []byte, cached bool, err error) {
+	for i, f := range []string{filepath.Join(c.cacheDir(gun), "root.json"), c.pinFile(gun)} {
 		data, err := os.ReadFile(f)
 		if err == nil {
-			return data, nil
+			return data, i == 0, nil
 		}
 		if !errors.Is(err, os.ErrNotExist) {
-			return nil, fmt.Errorf("client: %w", err)
+			return nil, false, fmt.Errorf("client: %w", err)
 		}
 	}
 	if !c.opts.TOFU {
-		return nil, fmt.Errorf("client: %s: %w: pin its root first (signet trust pin %s --root root.json, with the root.json from the repository's key ceremony or `signet trust show %s` on a trusted machine)", gun, ErrNoTrust, gun, gun)
+		return nil, false, fmt.Errorf("client: %s: %w: pin its root first (signet trust pin %s --root root.json, with the root.json from the repository's key ceremony or `signet trust show %s` on a trusted machine)", gun, ErrNoTrust, gun, gun)
 	}
 	hc, err := c.httpFor(ctx, gun, "pull")
 	if err != nil {
-		return nil, err
+		return nil, false, err
 	}
 	f := &fetcher{ctx: ctx, hc: hc, token: c.opts.Token}
-	data, err := f.DownloadFile(c.tufURL(gun)+"1.root.json", rootMaxLength, 0)
+	data, err = f.DownloadFile(c.tufURL(gun)+"1.root.json", rootMaxLength, 0)
 	if err != nil {
-		return nil, fmt.Errorf("client: trust on first use of %s: %w", gun, err)
+		return nil, false, fmt.Errorf("client: trust on first use of %s: %w", gun, err)
 	}
 	c.log.WarnContext(ctx, "trusting the server's first root (TOFU)", "gun", gun)
 	// The lock is held and nothing was pinned: no cache to clear.
 	if err := c.writePin(gun, data); err != nil {
-		return nil, err
+		return nil, false, err
 	}
-	return data, nil
+	return data, false, nil
 }
 
 // PinRoot makes root (a root.json, e.g. from the key ceremony) the trust

@@ -156,7 +156,7 @@ func (c *Client) withLockedState(ctx context.Context, gun string, fn func(*roleS
 // expired targets or delegated role is accepted, verified in every other
 // respect, so that the change can re-sign it (withView).
 func (c *Client) withEditState(ctx context.Context, gun string, fn func(*roleState) error) error {
-	return c.withView(ctx, gun, true, func(s *repoState) error {
+	return c.withView(ctx, gun, true, nil, func(s *repoState) error {
 		return fn(c.roleState(s))
 	})
 }

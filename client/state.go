@@ -59,14 +59,19 @@ type repoState struct {
 	// warm and never answers a resolve.
 	renewing bool
 	stale    map[string]bool
+	// only, when not nil, makes this a view for one resolve of these tags
+	// (ResolveOnce): every role is verified in full, but keeps only their
+	// entries (tufjson.DecodeTargetsOf). Such a view is never kept warm and
+	// answers nothing else.
+	only []string
 }
 
 // refresh makes a fresh verified view of gun: from the cache alone while
 // it is younger than MaxStaleness, else by a TUF update from the server
 // (TUF §5.3–5.5, as go-tuf's updater does it, on go-tuf's
 // trustedmetadata with the client's clock).
-func (c *Client) refresh(ctx context.Context, gun string, ahead *fetched, renewing bool) (*repoState, error) {
-	root, err := c.trustedRoot(ctx, gun)
+func (c *Client) refresh(ctx context.Context, gun string, ahead *fetched, renewing bool, only []string) (*repoState, error) {
+	root, cached, err := c.trustedRoot(ctx, gun)
 	if err != nil {
 		return nil, err
 	}
@@ -75,11 +80,11 @@ func (c *Client) refresh(ctx context.Context, gun string, ahead *fetched, renewi
 		return nil, err
 	}
 	s := &repoState{c: c, ctx: ctx, gun: gun, dir: c.cacheDir(gun), f: &fetcher{ctx: ctx, hc: hc, token: c.opts.Token, ahead: ahead},
-		renewing: renewing, stale: map[string]bool{}}
+		renewing: renewing, stale: map[string]bool{}, only: only}
 	stamp := filepath.Join(s.dir, ".updated")
 	if c.opts.MaxStaleness > 0 && !renewing {
 		if fi, err := os.Stat(stamp); err == nil && c.opts.Now().Sub(fi.ModTime()) < c.opts.MaxStaleness {
-			if err := s.start(root); err != nil {
+			if err := s.start(root, cached); err != nil {
 				return nil, err
 			}
 			if err := s.loadLocal(); err == nil {
@@ -89,7 +94,7 @@ func (c *Client) refresh(ctx context.Context, gun string, ahead *fetched, renewi
 			c.log.InfoContext(ctx, "cached trust data incomplete; updating from the server", "gun", gun)
 		}
 	}
-	if err := s.start(root); err != nil {
+	if err := s.start(root, cached); err != nil {
 		return nil, err
 	}
 	if err := s.update(); err != nil {
@@ -105,8 +110,8 @@ func (c *Client) refresh(ctx context.Context, gun string, ahead *fetched, renewi
 }
 
 // start trusts root, the newest root this trust directory verified or the
-// pinned one.
-func (s *repoState) start(root []byte) error {
+// pinned one, and caches it unless it came from the cache (cached).
+func (s *repoState) start(root []byte, cached bool) error {
 	t, err := trustedmetadata.New(root)
 	if err != nil {
 		return s.trustErr(err)
@@ -118,6 +123,9 @@ func (s *repoState) start(root []byte) error {
 	s.trusted = t
 	s.verified = map[[2]string]*metadata.Metadata[metadata.TargetsType]{}
 	s.checked = map[string]bool{}
+	if cached {
+		return nil
+	}
 	return s.persist(metadata.ROOT, root)
 }
 
@@ -217,7 +225,7 @@ func (s *repoState) loadLocal() error {
 	if err != nil {
 		return err
 	}
-	_, err = updateDelegated(t, data, metadata.TARGETS, metadata.ROOT)
+	_, err = updateDelegated(t, data, metadata.TARGETS, metadata.ROOT, s.only)
 	return err
 }
 
@@ -283,11 +291,11 @@ func (s *repoState) load(role, parent string, delegator *metadata.Metadata[metad
 // snapshot, verified at the real time, was valid then as well), and the
 // role is listed in s.stale.
 func (s *repoState) verify(tm *trustedmetadata.TrustedMetadata, data []byte, role, parent string) (*metadata.Metadata[metadata.TargetsType], error) {
-	m, err := updateDelegated(tm, data, role, parent)
+	m, err := updateDelegated(tm, data, role, parent, s.only)
 	if err == nil || !errors.Is(err, &metadata.ErrExpiredMetadata{}) {
 		return m, err
 	}
-	parsed, perr := tufjson.DecodeTargets(data)
+	parsed, perr := tufjson.DecodeTargetsOf(data) // for its expiry alone
 	if perr != nil {
 		return nil, err
 	}
@@ -299,7 +307,7 @@ func (s *repoState) verify(tm *trustedmetadata.TrustedMetadata, data []byte, rol
 	before := *tm
 	before.Targets = maps.Clone(tm.Targets)
 	before.RefTime = expires.Add(-time.Second)
-	if m, err = updateDelegated(&before, data, role, parent); err != nil {
+	if m, err = updateDelegated(&before, data, role, parent, s.only); err != nil {
 		return nil, err
 	}
 	tm.Targets[role] = m
@@ -312,7 +320,9 @@ func (s *repoState) verify(tm *trustedmetadata.TrustedMetadata, data []byte, rol
 // and checking signatures with tufjson, which computes go-tuf's results
 // without decoding the role five times over and re-encoding it for every
 // key (a cold resolve of a 100,000-tag role took seconds and half a GiB).
-func updateDelegated(tm *trustedmetadata.TrustedMetadata, data []byte, role, parent string) (*metadata.Metadata[metadata.TargetsType], error) {
+// With only not nil, the role loaded keeps only the entries of those tags
+// (tufjson.DecodeTargetsOf); every check is the same.
+func updateDelegated(tm *trustedmetadata.TrustedMetadata, data []byte, role, parent string, only []string) (*metadata.Metadata[metadata.TargetsType], error) {
 	if tm.Snapshot == nil || tm.Timestamp == nil {
 		return nil, &metadata.ErrRuntime{Msg: "cannot load targets before snapshot"}
 	}
@@ -340,7 +350,11 @@ func updateDelegated(tm *trustedmetadata.TrustedMetadata, data []byte, role, par
 	if err := meta.VerifyLengthHashes(data); err != nil {
 		return nil, err
 	}
-	t, err := tufjson.DecodeTargets(data)
+	decode := tufjson.DecodeTargets
+	if only != nil {
+		decode = func(data []byte) (*tufjson.Targets, error) { return tufjson.DecodeTargetsOf(data, only...) }
+	}
+	t, err := decode(data)
 	if err != nil {
 		return nil, err
 	}

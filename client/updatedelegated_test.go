@@ -4,6 +4,8 @@ import (
 	"crypto/sha256"
 	"encoding/json"
 	"fmt"
+	"maps"
+	"slices"
 	"testing"
 	"time"
 
@@ -17,7 +19,8 @@ import (
 // trustedmetadata.UpdateDelegatedTargets: on honest and on broken roles
 // (wrong key, too few signatures, wrong version, expired, wrong type,
 // altered bytes, a role nobody delegates, a delegator not loaded), both
-// accept the same metadata or refuse with the same error.
+// accept the same metadata or refuse with the same error. With only (a
+// resolve's view), the same but for the entries left out.
 func TestUpdateDelegatedIsGoTUFs(t *testing.T) {
 	now := time.Now()
 	exp := now.Add(24 * time.Hour)
@@ -33,6 +36,7 @@ func TestUpdateDelegatedIsGoTUFs(t *testing.T) {
 	targets := metadata.Targets(exp)
 	targets.Signed.Version = 3
 	targets.Signed.Targets["1.0"] = tuftest.Target("one")
+	targets.Signed.Targets["2.0"] = tuftest.Target("two")
 	targets.Signed.Delegations = &metadata.Delegations{Keys: map[string]*metadata.Key{},
 		Roles: []metadata.DelegatedRole{{Name: "targets/ci", Threshold: 1, Paths: []string{"*"}}}}
 	if err := targets.Signed.AddKey(ciKey.Public, "targets/ci"); err != nil {
@@ -41,6 +45,7 @@ func TestUpdateDelegatedIsGoTUFs(t *testing.T) {
 	ci := metadata.Targets(exp)
 	ci.Signed.Version = 2
 	ci.Signed.Targets["nightly"] = tuftest.Target("nightly")
+	ci.Signed.Targets["weekly"] = tuftest.Target("weekly")
 
 	type tcase struct {
 		name, role, parent string
@@ -113,11 +118,13 @@ func TestUpdateDelegatedIsGoTUFs(t *testing.T) {
 				}
 				return tm
 			}
-			a, b := trusted(), trusted()
+			a, b, c := trusted(), trusted(), trusted()
 			want, wantErr := a.UpdateDelegatedTargets(tc.data, tc.role, tc.parent)
-			got, gotErr := updateDelegated(b, tc.data, tc.role, tc.parent)
-			if fmt.Sprint(gotErr) != fmt.Sprint(wantErr) {
-				t.Fatalf("error %v, go-tuf's %v", gotErr, wantErr)
+			got, gotErr := updateDelegated(b, tc.data, tc.role, tc.parent, nil)
+			only := []string{"1.0", "nightly", "absent"}
+			gotOnly, gotOnlyErr := updateDelegated(c, tc.data, tc.role, tc.parent, only)
+			if fmt.Sprint(gotErr) != fmt.Sprint(wantErr) || fmt.Sprint(gotOnlyErr) != fmt.Sprint(wantErr) {
+				t.Fatalf("error %v (only %v), go-tuf's %v", gotErr, gotOnlyErr, wantErr)
 			}
 			if wantErr != nil {
 				return
@@ -126,6 +133,15 @@ func TestUpdateDelegatedIsGoTUFs(t *testing.T) {
 			g, _ := json.Marshal(got)
 			if string(g) != string(w) || b.Targets[tc.role] != got {
 				t.Fatalf("loaded %s, go-tuf %s", g, w)
+			}
+			if len(want.Signed.Targets) != 2 {
+				t.Fatalf("go-tuf loaded %d entries: the case shows nothing of only", len(want.Signed.Targets))
+			}
+			maps.DeleteFunc(want.Signed.Targets, func(name string, _ *metadata.TargetFiles) bool { return !slices.Contains(only, name) })
+			w, _ = json.Marshal(want)
+			g, _ = json.Marshal(gotOnly)
+			if string(g) != string(w) || c.Targets[tc.role] != gotOnly {
+				t.Fatalf("loaded for %q %s, go-tuf %s", only, g, w)
 			}
 		})
 	}

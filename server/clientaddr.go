@@ -15,21 +15,9 @@ import (
 // client. Without trusted proxies the header is ignored: anyone can send
 // it.
 
-type clientKey struct{}
-
-// clientAddr returns the client address withClientAddr found ("" outside
+// clientAddr returns the client address withRequest found ("" outside
 // the middleware).
-func clientAddr(ctx context.Context) string {
-	a, _ := ctx.Value(clientKey{}).(string)
-	return a
-}
-
-func (s *Server) withClientAddr(next http.Handler) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		a := resolveClient(r, s.trusted)
-		next.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), clientKey{}, a)))
-	})
-}
+func clientAddr(ctx context.Context) string { return infoOf(ctx).client }
 
 // resolveClient applies the rule above.
 func resolveClient(r *http.Request, trusted []netip.Prefix) string {

@@ -15,7 +15,7 @@ import (
 //   - {N}.{role}.json and {role}.{sha256}.json never change: a year,
 //     immutable.
 //   - timestamp.json, {role}.json and "not found" change with any publish:
-//     s.maxAge (WithMaxAge), then revalidate.
+//     the max-age of WithMaxAge, then revalidate.
 //   - Every file has an ETag (its sha256) and a Last-Modified: the time
 //     the store recorded that version (every built-in store does; a store
 //     that records none gets no Last-Modified, and If-Modified-Since is
@@ -28,35 +28,61 @@ import (
 // immutableMaxAge is the max-age of versioned and checksum-addressed files.
 const immutableMaxAge = 365 * 24 * time.Hour
 
-// cacheControl is the Cache-Control of a metadata answer of r: mutable
-// answers (the latest version, or not found) may be reused for s.maxAge.
-func (s *Server) cacheControl(r *http.Request, mutable bool) string {
-	cc := "max-age=" + strconv.FormatInt(int64(s.maxAge/time.Second), 10)
-	if !mutable {
-		cc = "max-age=" + strconv.FormatInt(int64(immutableMaxAge/time.Second), 10) + ", immutable"
-	}
-	if r.Header.Get("Authorization") == "" {
-		cc = "public, " + cc
+// cacheControls are the four Cache-Control values of metadata answers,
+// made once (New): by [mutable][the request carried credentials].
+type cacheControls [2][2][]string
+
+func newCacheControls(maxAge time.Duration) cacheControls {
+	var cc cacheControls
+	for i, age := range []string{
+		"max-age=" + strconv.FormatInt(int64(immutableMaxAge/time.Second), 10) + ", immutable",
+		"max-age=" + strconv.FormatInt(int64(maxAge/time.Second), 10),
+	} {
+		cc[i][0] = []string{"public, " + age}
+		cc[i][1] = []string{age}
 	}
 	return cc
 }
 
+// cacheControl is the Cache-Control of a metadata answer of r: mutable
+// answers (the latest version, or not found) may be reused for WithMaxAge.
+// The slice is shared by every answer: headers are set with it, never
+// changed in place.
+func (s *Server) cacheControl(r *http.Request, mutable bool) []string {
+	i, j := 0, 0
+	if mutable {
+		i = 1
+	}
+	if r.Header.Get("Authorization") != "" {
+		j = 1
+	}
+	return s.cc[i][j]
+}
+
+// jsonContentType is the Content-Type of every metadata answer (shared,
+// like cacheControl's values).
+var jsonContentType = []string{"application/json"}
+
 // writeMeta writes m, or 304 Not Modified when the request's validators
-// match it.
+// match it. Headers are assigned in net/http's canonical form, from one
+// allocation: this is the path of every read.
 func (s *Server) writeMeta(w http.ResponseWriter, r *http.Request, m *store.Meta, mutable bool) {
 	h := w.Header()
 	etag := `"` + m.SHA256 + `"`
-	h.Set("ETag", etag)
-	h.Set("Cache-Control", s.cacheControl(r, mutable))
-	h.Set("Content-Type", "application/json")
+	v := make([]string, 3)
+	v[0], v[2] = etag, strconv.Itoa(len(m.Data))
+	h["Etag"] = v[0:1:1]
+	h["Cache-Control"] = s.cacheControl(r, mutable)
+	h["Content-Type"] = jsonContentType
 	if !m.CreatedAt.IsZero() {
-		h.Set("Last-Modified", m.CreatedAt.UTC().Format(http.TimeFormat))
+		v[1] = m.CreatedAt.UTC().Format(http.TimeFormat)
+		h["Last-Modified"] = v[1:2:2]
 	}
 	if s.notModified(r, etag, m.CreatedAt, mutable) {
 		w.WriteHeader(http.StatusNotModified)
 		return
 	}
-	h.Set("Content-Length", strconv.Itoa(len(m.Data)))
+	h["Content-Length"] = v[2:3:3]
 	w.WriteHeader(http.StatusOK)
 	if r.Method != http.MethodHead {
 		_, _ = w.Write(m.Data)

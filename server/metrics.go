@@ -4,6 +4,7 @@ import (
 	"context"
 	"net/http"
 	"strconv"
+	"sync"
 	"time"
 
 	"github.com/go-chi/chi/v5"
@@ -23,6 +24,9 @@ type metrics struct {
 	publishes *prometheus.CounterVec
 	refreshes prometheus.Counter
 	signer    *prometheus.HistogramVec
+
+	series sync.Map // seriesKey → *requestSeries
+	routes sync.Map // inner route pattern → its label
 }
 
 func newMetrics(reg *prometheus.Registry, cacheStats func() (hits, misses uint64)) *metrics {
@@ -57,9 +61,46 @@ func newMetrics(reg *prometheus.Registry, cacheStats func() (hits, misses uint64
 	return m
 }
 
-func (m *metrics) observeRequest(method, route string, status int, d time.Duration) {
-	m.requests.WithLabelValues(method, route, strconv.Itoa(status)).Inc()
-	m.latency.WithLabelValues(method, route).Observe(d.Seconds())
+// observeRequest counts r and its latency. The series of a (method,
+// route, code) are looked up once and kept: WithLabelValues hashes the
+// labels and takes a lock on every call, which was a visible part of a
+// read.
+func (m *metrics) observeRequest(r *http.Request, method string, code int, d time.Duration) {
+	k := seriesKey{method: method, route: m.routeLabel(r), code: code}
+	v, ok := m.series.Load(k)
+	if !ok {
+		v, _ = m.series.LoadOrStore(k, &requestSeries{
+			requests: m.requests.WithLabelValues(method, k.route, strconv.Itoa(code)),
+			latency:  m.latency.WithLabelValues(method, k.route),
+		})
+	}
+	rs := v.(*requestSeries)
+	rs.requests.Inc()
+	rs.latency.Observe(d.Seconds())
+}
+
+// seriesKey names one request series; every part is bounded (methodLabel,
+// route patterns, the status codes handlers write).
+type seriesKey struct {
+	method, route string
+	code          int
+}
+
+type requestSeries struct {
+	requests prometheus.Counter
+	latency  prometheus.Observer
+}
+
+// methodLabel is the method label of a request: net/http accepts any
+// token as a method, and each would otherwise be a new series for as long
+// as the process runs.
+func methodLabel(method string) string {
+	switch method {
+	case http.MethodGet, http.MethodHead, http.MethodPost, http.MethodPut, http.MethodPatch,
+		http.MethodDelete, http.MethodOptions, http.MethodConnect, http.MethodTrace:
+		return method
+	}
+	return "other"
 }
 
 func (m *metrics) handler() http.Handler {
@@ -80,6 +121,22 @@ func routeLabel(r *http.Request) string {
 		return "/v2/{gun}" + p[len(p)-1]
 	}
 	return rctx.RoutePattern()
+}
+
+// routeLabel is the package's routeLabel, with the labels of repository
+// routes kept (one per pattern of the route table) instead of built for
+// every request.
+func (m *metrics) routeLabel(r *http.Request) string {
+	rctx := chi.RouteContext(r.Context())
+	if rctx == nil || len(rctx.RoutePatterns) < 2 || rctx.RoutePatterns[0] != "/v2/*" {
+		return routeLabel(r)
+	}
+	inner := rctx.RoutePatterns[len(rctx.RoutePatterns)-1]
+	if l, ok := m.routes.Load(inner); ok {
+		return l.(string)
+	}
+	l, _ := m.routes.LoadOrStore(inner, routeLabel(r))
+	return l.(string)
 }
 
 // registerCacheSize exports what the read cache holds, so that its bound

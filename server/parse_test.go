@@ -2,6 +2,7 @@ package server
 
 import (
 	"bytes"
+	"fmt"
 	"mime/multipart"
 	"net/http"
 	"net/http/httptest"
@@ -110,4 +111,29 @@ func FuzzReadUpload(f *testing.F) {
 			}
 		}
 	})
+}
+
+// TestGUNMemo: the memo of accepted names answers as ValidateGUN does,
+// keeps no refused name, and stays within its bound.
+func TestGUNMemo(t *testing.T) {
+	t.Parallel()
+	var g gunMemo
+	for range 2 {
+		if err := g.check("registry.example.com/team/app"); err != nil {
+			t.Fatal(err)
+		}
+		if err := g.check("Registry.example.com/team/app"); err == nil {
+			t.Fatal("an upper-case name accepted")
+		}
+	}
+	for i := range maxValidGUNs + 10 {
+		if err := g.check(fmt.Sprintf("registry.example.com/app-%d", i)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	n := 0
+	g.names.Range(func(any, any) bool { n++; return true })
+	if n > maxValidGUNs {
+		t.Fatalf("memo holds %d names, bound %d", n, maxValidGUNs)
+	}
 }

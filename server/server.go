@@ -71,8 +71,10 @@ type Server struct {
 	prefixes []string
 	keyLimit *keyLimiter
 	trusted  []netip.Prefix
-	maxAge   time.Duration
-	now      func() time.Time
+	cc       cacheControls
+	// validGUNs: names of repositories this server accepted (splitGUN).
+	validGUNs gunMemo
+	now       func() time.Time
 
 	pruneKeep  int
 	pruneEvery time.Duration
@@ -217,7 +219,7 @@ func New(st store.MetaStore, sg signer.Service, opts ...Option) *Server {
 		prefixes: o.prefixes,
 		keyLimit: newKeyLimiter(o.keyRate, o.keyBurst),
 		trusted:  o.trusted,
-		maxAge:   o.maxAge,
+		cc:       newCacheControls(o.maxAge),
 		now:      o.now,
 
 		pruneKeep:  o.pruneKeep,
@@ -241,17 +243,14 @@ func withDefaults(l Limits) Limits {
 // Handler returns the whole route table.
 func (s *Server) Handler() http.Handler {
 	r := chi.NewRouter()
-	r.Use(withRequestID, s.withClientAddr, s.observe)
+	r.Use(s.withRequest, s.observe)
 	r.Get("/healthz", s.healthz)
 	r.Get("/readyz", s.readyz)
 	r.Method(http.MethodGet, "/metrics", s.metrics.handler())
 
-	r.Group(func(r chi.Router) {
-		r.Use(s.withTimeout)
-		r.Get("/v2/", s.handle(s.ping))
-		r.Get("/v2/_trust/changefeed", s.authorized(auth.ActionAdmin, s.changefeed))
-		r.Handle("/v2/*", s.repoRoutes())
-	})
+	r.Get("/v2/", s.handle(s.ping))
+	r.Get("/v2/_trust/changefeed", s.authorized(auth.ActionAdmin, s.changefeed))
+	r.Handle("/v2/*", s.repoRoutes())
 	r.NotFound(s.handle(func(http.ResponseWriter, *http.Request) error { return notFound("no such endpoint") }))
 	r.MethodNotAllowed(s.handle(func(http.ResponseWriter, *http.Request) error {
 		return &httpError{status: http.StatusMethodNotAllowed, code: api.CodeMethod, msg: "method not allowed"}
@@ -278,7 +277,7 @@ func (s *Server) repoRoutes() http.Handler {
 		return &httpError{status: http.StatusMethodNotAllowed, code: api.CodeMethod, msg: "method not allowed"}
 	}))
 	return s.handle(func(w http.ResponseWriter, r *http.Request) error {
-		gun, rest, err := splitGUN(r.URL.EscapedPath())
+		gun, rest, err := splitGUN(r.URL.EscapedPath(), &s.validGUNs)
 		if err != nil {
 			return err
 		}
@@ -286,16 +285,9 @@ func (s *Server) repoRoutes() http.Handler {
 			return &httpError{status: http.StatusForbidden, code: api.CodeDenied, msg: fmt.Sprintf("this server does not hold repositories named %s (allowed prefixes: %s)", gun, strings.Join(s.prefixes, ", "))}
 		}
 		chi.RouteContext(r.Context()).RoutePath = rest
-		t.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), gunKey{}, gun)))
+		infoOf(r.Context()).gun = gun
+		t.ServeHTTP(w, r)
 		return nil
-	})
-}
-
-func (s *Server) withTimeout(next http.Handler) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		ctx, cancel := context.WithTimeout(r.Context(), s.timeout)
-		defer cancel()
-		next.ServeHTTP(w, r.WithContext(ctx))
 	})
 }
 
@@ -307,7 +299,7 @@ func (s *Server) withTimeout(next http.Handler) http.Handler {
 // holder).
 func (s *Server) authorized(action auth.Action, h func(http.ResponseWriter, *http.Request) error) http.HandlerFunc {
 	return s.handle(func(w http.ResponseWriter, r *http.Request) error {
-		gun, _ := r.Context().Value(gunKey{}).(string)
+		gun := gunOf(r)
 		if err := s.auth.Authorize(r.Context(), r, gun, action); err != nil {
 			return err
 		}

@@ -414,6 +414,25 @@ func TestMetrics(t *testing.T) {
 	}
 }
 
+// TestMetricsBoundMethods: net/http accepts any token as a method; each
+// must not become a series of its own for the life of the process.
+func TestMetricsBoundMethods(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	for _, m := range []string{"FROBNICATE1", "FROBNICATE2", "FROBNICATE3"} {
+		if resp, _ := e.do(m, e.tufURL(gun)+"timestamp.json", nil, ""); resp.StatusCode != http.StatusMethodNotAllowed {
+			t.Fatalf("%s: %d, want 405", m, resp.StatusCode)
+		}
+	}
+	_, body := e.do(http.MethodGet, e.url+"/metrics", nil, "")
+	if strings.Contains(string(body), "FROBNICATE") {
+		t.Error("a client's made-up method is a metric label")
+	}
+	if want := `signet_http_requests_total{code="405",method="other",route="unmatched"} 3`; !strings.Contains(string(body), want) {
+		t.Errorf("metrics lack %s:\n%s", want, body)
+	}
+}
+
 func TestGUNPrefixesAndKeyCreationLimit(t *testing.T) {
 	t.Parallel()
 	srv := server.New(memstore.New(), keystore.NewMemory(), server.WithSweepInterval(0),

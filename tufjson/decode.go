@@ -29,6 +29,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
+	"math"
 	"slices"
 	"sync"
 	"time"
@@ -74,6 +76,11 @@ func (t *Targets) WithSignatures(sigs []metadata.Signature) (*Targets, error) {
 // DecodeTargets decodes data as go-tuf's metadata.Targets().FromBytes
 // does, returning its error unchanged for data it refuses. Where go-tuf
 // panics (it does on a null target entry), DecodeTargets returns an error.
+//
+// When the "signed" object of data is already in canonical form (as
+// go-tuf's encoder and every signet client write it), Canonical returns
+// that part of data itself rather than a copy: the caller must not modify
+// data once it is decoded.
 func DecodeTargets(data []byte) (*Targets, error) {
 	if t := fastTargets(data); t != nil {
 		return t, nil
@@ -83,6 +90,29 @@ func DecodeTargets(data []byte) (*Targets, error) {
 		return nil, err
 	}
 	return &Targets{Meta: m}, nil
+}
+
+// DecodeTargetsOf is DecodeTargets(data) for a caller that needs only the
+// entries called names (a resolve of one tag): the same result or error,
+// but for Meta.Signed.Targets, which holds only those of names that data
+// lists. Every entry is still read, checked and part of the canonical form
+// exactly as DecodeTargets does it; the others are just not kept (the
+// decoded entries of a 100,000-tag role take about 50 MB).
+func DecodeTargetsOf(data []byte, names ...string) (*Targets, error) {
+	if names == nil {
+		names = []string{} // nil: every entry (decoder.only)
+	}
+	if t := fastTargetsOf(data, names); t != nil {
+		return t, nil
+	}
+	m, err := goTUFTargets(data)
+	if err != nil {
+		return nil, err
+	}
+	t := &Targets{Meta: m}
+	_, _ = t.Canonical() // of every entry, before the others are left out
+	maps.DeleteFunc(m.Signed.Targets, func(name string, _ *metadata.TargetFiles) bool { return !slices.Contains(names, name) })
+	return t, nil
 }
 
 // ErrGoTUFPanic reports metadata that made go-tuf's decoding panic.
@@ -101,8 +131,15 @@ func goTUFTargets(data []byte) (m *metadata.Metadata[metadata.TargetsType], err 
 var errDecline = errors.New("tufjson: not in the strict form")
 
 // fastTargets decodes data in the strict form, or returns nil.
-func fastTargets(data []byte) *Targets {
-	d := &decoder{data: data, arena: make([]byte, 0, len(data))}
+func fastTargets(data []byte) *Targets { return fastTargetsOf(data, nil) }
+
+// fastTargetsOf decodes data in the strict form keeping the entries called
+// only (every entry when only is nil), or returns nil.
+func fastTargetsOf(data []byte, only []string) *Targets {
+	if uint64(len(data)) >= math.MaxUint32 {
+		return nil // target offsets are 32-bit
+	}
+	d := &decoder{data: data, only: only}
 	t, err := d.document()
 	if err != nil {
 		return nil
@@ -111,12 +148,43 @@ func fastTargets(data []byte) *Targets {
 }
 
 type decoder struct {
-	data  []byte
-	i     int
-	arena []byte // canonical forms of target entries
+	data []byte
+	i    int
+	// arena holds the canonical forms of target entries whose text in
+	// data is not canonical, and, at its end, the entry being read.
+	arena []byte
 	// Slabs the target entries are carved from: one allocation for many.
 	files []metadata.TargetFiles
 	bytes []byte
+	// only, when not nil, names the target entries to keep (DecodeTargetsOf);
+	// the others are read into scratch and scratchBytes, reused.
+	only         []string
+	scratch      metadata.TargetFiles
+	scratchBytes []byte
+}
+
+// keeps reports whether the entry called name is kept.
+func (d *decoder) keeps(name []byte) bool {
+	if d.only == nil {
+		return true
+	}
+	for _, n := range d.only {
+		if string(name) == n {
+			return true
+		}
+	}
+	return false
+}
+
+// scratchHash returns n bytes for a hash of an entry that is not kept,
+// apart from the entry's other hashes (scratchBytes restarts per entry).
+func (d *decoder) scratchHash(n int) []byte {
+	if cap(d.scratchBytes)-len(d.scratchBytes) < n {
+		d.scratchBytes = make([]byte, 0, max(2*cap(d.scratchBytes), n, 128))
+	}
+	b := d.scratchBytes[len(d.scratchBytes) : len(d.scratchBytes)+n : len(d.scratchBytes)+n]
+	d.scratchBytes = d.scratchBytes[:len(d.scratchBytes)+n]
+	return b
 }
 
 // newFile returns a zero TargetFiles from the slab.
@@ -398,8 +466,11 @@ func (d *decoder) signatures() ([]metadata.Signature, error) {
 	}
 }
 
-// signed reads the "signed" object into t and returns its canonical JSON.
+// signed reads the "signed" object into t and returns its canonical JSON:
+// its own text in data when that is canonical, else a new encoding.
 func (d *decoder) signed(t *metadata.TargetsType) ([]byte, error) {
+	d.space()
+	start := d.i
 	var typ, spec, expires, version []byte
 	var targets []target
 	var delegations []byte // canonical
@@ -454,37 +525,101 @@ func (d *decoder) signed(t *metadata.TargetsType) ([]byte, error) {
 	t.UnrecognizedFields = map[string]any{}
 
 	// The canonical form: members sorted, strings as they are (strict
-	// strings need no escaping), no white space.
-	n := 128 + len(delegations) + len(spec) + len(expires) + len(d.arena)
+	// strings need no escaping), no white space. It is written through a
+	// canonWriter over the object's own text, which copies nothing while
+	// that text is the canonical form.
+	n := 128 + len(delegations) + len(spec) + len(expires)
 	for _, tg := range targets {
-		n += len(tg.name) + 4
+		n += int(tg.nameHi-tg.nameLo+4) + int(tg.hi-tg.lo)
 	}
-	out := make([]byte, 0, n)
-	out = append(out, `{"_type":"targets",`...)
+	w := canonWriter{text: d.data[start:d.i], size: n}
+	w.str(`{"_type":"targets",`)
 	if gotDelegations {
-		out = append(out, `"delegations":`...)
-		out = append(out, delegations...)
-		out = append(out, ',')
+		w.str(`"delegations":`)
+		w.bytes(delegations)
+		w.str(",")
 	}
-	out = append(out, `"expires":"`...)
-	out = append(out, expires...)
-	out = append(out, `","spec_version":"`...)
-	out = append(out, spec...)
-	out = append(out, `","targets":{`...)
-	slices.SortFunc(targets, func(a, b target) int { return bytes.Compare(a.name, b.name) })
+	w.str(`"expires":"`)
+	w.bytes(expires)
+	w.str(`","spec_version":"`)
+	w.bytes(spec)
+	w.str(`","targets":{`)
+	byName := func(a, b target) int { return bytes.Compare(d.name(a), d.name(b)) }
+	if !slices.IsSortedFunc(targets, byName) {
+		slices.SortFunc(targets, byName)
+	}
+	// targets declines a name seen twice among the entries it keeps; this
+	// finds the others (encoding/json keeps the last: go-tuf decides).
+	for i := 1; i < len(targets); i++ {
+		if bytes.Equal(d.name(targets[i-1]), d.name(targets[i])) {
+			return nil, errDecline
+		}
+	}
 	for i, tg := range targets {
 		if i > 0 {
-			out = append(out, ',')
+			w.str(",")
 		}
-		out = append(out, '"')
-		out = append(out, tg.name...)
-		out = append(out, `":`...)
-		out = append(out, d.arena[tg.lo:tg.hi]...)
+		w.str(`"`)
+		w.bytes(d.name(tg))
+		w.str(`":`)
+		if tg.inData {
+			w.bytes(d.data[tg.lo:tg.hi])
+		} else {
+			w.bytes(d.arena[tg.lo:tg.hi])
+		}
 	}
-	out = append(out, `},"version":`...)
-	out = append(out, version...)
-	out = append(out, '}')
-	return out, nil
+	w.str(`},"version":`)
+	w.bytes(version)
+	w.str("}")
+	return w.result(), nil
+}
+
+// canonWriter writes a canonical form that is usually text itself (the
+// JSON it was decoded from): while what is written matches text, nothing
+// is copied; at the first difference, what matched so far is copied into
+// a buffer of size bytes and writing goes on there. Either way the result
+// is exactly the bytes written.
+type canonWriter struct {
+	text []byte
+	n    int // bytes of text matched, while out is nil
+	out  []byte
+	size int
+}
+
+func (w *canonWriter) bytes(b []byte) {
+	if w.out == nil {
+		if len(w.text)-w.n >= len(b) && bytes.Equal(w.text[w.n:w.n+len(b)], b) {
+			w.n += len(b)
+			return
+		}
+		w.diverge(len(b))
+	}
+	w.out = append(w.out, b...)
+}
+
+func (w *canonWriter) str(s string) {
+	if w.out == nil {
+		if len(w.text)-w.n >= len(s) && string(w.text[w.n:w.n+len(s)]) == s {
+			w.n += len(s)
+			return
+		}
+		w.diverge(len(s))
+	}
+	w.out = append(w.out, s...)
+}
+
+func (w *canonWriter) diverge(more int) {
+	w.out = make([]byte, w.n, max(w.size, w.n+more))
+	copy(w.out, w.text[:w.n])
+}
+
+// result returns the bytes written; a part of text is capped, so that an
+// append to it cannot write into the text that follows.
+func (w *canonWriter) result() []byte {
+	if w.out == nil {
+		return w.text[:w.n:w.n]
+	}
+	return w.out
 }
 
 // decodeTime decodes an expiry as go-tuf does (time.Time's JSON form) and
@@ -504,12 +639,17 @@ func decodeTime(s []byte) (time.Time, error) {
 	return t, nil
 }
 
-// target is one entry of "targets" with its canonical JSON, which is
-// arena[lo:hi] of the decoder.
+// target is one entry of "targets": its name, data[nameLo:nameHi], and
+// its canonical JSON, data[lo:hi] when its text there is canonical
+// (inData), else arena[lo:hi]. Offsets, not slices: a 100,000-tag role
+// has 100,000 of them (the fast path declines data or an arena of 4 GiB
+// or more).
 type target struct {
-	name   []byte
-	lo, hi int
+	nameLo, nameHi, lo, hi uint32
+	inData                 bool
 }
+
+func (d *decoder) name(t target) []byte { return d.data[t.nameLo:t.nameHi] }
 
 // member reads the next member name of an object opened with expect('{'):
 // ok is false after the closing brace. first is true for the first call.
@@ -540,8 +680,16 @@ func (d *decoder) targets() (map[string]*metadata.TargetFiles, []target, error) 
 	if err := d.expect('{'); err != nil {
 		return nil, nil, err
 	}
-	out := map[string]*metadata.TargetFiles{}
-	var list []target
+	// Sized once: grown entry by entry, the list and the map of a
+	// 100,000-tag role allocated several times their final size. Every
+	// strict entry has a length, so this counts them (and at most a few
+	// more, in names or custom members).
+	n := bytes.Count(d.data[d.i:], []byte(`"length"`))
+	list := make([]target, 0, n)
+	if d.only != nil {
+		n = len(d.only) // the entries kept
+	}
+	out := make(map[string]*metadata.TargetFiles, n)
 	for first := true; ; first = false {
 		name, ok, err := d.member(first)
 		if err != nil {
@@ -550,31 +698,77 @@ func (d *decoder) targets() (map[string]*metadata.TargetFiles, []target, error) 
 		if !ok {
 			return out, list, nil
 		}
-		key := string(name)
-		if _, dup := out[key]; dup {
-			return nil, nil, errDecline
+		keep, key := d.keeps(name), ""
+		if keep {
+			key = string(name)
+			if _, dup := out[key]; dup {
+				return nil, nil, errDecline
+			}
 		}
+		d.space()
 		start, lo := d.i, len(d.arena)
-		tf, err := d.strictTarget()
+		tf, err := d.strictTarget(keep)
 		if err != nil {
 			d.i, d.arena = start, d.arena[:lo]
 			if tf, err = d.goTUFTarget(); err != nil {
 				return nil, nil, err
 			}
 		}
-		tf.Path = key
-		out[key] = tf
-		list = append(list, target{name: name, lo: lo, hi: len(d.arena)})
+		if keep {
+			tf.Path = key
+			out[key] = tf
+		}
+		tg, err := d.keep(name, start, lo)
+		if err != nil {
+			return nil, nil, err
+		}
+		list = append(list, tg)
 	}
 }
 
+// keep records the entry called name whose text is data[start:d.i] and
+// whose canonical form was just appended to the arena at lo: when the two
+// are the same bytes, the entry refers to data and the arena forgets it,
+// so that a role in canonical form is not copied entry by entry.
+func (d *decoder) keep(name []byte, start, lo int) (target, error) {
+	// name is a part of data (str), which starts where the capacities say.
+	nameLo := uint32(cap(d.data) - cap(name))
+	t := target{nameLo: nameLo, nameHi: nameLo + uint32(len(name))}
+	if !bytes.Equal(d.name(t), name) {
+		return target{}, errDecline // not a part of data after all: go-tuf decides
+	}
+	if bytes.Equal(d.data[start:d.i], d.arena[lo:]) {
+		d.arena = d.arena[:lo]
+		t.lo, t.hi, t.inData = uint32(start), uint32(d.i), true
+		return t, nil
+	}
+	if lo == 0 && cap(d.arena) < len(d.data) {
+		// The first entry kept here: there may be many.
+		a := make([]byte, len(d.arena), len(d.data))
+		copy(a, d.arena)
+		d.arena = a
+	}
+	if uint64(len(d.arena)) > math.MaxUint32 {
+		return target{}, errDecline // canonical forms longer than their text
+	}
+	t.lo, t.hi = uint32(lo), uint32(len(d.arena))
+	return t, nil
+}
+
 // strictTarget reads {"hashes": {ALG: HEX, …}, "length": N} in any order
-// and appends its canonical form to the arena.
-func (d *decoder) strictTarget() (*metadata.TargetFiles, error) {
+// and appends its canonical form to the arena. An entry that is not kept
+// is read into the decoder's scratch entry, as thoroughly.
+func (d *decoder) strictTarget(keep bool) (*metadata.TargetFiles, error) {
 	if err := d.expect('{'); err != nil {
 		return nil, err
 	}
-	tf := d.newFile()
+	var tf *metadata.TargetFiles
+	if keep {
+		tf = d.newFile()
+	} else {
+		tf = &d.scratch
+		tf.Length, d.scratchBytes = 0, d.scratchBytes[:0]
+	}
 	var length []byte
 	type hash struct{ alg, hex []byte }
 	var buf [2]hash
@@ -604,7 +798,11 @@ func (d *decoder) strictTarget() (*metadata.TargetFiles, error) {
 			if err := d.expect('{'); err != nil {
 				return nil, err
 			}
-			tf.Hashes = metadata.Hashes{}
+			if keep || tf.Hashes == nil {
+				tf.Hashes = metadata.Hashes{}
+			} else {
+				clear(tf.Hashes)
+			}
 			for first := true; ; first = false {
 				alg, ok, err := d.member(first)
 				if err != nil {
@@ -621,7 +819,11 @@ func (d *decoder) strictTarget() (*metadata.TargetFiles, error) {
 				if err != nil {
 					return nil, err
 				}
-				if tf.Hashes[key], err = decodeHex(h, true, d.newBytes(len(h)/2)); err != nil {
+				out := d.scratchHash
+				if keep {
+					out = d.newBytes
+				}
+				if tf.Hashes[key], err = decodeHex(h, true, out(len(h)/2)); err != nil {
 					return nil, err
 				}
 				hashes = append(hashes, hash{alg, h})
@@ -633,7 +835,9 @@ func (d *decoder) strictTarget() (*metadata.TargetFiles, error) {
 	if length == nil || len(hashes) == 0 {
 		return nil, errDecline
 	}
-	tf.UnrecognizedFields = map[string]any{}
+	if keep {
+		tf.UnrecognizedFields = map[string]any{}
+	}
 	if len(hashes) > 1 {
 		slices.SortFunc(hashes, func(a, b hash) int { return bytes.Compare(a.alg, b.alg) })
 	}

@@ -6,7 +6,10 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"reflect"
+	"runtime"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -28,6 +31,9 @@ func sameAsGoTUF(t testing.TB, data []byte) {
 		if !errors.Is(err, tufjson.ErrGoTUFPanic) {
 			t.Fatalf("%.200q: go-tuf panics, DecodeTargets says %v", data, err)
 		}
+		if _, err := tufjson.DecodeTargetsOf(data, "tag-1"); !errors.Is(err, tufjson.ErrGoTUFPanic) {
+			t.Fatalf("%.200q: go-tuf panics, DecodeTargetsOf says %v", data, err)
+		}
 		return
 	}
 	if (err != nil) != (wantErr != nil) {
@@ -36,6 +42,9 @@ func sameAsGoTUF(t testing.TB, data []byte) {
 	if err != nil {
 		if err.Error() != wantErr.Error() {
 			t.Fatalf("%.200q: error %q, go-tuf's %q", data, err, wantErr)
+		}
+		if _, err := tufjson.DecodeTargetsOf(data, "tag-1"); err == nil || err.Error() != wantErr.Error() {
+			t.Fatalf("%.200q: DecodeTargetsOf error %v, go-tuf's %q", data, err, wantErr)
 		}
 		return
 	}
@@ -48,6 +57,32 @@ func sameAsGoTUF(t testing.TB, data []byte) {
 	canon, canonErr := got.Canonical()
 	if (canonErr != nil) != (wantCanonErr != nil) || !bytes.Equal(canon, wantCanon) {
 		t.Fatalf("%.200q: canonical form\n got %.500s (%v)\nwant %.500s (%v)", data, canon, canonErr, wantCanon, wantCanonErr)
+	}
+	sameEntriesOf(t, data, want, wantCanon, wantCanonErr)
+}
+
+// sameEntriesOf checks DecodeTargetsOf on data that go-tuf decodes as
+// want: the same metadata but for the entries left out, the same
+// canonical form (of every entry).
+func sameEntriesOf(t testing.TB, data []byte, want *metadata.Metadata[metadata.TargetsType], wantCanon []byte, wantCanonErr error) {
+	t.Helper()
+	for _, names := range [][]string{{"tag-1"}, {"tag-0", "absent", "with space/and.dots_~"}, {}} {
+		got, err := tufjson.DecodeTargetsOf(data, names...)
+		if err != nil {
+			t.Fatalf("%.200q: DecodeTargetsOf(%q) error %v, go-tuf none", data, names, err)
+		}
+		only := *want
+		only.Signed.Targets = maps.Clone(want.Signed.Targets)
+		maps.DeleteFunc(only.Signed.Targets, func(name string, _ *metadata.TargetFiles) bool { return !slices.Contains(names, name) })
+		if !reflect.DeepEqual(got.Meta, &only) {
+			g, _ := json.Marshal(got.Meta)
+			w, _ := json.Marshal(&only)
+			t.Fatalf("%.200q: DecodeTargetsOf(%q) decoded differently from go-tuf:\n got %.500s\nwant %.500s", data, names, g, w)
+		}
+		canon, canonErr := got.Canonical()
+		if (canonErr != nil) != (wantCanonErr != nil) || !bytes.Equal(canon, wantCanon) {
+			t.Fatalf("%.200q: DecodeTargetsOf(%q) canonical form\n got %.500s (%v)\nwant %.500s (%v)", data, names, canon, canonErr, wantCanon, wantCanonErr)
+		}
 	}
 }
 
@@ -128,6 +163,9 @@ func TestStrictFormsTakeTheFastPath(t *testing.T) {
 			if !tufjson.Fast(data) {
 				t.Fatalf("%s went to go-tuf", name)
 			}
+			if !tufjson.FastOf(data, "tag-1") || !tufjson.FastOf(data) {
+				t.Fatalf("%s went to go-tuf with DecodeTargetsOf", name)
+			}
 		})
 	}
 }
@@ -168,6 +206,12 @@ func TestDeparturesMatchGoTUF(t *testing.T) {
 		"duplicate version":     func(s string) string { return strings.Replace(s, `"version":7`, `"version":7,"version":8`, 1) },
 		"duplicate target": func(s string) string {
 			return strings.Replace(s, `"tag-0":`, `"tag-1":{"hashes":{"sha256":"00"},"length":1},"tag-0":`, 1)
+		},
+		"duplicate target, not kept": func(s string) string {
+			return strings.Replace(s, `"tag-0":`, `"tag-2":{"hashes":{"sha256":"00"},"length":1},"tag-0":`, 1)
+		},
+		"duplicate target, kept after": func(s string) string {
+			return strings.Replace(s, `"tag-2":`, `"tag-1":{"hashes":{"sha256":"00"},"length":1},"tag-2":`, 1)
 		},
 		"duplicate hash": func(s string) string { return strings.Replace(s, `"hashes":{`, `"hashes":{"sha256":"00",`, 1) },
 		"duplicate signature": func(s string) string {
@@ -237,6 +281,22 @@ func TestDeparturesMatchGoTUF(t *testing.T) {
 		"escapes in custom": func(s string) string {
 			return strings.Replace(s, `"length":`, `"custom":{"f":"\"}\\\u0041"},"length":`, 1)
 		},
+		// The canonical form is the document's own text only while that
+		// text is canonical: each of these departs from it in one place.
+		"space in one entry": func(s string) string { return strings.Replace(s, `"length":`, `"length": `, 1) },
+		"unsorted targets": func(s string) string {
+			return strings.Replace(s, `"tag-0":`, `"tag-9":{"hashes":{"sha256":"00"},"length":1},"tag-0":`, 1)
+		},
+		"unsorted hashes": func(s string) string {
+			return strings.Replace(s, `"hashes":{"sha256":"`, `"hashes":{"sha512":"00","sha256":"`, 1)
+		},
+		"unsorted members": func(s string) string {
+			return strings.Replace(strings.Replace(s, `"_type":"targets",`, ``, 1), `"version":7}`, `"version":7,"_type":"targets"}`, 1)
+		},
+		"space at the end of signed": func(s string) string { return strings.Replace(s, `"version":7}`, `"version":7 }`, 1) },
+		"space at the start of signed": func(s string) string {
+			return strings.Replace(s, `"signed":{`, `"signed": { `, 1)
+		},
 		"null custom":         func(s string) string { return strings.Replace(s, `"length":`, `"custom":null,"length":`, 1) },
 		"custom then invalid": func(s string) string { return strings.Replace(s, `"length":`, `"custom":{"f":tru},"length":`, 1) },
 	}
@@ -244,6 +304,47 @@ func TestDeparturesMatchGoTUF(t *testing.T) {
 		t.Run(name, func(t *testing.T) {
 			t.Parallel()
 			sameAsGoTUF(t, []byte(edit(base)))
+		})
+	}
+}
+
+// TestCanonicalTextIsNotCopied: a role whose signed object is already in
+// canonical form (go-tuf's encoder writes it so) gets that text as its
+// canonical form, not a copy of it (a 100,000-tag role is 10 MB), capped
+// so that appending to it cannot write into the document.
+func TestCanonicalTextIsNotCopied(t *testing.T) {
+	t.Parallel()
+	for name, data := range strictForms(t) {
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			orig := bytes.Clone(data)
+			got, err := tufjson.DecodeTargets(data)
+			if err != nil {
+				t.Fatal(err)
+			}
+			canon, err := got.Canonical()
+			if err != nil {
+				t.Fatal(err)
+			}
+			i := bytes.Index(data, canon)
+			if i < 0 {
+				// Indented (unsigned), or go-tuf's encoder escaped HTML
+				// in custom where cjson does not (custom target).
+				if name != "unsigned" && name != "custom target" {
+					t.Fatalf("the signed text of %s is not canonical", name)
+				}
+				return
+			}
+			if &data[i] != &canon[0] {
+				t.Fatalf("the canonical form is a copy, not the document's text")
+			}
+			if cap(canon) != len(canon) {
+				t.Fatalf("the canonical form has room (cap %d, len %d) to write into the document", cap(canon), len(canon))
+			}
+			_ = append(canon, 'x')
+			if !bytes.Equal(data, orig) {
+				t.Fatal("appending to the canonical form changed the document")
+			}
 		})
 	}
 }
@@ -289,4 +390,31 @@ func BenchmarkDecodeTargets(b *testing.B) {
 			}
 		}
 	})
+}
+
+// TestDecodeTargetsOfKeepsLittle: decoding a large role for one entry
+// allocates a fraction of what decoding every entry does (each decoded
+// entry is a TargetFiles with two maps). Not parallel: it reads the
+// process's allocation count.
+func TestDecodeTargetsOfKeepsLittle(t *testing.T) {
+	data := signedTargets(t, 5_000, nil)
+	allocated := func(decode func() (*tufjson.Targets, error)) uint64 {
+		var before, after runtime.MemStats
+		runtime.ReadMemStats(&before)
+		tg, err := decode()
+		runtime.ReadMemStats(&after)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := tg.Canonical(); err != nil {
+			t.Fatal(err)
+		}
+		return after.TotalAlloc - before.TotalAlloc
+	}
+	all := allocated(func() (*tufjson.Targets, error) { return tufjson.DecodeTargets(data) })
+	one := allocated(func() (*tufjson.Targets, error) { return tufjson.DecodeTargetsOf(data, "tag-7") })
+	t.Logf("every entry: %d bytes, one: %d bytes (the role: %d)", all, one, len(data))
+	if one > all/4 {
+		t.Fatalf("DecodeTargetsOf allocated %d bytes, DecodeTargets %d", one, all)
+	}
 }

@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"reflect"
+	"runtime"
 	"slices"
 	"testing"
 	"time"
@@ -187,5 +188,39 @@ func TestVerifyDelegateMatchesGoTUF(t *testing.T) {
 	t.Logf("%d accepted, %d refused", accepted, refused)
 	if accepted < 100 || refused < 100 {
 		t.Fatalf("%d accepted, %d refused: draw more varied cases", accepted, refused)
+	}
+}
+
+// TestVerifyDelegateDoesNotCopyThePayload: checking an Ed25519 signature
+// over a large role allocates far less than the role (sigstore's verifier
+// copies the whole payload first; VerifyDelegate runs ed25519.Verify on
+// it). Not parallel: it reads the process's allocation count.
+func TestVerifyDelegateDoesNotCopyThePayload(t *testing.T) {
+	k := tuftest.NewKey(t)
+	m := metadata.Targets(time.Now().Add(time.Hour))
+	for i := range 5_000 {
+		m.Signed.Targets[fmt.Sprintf("tag-%d", i)] = tuftest.Target(fmt.Sprint("manifest ", i))
+	}
+	decoded, err := tufjson.DecodeTargets(tuftest.Sign(t, m, k))
+	if err != nil {
+		t.Fatal(err)
+	}
+	payload, err := decoded.Canonical()
+	if err != nil {
+		t.Fatal(err)
+	}
+	root := metadata.Root(time.Now().Add(time.Hour))
+	if err := root.Signed.AddKey(k.Public, metadata.TARGETS); err != nil {
+		t.Fatal(err)
+	}
+	var before, after runtime.MemStats
+	runtime.ReadMemStats(&before)
+	err = tufjson.VerifyDelegate(root, metadata.TARGETS, decoded)
+	runtime.ReadMemStats(&after)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := after.TotalAlloc - before.TotalAlloc; n > uint64(len(payload))/4 {
+		t.Fatalf("VerifyDelegate allocated %d bytes for a %d-byte payload", n, len(payload))
 	}
 }

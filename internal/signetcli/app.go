@@ -394,7 +394,8 @@ func (a *app) resolveCmd() *cobra.Command {
 			if _, _, err := parseRef(args[0]); err != nil {
 				return err
 			}
-			t, err := c.Resolve(cmd.Context(), args[0])
+			// One reference, then the process ends: nothing to keep warm.
+			t, err := c.ResolveOnce(cmd.Context(), args[0])
 			if err != nil {
 				return err
 			}
@@ -420,7 +421,7 @@ func (a *app) verifyCmd() *cobra.Command {
 			if _, _, err := parseRef(args[0]); err != nil {
 				return err
 			}
-			t, err := c.Resolve(cmd.Context(), args[0])
+			t, err := c.ResolveOnce(cmd.Context(), args[0])
 			if err != nil {
 				return err
 			}

@@ -176,7 +176,7 @@ func (a *app) decide(cmd *cobra.Command, ref, file string) (name, tag string, d 
 		if err != nil {
 			return "", "", "", "", err
 		}
-		t, err := c.Resolve(cmd.Context(), ref)
+		t, err := c.ResolveOnce(cmd.Context(), ref) // one pull, then the process ends
 		if err != nil {
 			return "", "", "", "", fmt.Errorf("refusing to pull %s: %w", ref, err)
 		}
