@@ -188,9 +188,11 @@ func (c *Client) sendGroup(group []*pending) {
 		in.Batches[i] = api.SignBatch{RequestID: reqid.From(p.ctx), Requests: wireRequests(p.reqs)}
 	}
 	var resp api.SignBatchesResponse
-	// No caller's cancellation ends a request that carries the others'
-	// batches too; each caller stops waiting on its own context.
-	err := c.call(context.WithoutCancel(group[0].ctx), api.PathSignBatches, in, &resp)
+	// No caller's context: its cancellation must not end a request that
+	// carries the others' batches too (each caller stops waiting on its
+	// own), and its request ID (the X-Request-ID header) must not name
+	// batches that carry none of their own.
+	err := c.call(context.Background(), api.PathSignBatches, in, &resp)
 	var se *statusError
 	if errors.As(err, &se) && se.status == http.StatusNotFound && se.code == "" {
 		c.co.mu.Lock()
