@@ -135,6 +135,7 @@ type options struct {
 	now        func() time.Time
 	trustDir   string
 	httpClient *http.Client
+	oneShot    bool
 }
 
 // WithLogger logs trust bootstraps and failures (never tokens or keys).
@@ -151,6 +152,13 @@ func WithTrustDir(dir string) Option { return func(o *options) { o.trustDir = di
 // settings.
 func WithHTTPClient(hc *http.Client) Option { return func(o *options) { o.httpClient = hc } }
 
+// WithOneShot is for a process that checks one image and exits
+// (signet-containerd-verifier): a tag is resolved
+// with client.ResolveOnce, verified in full but keeping only its own entry
+// of each role, instead of a warm view that nothing would use again (a
+// 100,000-tag flat repository would cost the verifier about 50 MB more).
+func WithOneShot() Option { return func(o *options) { o.oneShot = true } }
+
 // Policy is a loaded policy. Safe for concurrent use.
 type Policy struct {
 	file    *File
@@ -158,6 +166,7 @@ type Policy struct {
 	exempt  []string
 	timeout time.Duration
 	log     *slog.Logger
+	oneShot bool
 	base    client.Options
 	// clients holds one client per distinct max_staleness, sharing the
 	// trust directory.
@@ -189,7 +198,7 @@ func New(f *File, opts ...Option) (*Policy, error) {
 	if err := f.Validate(); err != nil {
 		return nil, fmt.Errorf("policy: %w", err)
 	}
-	p := &Policy{file: f, timeout: f.Server.Timeout, log: o.log, clients: map[time.Duration]*client.Client{}, locks: map[string]*sync.Mutex{}, checked: map[string]string{}}
+	p := &Policy{file: f, timeout: f.Server.Timeout, log: o.log, oneShot: o.oneShot, clients: map[time.Duration]*client.Client{}, locks: map[string]*sync.Mutex{}, checked: map[string]string{}}
 	if p.timeout == 0 {
 		p.timeout = defaultTimeout
 	}
@@ -338,7 +347,11 @@ func (p *Policy) Check(ctx context.Context, req Request) Decision {
 	if tag == "" {
 		return p.checkDigestOnly(ctx, c, r, d, want)
 	}
-	t, err := c.Resolve(ctx, ref.Name+":"+tag)
+	resolve := c.Resolve
+	if p.oneShot {
+		resolve = c.ResolveOnce
+	}
+	t, err := resolve(ctx, ref.Name+":"+tag)
 	if err != nil {
 		return p.failed(d, r, err)
 	}

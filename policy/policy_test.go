@@ -69,15 +69,29 @@ func check(p *policy.Policy, ref string) policy.Decision {
 	return p.Check(context.Background(), policy.Request{Ref: ref})
 }
 
+// TestSignedTags, as a long-lived webhook checks (warm views) and as the
+// containerd verifier does, one image per process (WithOneShot).
 func TestSignedTags(t *testing.T) {
 	t.Parallel()
+	for _, mode := range []struct {
+		name string
+		opts []policy.Option
+	}{{"warm", nil}, {"one-shot", []policy.Option{policy.WithOneShot()}}} {
+		t.Run(mode.name, func(t *testing.T) {
+			t.Parallel()
+			testSignedTags(t, mode.opts...)
+		})
+	}
+}
+
+func testSignedTags(t *testing.T, opts ...policy.Option) {
 	srv := testserver.Start(t)
 	repo := srv.Init(t, app)
 	repo.Sign("1.0", "1.1")
 	p := newPolicy(t, srv, policy.File{Rules: []policy.Rule{
 		{Match: app, Require: "signed", Root: writeRoot(t, repo.Root)},
 		{Match: "registry.example.com/team/*", Require: "signed"},
-	}})
+	}}, opts...)
 	ctx := context.Background()
 	d10, d11 := testserver.Digest("1.0"), testserver.Digest("1.1")
 

@@ -106,7 +106,7 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 	if err != nil {
 		return refuse(exitUndecided, "error: cannot load the pull policy (SIGNET_POLICY): %v", err)
 	}
-	p, err := policy.New(f, policy.WithLogger(log))
+	p, err := policy.New(f, policy.WithLogger(log), policy.WithOneShot()) // one image, then exit
 	if err != nil {
 		return refuse(exitUndecided, "error: %v", err)
 	}
