@@ -154,7 +154,9 @@ func isHex(s string) bool {
 func (s *Server) getFile(w http.ResponseWriter, r *http.Request) error {
 	gun, file := gunOf(r), chi.URLParam(r, "*")
 	if role, ok := strings.CutSuffix(file, ".key"); ok {
-		return s.getKey(w, r, gun, role)
+		ctx, cancel := context.WithTimeout(r.Context(), s.timeout) // the signer, maybe the store (authorizedUntimed)
+		defer cancel()
+		return s.getKey(w, r.WithContext(ctx), gun, role)
 	}
 	f, err := parseFile(file)
 	if err != nil {
@@ -165,7 +167,9 @@ func (s *Server) getFile(w http.ResponseWriter, r *http.Request) error {
 	case f.version > 0:
 		m, err = s.cache.GetVersion(r.Context(), gun, f.role, f.version)
 	case f.checksum != "":
-		m, err = s.cache.GetChecksum(r.Context(), gun, f.role, f.checksum)
+		ctx, cancel := context.WithTimeout(r.Context(), s.timeout) // not cached: the store (authorizedUntimed)
+		defer cancel()
+		m, err = s.cache.GetChecksum(ctx, gun, f.role, f.checksum)
 	case f.role == metadata.TIMESTAMP:
 		m, err = s.timestamp(r.Context(), gun)
 	default:

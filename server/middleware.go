@@ -42,9 +42,9 @@ var requestIDHeader = http.CanonicalHeaderKey(reqid.Header)
 //     response and carried in the context into every log line
 //     (reqid.Handler wraps the server's and tufrepo's loggers) and, as
 //     X-Request-ID, to signet-signer;
-//   - the client address (clientaddr.go);
-//   - the request timeout (WithRequestTimeout), which bounds what a
-//     request may spend in the store and the signer.
+//   - the client address (clientaddr.go).
+//
+// The request timeout is the route's (authorized).
 func (s *Server) withRequest(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		id := r.Header.Get(reqid.Header)
@@ -52,9 +52,7 @@ func (s *Server) withRequest(next http.Handler) http.Handler {
 			id = reqid.New()
 		}
 		w.Header()[requestIDHeader] = []string{id}
-		ctx, cancel := context.WithTimeout(r.Context(), s.timeout)
-		defer cancel()
-		ctx = context.WithValue(reqid.With(ctx, id), infoKey{}, &requestInfo{client: resolveClient(r, s.trusted)})
+		ctx := context.WithValue(reqid.With(r.Context(), id), infoKey{}, &requestInfo{client: resolveClient(r, s.trusted)})
 		next.ServeHTTP(w, r.WithContext(ctx))
 	})
 }

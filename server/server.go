@@ -262,8 +262,8 @@ func (s *Server) Handler() http.Handler {
 // slashes) off the path, then routes the rest.
 func (s *Server) repoRoutes() http.Handler {
 	t := chi.NewRouter()
-	t.Get("/_trust/tuf/*", s.authorized(auth.ActionPull, s.getFile))
-	t.Head("/_trust/tuf/*", s.authorized(auth.ActionPull, s.getFile))
+	t.Get("/_trust/tuf/*", s.authorizedUntimed(auth.ActionPull, s.getFile))
+	t.Head("/_trust/tuf/*", s.authorizedUntimed(auth.ActionPull, s.getFile))
 	t.Post("/_trust/tuf/*", s.authorized(auth.ActionAdmin, s.rotateKey))
 	t.Post("/_trust/tuf/", s.authorized(auth.ActionPush, s.publish))
 	t.Delete("/_trust/tuf/", s.authorized(auth.ActionAdmin, s.deleteRepo))
@@ -296,8 +296,25 @@ func (s *Server) repoRoutes() http.Handler {
 // router asks the Authorizer once, before the handler runs. Handlers check
 // only what depends on the request itself (creating a missing server key
 // needs push; withdrawing a staged change, its stager, an admin or a key
-// holder).
+// holder). The handler runs under the request timeout
+// (WithRequestTimeout), which bounds what it may wait for the store and
+// the signer.
 func (s *Server) authorized(action auth.Action, h func(http.ResponseWriter, *http.Request) error) http.HandlerFunc {
+	return s.authorizedUntimed(action, func(w http.ResponseWriter, r *http.Request) error {
+		ctx, cancel := context.WithTimeout(r.Context(), s.timeout)
+		defer cancel()
+		return h(w, r.WithContext(ctx))
+	})
+}
+
+// authorizedUntimed is authorized without the request timeout, for
+// getFile alone: metadata reads come from the cache, whose fetches on a
+// miss are detached from the request and bounded by the store's own
+// timeouts (metacache), and so is the timestamp's re-signing; getFile
+// bounds the one call that waits on the request (getKey). A timeout per
+// read cost a timer and a child context registered on the request's, a
+// twelfth of the server's CPU per GET of timestamp.json.
+func (s *Server) authorizedUntimed(action auth.Action, h func(http.ResponseWriter, *http.Request) error) http.HandlerFunc {
 	return s.handle(func(w http.ResponseWriter, r *http.Request) error {
 		gun := gunOf(r)
 		if err := s.auth.Authorize(r.Context(), r, gun, action); err != nil {
