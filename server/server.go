@@ -125,7 +125,8 @@ func WithSweepInterval(d time.Duration) Option { return func(o *options) { o.swe
 func WithGUNPrefixes(prefixes ...string) Option { return func(o *options) { o.prefixes = prefixes } }
 
 // WithRequestTimeout bounds every request's work (default
-// DefaultRequestTimout); a publish past it stops and answers 503.
+// DefaultRequestTimout); a publish past it stops and answers 503. Metadata
+// reads are bounded by the store's own timeouts instead (authorizedUntimed).
 func WithRequestTimeout(d time.Duration) Option { return func(o *options) { o.timeout = d } }
 
 // WithKeyCreationLimit bounds how fast one client (by address) may create
@@ -311,7 +312,7 @@ func (s *Server) authorized(action auth.Action, h func(http.ResponseWriter, *htt
 // getFile alone: metadata reads come from the cache, whose fetches on a
 // miss are detached from the request and bounded by the store's own
 // timeouts (metacache), and so is the timestamp's re-signing; getFile
-// bounds the one call that waits on the request (getKey). A timeout per
+// bounds the calls that wait on the request (getKey, GetChecksum). A timeout per
 // read cost a timer and a child context registered on the request's, a
 // twelfth of the server's CPU per GET of timestamp.json.
 func (s *Server) authorizedUntimed(action auth.Action, h func(http.ResponseWriter, *http.Request) error) http.HandlerFunc {
