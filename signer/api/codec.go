@@ -465,17 +465,27 @@ func (p *parser) integer() (int, error) {
 	return strconv.Atoi(string(p.b[start:p.i]))
 }
 
-func (p *parser) byteSlices(out *[][]byte) error {
-	v := [][]byte{}
+// list reads an array of T into *out, each element with elem; null
+// leaves *out as it is.
+func list[T any](p *parser, out *[]T, elem func(*T) error) error {
+	v := []T{}
 	null, err := p.array(func() error {
-		s, err := p.bytes()
-		v = append(v, s)
+		var x T
+		err := elem(&x)
+		v = append(v, x)
 		return err
 	})
 	if !null {
 		*out = v
 	}
 	return err
+}
+
+func (p *parser) byteSlices(out *[][]byte) error {
+	return list(p, out, func(s *[]byte) (err error) {
+		*s, err = p.bytes()
+		return err
+	})
 }
 
 func (p *parser) signRequest(r *SignRequest) error {
@@ -497,19 +507,7 @@ func (p *parser) signRequest(r *SignRequest) error {
 	})
 }
 
-func (p *parser) requests(out *[]SignRequest) error {
-	v := []SignRequest{}
-	null, err := p.array(func() error {
-		var r SignRequest
-		err := p.signRequest(&r)
-		v = append(v, r)
-		return err
-	})
-	if !null {
-		*out = v
-	}
-	return err
-}
+func (p *parser) requests(out *[]SignRequest) error { return list(p, out, p.signRequest) }
 
 func (p *parser) signBatchRequest(out *[]SignRequest) error {
 	return p.object(func(name string) error {
@@ -525,26 +523,20 @@ func (p *parser) signBatchesRequest(r *SignBatchesRequest) error {
 		if name != "batches" {
 			return unknownField(name)
 		}
-		v := []SignBatch{}
-		null, err := p.array(func() error {
-			var x SignBatch
-			err := p.object(func(name string) error {
-				var err error
-				switch name {
-				case "request_id":
-					x.RequestID, err = p.str()
-				case "requests":
-					err = p.requests(&x.Requests)
-				default:
-					err = unknownField(name)
-				}
-				return err
-			})
-			v = append(v, x)
-			return err
-		})
-		if !null {
-			r.Batches = v
+		return list(p, &r.Batches, p.signBatch)
+	})
+}
+
+func (p *parser) signBatch(x *SignBatch) error {
+	return p.object(func(name string) error {
+		var err error
+		switch name {
+		case "request_id":
+			x.RequestID, err = p.str()
+		case "requests":
+			err = p.requests(&x.Requests)
+		default:
+			err = unknownField(name)
 		}
 		return err
 	})
@@ -555,28 +547,22 @@ func (p *parser) signBatchesResponse(r *SignBatchesResponse) error {
 		if name != "results" {
 			return unknownField(name)
 		}
-		v := []SignBatchResult{}
-		null, err := p.array(func() error {
-			var x SignBatchResult
-			err := p.object(func(name string) error {
-				var err error
-				switch name {
-				case "signatures":
-					err = p.byteSlices(&x.Signatures)
-				case "status":
-					x.Status, err = p.integer()
-				case "error":
-					err = p.errorItem(&x.Error)
-				default:
-					err = unknownField(name)
-				}
-				return err
-			})
-			v = append(v, x)
-			return err
-		})
-		if !null {
-			r.Results = v
+		return list(p, &r.Results, p.signBatchResult)
+	})
+}
+
+func (p *parser) signBatchResult(x *SignBatchResult) error {
+	return p.object(func(name string) error {
+		var err error
+		switch name {
+		case "signatures":
+			err = p.byteSlices(&x.Signatures)
+		case "status":
+			x.Status, err = p.integer()
+		case "error":
+			err = p.errorItem(&x.Error)
+		default:
+			err = unknownField(name)
 		}
 		return err
 	})
