@@ -180,20 +180,24 @@ func decodeMax(w http.ResponseWriter, r *http.Request, v any, limit int64) error
 	return nil
 }
 
-// bodies are the request buffers of the signing calls, reused: what is
-// decoded from them is copied out.
+// bodies are the request buffers of the signing calls (and their audit
+// lines), reused: what is decoded from them is copied out.
 var bodies = sync.Pool{New: func() any { return new(bytes.Buffer) }}
+
+// putBody returns buf to bodies, unless it grew past 1 MiB (a huge
+// batch's buffer is not kept).
+func putBody(buf *bytes.Buffer) {
+	if buf.Cap() <= 1<<20 {
+		buf.Reset()
+		bodies.Put(buf)
+	}
+}
 
 // decodeSigning reads a signing call's body (at most limit bytes) into v
 // with its hand-written, strict decoder (codec.go).
 func decodeSigning(w http.ResponseWriter, r *http.Request, v json.Unmarshaler, limit int64) error {
 	buf := bodies.Get().(*bytes.Buffer)
-	defer func() {
-		if buf.Cap() <= 1<<20 { // a huge batch's buffer is not kept
-			buf.Reset()
-			bodies.Put(buf)
-		}
-	}()
+	defer putBody(buf)
 	if _, err := buf.ReadFrom(http.MaxBytesReader(w, r.Body, limit)); err != nil {
 		var mbe *http.MaxBytesError
 		if errors.As(err, &mbe) {
@@ -347,10 +351,7 @@ func (h *Handler) requestAudit() (*slog.Logger, func()) {
 		if buf.Len() > 0 {
 			_, _ = h.auditSink.Write(buf.Bytes()) // as slog does, a failed log write fails no request
 		}
-		if buf.Cap() <= 1<<20 {
-			buf.Reset()
-			bodies.Put(buf)
-		}
+		putBody(buf)
 	}
 }
 
