@@ -61,12 +61,12 @@ func newMetrics(reg *prometheus.Registry, cacheStats func() (hits, misses uint64
 	return m
 }
 
-// observeRequest counts r and its latency. The series of a (method,
+// observeRequest counts a request and its latency. The series of a (method,
 // route, code) are looked up once and kept: WithLabelValues hashes the
 // labels and takes a lock on every call, which was a visible part of a
 // read.
-func (m *metrics) observeRequest(r *http.Request, method string, code int, d time.Duration) {
-	k := seriesKey{method: method, route: m.routeLabel(r), code: code}
+func (m *metrics) observeRequest(method, route string, code int, d time.Duration) {
+	k := seriesKey{method: method, route: route, code: code}
 	v, ok := m.series.Load(k)
 	if !ok {
 		v, _ = m.series.LoadOrStore(k, &requestSeries{

@@ -101,8 +101,8 @@ func (s *Server) observe(next http.Handler) http.Handler {
 				sw.status = http.StatusOK
 			}
 			elapsed := time.Since(start)
-			method := methodLabel(r.Method)
-			s.metrics.observeRequest(r, method, sw.status, elapsed)
+			route := s.metrics.routeLabel(r)
+			s.metrics.observeRequest(methodLabel(r.Method), route, sw.status, elapsed)
 			level := slog.LevelDebug
 			if sw.status >= 500 {
 				level = slog.LevelWarn
@@ -113,7 +113,7 @@ func (s *Server) observe(next http.Handler) http.Handler {
 			// the line is dropped, as every read's is at the default level.
 			if ctx := r.Context(); s.log.Enabled(ctx, level) {
 				s.log.Log(ctx, level, "request",
-					"method", r.Method, "route", routeLabel(r), "path", r.URL.EscapedPath(),
+					"method", r.Method, "route", route, "path", r.URL.EscapedPath(),
 					"status", sw.status, "bytes", sw.bytes, "duration", elapsed, "remote", r.RemoteAddr, "client", clientAddr(ctx))
 			}
 		}()
